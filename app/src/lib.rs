@@ -1,0 +1,9 @@
+//! Signoff's vocabulary, shared by the server, the console and the terminal client.
+//!
+//! [`model`] is pure (no IO) and always compiled; the console's views live behind the
+//! `ssr` feature so the terminal client never builds them.
+
+pub mod model;
+pub mod wire;
+
+pub use model::*;

@@ -1,0 +1,374 @@
+//! Who may decide, and what a decision does: the rules of DESIGN.md, as pure functions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Status;
+
+/// A person as the OpenID Provider described them at sign-in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// One person is one vote: the same provider account, or the same email address
+    /// under another provider account.
+    pub fn same_person(&self, other: &Identity) -> bool {
+        (self.issuer == other.issuer && self.subject == other.subject)
+            || matches!((&self.email, &other.email), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+    }
+
+    /// Whether `reference` (an email address or a subject, as agents write
+    /// `on_behalf_of` and as agent owners are recorded) names this person.
+    pub fn is_named_by(&self, reference: &str) -> bool {
+        let reference = reference.trim();
+        !reference.is_empty()
+            && (reference == self.subject
+                || self.email.as_deref().is_some_and(|email| email.eq_ignore_ascii_case(reference)))
+    }
+
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.email.as_deref())
+            .unwrap_or(&self.subject)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        match s {
+            "approve" => Some(Verdict::Approve),
+            "deny" => Some(Verdict::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// Where a decision was made; recorded with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Web,
+    Terminal,
+    Api,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Terminal => "terminal",
+            Channel::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "web" => Some(Channel::Web),
+            "terminal" => Some(Channel::Terminal),
+            "api" => Some(Channel::Api),
+            _ => None,
+        }
+    }
+}
+
+/// The policy that matched a request, frozen on the request when it was created so a
+/// later policy edit cannot change what an in-flight request needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySnapshot {
+    pub name: String,
+    pub version: i64,
+    pub approvals_required: u32,
+    /// Groups whose members may decide. A reviewer in none of them is not eligible.
+    pub approver_groups: Vec<String>,
+}
+
+/// The humans a request is for: none of them may decide it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestParties {
+    pub on_behalf_of: Option<String>,
+    pub agent_owner: Option<String>,
+}
+
+/// A decision already recorded on the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ballot {
+    pub reviewer: Identity,
+    pub verdict: Verdict,
+}
+
+/// What recording a decision does to the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still pending, with this many distinct approvals counted.
+    Pending { approvals: u32 },
+    Approved,
+    Denied,
+}
+
+impl Outcome {
+    pub fn status(self) -> Status {
+        match self {
+            Outcome::Pending { .. } => Status::Pending,
+            Outcome::Approved => Status::Approved,
+            Outcome::Denied => Status::Denied,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("the request is already {0}; only pending requests can be decided")]
+    NotPending(Status),
+    #[error("the request expired before this decision; expired requests cannot be decided")]
+    Expired,
+    #[error("you are not an approver for this request (it needs a member of: {groups})")]
+    NotEligible { groups: String },
+    #[error("you cannot decide a request made for you or by your agent")]
+    OwnRequest,
+    #[error("you have already decided this request; one person has one vote")]
+    AlreadyDecided,
+    #[error("a deny needs a comment saying why")]
+    CommentRequired,
+}
+
+/// The request as a decision sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct DecisionContext<'a> {
+    pub status: Status,
+    pub expires_at: OffsetDateTime,
+    pub policy: &'a PolicySnapshot,
+    pub parties: &'a RequestParties,
+    pub ballots: &'a [Ballot],
+}
+
+/// Checks every rule for `reviewer` deciding `verdict` at `now`, and says what the
+/// decision does. Deny wins: any eligible deny ends the request. Quorum counts distinct
+/// people, and nobody is exempt (admins included).
+pub fn evaluate(
+    request: DecisionContext<'_>,
+    reviewer: &Identity,
+    verdict: Verdict,
+    comment: &str,
+    now: OffsetDateTime,
+) -> Result<Outcome, RuleError> {
+    if request.status != Status::Pending {
+        return Err(RuleError::NotPending(request.status));
+    }
+    if now >= request.expires_at {
+        return Err(RuleError::Expired);
+    }
+    let parties = request.parties;
+    if [&parties.on_behalf_of, &parties.agent_owner]
+        .into_iter()
+        .flatten()
+        .any(|party| reviewer.is_named_by(party))
+    {
+        return Err(RuleError::OwnRequest);
+    }
+    let approver_groups = &request.policy.approver_groups;
+    if !reviewer.groups.iter().any(|group| approver_groups.contains(group)) {
+        return Err(RuleError::NotEligible {
+            groups: approver_groups.join(", "),
+        });
+    }
+    if request
+        .ballots
+        .iter()
+        .any(|ballot| ballot.reviewer.same_person(reviewer))
+    {
+        return Err(RuleError::AlreadyDecided);
+    }
+    if verdict == Verdict::Deny {
+        if comment.trim().is_empty() {
+            return Err(RuleError::CommentRequired);
+        }
+        return Ok(Outcome::Denied);
+    }
+    let approvals = 1 + count_distinct_approvals(request.ballots);
+    if approvals >= request.policy.approvals_required.max(1) {
+        Ok(Outcome::Approved)
+    } else {
+        Ok(Outcome::Pending { approvals })
+    }
+}
+
+/// Distinct people among the approvals recorded so far.
+pub fn count_distinct_approvals(ballots: &[Ballot]) -> u32 {
+    let mut counted: Vec<&Identity> = Vec::new();
+    for ballot in ballots.iter().filter(|b| b.verdict == Verdict::Approve) {
+        if !counted.iter().any(|seen| seen.same_person(&ballot.reviewer)) {
+            counted.push(&ballot.reviewer);
+        }
+    }
+    counted.len() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::Duration;
+
+    const ISSUER: &str = "https://idp.example.com";
+
+    fn person(n: u32, groups: &[&str]) -> Identity {
+        Identity {
+            issuer: ISSUER.into(),
+            subject: format!("user-{n}"),
+            email: Some(format!("user{n}@example.com")),
+            name: Some(format!("User {n}")),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn policy(required: u32) -> PolicySnapshot {
+        PolicySnapshot {
+            name: "default".into(),
+            version: 1,
+            approvals_required: required,
+            approver_groups: vec!["reviewers".into()],
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid timestamp")
+    }
+
+    fn decide(
+        policy: &PolicySnapshot,
+        parties: &RequestParties,
+        ballots: &[Ballot],
+        reviewer: &Identity,
+        verdict: Verdict,
+        comment: &str,
+    ) -> Result<Outcome, RuleError> {
+        let request = DecisionContext {
+            status: Status::Pending,
+            expires_at: now() + Duration::hours(1),
+            policy,
+            parties,
+            ballots,
+        };
+        evaluate(request, reviewer, verdict, comment, now())
+    }
+
+    #[test]
+    fn one_approval_approves_a_one_approval_policy() {
+        let outcome = decide(&policy(1), &RequestParties::default(), &[], &person(1, &["reviewers"]), Verdict::Approve, "");
+        assert_eq!(outcome, Ok(Outcome::Approved));
+    }
+
+    #[test]
+    fn deny_needs_a_comment_and_wins() {
+        let parties = RequestParties::default();
+        let ballots = [Ballot { reviewer: person(1, &["reviewers"]), verdict: Verdict::Approve }];
+        let reviewer = person(2, &["reviewers"]);
+        assert_eq!(decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "  "), Err(RuleError::CommentRequired));
+        assert_eq!(decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "too risky"), Ok(Outcome::Denied));
+    }
+
+    #[test]
+    fn nobody_decides_their_own_request_not_even_an_admin() {
+        let admin = person(7, &["reviewers", "admins"]);
+        let by_email = RequestParties { on_behalf_of: Some("USER7@example.com".into()), agent_owner: None };
+        let by_subject = RequestParties { on_behalf_of: Some("user-7".into()), agent_owner: None };
+        let owner = RequestParties { on_behalf_of: None, agent_owner: Some("user7@example.com".into()) };
+        for parties in [by_email, by_subject, owner] {
+            assert_eq!(decide(&policy(1), &parties, &[], &admin, Verdict::Approve, ""), Err(RuleError::OwnRequest));
+        }
+    }
+
+    #[test]
+    fn outsiders_and_second_votes_and_late_decisions_are_refused() {
+        let parties = RequestParties::default();
+        let outsider = person(3, &["staff"]);
+        assert!(matches!(decide(&policy(1), &parties, &[], &outsider, Verdict::Approve, ""), Err(RuleError::NotEligible { .. })));
+
+        let reviewer = person(4, &["reviewers"]);
+        let mut same_email = person(99, &["reviewers"]);
+        same_email.issuer = "https://other-idp.example.com".into();
+        same_email.email = reviewer.email.clone();
+        let ballots = [Ballot { reviewer: same_email, verdict: Verdict::Approve }];
+        assert_eq!(decide(&policy(2), &parties, &ballots, &reviewer, Verdict::Deny, "no"), Err(RuleError::AlreadyDecided));
+
+        let pol = policy(1);
+        let late = DecisionContext { status: Status::Pending, expires_at: now(), policy: &pol, parties: &parties, ballots: &[] };
+        assert_eq!(evaluate(late, &reviewer, Verdict::Approve, "", now()), Err(RuleError::Expired));
+        let done = DecisionContext { status: Status::Denied, ..late };
+        assert_eq!(evaluate(done, &reviewer, Verdict::Approve, "", now()), Err(RuleError::NotPending(Status::Denied)));
+    }
+
+    proptest! {
+        /// However approvals arrive, the request is approved exactly when the number of
+        /// distinct eligible people reaches the quorum, never before, and a person's
+        /// second attempt is always refused.
+        #[test]
+        fn quorum_counts_distinct_people(required in 1u32..6, voters in proptest::collection::vec(0u32..8, 1..20)) {
+            let pol = policy(required);
+            let parties = RequestParties::default();
+            let mut ballots: Vec<Ballot> = Vec::new();
+            let mut approved = false;
+            for voter in voters {
+                let reviewer = person(voter, &["reviewers"]);
+                let outcome = decide(&pol, &parties, &ballots, &reviewer, Verdict::Approve, "");
+                if approved {
+                    // The caller stops at approval; the pure rule still refuses repeats.
+                    continue;
+                }
+                let already = ballots.iter().any(|b| b.reviewer.same_person(&reviewer));
+                match outcome {
+                    Err(RuleError::AlreadyDecided) => prop_assert!(already),
+                    Ok(Outcome::Pending { approvals }) => {
+                        prop_assert!(!already);
+                        prop_assert!(approvals < required);
+                        ballots.push(Ballot { reviewer, verdict: Verdict::Approve });
+                        prop_assert_eq!(count_distinct_approvals(&ballots), approvals);
+                    }
+                    Ok(Outcome::Approved) => {
+                        prop_assert!(!already);
+                        ballots.push(Ballot { reviewer, verdict: Verdict::Approve });
+                        prop_assert_eq!(count_distinct_approvals(&ballots), required);
+                        approved = true;
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert_eq!(approved, ballots.len() as u32 >= required);
+        }
+
+        /// A deny from any eligible non-party with a comment ends a pending request,
+        /// whatever approvals came before.
+        #[test]
+        fn an_eligible_deny_always_wins(required in 1u32..6, approvers in 0u32..5) {
+            let pol = policy(required + approvers);
+            let parties = RequestParties::default();
+            let ballots: Vec<Ballot> = (0..approvers)
+                .map(|n| Ballot { reviewer: person(n, &["reviewers"]), verdict: Verdict::Approve })
+                .collect();
+            let outcome = decide(&pol, &parties, &ballots, &person(100, &["reviewers"]), Verdict::Deny, "no");
+            prop_assert_eq!(outcome, Ok(Outcome::Denied));
+        }
+    }
+}

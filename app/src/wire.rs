@@ -1,0 +1,294 @@
+//! JSON shapes of the HTTP API, shared by the server, the terminal client and tests.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::model::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, Verdict};
+
+/// Limits on what an agent may submit. Bodies past these are refused, never truncated.
+pub mod limits {
+    pub const BODY_BYTES: usize = 1024 * 1024;
+    pub const DIFF_BYTES: usize = 256 * 1024;
+    pub const ACTION_CHARS: usize = 128;
+    pub const RESOURCE_CHARS: usize = 512;
+    pub const TITLE_CHARS: usize = 200;
+    pub const REASON_CHARS: usize = 8 * 1024;
+    pub const LABELS: usize = 32;
+    pub const LABEL_KEY_CHARS: usize = 64;
+    pub const LABEL_VALUE_CHARS: usize = 256;
+    pub const PERSON_CHARS: usize = 320;
+    pub const COMMENT_CHARS: usize = 4 * 1024;
+    pub const IDEMPOTENCY_KEY_CHARS: usize = 255;
+    pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
+    pub const MAX_WAIT_S: u64 = 300;
+}
+
+/// `POST /api/v1/requests`: what an agent asks to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// Dotted action name, e.g. `db.export`.
+    pub action: String,
+    /// What the action touches, e.g. `postgres://prod/customers`.
+    pub resource: String,
+    pub title: String,
+    /// The agent's justification.
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The exact command or arguments that will run.
+    #[serde(default)]
+    pub payload: Value,
+    /// Unified diff text, or `{"before": …, "after": …}` from which the server computes one.
+    #[serde(default)]
+    pub diff: Option<Value>,
+    /// Free context: conversation excerpt, trace link, risk.
+    #[serde(default)]
+    pub context: Option<Value>,
+    /// The human the agent acts for (email or subject).
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+    /// Pending lifetime in seconds; the server's default when absent.
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
+}
+
+/// A diff as submitted: text as is, or two JSON documents to compare.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DiffInput {
+    Unified(String),
+    BeforeAfter { before: Value, after: Value },
+}
+
+impl NewRequest {
+    /// Checks every field against the API's rules; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        use limits::*;
+        if !is_action_name(&self.action) {
+            return Err(format!(
+                "action must be a dotted lower-case name such as `db.export` (letters, digits, `_`, `-`; at most {ACTION_CHARS} characters)"
+            ));
+        }
+        check_text("resource", &self.resource, RESOURCE_CHARS, true)?;
+        check_text("title", &self.title, TITLE_CHARS, true)?;
+        check_text("reason", &self.reason, REASON_CHARS, false)?;
+        if self.labels.len() > LABELS {
+            return Err(format!("at most {LABELS} labels are allowed"));
+        }
+        for (key, value) in &self.labels {
+            if key.is_empty()
+                || key.chars().count() > LABEL_KEY_CHARS
+                || !key.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+            {
+                return Err(format!(
+                    "label key `{}` must be 1-{LABEL_KEY_CHARS} characters of letters, digits, `.`, `_`, `-`, `/`",
+                    key.chars().take(LABEL_KEY_CHARS).collect::<String>()
+                ));
+            }
+            check_text(&format!("label `{key}`"), value, LABEL_VALUE_CHARS, false)?;
+        }
+        if let Some(person) = &self.on_behalf_of {
+            check_text("on_behalf_of", person, PERSON_CHARS, true)?;
+        }
+        if let Some(ttl) = self.ttl_s
+            && !(1..=MAX_TTL_S).contains(&ttl)
+        {
+            return Err(format!("ttl_s must be between 1 and {MAX_TTL_S} seconds"));
+        }
+        self.diff_input()?;
+        Ok(())
+    }
+
+    /// The submitted diff, understood.
+    pub fn diff_input(&self) -> Result<Option<DiffInput>, String> {
+        match &self.diff {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(DiffInput::Unified(text.clone()))),
+            Some(Value::Object(fields))
+                if fields.len() == 2 && fields.contains_key("before") && fields.contains_key("after") =>
+            {
+                Ok(Some(DiffInput::BeforeAfter {
+                    before: fields["before"].clone(),
+                    after: fields["after"].clone(),
+                }))
+            }
+            Some(_) => Err(
+                "diff must be unified diff text or an object {\"before\": …, \"after\": …}".into(),
+            ),
+        }
+    }
+}
+
+fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> Result<(), String> {
+    if required && value.trim().is_empty() {
+        return Err(format!("{field} is required"));
+    }
+    if value.chars().count() > max_chars {
+        return Err(format!("{field} is longer than {max_chars} characters"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(format!("{field} contains control characters"));
+    }
+    Ok(())
+}
+
+fn is_action_name(action: &str) -> bool {
+    action.len() <= limits::ACTION_CHARS
+        && !action.is_empty()
+        && action.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        })
+}
+
+/// A request as the API returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: RequestId,
+    pub status: Status,
+    pub agent: AgentRef,
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    pub resource: String,
+    pub title: String,
+    pub reason: String,
+    pub labels: BTreeMap<String, String>,
+    pub payload: Value,
+    pub diff: Option<String>,
+    pub context: Option<Value>,
+    /// SHA-256 over the canonical JSON of action, resource, labels, payload and diff.
+    pub digest: String,
+    pub policy: PolicySnapshot,
+    /// Distinct people who approved so far.
+    pub approvals: u32,
+    pub decisions: Vec<DecisionView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub decided_at: Option<OffsetDateTime>,
+    pub result: Option<ResultReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub id: AgentId,
+    pub name: String,
+    pub owner: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionView {
+    pub reviewer: Identity,
+    pub verdict: Verdict,
+    pub comment: String,
+    pub channel: Channel,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
+/// `POST /api/v1/requests/{id}/decisions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /api/v1/requests/{id}/result`: what happened when the agent ran the action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultReport {
+    pub status: ExecutionStatus,
+    #[serde(default)]
+    pub detail: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Executed,
+    Failed,
+}
+
+impl ExecutionStatus {
+    pub fn status(self) -> Status {
+        match self {
+            ExecutionStatus::Executed => Status::Executed,
+            ExecutionStatus::Failed => Status::Failed,
+        }
+    }
+}
+
+/// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> NewRequest {
+        serde_json::from_value(json!({
+            "action": "db.export", "resource": "db/customers", "title": "Export customers",
+        }))
+        .expect("minimal request parses")
+    }
+
+    #[test]
+    fn minimal_request_is_valid_and_unknown_fields_are_refused() {
+        assert_eq!(valid().validate(), Ok(()));
+        let err = serde_json::from_value::<NewRequest>(json!({
+            "action": "db.export", "resource": "r", "title": "t", "titel": "typo"
+        }))
+        .expect_err("unknown field refused");
+        assert!(err.to_string().contains("titel"));
+    }
+
+    #[test]
+    fn bad_fields_say_what_is_wrong() {
+        let cases: Vec<(fn(&mut NewRequest), &str)> = vec![
+            (|r| r.action = "DB Export".into(), "action"),
+            (|r| r.action = "db..export".into(), "action"),
+            (|r| r.title = " ".into(), "title is required"),
+            (|r| r.title = "x".repeat(201), "title is longer"),
+            (|r| { r.labels.insert("env prod".into(), "x".into()); }, "label key"),
+            (|r| r.ttl_s = Some(0), "ttl_s"),
+            (|r| r.diff = Some(json!(42)), "diff must be"),
+            (|r| r.diff = Some(json!({"before": 1})), "diff must be"),
+            (|r| r.reason = "bell\u{7}".into(), "control characters"),
+        ];
+        for (mutate, expected) in cases {
+            let mut request = valid();
+            mutate(&mut request);
+            let message = request.validate().expect_err("invalid");
+            assert!(message.contains(expected), "{message:?} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn diff_input_accepts_text_or_before_after() {
+        let mut request = valid();
+        request.diff = Some(json!("--- a\n+++ b\n"));
+        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::Unified(_)))));
+        request.diff = Some(json!({"before": {"replicas": 2}, "after": {"replicas": 3}}));
+        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::BeforeAfter { .. }))));
+    }
+}

@@ -1,0 +1,254 @@
+//! Configuration: a TOML file and `SIGNOFF_*` environment variables, the environment winning.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::Error;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The URL users reach; the OIDC redirect is `public_url/auth/callback`.
+    pub public_url: Option<String>,
+    /// `sqlite://PATH` or `postgres://…`; a SQLite file in `data_dir` when absent.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// How long a request stays pending when the agent does not say.
+    #[serde(deserialize_with = "duration")]
+    pub request_ttl: Duration,
+    /// Approvals required when no policy says otherwise.
+    pub default_approvals: u32,
+    /// How often the sweeper looks for requests past their expiry.
+    #[serde(deserialize_with = "duration")]
+    pub sweep_interval: Duration,
+    pub reviewer_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub oidc: OidcConfig,
+    /// Development mode: loopback only, demo data, development sign-in.
+    pub dev: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub groups_claim: String,
+    pub scopes: Vec<String>,
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: None,
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            request_ttl: Duration::from_secs(3600),
+            default_approvals: 1,
+            sweep_interval: Duration::from_secs(1),
+            reviewer_groups: vec!["signoff-reviewers".into()],
+            admin_groups: vec!["signoff-admins".into()],
+            oidc: OidcConfig::default(),
+            dev: false,
+        }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            groups_claim: "groups".into(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl Config {
+    /// Reads the optional TOML file, then applies the environment (as read by `env`).
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    Error::Config(format!("cannot read {}: {err}", path.display()))
+                })?;
+                toml::from_str(&text)
+                    .map_err(|err| Error::Config(format!("{}: {err}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let var = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        if let Some(listen) = var("SIGNOFF_LISTEN") {
+            self.listen = listen
+                .parse()
+                .map_err(|_| Error::Config(format!("SIGNOFF_LISTEN `{listen}` is not an address such as 127.0.0.1:3000")))?;
+        }
+        if let Some(url) = var("SIGNOFF_PUBLIC_URL") {
+            self.public_url = Some(url);
+        }
+        if let Some(url) = var("DATABASE_URL") {
+            self.database_url = Some(url);
+        }
+        if let Some(dir) = var("SIGNOFF_DATA_DIR") {
+            self.data_dir = PathBuf::from(dir);
+        }
+        if let Some(ttl) = var("SIGNOFF_REQUEST_TTL") {
+            self.request_ttl = parse_duration("SIGNOFF_REQUEST_TTL", &ttl)?;
+        }
+        if let Some(interval) = var("SIGNOFF_SWEEP_INTERVAL") {
+            self.sweep_interval = parse_duration("SIGNOFF_SWEEP_INTERVAL", &interval)?;
+        }
+        if let Some(approvals) = var("SIGNOFF_DEFAULT_APPROVALS") {
+            self.default_approvals = approvals.trim().parse().map_err(|_| {
+                Error::Config(format!("SIGNOFF_DEFAULT_APPROVALS `{approvals}` is not a whole number"))
+            })?;
+        }
+        if let Some(groups) = var("SIGNOFF_REVIEWER_GROUPS") {
+            self.reviewer_groups = split_list(&groups);
+        }
+        if let Some(groups) = var("SIGNOFF_ADMIN_GROUPS") {
+            self.admin_groups = split_list(&groups);
+        }
+        if let Some(issuer) = var("SIGNOFF_OIDC_ISSUER") {
+            self.oidc.issuer = Some(issuer);
+        }
+        if let Some(client_id) = var("SIGNOFF_OIDC_CLIENT_ID") {
+            self.oidc.client_id = Some(client_id);
+        }
+        if let Some(secret) = var("SIGNOFF_OIDC_CLIENT_SECRET") {
+            self.oidc.client_secret = Some(Secret(secret));
+        }
+        if let Some(claim) = var("SIGNOFF_OIDC_GROUPS_CLAIM") {
+            self.oidc.groups_claim = claim;
+        }
+        Ok(())
+    }
+
+    /// Refuses configurations that cannot work, saying what to change.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.default_approvals == 0 {
+            return Err(Error::Config("default_approvals must be at least 1".into()));
+        }
+        if self.request_ttl.is_zero() {
+            return Err(Error::Config("request_ttl must be longer than zero".into()));
+        }
+        if self.dev {
+            if !self.listen.ip().is_loopback() {
+                return Err(Error::Config(format!(
+                    "--dev serves on 127.0.0.1 only; {} is not a loopback address",
+                    self.listen
+                )));
+            }
+        } else if self.oidc.issuer.is_none() {
+            return Err(Error::Config(
+                "no OpenID Provider configured: set SIGNOFF_OIDC_ISSUER (and the client id and secret), or run with --dev".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL, or a SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("signoff.db").display()),
+        }
+    }
+}
+
+fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(value.trim())
+        .map_err(|err| Error::Config(format!("{name} `{value}` is not a duration such as 1h or 90s: {err}")))
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("signoff-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("signoff.toml");
+        std::fs::write(&file, "request_ttl = \"2h\"\ndefault_approvals = 3\n[oidc]\nissuer = \"https://file.example\"\n")
+            .expect("write config");
+        let config = Config::load(
+            Some(&file),
+            env(&[("SIGNOFF_DEFAULT_APPROVALS", "2"), ("SIGNOFF_REVIEWER_GROUPS", "a, b,,c"), ("SIGNOFF_OIDC_CLIENT_SECRET", "hunter2")]),
+        )
+        .expect("config loads");
+        assert_eq!(config.request_ttl, Duration::from_secs(7200));
+        assert_eq!(config.default_approvals, 2);
+        assert_eq!(config.reviewer_groups, vec!["a", "b", "c"]);
+        assert_eq!(config.oidc.issuer.as_deref(), Some("https://file.example"));
+        assert!(!format!("{config:?}").contains("hunter2"), "secrets never reach Debug output");
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        let err = Config::load(None, env(&[("SIGNOFF_REQUEST_TTL", "soon")])).expect_err("bad ttl");
+        assert!(err.to_string().contains("SIGNOFF_REQUEST_TTL"));
+        let no_issuer = Config::load(None, env(&[])).expect("loads");
+        assert!(no_issuer.validate().expect_err("needs issuer").to_string().contains("SIGNOFF_OIDC_ISSUER"));
+        let mut dev_public = Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
+        dev_public.dev = true;
+        assert!(dev_public.validate().is_err());
+    }
+}

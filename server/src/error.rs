@@ -1,0 +1,97 @@
+//! The server's one error type, mapped once to an HTTP response.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use signoff_app::wire::{ErrorBody, ErrorDetail};
+use signoff_app::{RuleError, TransitionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Error::NotFound(format!("no {what}"))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Rule(rule) => match rule {
+                RuleError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
+                RuleError::Expired => (StatusCode::CONFLICT, "expired"),
+                RuleError::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
+                RuleError::OwnRequest => (StatusCode::FORBIDDEN, "own_request"),
+                RuleError::AlreadyDecided => (StatusCode::CONFLICT, "already_decided"),
+                RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
+            },
+            Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
+            Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status.is_server_error() {
+            // The detail goes to the log, never to the client.
+            tracing::error!(error = %self, "request failed");
+            "internal error; the server log has the details".to_string()
+        } else {
+            self.to_string()
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,159 @@
+//! The audit trail: an append-only hash chain written in the same transaction as every
+//! state change, so the trail cannot disagree with the data or be edited unnoticed.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use signoff_app::{Identity, RequestId, canonical_json, sha256_hex};
+
+use super::records::Agent;
+use crate::{Error, Result};
+
+/// Who caused an event.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    Agent { id: String, name: String },
+    Reviewer(Identity),
+    /// Someone with shell access running `signoff-server` subcommands.
+    Operator,
+    /// The server itself (expiry, quorum reached).
+    System,
+}
+
+impl Actor {
+    pub fn agent(agent: &impl AgentLike) -> Actor {
+        Actor::Agent {
+            id: agent.agent_id(),
+            name: agent.agent_name().to_string(),
+        }
+    }
+}
+
+/// Anything that names an agent.
+pub trait AgentLike {
+    fn agent_id(&self) -> String;
+    fn agent_name(&self) -> &str;
+}
+
+impl AgentLike for Agent {
+    fn agent_id(&self) -> String {
+        self.id.to_string()
+    }
+    fn agent_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AgentLike for signoff_app::wire::AgentRef {
+    fn agent_id(&self) -> String {
+        self.id.to_string()
+    }
+    fn agent_name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub kind: String,
+    pub request_id: Option<String>,
+    pub actor: Value,
+    pub data: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// The hash this event must carry, given the one before it.
+    pub fn expected_hash(&self) -> String {
+        chain_hash(&self.prev_hash, self.seq, self.at, &self.kind, self.request_id.as_deref(), &self.actor, &self.data)
+    }
+}
+
+pub fn chain_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: i64,
+    kind: &str,
+    request_id: Option<&str>,
+    actor: &Value,
+    data: &Value,
+) -> String {
+    let body = json!({
+        "seq": seq, "at": at, "kind": kind, "request_id": request_id, "actor": actor, "data": data,
+    });
+    sha256_hex(format!("{prev_hash}\n{}", canonical_json(&body)))
+}
+
+pub fn to_value<T: Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|err| Error::Internal(format!("audit event: {err}")))
+}
+
+pub fn request_id_text(id: Option<RequestId>) -> Option<String> {
+    id.map(|id| id.to_string())
+}
+
+/// What `audit verify` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChainReport {
+    Intact { events: i64, head: String },
+    Broken { seq: i64, reason: String },
+}
+
+/// Appends one event inside the open write transaction `$tx`. Bumping the head first
+/// takes its row lock (Postgres), so concurrent appends chain one after another.
+macro_rules! append {
+    ($tx:ident, $at:expr, $kind:expr, $request_id:expr, $actor:expr, $data:expr) => {{
+        let at_ms = $crate::store::records::millis($at);
+        let actor = $crate::store::audit::to_value($actor)?;
+        let data: &serde_json::Value = $data;
+        let request_id = $crate::store::audit::request_id_text($request_id);
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *$tx)
+            .await?;
+        let seq: i64 = head.try_get("seq")?;
+        let prev_hash: String = head.try_get("hash")?;
+        let hash = $crate::store::audit::chain_hash(&prev_hash, seq, at_ms, $kind, request_id.as_deref(), &actor, data);
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at, kind, request_id, actor, data, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(seq)
+        .bind(at_ms)
+        .bind($kind)
+        .bind(&request_id)
+        .bind(signoff_app::canonical_json(&actor))
+        .bind(signoff_app::canonical_json(data))
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&hash)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use append;
+
+/// Reads a row of audit_events into an [`AuditEvent`].
+macro_rules! event_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        $crate::store::audit::AuditEvent {
+            seq: row.try_get("seq")?,
+            at: row.try_get("at")?,
+            kind: row.try_get("kind")?,
+            request_id: row.try_get("request_id")?,
+            actor: $crate::store::records::from_json("actor", &row.try_get::<String, _>("actor")?)?,
+            data: $crate::store::records::from_json("data", &row.try_get::<String, _>("data")?)?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        }
+    }};
+}
+pub(crate) use event_from_row;

@@ -1,0 +1,683 @@
+//! Storage: one interface over SQLite (embedded default) and Postgres (scale-out).
+//!
+//! Every query is written once with `$N` placeholders (both dialects accept them) and
+//! expanded for each pool by [`on_read_pool!`] and [`in_write_tx!`]; the few places where
+//! the dialects differ are marked. Times are stored as Unix milliseconds, JSON as text.
+
+mod audit;
+mod records;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use signoff_app::wire::ResultReport;
+use signoff_app::{
+    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties, RuleError,
+    Status, Verdict, evaluate,
+};
+
+pub use audit::{Actor, AuditEvent, ChainReport};
+pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest};
+
+use crate::{Error, Result};
+use records::{decision_from_row, millis, request_from_row};
+
+/// Which database, and its pools.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time: writes queue on a single connection (fairly, in
+/// the pool) instead of spinning on `SQLITE_BUSY`; reads use their own connections.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Runs `$body` with `$pool` bound to a pool for reads.
+macro_rules! on_read_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(sqlite) => {
+                let $pool = &sqlite.reader;
+                $body
+            }
+            Store::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction `$tx`, committing when it completes (an early
+/// `?` return rolls back). `$lock` is the suffix that locks selected rows on Postgres;
+/// SQLite's `BEGIN IMMEDIATE` already holds the database's one write lock.
+macro_rules! in_write_tx {
+    ($store:expr, |$tx:ident, $lock:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(sqlite) => {
+                let mut $tx = sqlite.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let $lock = "";
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+            Store::Postgres(pg) => {
+                let mut $tx = pg.begin().await?;
+                let $lock = " FOR UPDATE OF r";
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+        }
+    };
+}
+
+/// Marks `$request` expired inside the open transaction `$tx`, with its audit event.
+macro_rules! expire_in_tx {
+    ($tx:ident, $request:expr, $now:expr) => {{
+        let request: &StoredRequest = $request;
+        sqlx::query("UPDATE requests SET status = 'expired', decided_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(millis($now))
+            .bind(request.id.to_string())
+            .execute(&mut *$tx)
+            .await?;
+        let data = serde_json::json!({ "expires_at": millis(request.expires_at) });
+        audit::append!($tx, $now, "request.expired", Some(request.id), &Actor::System, &data);
+    }};
+}
+
+const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
+    r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
+    r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
+    r.decided_at, r.result, r.body_hash";
+
+const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
+    reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
+
+fn select_request(lock: &str) -> String {
+    format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}")
+}
+
+/// What creating a request did.
+#[derive(Debug)]
+pub enum Created {
+    New(StoredRequest),
+    /// The agent sent the same `Idempotency-Key` and body before: this is that request.
+    Replayed(StoredRequest),
+    /// A concurrent request with the same `Idempotency-Key` committed first; try again.
+    Raced,
+}
+
+/// A recorded decision and the request as it now stands.
+#[derive(Debug)]
+pub struct Decided {
+    pub request: StoredRequest,
+    pub outcome: Outcome,
+}
+
+fn migrator(sql: &'static str) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if needed.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(32)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            return Ok(Store::Postgres(pool));
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(Error::Config(format!(
+                "DATABASE_URL must start with sqlite:// or postgres:// (got `{}`)",
+                url.split(':').next().unwrap_or_default()
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL is durable across application crashes; a power loss may
+            // lose the last commits but never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(parent) = options.get_filename().parent() {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                Error::Config(format!("cannot create the data directory {}: {err}", parent.display()))
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Store::Sqlite(SqliteStore { writer, reader }))
+    }
+
+    /// Brings the schema up to date (run at every start; a no-op when current).
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(sqlite) => {
+                migrator(include_str!("../../../migrations/sqlite/0001_init.sql")).run(&sqlite.writer).await?
+            }
+            Store::Postgres(pg) => {
+                migrator(include_str!("../../../migrations/postgres/0001_init.sql")).run(pg).await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match self {
+            Store::Postgres(pg) => Some(pg),
+            Store::Sqlite(_) => None,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        on_read_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    // ----- agents and keys -------------------------------------------------------------
+
+    /// Creates the agent if it does not exist and stores a new key hash for it.
+    /// Returns the agent and whether it was created.
+    pub async fn issue_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        key_hash: &str,
+        key_prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Agent, bool)> {
+        let (agent, created) = in_write_tx!(self, |tx, _lock| {
+            let existing = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (agent, created) = match existing {
+                Some(row) => (records::agent_from_row!(row), false),
+                None => {
+                    let agent = Agent {
+                        id: AgentId::new(),
+                        name: name.to_string(),
+                        owner: owner.map(String::from),
+                        created_at: now,
+                    };
+                    sqlx::query("INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(agent.id.to_string())
+                        .bind(&agent.name)
+                        .bind(&agent.owner)
+                        .bind(millis(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    (agent, true)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO api_keys (id, agent_id, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(agent.id.to_string())
+            .bind(key_hash)
+            .bind(key_prefix)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+            let kind = if created { "agent.created" } else { "agent.key_issued" };
+            let data = serde_json::json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
+            audit::append!(tx, now, kind, None, &Actor::Operator, &data);
+            (agent, created)
+        });
+        Ok((agent, created))
+    }
+
+    /// The agent holding an active key with this hash.
+    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>> {
+        let row = on_read_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT a.id, a.name, a.owner, a.created_at FROM api_keys k JOIN agents a ON a.id = k.agent_id \
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            )
+            .bind(key_hash)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Some(records::agent_from_row!(row)),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    pub async fn list_agents(&self) -> Result<Vec<AgentSummary>> {
+        let agents = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT a.id, a.name, a.owner, a.created_at, \
+                 (SELECT COUNT(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL) AS active_keys \
+                 FROM agents a ORDER BY a.name",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut agents = Vec::with_capacity(rows.len());
+            for row in rows {
+                let active_keys: i64 = row.try_get("active_keys")?;
+                agents.push(AgentSummary { agent: records::agent_from_row!(row), active_keys });
+            }
+            agents
+        });
+        Ok(agents)
+    }
+
+    /// Revokes every active key of the named agent; returns how many, or `None` when
+    /// there is no such agent.
+    pub async fn revoke_agent_keys(&self, name: &str, now: OffsetDateTime) -> Result<Option<u64>> {
+        let revoked = in_write_tx!(self, |tx, _lock| {
+            let agent_id: Option<String> = sqlx::query("SELECT id FROM agents WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("id"))
+                .transpose()?;
+            match agent_id {
+                None => None,
+                Some(agent_id) => {
+                    let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
+                        .bind(millis(now))
+                        .bind(&agent_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let data = serde_json::json!({ "agent": name, "keys_revoked": revoked });
+                    audit::append!(tx, now, "agent.keys_revoked", None, &Actor::Operator, &data);
+                    Some(revoked)
+                }
+            }
+        });
+        Ok(revoked)
+    }
+
+    // ----- requests ----------------------------------------------------------------------
+
+    /// Stores a new request with its audit event, or finds the one this idempotency key
+    /// already created. The same key with another body is a conflict.
+    pub async fn create_request(&self, new: &NewRecord) -> Result<Created> {
+        let created = in_write_tx!(self, |tx, _lock| {
+            if let Some(key) = &new.idempotency_key {
+                let existing = sqlx::query("SELECT id, body_hash FROM requests WHERE agent_id = $1 AND idempotency_key = $2")
+                    .bind(new.request.agent.id.to_string())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = existing {
+                    let id: String = row.try_get("id")?;
+                    let body_hash: Option<String> = row.try_get("body_hash")?;
+                    if body_hash != new.request.body_hash {
+                        return Err(idempotency_conflict());
+                    }
+                    let row = sqlx::query(&select_request(""))
+                        .bind(&id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    return Ok(Created::Replayed(request_from_row!(row)));
+                }
+            }
+            let request = &new.request;
+            let result = sqlx::query(
+                "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
+                 diff, context, digest, status, policy, approvals, created_at, expires_at, idempotency_key, body_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            )
+            .bind(request.id.to_string())
+            .bind(request.agent.id.to_string())
+            .bind(&request.on_behalf_of)
+            .bind(&request.action)
+            .bind(&request.resource)
+            .bind(&request.title)
+            .bind(&request.reason)
+            .bind(records::to_json(&request.labels))
+            .bind(records::to_json(&request.payload))
+            .bind(&request.diff)
+            .bind(request.context.as_ref().map(records::to_json))
+            .bind(&request.digest)
+            .bind(request.status.as_str())
+            .bind(records::to_json(&request.policy))
+            .bind(0_i64)
+            .bind(millis(request.created_at))
+            .bind(millis(request.expires_at))
+            .bind(&new.idempotency_key)
+            .bind(&request.body_hash)
+            .execute(&mut *tx)
+            .await;
+            if let Err(err) = result {
+                // Another transaction inserted the same idempotency key first (Postgres).
+                return if is_unique_violation(&err) { Ok(Created::Raced) } else { Err(err.into()) };
+            }
+            let data = serde_json::json!({
+                "action": request.action,
+                "resource": request.resource,
+                "title": request.title,
+                "on_behalf_of": request.on_behalf_of,
+                "digest": request.digest,
+                "policy": request.policy,
+                "expires_at": millis(request.expires_at),
+            });
+            let actor = Actor::agent(&request.agent);
+            audit::append!(tx, request.created_at, "request.created", Some(request.id), &actor, &data);
+            Created::New(request.clone())
+        });
+        Ok(created)
+    }
+
+    pub async fn get_request(&self, id: RequestId) -> Result<Option<StoredRequest>> {
+        let request = on_read_pool!(self, |pool| {
+            match sqlx::query(&select_request("")).bind(id.to_string()).fetch_optional(pool).await? {
+                Some(row) => Some(request_from_row!(row)),
+                None => None,
+            }
+        });
+        Ok(request)
+    }
+
+    pub async fn decisions(&self, id: RequestId) -> Result<Vec<DecisionRecord>> {
+        let decisions = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1 ORDER BY decided_at, id"
+            ))
+            .bind(id.to_string())
+            .fetch_all(pool)
+            .await?;
+            let mut decisions = Vec::with_capacity(rows.len());
+            for row in rows {
+                decisions.push(decision_from_row!(row));
+            }
+            decisions
+        });
+        Ok(decisions)
+    }
+
+    /// Records `reviewer`'s decision under every rule, atomically: concurrent decisions on
+    /// one request are serialised (row lock on Postgres, the write lock on SQLite), so
+    /// exactly one of them can end it. A request found past its expiry is expired here.
+    pub async fn decide(
+        &self,
+        id: RequestId,
+        reviewer: &Identity,
+        verdict: Verdict,
+        comment: &str,
+        channel: Channel,
+        now: OffsetDateTime,
+    ) -> Result<Decided> {
+        let decided: Result<Decided, RuleError> = in_write_tx!(self, |tx, lock| {
+            let row = sqlx::query(&select_request(lock))
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::not_found(format_args!("request {id}")))?;
+            let mut request = request_from_row!(row);
+            let rows = sqlx::query(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1"))
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut ballots = Vec::with_capacity(rows.len());
+            for row in rows {
+                let decision: DecisionRecord = decision_from_row!(row);
+                ballots.push(Ballot { reviewer: decision.reviewer, verdict: decision.verdict });
+            }
+            let parties = RequestParties {
+                on_behalf_of: request.on_behalf_of.clone(),
+                agent_owner: request.agent.owner.clone(),
+            };
+            let context = DecisionContext {
+                status: request.status,
+                expires_at: request.expires_at,
+                policy: &request.policy,
+                parties: &parties,
+                ballots: &ballots,
+            };
+            match evaluate(context, reviewer, verdict, comment, now) {
+                Err(RuleError::Expired) => {
+                    expire_in_tx!(tx, &request, now);
+                    Err(RuleError::Expired)
+                }
+                Err(refusal) => Err(refusal),
+                Ok(outcome) => {
+                    sqlx::query(&format!(
+                        "INSERT INTO decisions (id, {DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    ))
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(id.to_string())
+                    .bind(&reviewer.issuer)
+                    .bind(&reviewer.subject)
+                    .bind(&reviewer.email)
+                    .bind(&reviewer.name)
+                    .bind(records::to_json(&reviewer.groups))
+                    .bind(verdict.as_str())
+                    .bind(comment)
+                    .bind(channel.as_str())
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    let approvals = match outcome {
+                        Outcome::Pending { approvals } => approvals,
+                        _ => request.approvals + u32::from(verdict == Verdict::Approve),
+                    };
+                    let status = outcome.status();
+                    let decided_at = (status != Status::Pending).then_some(now);
+                    sqlx::query("UPDATE requests SET status = $1, approvals = $2, decided_at = $3 WHERE id = $4")
+                        .bind(status.as_str())
+                        .bind(i64::from(approvals))
+                        .bind(decided_at.map(millis))
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    let actor = Actor::Reviewer(reviewer.clone());
+                    let data = serde_json::json!({
+                        "verdict": verdict,
+                        "comment": comment,
+                        "channel": channel,
+                        "digest": request.digest,
+                        "approvals": approvals,
+                        "approvals_required": request.policy.approvals_required,
+                    });
+                    audit::append!(tx, now, "decision.recorded", Some(id), &actor, &data);
+                    if status != Status::Pending {
+                        let kind = if status == Status::Approved { "request.approved" } else { "request.denied" };
+                        let data = serde_json::json!({ "approvals": approvals });
+                        audit::append!(tx, now, kind, Some(id), &Actor::System, &data);
+                    }
+                    request.status = status;
+                    request.approvals = approvals;
+                    request.decided_at = decided_at;
+                    Ok(Decided { request, outcome })
+                }
+            }
+        });
+        Ok(decided?)
+    }
+
+    /// Moves a request made by `agent` from its status to `to` (cancel, result report).
+    pub async fn agent_transition(
+        &self,
+        agent: &Agent,
+        id: RequestId,
+        to: Status,
+        result: Option<&ResultReport>,
+        now: OffsetDateTime,
+    ) -> Result<StoredRequest> {
+        let request = in_write_tx!(self, |tx, lock| {
+            let row = sqlx::query(&select_request(lock))
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut request = match row {
+                Some(row) => request_from_row!(row),
+                None => return Err(Error::not_found(format_args!("request {id}"))),
+            };
+            if request.agent.id != agent.id {
+                return Err(Error::not_found(format_args!("request {id}")));
+            }
+            if request.status == Status::Pending && to == Status::Cancelled && now >= request.expires_at {
+                // Its time ran out before the cancel arrived: record what really happened.
+                expire_in_tx!(tx, &request, now);
+                Err(Error::Transition(signoff_app::TransitionError { from: Status::Expired, to }))
+            } else {
+                request.status = request.status.transition(to)?;
+                let result_json = result.map(records::to_json);
+                sqlx::query("UPDATE requests SET status = $1, result = COALESCE($2, result), decided_at = COALESCE(decided_at, $3) WHERE id = $4")
+                    .bind(to.as_str())
+                    .bind(&result_json)
+                    .bind(millis(now))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                let kind = match to {
+                    Status::Cancelled => "request.cancelled",
+                    Status::Executed => "request.executed",
+                    _ => "request.failed",
+                };
+                let data = serde_json::json!({ "result": result });
+                audit::append!(tx, now, kind, Some(id), &Actor::agent(agent), &data);
+                request.result = result.cloned();
+                request.decided_at.get_or_insert(now);
+                Ok(request)
+            }
+        });
+        request
+    }
+
+    /// Pending requests whose time is up, oldest expiry first.
+    pub async fn due_for_expiry(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<RequestId>> {
+        let ids = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id FROM requests WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+            )
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in rows {
+                ids.push(records::parse_id(&row.try_get::<String, _>("id")?)?);
+            }
+            ids
+        });
+        Ok(ids)
+    }
+
+    /// Expires one request if it is still pending and past its time; true when it did.
+    pub async fn expire(&self, id: RequestId, now: OffsetDateTime) -> Result<bool> {
+        let expired = in_write_tx!(self, |tx, lock| {
+            let row = sqlx::query(&select_request(lock)).bind(id.to_string()).fetch_optional(&mut *tx).await?;
+            match row {
+                Some(row) => {
+                    let request = request_from_row!(row);
+                    if request.status == Status::Pending && now >= request.expires_at {
+                        expire_in_tx!(tx, &request, now);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            }
+        });
+        Ok(expired)
+    }
+
+    // ----- audit -------------------------------------------------------------------------
+
+    /// Audit events after `after_seq`, in order, at most `limit`.
+    pub async fn audit_events(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>> {
+        let events = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT seq, at, kind, request_id, actor, data, prev_hash, hash FROM audit_events \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                events.push(audit::event_from_row!(row));
+            }
+            events
+        });
+        Ok(events)
+    }
+
+    pub async fn audit_events_for(&self, id: RequestId) -> Result<Vec<AuditEvent>> {
+        let events = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT seq, at, kind, request_id, actor, data, prev_hash, hash FROM audit_events \
+                 WHERE request_id = $1 ORDER BY seq",
+            )
+            .bind(id.to_string())
+            .fetch_all(pool)
+            .await?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                events.push(audit::event_from_row!(row));
+            }
+            events
+        });
+        Ok(events)
+    }
+
+    /// The chain's head as recorded: (last seq, last hash).
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        let head = on_read_pool!(self, |pool| {
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+            (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?)
+        });
+        Ok(head)
+    }
+}
+
+
+fn idempotency_conflict() -> Error {
+    Error::Conflict {
+        code: "idempotency_key_reused",
+        message: "this Idempotency-Key was already used with a different request body".into(),
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,304 @@
+//! Rows as the rest of the server sees them, and their decoding (shared by both dialects).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use signoff_app::wire::{AgentRef, DecisionView, RequestView, ResultReport};
+use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status};
+
+use crate::{Error, Result};
+
+/// An agent: a program that holds API keys and submits requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub name: String,
+    /// The human responsible for the agent; they cannot approve its requests.
+    pub owner: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Agent {
+    pub fn to_ref(&self) -> AgentRef {
+        AgentRef {
+            id: self.id,
+            name: self.name.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentSummary {
+    pub agent: Agent,
+    pub active_keys: i64,
+}
+
+/// A request row (without its decisions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRequest {
+    pub id: RequestId,
+    pub agent: AgentRef,
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    pub resource: String,
+    pub title: String,
+    pub reason: String,
+    pub labels: BTreeMap<String, String>,
+    pub payload: Value,
+    pub diff: Option<String>,
+    pub context: Option<Value>,
+    pub digest: String,
+    pub status: Status,
+    pub policy: PolicySnapshot,
+    pub approvals: u32,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+    pub result: Option<ResultReport>,
+    pub body_hash: Option<String>,
+}
+
+impl StoredRequest {
+    pub fn into_view(self, decisions: Vec<DecisionRecord>) -> RequestView {
+        RequestView {
+            id: self.id,
+            status: self.status,
+            agent: self.agent,
+            on_behalf_of: self.on_behalf_of,
+            action: self.action,
+            resource: self.resource,
+            title: self.title,
+            reason: self.reason,
+            labels: self.labels,
+            payload: self.payload,
+            diff: self.diff,
+            context: self.context,
+            digest: self.digest,
+            policy: self.policy,
+            approvals: self.approvals,
+            decisions: decisions.into_iter().map(DecisionRecord::into_view).collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            decided_at: self.decided_at,
+            result: self.result,
+        }
+    }
+}
+
+/// What creating a request stores besides the request itself.
+#[derive(Clone, Debug)]
+pub struct NewRecord {
+    pub request: StoredRequest,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub request_id: RequestId,
+    pub reviewer: Identity,
+    pub verdict: signoff_app::Verdict,
+    pub comment: String,
+    pub channel: Channel,
+    pub decided_at: OffsetDateTime,
+}
+
+impl DecisionRecord {
+    pub fn into_view(self) -> DecisionView {
+        DecisionView {
+            reviewer: self.reviewer,
+            verdict: self.verdict,
+            comment: self.comment,
+            channel: self.channel,
+            decided_at: self.decided_at,
+        }
+    }
+}
+
+pub fn millis(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn from_millis(ms: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| corrupt("timestamp", &ms.to_string()))
+}
+
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Our own types always serialise; an empty object would only hide a bug in tests.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+pub fn from_json<T: serde::de::DeserializeOwned>(field: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| corrupt(field, text))
+}
+
+pub fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T> {
+    text.parse().map_err(|_| corrupt("id", text))
+}
+
+fn corrupt(field: &str, value: &str) -> Error {
+    Error::Internal(format!(
+        "stored {field} cannot be read: {}",
+        value.chars().take(80).collect::<String>()
+    ))
+}
+
+pub struct RequestColumns {
+    pub id: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub agent_owner: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    pub resource: String,
+    pub title: String,
+    pub reason: String,
+    pub labels: String,
+    pub payload: String,
+    pub diff: Option<String>,
+    pub context: Option<String>,
+    pub digest: String,
+    pub status: String,
+    pub policy: String,
+    pub approvals: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+    pub result: Option<String>,
+    pub body_hash: Option<String>,
+}
+
+impl RequestColumns {
+    pub fn decode(self) -> Result<StoredRequest> {
+        Ok(StoredRequest {
+            id: parse_id(&self.id)?,
+            agent: AgentRef {
+                id: parse_id(&self.agent_id)?,
+                name: self.agent_name,
+                owner: self.agent_owner,
+            },
+            on_behalf_of: self.on_behalf_of,
+            action: self.action,
+            resource: self.resource,
+            title: self.title,
+            reason: self.reason,
+            labels: from_json("labels", &self.labels)?,
+            payload: from_json("payload", &self.payload)?,
+            diff: self.diff,
+            context: self.context.as_deref().map(|text| from_json("context", text)).transpose()?,
+            digest: self.digest,
+            status: self.status.parse().map_err(|_| corrupt("status", &self.status))?,
+            policy: from_json("policy", &self.policy)?,
+            approvals: u32::try_from(self.approvals).map_err(|_| corrupt("approvals", &self.approvals.to_string()))?,
+            created_at: from_millis(self.created_at)?,
+            expires_at: from_millis(self.expires_at)?,
+            decided_at: self.decided_at.map(from_millis).transpose()?,
+            result: self.result.as_deref().map(|text| from_json("result", text)).transpose()?,
+            body_hash: self.body_hash,
+        })
+    }
+}
+
+pub struct DecisionColumns {
+    pub request_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: String,
+    pub verdict: String,
+    pub comment: String,
+    pub channel: String,
+    pub decided_at: i64,
+}
+
+impl DecisionColumns {
+    pub fn decode(self) -> Result<DecisionRecord> {
+        Ok(DecisionRecord {
+            request_id: parse_id(&self.request_id)?,
+            reviewer: Identity {
+                issuer: self.issuer,
+                subject: self.subject,
+                email: self.email,
+                name: self.name,
+                groups: from_json("reviewer_groups", &self.groups)?,
+            },
+            verdict: signoff_app::Verdict::parse(&self.verdict).ok_or_else(|| corrupt("verdict", &self.verdict))?,
+            comment: self.comment,
+            channel: Channel::parse(&self.channel).ok_or_else(|| corrupt("channel", &self.channel))?,
+            decided_at: from_millis(self.decided_at)?,
+        })
+    }
+}
+
+/// Reads a row of `REQUEST_COLUMNS` (either dialect) into a [`StoredRequest`].
+macro_rules! request_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        $crate::store::records::RequestColumns {
+            id: row.try_get("id")?,
+            agent_id: row.try_get("agent_id")?,
+            agent_name: row.try_get("agent_name")?,
+            agent_owner: row.try_get("agent_owner")?,
+            on_behalf_of: row.try_get("on_behalf_of")?,
+            action: row.try_get("action")?,
+            resource: row.try_get("resource")?,
+            title: row.try_get("title")?,
+            reason: row.try_get("reason")?,
+            labels: row.try_get("labels")?,
+            payload: row.try_get("payload")?,
+            diff: row.try_get("diff")?,
+            context: row.try_get("context")?,
+            digest: row.try_get("digest")?,
+            status: row.try_get("status")?,
+            policy: row.try_get("policy")?,
+            approvals: row.try_get("approvals")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            decided_at: row.try_get("decided_at")?,
+            result: row.try_get("result")?,
+            body_hash: row.try_get("body_hash")?,
+        }
+        .decode()?
+    }};
+}
+pub(crate) use request_from_row;
+
+/// Reads a row of `DECISION_COLUMNS` into a [`DecisionRecord`].
+macro_rules! decision_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        $crate::store::records::DecisionColumns {
+            request_id: row.try_get("request_id")?,
+            issuer: row.try_get("reviewer_issuer")?,
+            subject: row.try_get("reviewer_subject")?,
+            email: row.try_get("reviewer_email")?,
+            name: row.try_get("reviewer_name")?,
+            groups: row.try_get("reviewer_groups")?,
+            verdict: row.try_get("verdict")?,
+            comment: row.try_get("comment")?,
+            channel: row.try_get("channel")?,
+            decided_at: row.try_get("decided_at")?,
+        }
+        .decode()?
+    }};
+}
+pub(crate) use decision_from_row;
+
+/// Reads `id, name, owner, created_at` into an [`Agent`].
+macro_rules! agent_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        $crate::store::records::Agent {
+            id: $crate::store::records::parse_id(&row.try_get::<String, _>("id")?)?,
+            name: row.try_get("name")?,
+            owner: row.try_get("owner")?,
+            created_at: $crate::store::records::from_millis(row.try_get("created_at")?)?,
+        }
+    }};
+}
+pub(crate) use agent_from_row;
