@@ -82,7 +82,9 @@ impl NewRequest {
         for (key, value) in &self.labels {
             if key.is_empty()
                 || key.chars().count() > LABEL_KEY_CHARS
-                || !key.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
             {
                 return Err(format!(
                     "label key `{}` must be 1-{LABEL_KEY_CHARS} characters of letters, digits, `.`, `_`, `-`, `/`",
@@ -109,7 +111,9 @@ impl NewRequest {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(DiffInput::Unified(text.clone()))),
             Some(Value::Object(fields))
-                if fields.len() == 2 && fields.contains_key("before") && fields.contains_key("after") =>
+                if fields.len() == 2
+                    && fields.contains_key("before")
+                    && fields.contains_key("after") =>
             {
                 Ok(Some(DiffInput::BeforeAfter {
                     before: fields["before"].clone(),
@@ -130,7 +134,10 @@ fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> Res
     if value.chars().count() > max_chars {
         return Err(format!("{field} is longer than {max_chars} characters"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(format!("{field} contains control characters"));
     }
     Ok(())
@@ -269,7 +276,12 @@ mod tests {
             (|r| r.action = "db..export".into(), "action"),
             (|r| r.title = " ".into(), "title is required"),
             (|r| r.title = "x".repeat(201), "title is longer"),
-            (|r| { r.labels.insert("env prod".into(), "x".into()); }, "label key"),
+            (
+                |r| {
+                    r.labels.insert("env prod".into(), "x".into());
+                },
+                "label key",
+            ),
             (|r| r.ttl_s = Some(0), "ttl_s"),
             (|r| r.diff = Some(json!(42)), "diff must be"),
             (|r| r.diff = Some(json!({"before": 1})), "diff must be"),
@@ -279,7 +291,10 @@ mod tests {
             let mut request = valid();
             mutate(&mut request);
             let message = request.validate().expect_err("invalid");
-            assert!(message.contains(expected), "{message:?} should mention {expected:?}");
+            assert!(
+                message.contains(expected),
+                "{message:?} should mention {expected:?}"
+            );
         }
     }
 
@@ -287,8 +302,14 @@ mod tests {
     fn diff_input_accepts_text_or_before_after() {
         let mut request = valid();
         request.diff = Some(json!("--- a\n+++ b\n"));
-        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::Unified(_)))));
+        assert!(matches!(
+            request.diff_input(),
+            Ok(Some(DiffInput::Unified(_)))
+        ));
         request.diff = Some(json!({"before": {"replicas": 2}, "after": {"replicas": 3}}));
-        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::BeforeAfter { .. }))));
+        assert!(matches!(
+            request.diff_input(),
+            Ok(Some(DiffInput::BeforeAfter { .. }))
+        ));
     }
 }

@@ -90,7 +90,12 @@ impl Default for OidcConfig {
             client_id: None,
             client_secret: None,
             groups_claim: "groups".into(),
-            scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+            scopes: vec![
+                "openid".into(),
+                "email".into(),
+                "profile".into(),
+                "groups".into(),
+            ],
         }
     }
 }
@@ -120,9 +125,11 @@ impl Config {
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
         let var = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         if let Some(listen) = var("SIGNOFF_LISTEN") {
-            self.listen = listen
-                .parse()
-                .map_err(|_| Error::Config(format!("SIGNOFF_LISTEN `{listen}` is not an address such as 127.0.0.1:3000")))?;
+            self.listen = listen.parse().map_err(|_| {
+                Error::Config(format!(
+                    "SIGNOFF_LISTEN `{listen}` is not an address such as 127.0.0.1:3000"
+                ))
+            })?;
         }
         if let Some(url) = var("SIGNOFF_PUBLIC_URL") {
             self.public_url = Some(url);
@@ -141,7 +148,9 @@ impl Config {
         }
         if let Some(approvals) = var("SIGNOFF_DEFAULT_APPROVALS") {
             self.default_approvals = approvals.trim().parse().map_err(|_| {
-                Error::Config(format!("SIGNOFF_DEFAULT_APPROVALS `{approvals}` is not a whole number"))
+                Error::Config(format!(
+                    "SIGNOFF_DEFAULT_APPROVALS `{approvals}` is not a whole number"
+                ))
             })?;
         }
         if let Some(groups) = var("SIGNOFF_REVIEWER_GROUPS") {
@@ -198,8 +207,11 @@ impl Config {
 }
 
 fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
-    humantime::parse_duration(value.trim())
-        .map_err(|err| Error::Config(format!("{name} `{value}` is not a duration such as 1h or 90s: {err}")))
+    humantime::parse_duration(value.trim()).map_err(|err| {
+        Error::Config(format!(
+            "{name} `{value}` is not a duration such as 1h or 90s: {err}"
+        ))
+    })
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -217,7 +229,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -230,14 +245,21 @@ mod tests {
             .expect("write config");
         let config = Config::load(
             Some(&file),
-            env(&[("SIGNOFF_DEFAULT_APPROVALS", "2"), ("SIGNOFF_REVIEWER_GROUPS", "a, b,,c"), ("SIGNOFF_OIDC_CLIENT_SECRET", "hunter2")]),
+            env(&[
+                ("SIGNOFF_DEFAULT_APPROVALS", "2"),
+                ("SIGNOFF_REVIEWER_GROUPS", "a, b,,c"),
+                ("SIGNOFF_OIDC_CLIENT_SECRET", "hunter2"),
+            ]),
         )
         .expect("config loads");
         assert_eq!(config.request_ttl, Duration::from_secs(7200));
         assert_eq!(config.default_approvals, 2);
         assert_eq!(config.reviewer_groups, vec!["a", "b", "c"]);
         assert_eq!(config.oidc.issuer.as_deref(), Some("https://file.example"));
-        assert!(!format!("{config:?}").contains("hunter2"), "secrets never reach Debug output");
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "secrets never reach Debug output"
+        );
         config.validate().expect("valid");
     }
 
@@ -246,8 +268,15 @@ mod tests {
         let err = Config::load(None, env(&[("SIGNOFF_REQUEST_TTL", "soon")])).expect_err("bad ttl");
         assert!(err.to_string().contains("SIGNOFF_REQUEST_TTL"));
         let no_issuer = Config::load(None, env(&[])).expect("loads");
-        assert!(no_issuer.validate().expect_err("needs issuer").to_string().contains("SIGNOFF_OIDC_ISSUER"));
-        let mut dev_public = Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
+        assert!(
+            no_issuer
+                .validate()
+                .expect_err("needs issuer")
+                .to_string()
+                .contains("SIGNOFF_OIDC_ISSUER")
+        );
+        let mut dev_public =
+            Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
         dev_public.dev = true;
         assert!(dev_public.validate().is_err());
     }

@@ -52,7 +52,9 @@ impl Error {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Error::Rule(rule) => match rule {
                 RuleError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
@@ -60,7 +62,9 @@ impl Error {
                 RuleError::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
                 RuleError::OwnRequest => (StatusCode::FORBIDDEN, "own_request"),
                 RuleError::AlreadyDecided => (StatusCode::CONFLICT, "already_decided"),
-                RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
+                RuleError::CommentRequired => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "comment_required")
+                }
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
             Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {

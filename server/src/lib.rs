@@ -1,8 +1,16 @@
 //! Signoff's server: the agent API, decisions, storage and the background work around them.
 
+pub mod api;
+pub mod bus;
 pub mod config;
+mod dev;
+pub mod diff;
 mod error;
+pub mod keys;
+pub mod service;
+pub mod startup;
 pub mod store;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use startup::Application;

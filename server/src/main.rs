@@ -1,1 +1,186 @@
-fn main() {}
+//! `signoff-server`: serve the API and console, migrate, manage agents, verify the audit trail.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use signoff_server::store::{AuditEvent, ChainReport};
+use signoff_server::{Application, Config, startup};
+
+#[derive(Parser)]
+#[command(
+    name = "signoff-server",
+    version,
+    about = "Signoff: a human checkpoint on the sensitive actions of agents"
+)]
+struct Cli {
+    /// TOML configuration file; environment variables (SIGNOFF_*, DATABASE_URL) win over it.
+    #[arg(long, global = true, env = "SIGNOFF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Development mode: 127.0.0.1 only, demo data, development sign-in.
+    #[arg(long, global = true)]
+    dev: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the console (the default).
+    Serve,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Manage agents and their API keys.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Check or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Create an agent (or give an existing one a new key) and print the key once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The human responsible for the agent (email); they cannot approve its requests.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List agents and how many active keys each has.
+    List,
+    /// Revoke every key of an agent, at once.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and report whether it is intact.
+    Verify,
+    /// Print every audit event as JSON lines.
+    Export,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
+    config.dev |= cli.dev;
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let dev = config.dev;
+            let app = Application::build(config, listener).await?;
+            let address = app.local_addr()?;
+            tracing::info!(%address, dev, "signoff-server listening");
+            println!("signoff-server listening on http://{address}");
+            app.run_until(startup::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            startup::open_store(&config).await?;
+            println!("database schema is up to date");
+        }
+        Command::Agents(command) => return agents(command, &config).await,
+        Command::Audit(command) => return audit(command, &config).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = startup::open_store(config).await?;
+    let bus = signoff_server::bus::EventBus::in_process();
+    let (_keep_running, shutdown) = tokio::sync::watch::channel(false);
+    let settings = signoff_server::service::Settings {
+        request_ttl: config.request_ttl,
+        default_approvals: config.default_approvals,
+        reviewer_groups: config.reviewer_groups.clone(),
+    };
+    let service = signoff_server::service::Service::new(store, bus, settings, shutdown);
+    let mut out = std::io::stdout().lock();
+    match command {
+        AgentsCommand::Create { name, owner } => {
+            let (agent, key, created) = service.issue_agent_key(&name, owner.as_deref()).await?;
+            if created {
+                writeln!(out, "created agent {}", agent.name)?;
+            } else {
+                writeln!(out, "agent {} exists; issued it a new key", agent.name)?;
+            }
+            writeln!(out, "this key is shown once; store it now:")?;
+            writeln!(out, "{key}")?;
+        }
+        AgentsCommand::List => {
+            let agents = service.store().list_agents().await?;
+            if agents.is_empty() {
+                writeln!(
+                    out,
+                    "no agents yet: create one with `signoff-server agents create --name NAME`"
+                )?;
+            }
+            for summary in agents {
+                writeln!(
+                    out,
+                    "{}\towner={}\tactive_keys={}\tcreated={}",
+                    summary.agent.name,
+                    summary.agent.owner.as_deref().unwrap_or("-"),
+                    summary.active_keys,
+                    summary.agent.created_at
+                )?;
+            }
+        }
+        AgentsCommand::Revoke { name } => match service
+            .store()
+            .revoke_agent_keys(&name, signoff_server::service::now())
+            .await?
+        {
+            Some(count) => writeln!(out, "revoked {count} key(s) of agent {name}")?,
+            None => {
+                eprintln!("no agent named {name}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = startup::open_store(config).await?;
+    match command {
+        AuditCommand::Verify => match signoff_server::store::verify_chain(&store).await? {
+            ChainReport::Intact { events, head } => {
+                println!("audit trail intact: {events} events, head {head}");
+                Ok(ExitCode::SUCCESS)
+            }
+            ChainReport::Broken { seq, reason } => {
+                println!("audit trail BROKEN at event {seq}: {reason}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        AuditCommand::Export => {
+            let mut out = std::io::stdout().lock();
+            let mut after = 0;
+            loop {
+                let events: Vec<AuditEvent> = store.audit_events(after, 1000).await?;
+                let Some(last) = events.last() else { break };
+                after = last.seq;
+                for event in &events {
+                    writeln!(out, "{}", serde_json::to_string(event)?)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "signoff", version, about = "Approve or deny Signoff requests from the terminal")]
+#[command(
+    name = "signoff",
+    version,
+    about = "Approve or deny Signoff requests from the terminal"
+)]
 struct Cli {
     /// The Signoff server, e.g. https://signoff.example.com
     #[arg(long, env = "SIGNOFF_SERVER")]
@@ -14,7 +18,9 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.server {
-        Some(server) => println!("signoff: server {server}; the interactive client is not built yet"),
+        Some(server) => {
+            println!("signoff: server {server}; the interactive client is not built yet")
+        }
         None => println!("signoff: pass --server URL or set SIGNOFF_SERVER"),
     }
     Ok(())

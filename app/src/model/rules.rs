@@ -30,7 +30,10 @@ impl Identity {
         let reference = reference.trim();
         !reference.is_empty()
             && (reference == self.subject
-                || self.email.as_deref().is_some_and(|email| email.eq_ignore_ascii_case(reference)))
+                || self
+                    .email
+                    .as_deref()
+                    .is_some_and(|email| email.eq_ignore_ascii_case(reference)))
     }
 
     pub fn display_name(&self) -> &str {
@@ -122,7 +125,9 @@ pub struct Ballot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Still pending, with this many distinct approvals counted.
-    Pending { approvals: u32 },
+    Pending {
+        approvals: u32,
+    },
     Approved,
     Denied,
 }
@@ -188,7 +193,11 @@ pub fn evaluate(
         return Err(RuleError::OwnRequest);
     }
     let approver_groups = &request.policy.approver_groups;
-    if !reviewer.groups.iter().any(|group| approver_groups.contains(group)) {
+    if !reviewer
+        .groups
+        .iter()
+        .any(|group| approver_groups.contains(group))
+    {
         return Err(RuleError::NotEligible {
             groups: approver_groups.join(", "),
         });
@@ -218,7 +227,10 @@ pub fn evaluate(
 pub fn count_distinct_approvals(ballots: &[Ballot]) -> u32 {
     let mut counted: Vec<&Identity> = Vec::new();
     for ballot in ballots.iter().filter(|b| b.verdict == Verdict::Approve) {
-        if !counted.iter().any(|seen| seen.same_person(&ballot.reviewer)) {
+        if !counted
+            .iter()
+            .any(|seen| seen.same_person(&ballot.reviewer))
+        {
             counted.push(&ballot.reviewer);
         }
     }
@@ -276,27 +288,69 @@ mod tests {
 
     #[test]
     fn one_approval_approves_a_one_approval_policy() {
-        let outcome = decide(&policy(1), &RequestParties::default(), &[], &person(1, &["reviewers"]), Verdict::Approve, "");
+        let outcome = decide(
+            &policy(1),
+            &RequestParties::default(),
+            &[],
+            &person(1, &["reviewers"]),
+            Verdict::Approve,
+            "",
+        );
         assert_eq!(outcome, Ok(Outcome::Approved));
     }
 
     #[test]
     fn deny_needs_a_comment_and_wins() {
         let parties = RequestParties::default();
-        let ballots = [Ballot { reviewer: person(1, &["reviewers"]), verdict: Verdict::Approve }];
+        let ballots = [Ballot {
+            reviewer: person(1, &["reviewers"]),
+            verdict: Verdict::Approve,
+        }];
         let reviewer = person(2, &["reviewers"]);
-        assert_eq!(decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "  "), Err(RuleError::CommentRequired));
-        assert_eq!(decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "too risky"), Ok(Outcome::Denied));
+        assert_eq!(
+            decide(
+                &policy(3),
+                &parties,
+                &ballots,
+                &reviewer,
+                Verdict::Deny,
+                "  "
+            ),
+            Err(RuleError::CommentRequired)
+        );
+        assert_eq!(
+            decide(
+                &policy(3),
+                &parties,
+                &ballots,
+                &reviewer,
+                Verdict::Deny,
+                "too risky"
+            ),
+            Ok(Outcome::Denied)
+        );
     }
 
     #[test]
     fn nobody_decides_their_own_request_not_even_an_admin() {
         let admin = person(7, &["reviewers", "admins"]);
-        let by_email = RequestParties { on_behalf_of: Some("USER7@example.com".into()), agent_owner: None };
-        let by_subject = RequestParties { on_behalf_of: Some("user-7".into()), agent_owner: None };
-        let owner = RequestParties { on_behalf_of: None, agent_owner: Some("user7@example.com".into()) };
+        let by_email = RequestParties {
+            on_behalf_of: Some("USER7@example.com".into()),
+            agent_owner: None,
+        };
+        let by_subject = RequestParties {
+            on_behalf_of: Some("user-7".into()),
+            agent_owner: None,
+        };
+        let owner = RequestParties {
+            on_behalf_of: None,
+            agent_owner: Some("user7@example.com".into()),
+        };
         for parties in [by_email, by_subject, owner] {
-            assert_eq!(decide(&policy(1), &parties, &[], &admin, Verdict::Approve, ""), Err(RuleError::OwnRequest));
+            assert_eq!(
+                decide(&policy(1), &parties, &[], &admin, Verdict::Approve, ""),
+                Err(RuleError::OwnRequest)
+            );
         }
     }
 
@@ -304,20 +358,51 @@ mod tests {
     fn outsiders_and_second_votes_and_late_decisions_are_refused() {
         let parties = RequestParties::default();
         let outsider = person(3, &["staff"]);
-        assert!(matches!(decide(&policy(1), &parties, &[], &outsider, Verdict::Approve, ""), Err(RuleError::NotEligible { .. })));
+        assert!(matches!(
+            decide(&policy(1), &parties, &[], &outsider, Verdict::Approve, ""),
+            Err(RuleError::NotEligible { .. })
+        ));
 
         let reviewer = person(4, &["reviewers"]);
         let mut same_email = person(99, &["reviewers"]);
         same_email.issuer = "https://other-idp.example.com".into();
         same_email.email = reviewer.email.clone();
-        let ballots = [Ballot { reviewer: same_email, verdict: Verdict::Approve }];
-        assert_eq!(decide(&policy(2), &parties, &ballots, &reviewer, Verdict::Deny, "no"), Err(RuleError::AlreadyDecided));
+        let ballots = [Ballot {
+            reviewer: same_email,
+            verdict: Verdict::Approve,
+        }];
+        assert_eq!(
+            decide(
+                &policy(2),
+                &parties,
+                &ballots,
+                &reviewer,
+                Verdict::Deny,
+                "no"
+            ),
+            Err(RuleError::AlreadyDecided)
+        );
 
         let pol = policy(1);
-        let late = DecisionContext { status: Status::Pending, expires_at: now(), policy: &pol, parties: &parties, ballots: &[] };
-        assert_eq!(evaluate(late, &reviewer, Verdict::Approve, "", now()), Err(RuleError::Expired));
-        let done = DecisionContext { status: Status::Denied, ..late };
-        assert_eq!(evaluate(done, &reviewer, Verdict::Approve, "", now()), Err(RuleError::NotPending(Status::Denied)));
+        let late = DecisionContext {
+            status: Status::Pending,
+            expires_at: now(),
+            policy: &pol,
+            parties: &parties,
+            ballots: &[],
+        };
+        assert_eq!(
+            evaluate(late, &reviewer, Verdict::Approve, "", now()),
+            Err(RuleError::Expired)
+        );
+        let done = DecisionContext {
+            status: Status::Denied,
+            ..late
+        };
+        assert_eq!(
+            evaluate(done, &reviewer, Verdict::Approve, "", now()),
+            Err(RuleError::NotPending(Status::Denied))
+        );
     }
 
     proptest! {

@@ -124,7 +124,11 @@ mod tests {
             ]
         );
         assert!(!Pending.is_final() && !Approved.is_final());
-        assert!([Denied, Expired, Cancelled, Executed, Failed].iter().all(|s| s.is_final()));
+        assert!(
+            [Denied, Expired, Cancelled, Executed, Failed]
+                .iter()
+                .all(|s| s.is_final())
+        );
     }
 
     #[test]

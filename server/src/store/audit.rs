@@ -13,7 +13,10 @@ use crate::{Error, Result};
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {
-    Agent { id: String, name: String },
+    Agent {
+        id: String,
+        name: String,
+    },
     Reviewer(Identity),
     /// Someone with shell access running `signoff-server` subcommands.
     Operator,
@@ -70,7 +73,15 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// The hash this event must carry, given the one before it.
     pub fn expected_hash(&self) -> String {
-        chain_hash(&self.prev_hash, self.seq, self.at, &self.kind, self.request_id.as_deref(), &self.actor, &self.data)
+        chain_hash(
+            &self.prev_hash,
+            self.seq,
+            self.at,
+            &self.kind,
+            self.request_id.as_deref(),
+            &self.actor,
+            &self.data,
+        )
     }
 }
 
@@ -112,12 +123,21 @@ macro_rules! append {
         let actor = $crate::store::audit::to_value($actor)?;
         let data: &serde_json::Value = $data;
         let request_id = $crate::store::audit::request_id_text($request_id);
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *$tx)
-            .await?;
+        let head =
+            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut *$tx)
+                .await?;
         let seq: i64 = head.try_get("seq")?;
         let prev_hash: String = head.try_get("hash")?;
-        let hash = $crate::store::audit::chain_hash(&prev_hash, seq, at_ms, $kind, request_id.as_deref(), &actor, data);
+        let hash = $crate::store::audit::chain_hash(
+            &prev_hash,
+            seq,
+            at_ms,
+            $kind,
+            request_id.as_deref(),
+            &actor,
+            data,
+        );
         sqlx::query(
             "INSERT INTO audit_events (seq, at, kind, request_id, actor, data, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -11,16 +11,18 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use time::OffsetDateTime;
 
 use signoff_app::wire::ResultReport;
 use signoff_app::{
-    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties, RuleError,
-    Status, Verdict, evaluate,
+    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties,
+    RuleError, Status, Verdict, evaluate,
 };
 
 pub use audit::{Actor, AuditEvent, ChainReport};
@@ -107,7 +109,9 @@ const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, r
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
 
 fn select_request(lock: &str) -> String {
-    format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}")
+    format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}"
+    )
 }
 
 /// What creating a request did.
@@ -167,7 +171,10 @@ impl Store {
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent() {
             std::fs::create_dir_all(parent).map_err(|err| {
-                Error::Config(format!("cannot create the data directory {}: {err}", parent.display()))
+                Error::Config(format!(
+                    "cannot create the data directory {}: {err}",
+                    parent.display()
+                ))
             })?;
         }
         let writer = SqlitePoolOptions::new()
@@ -186,10 +193,14 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Store::Sqlite(sqlite) => {
-                migrator(include_str!("../../../migrations/sqlite/0001_init.sql")).run(&sqlite.writer).await?
+                migrator(include_str!("../../../migrations/sqlite/0001_init.sql"))
+                    .run(&sqlite.writer)
+                    .await?
             }
             Store::Postgres(pg) => {
-                migrator(include_str!("../../../migrations/postgres/0001_init.sql")).run(pg).await?
+                migrator(include_str!("../../../migrations/postgres/0001_init.sql"))
+                    .run(pg)
+                    .await?
             }
         }
         Ok(())
@@ -226,10 +237,11 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Agent, bool)> {
         let (agent, created) = in_write_tx!(self, |tx, _lock| {
-            let existing = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let (agent, created) = match existing {
                 Some(row) => (records::agent_from_row!(row), false),
                 None => {
@@ -239,13 +251,15 @@ impl Store {
                         owner: owner.map(String::from),
                         created_at: now,
                     };
-                    sqlx::query("INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(agent.id.to_string())
-                        .bind(&agent.name)
-                        .bind(&agent.owner)
-                        .bind(millis(now))
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(agent.id.to_string())
+                    .bind(&agent.name)
+                    .bind(&agent.owner)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
                     (agent, true)
                 }
             };
@@ -259,7 +273,11 @@ impl Store {
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;
-            let kind = if created { "agent.created" } else { "agent.key_issued" };
+            let kind = if created {
+                "agent.created"
+            } else {
+                "agent.key_issued"
+            };
             let data = serde_json::json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
             audit::append!(tx, now, kind, None, &Actor::Operator, &data);
             (agent, created)
@@ -297,7 +315,10 @@ impl Store {
             let mut agents = Vec::with_capacity(rows.len());
             for row in rows {
                 let active_keys: i64 = row.try_get("active_keys")?;
-                agents.push(AgentSummary { agent: records::agent_from_row!(row), active_keys });
+                agents.push(AgentSummary {
+                    agent: records::agent_from_row!(row),
+                    active_keys,
+                });
             }
             agents
         });
@@ -386,7 +407,11 @@ impl Store {
             .await;
             if let Err(err) = result {
                 // Another transaction inserted the same idempotency key first (Postgres).
-                return if is_unique_violation(&err) { Ok(Created::Raced) } else { Err(err.into()) };
+                return if is_unique_violation(&err) {
+                    Ok(Created::Raced)
+                } else {
+                    Err(err.into())
+                };
             }
             let data = serde_json::json!({
                 "action": request.action,
@@ -398,7 +423,14 @@ impl Store {
                 "expires_at": millis(request.expires_at),
             });
             let actor = Actor::agent(&request.agent);
-            audit::append!(tx, request.created_at, "request.created", Some(request.id), &actor, &data);
+            audit::append!(
+                tx,
+                request.created_at,
+                "request.created",
+                Some(request.id),
+                &actor,
+                &data
+            );
             Created::New(request.clone())
         });
         Ok(created)
@@ -406,7 +438,11 @@ impl Store {
 
     pub async fn get_request(&self, id: RequestId) -> Result<Option<StoredRequest>> {
         let request = on_read_pool!(self, |pool| {
-            match sqlx::query(&select_request("")).bind(id.to_string()).fetch_optional(pool).await? {
+            match sqlx::query(&select_request(""))
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+            {
                 Some(row) => Some(request_from_row!(row)),
                 None => None,
             }
@@ -450,14 +486,19 @@ impl Store {
                 .await?
                 .ok_or_else(|| Error::not_found(format_args!("request {id}")))?;
             let mut request = request_from_row!(row);
-            let rows = sqlx::query(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1"))
-                .bind(id.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1"
+            ))
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
             let mut ballots = Vec::with_capacity(rows.len());
             for row in rows {
                 let decision: DecisionRecord = decision_from_row!(row);
-                ballots.push(Ballot { reviewer: decision.reviewer, verdict: decision.verdict });
+                ballots.push(Ballot {
+                    reviewer: decision.reviewer,
+                    verdict: decision.verdict,
+                });
             }
             let parties = RequestParties {
                 on_behalf_of: request.on_behalf_of.clone(),
@@ -517,7 +558,11 @@ impl Store {
                     });
                     audit::append!(tx, now, "decision.recorded", Some(id), &actor, &data);
                     if status != Status::Pending {
-                        let kind = if status == Status::Approved { "request.approved" } else { "request.denied" };
+                        let kind = if status == Status::Approved {
+                            "request.approved"
+                        } else {
+                            "request.denied"
+                        };
                         let data = serde_json::json!({ "approvals": approvals });
                         audit::append!(tx, now, kind, Some(id), &Actor::System, &data);
                     }
@@ -552,10 +597,16 @@ impl Store {
             if request.agent.id != agent.id {
                 return Err(Error::not_found(format_args!("request {id}")));
             }
-            if request.status == Status::Pending && to == Status::Cancelled && now >= request.expires_at {
+            if request.status == Status::Pending
+                && to == Status::Cancelled
+                && now >= request.expires_at
+            {
                 // Its time ran out before the cancel arrived: record what really happened.
                 expire_in_tx!(tx, &request, now);
-                Err(Error::Transition(signoff_app::TransitionError { from: Status::Expired, to }))
+                Err(Error::Transition(signoff_app::TransitionError {
+                    from: Status::Expired,
+                    to,
+                }))
             } else {
                 request.status = request.status.transition(to)?;
                 let result_json = result.map(records::to_json);
@@ -603,7 +654,10 @@ impl Store {
     /// Expires one request if it is still pending and past its time; true when it did.
     pub async fn expire(&self, id: RequestId, now: OffsetDateTime) -> Result<bool> {
         let expired = in_write_tx!(self, |tx, lock| {
-            let row = sqlx::query(&select_request(lock)).bind(id.to_string()).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query(&select_request(lock))
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
             match row {
                 Some(row) => {
                     let request = request_from_row!(row);
@@ -663,13 +717,17 @@ impl Store {
     /// The chain's head as recorded: (last seq, last hash).
     pub async fn audit_head(&self) -> Result<(i64, String)> {
         let head = on_read_pool!(self, |pool| {
-            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
-            (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?)
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+            (
+                row.try_get::<i64, _>("seq")?,
+                row.try_get::<String, _>("hash")?,
+            )
         });
         Ok(head)
     }
 }
-
 
 fn idempotency_conflict() -> Error {
     Error::Conflict {
@@ -680,4 +738,52 @@ fn idempotency_conflict() -> Error {
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Walks the whole audit trail, recomputing every hash and link, and compares the end
+/// with the recorded head.
+pub async fn verify_chain(store: &Store) -> Result<ChainReport> {
+    let (head_seq, head_hash) = store.audit_head().await?;
+    let mut prev_hash = "0".repeat(64);
+    let mut expected_seq = 1;
+    loop {
+        let events = store.audit_events(expected_seq - 1, 1000).await?;
+        if events.is_empty() {
+            break;
+        }
+        for event in events {
+            let broken = |reason: &str| {
+                Ok(ChainReport::Broken {
+                    seq: event.seq,
+                    reason: reason.to_string(),
+                })
+            };
+            if event.seq != expected_seq {
+                return broken(&format!(
+                    "expected event {expected_seq}; events are missing"
+                ));
+            }
+            if event.prev_hash != prev_hash {
+                return broken("its link to the previous event does not match");
+            }
+            if event.expected_hash() != event.hash {
+                return broken("its content does not match its hash (edited)");
+            }
+            prev_hash = event.hash;
+            expected_seq += 1;
+        }
+    }
+    let events = expected_seq - 1;
+    if events != head_seq || prev_hash != head_hash {
+        return Ok(ChainReport::Broken {
+            seq: events,
+            reason: format!(
+                "the trail ends at event {events} but the head says {head_seq}: events were removed"
+            ),
+        });
+    }
+    Ok(ChainReport::Intact {
+        events,
+        head: prev_hash,
+    })
 }

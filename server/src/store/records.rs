@@ -80,7 +80,10 @@ impl StoredRequest {
             digest: self.digest,
             policy: self.policy,
             approvals: self.approvals,
-            decisions: decisions.into_iter().map(DecisionRecord::into_view).collect(),
+            decisions: decisions
+                .into_iter()
+                .map(DecisionRecord::into_view)
+                .collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             decided_at: self.decided_at,
@@ -189,15 +192,27 @@ impl RequestColumns {
             labels: from_json("labels", &self.labels)?,
             payload: from_json("payload", &self.payload)?,
             diff: self.diff,
-            context: self.context.as_deref().map(|text| from_json("context", text)).transpose()?,
+            context: self
+                .context
+                .as_deref()
+                .map(|text| from_json("context", text))
+                .transpose()?,
             digest: self.digest,
-            status: self.status.parse().map_err(|_| corrupt("status", &self.status))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|_| corrupt("status", &self.status))?,
             policy: from_json("policy", &self.policy)?,
-            approvals: u32::try_from(self.approvals).map_err(|_| corrupt("approvals", &self.approvals.to_string()))?,
+            approvals: u32::try_from(self.approvals)
+                .map_err(|_| corrupt("approvals", &self.approvals.to_string()))?,
             created_at: from_millis(self.created_at)?,
             expires_at: from_millis(self.expires_at)?,
             decided_at: self.decided_at.map(from_millis).transpose()?,
-            result: self.result.as_deref().map(|text| from_json("result", text)).transpose()?,
+            result: self
+                .result
+                .as_deref()
+                .map(|text| from_json("result", text))
+                .transpose()?,
             body_hash: self.body_hash,
         })
     }
@@ -227,9 +242,11 @@ impl DecisionColumns {
                 name: self.name,
                 groups: from_json("reviewer_groups", &self.groups)?,
             },
-            verdict: signoff_app::Verdict::parse(&self.verdict).ok_or_else(|| corrupt("verdict", &self.verdict))?,
+            verdict: signoff_app::Verdict::parse(&self.verdict)
+                .ok_or_else(|| corrupt("verdict", &self.verdict))?,
             comment: self.comment,
-            channel: Channel::parse(&self.channel).ok_or_else(|| corrupt("channel", &self.channel))?,
+            channel: Channel::parse(&self.channel)
+                .ok_or_else(|| corrupt("channel", &self.channel))?,
             decided_at: from_millis(self.decided_at)?,
         })
     }

@@ -1,0 +1,100 @@
+//! Extractors that turn every bad input into our JSON error, and authenticate callers.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use signoff_app::wire::limits;
+
+use super::AppState;
+use crate::Error;
+use crate::store::Agent;
+
+/// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it
+/// is not JSON, 422 when it is JSON of the wrong shape. Keeps the parsed document too.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub document: Value,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(Error::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::PayloadTooLarge(format!(
+                        "the request body is larger than the limit of {} bytes (1 MiB)",
+                        limits::BODY_BYTES
+                    ))
+                } else {
+                    Error::BadRequest(rejection.body_text())
+                }
+            })?;
+        let document: Value = serde_json::from_slice(&bytes)
+            .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
+        let value = T::deserialize(&document)
+            .map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?;
+        Ok(JsonBody { value, document })
+    }
+}
+
+/// Query parameters; bad ones are a 400 that names the problem.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The agent calling, from `Authorization: Bearer <key>`.
+pub struct AgentAuth(pub Agent);
+
+impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts).ok_or_else(|| {
+            Error::Unauthorized("missing API key: send Authorization: Bearer <key>".into())
+        })?;
+        state.service.authenticate_agent(key).await.map(AgentAuth)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}

@@ -1,0 +1,33 @@
+//! Secrets handed to programs (API keys, later terminal tokens): random, shown once,
+//! stored only as SHA-256.
+
+use rand::RngCore;
+
+/// A new secret with a recognisable prefix, e.g. `so_agent_…`.
+pub fn generate(prefix: &str) -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+pub fn hash(secret: &str) -> String {
+    signoff_app::sha256_hex(secret.as_bytes())
+}
+
+/// The part of a key that is safe to show in listings and logs.
+pub fn display_prefix(secret: &str) -> String {
+    secret.chars().take(14).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_random_and_hashes_do_not_reveal_them() {
+        let a = super::generate("so_agent_");
+        let b = super::generate("so_agent_");
+        assert_ne!(a, b);
+        assert!(a.starts_with("so_agent_") && a.len() == 9 + 64);
+        assert_eq!(super::hash(&a).len(), 64);
+        assert!(!super::hash(&a).contains(&a[9..]));
+    }
+}

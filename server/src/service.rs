@@ -1,0 +1,369 @@
+//! The service layer: every rule of DESIGN.md enforced in one place, whichever door
+//! (agent API, console, terminal) a call comes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use signoff_app::wire::{DecisionInput, NewRequest, RequestView, ResultReport, limits};
+use signoff_app::{Channel, Identity, PolicySnapshot, RequestId, Status, action_digest};
+
+use crate::bus::{Event, EventBus, EventKind, Waiters};
+use crate::store::{Agent, Created, NewRecord, Store, StoredRequest};
+use crate::{Error, Result, diff, keys};
+
+/// What the service needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub request_ttl: Duration,
+    pub default_approvals: u32,
+    /// Groups whose members may decide when no policy names others.
+    pub reviewer_groups: Vec<String>,
+}
+
+pub struct Service {
+    store: Store,
+    bus: EventBus,
+    waiters: Arc<Waiters>,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The current time at the storage's precision (milliseconds), so what is returned is
+/// exactly what is stored.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        bus: EventBus,
+        settings: Settings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let waiters = Waiters::start(&bus);
+        Self {
+            store,
+            bus,
+            waiters,
+            settings,
+            shutdown,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Agents currently long-polling.
+    pub fn waiting_agents(&self) -> usize {
+        self.waiters.waiting()
+    }
+
+    // ----- agents ------------------------------------------------------------------------
+
+    /// Issues a new API key for `name` (creating the agent if needed). The key is
+    /// returned once and stored only as its hash.
+    pub async fn issue_agent_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<(Agent, String, bool)> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::Invalid(
+                "an agent name is 1-64 characters of letters, digits, `-`, `_` and `.`".into(),
+            ));
+        }
+        let key = keys::generate("so_agent_");
+        let (agent, created) = self
+            .store
+            .issue_key(
+                name,
+                owner.map(str::trim).filter(|o| !o.is_empty()),
+                &keys::hash(&key),
+                &keys::display_prefix(&key),
+                now(),
+            )
+            .await?;
+        Ok((agent, key, created))
+    }
+
+    /// The agent holding `key`, or 401.
+    pub async fn authenticate_agent(&self, key: &str) -> Result<Agent> {
+        self.store
+            .agent_by_key_hash(&keys::hash(key))
+            .await?
+            .ok_or_else(|| Error::Unauthorized("unknown or revoked API key".into()))
+    }
+
+    // ----- requests ----------------------------------------------------------------------
+
+    /// Creates a request for `agent`. With an idempotency key, the same key and body
+    /// return the request created the first time (`false`: nothing new was created).
+    pub async fn create_request(
+        &self,
+        agent: &Agent,
+        input: NewRequest,
+        idempotency_key: Option<String>,
+        body_hash: String,
+    ) -> Result<(RequestView, bool)> {
+        input.validate().map_err(Error::Invalid)?;
+        if let Some(key) = &idempotency_key
+            && (key.is_empty()
+                || key.len() > limits::IDEMPOTENCY_KEY_CHARS
+                || !key.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(Error::BadRequest(format!(
+                "Idempotency-Key must be 1-{} visible ASCII characters",
+                limits::IDEMPOTENCY_KEY_CHARS
+            )));
+        }
+        let diff = input
+            .diff_input()
+            .map_err(Error::Invalid)?
+            .map(diff::unified)
+            .transpose()?;
+        let created_at = now();
+        let ttl = input
+            .ttl_s
+            .map(Duration::from_secs)
+            .unwrap_or(self.settings.request_ttl);
+        let digest = action_digest(
+            &input.action,
+            &input.resource,
+            &input.labels,
+            &input.payload,
+            diff.as_deref(),
+        );
+        let request = StoredRequest {
+            id: RequestId::new(),
+            agent: agent.to_ref(),
+            on_behalf_of: input.on_behalf_of.map(|person| person.trim().to_string()),
+            action: input.action,
+            resource: input.resource,
+            title: input.title,
+            reason: input.reason,
+            labels: input.labels,
+            payload: input.payload,
+            diff,
+            context: input.context,
+            digest,
+            status: Status::Pending,
+            policy: self.default_policy(),
+            approvals: 0,
+            created_at,
+            expires_at: created_at + ttl,
+            decided_at: None,
+            result: None,
+            body_hash: idempotency_key.as_ref().map(|_| body_hash),
+        };
+        let record = NewRecord {
+            request,
+            idempotency_key,
+        };
+        // A lost race on the same idempotency key is retried once: then the winner's
+        // request is there to be returned (or the bodies differ: a conflict).
+        for _ in 0..2 {
+            match self.store.create_request(&record).await? {
+                Created::New(request) => {
+                    self.publish(EventKind::Created, &request).await;
+                    return Ok((request.into_view(Vec::new()), true));
+                }
+                Created::Replayed(request) => {
+                    return Ok((self.with_decisions(request).await?, false));
+                }
+                Created::Raced => continue,
+            }
+        }
+        Err(Error::Internal("idempotent create kept racing".into()))
+    }
+
+    /// A request as `agent` may see it: its own only.
+    pub async fn request_for_agent(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
+        let request = self.own_request(agent, id).await?;
+        self.with_decisions(request).await
+    }
+
+    /// Any request (for reviewers).
+    pub async fn request(&self, id: RequestId) -> Result<RequestView> {
+        let request = self
+            .store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        self.with_decisions(request).await
+    }
+
+    /// Returns as soon as the request leaves pending, or after `timeout` with it still
+    /// pending. Waiting holds no database connection: the bus wakes the waiter.
+    pub async fn wait(
+        &self,
+        agent: &Agent,
+        id: RequestId,
+        timeout: Duration,
+    ) -> Result<RequestView> {
+        let registration = self.waiters.register(id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // Armed before looking, so a decision landing in between is not missed.
+            let notified = registration.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let request = self.own_request(agent, id).await?;
+            if request.status != Status::Pending || *shutdown.borrow() {
+                return self.with_decisions(request).await;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return self.with_decisions(request).await,
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
+        let request = self
+            .store
+            .agent_transition(agent, id, Status::Cancelled, None, now())
+            .await?;
+        self.publish(EventKind::Cancelled, &request).await;
+        self.with_decisions(request).await
+    }
+
+    /// The agent says what happened when it ran an approved action.
+    pub async fn report_result(
+        &self,
+        agent: &Agent,
+        id: RequestId,
+        report: ResultReport,
+    ) -> Result<RequestView> {
+        let status = report.status.status();
+        let request = self
+            .store
+            .agent_transition(agent, id, status, Some(&report), now())
+            .await?;
+        self.publish(EventKind::Reported, &request).await;
+        self.with_decisions(request).await
+    }
+
+    /// Records a reviewer's decision under every rule (eligibility, no self-approval,
+    /// one vote per person, deny needs a comment, not after expiry).
+    pub async fn decide(
+        &self,
+        reviewer: &Identity,
+        id: RequestId,
+        input: &DecisionInput,
+        channel: Channel,
+    ) -> Result<RequestView> {
+        if input.comment.chars().count() > limits::COMMENT_CHARS {
+            return Err(Error::Invalid(format!(
+                "the comment is longer than {} characters",
+                limits::COMMENT_CHARS
+            )));
+        }
+        let result = self
+            .store
+            .decide(
+                id,
+                reviewer,
+                input.verdict,
+                input.comment.trim(),
+                channel,
+                now(),
+            )
+            .await;
+        match result {
+            Ok(decided) => {
+                self.publish(EventKind::Decided, &decided.request).await;
+                self.with_decisions(decided.request).await
+            }
+            Err(Error::Rule(signoff_app::RuleError::Expired)) => {
+                // The decision found it expired and recorded that: tell the waiters.
+                if let Some(request) = self.store.get_request(id).await? {
+                    self.publish(EventKind::Expired, &request).await;
+                }
+                Err(Error::Rule(signoff_app::RuleError::Expired))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Expires every pending request past its time; returns how many.
+    pub async fn expire_due(&self) -> Result<usize> {
+        let mut expired = 0;
+        loop {
+            let due = self.store.due_for_expiry(now(), 500).await?;
+            if due.is_empty() {
+                return Ok(expired);
+            }
+            for id in due {
+                if self.store.expire(id, now()).await? {
+                    expired += 1;
+                    self.bus
+                        .publish(Event {
+                            kind: EventKind::Expired,
+                            request_id: id,
+                            status: Status::Expired,
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn default_policy(&self) -> PolicySnapshot {
+        PolicySnapshot {
+            name: "default".into(),
+            version: 0,
+            approvals_required: self.settings.default_approvals,
+            approver_groups: self.settings.reviewer_groups.clone(),
+        }
+    }
+
+    async fn own_request(&self, agent: &Agent, id: RequestId) -> Result<StoredRequest> {
+        match self.store.get_request(id).await? {
+            // Another agent's request does not exist as far as this agent can tell.
+            Some(request) if request.agent.id == agent.id => Ok(request),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    async fn with_decisions(&self, request: StoredRequest) -> Result<RequestView> {
+        let decisions = if request.approvals > 0 || request.status != Status::Pending {
+            self.store.decisions(request.id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(request.into_view(decisions))
+    }
+
+    async fn publish(&self, kind: EventKind, request: &StoredRequest) {
+        self.bus
+            .publish(Event {
+                kind,
+                request_id: request.id,
+                status: request.status,
+            })
+            .await;
+    }
+}
+
+fn not_found(id: RequestId) -> Error {
+    Error::not_found(format_args!("request {id}"))
+}

@@ -1,0 +1,136 @@
+//! Building and running the server, in a form tests can drive: the caller binds the
+//! listener (port 0 in tests) and says when to shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::bus::EventBus;
+use crate::service::{Service, Settings};
+use crate::store::Store;
+use crate::{Config, Error, Result, dev};
+
+pub struct Application {
+    listener: TcpListener,
+    service: Arc<Service>,
+    config: Config,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_store(config: &Config) -> Result<Store> {
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Config, listener: TcpListener) -> Result<Self> {
+        config.validate()?;
+        let store = open_store(&config).await?;
+        let bus = match store.postgres_pool() {
+            Some(pool) => EventBus::postgres(pool.clone()).await?,
+            None => EventBus::in_process(),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let settings = Settings {
+            request_ttl: config.request_ttl,
+            default_approvals: config.default_approvals,
+            reviewer_groups: config.reviewer_groups.clone(),
+        };
+        let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
+        if config.dev {
+            dev::seed(&service).await?;
+        }
+        Ok(Self {
+            listener,
+            service,
+            config,
+            shutdown,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|err| Error::Internal(format!("listener has no address: {err}")))
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        Arc::clone(&self.service)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (waiting
+    /// agents are answered at once with the request as it stands).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let sweeper = tokio::spawn(sweep(
+            Arc::clone(&self.service),
+            self.config.sweep_interval,
+            self.shutdown.subscribe(),
+        ));
+        let router = api::router(AppState {
+            service: Arc::clone(&self.service),
+        });
+        let stop = self.shutdown.clone();
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                let _ = stop.send(true);
+            })
+            .await;
+        let _ = self.shutdown.send(true);
+        let _ = sweeper.await;
+        served.map_err(|err| Error::Internal(format!("server stopped: {err}")))
+    }
+}
+
+/// Expires pending requests past their time, every `interval`.
+async fn sweep(
+    service: Arc<Service>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match service.expire_due().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired pending requests past their time"),
+            Err(err) => tracing::error!(%err, "the sweeper could not expire requests"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
