@@ -1,0 +1,295 @@
+//! Servers under test, and clients for them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use signoff_server::service::Service;
+use signoff_server::{Application, Config};
+
+use crate::db::{Backend, TestDb};
+
+/// The server in this process, serving real HTTP on 127.0.0.1:0.
+pub struct TestServer {
+    pub base_url: String,
+    pub service: Arc<Service>,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The configuration tests start from: fast sweeps, no demo data.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.database_url = Some(db.url.clone());
+    config.data_dir = db.dir.clone();
+    config.sweep_interval = Duration::from_millis(100);
+    // Not contacted by the agent API; the SSO tests configure a real provider.
+    config.oidc.issuer = Some("http://127.0.0.1:9".into());
+    config
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let mut config = test_config(&db);
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let app = Application::build(config, listener)
+            .await
+            .expect("server builds");
+        let base_url = format!("http://{}", app.local_addr().expect("address"));
+        let service = app.service();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            base_url,
+            service,
+            db,
+            http: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// A new agent with a fresh key.
+    pub async fn agent(&self, name: &str) -> AgentClient {
+        self.agent_owned_by(name, None).await
+    }
+
+    pub async fn agent_owned_by(&self, name: &str, owner: Option<&str>) -> AgentClient {
+        let (_, key, _) = self
+            .service
+            .issue_agent_key(name, owner)
+            .await
+            .expect("issue key");
+        AgentClient::new(&self.base_url, &key)
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// An agent calling the API with its key.
+#[derive(Clone)]
+pub struct AgentClient {
+    pub base_url: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+}
+
+pub async fn read_reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("read body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl AgentClient {
+    pub fn new(base_url: &str, key: &str) -> AgentClient {
+        AgentClient {
+            base_url: base_url.to_string(),
+            key: key.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        read_reply(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("GET");
+        read_reply(response).await
+    }
+
+    /// Submits a request and returns its id, asserting it was created.
+    pub async fn submit(&self, body: &Value) -> String {
+        let reply = self.post("/api/v1/requests", body).await;
+        assert_eq!(reply.status, 201, "create failed: {:?}", reply.body);
+        reply.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn wait(&self, id: &str, timeout_s: u64) -> Reply {
+        self.get(&format!("/api/v1/requests/{id}/wait?timeout_s={timeout_s}"))
+            .await
+    }
+}
+
+/// The `signoff-server` binary, built once if the test run has not built it.
+pub fn server_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            // target/debug/deps/<test> -> target/debug/signoff-server
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir");
+            let binary = dir.join("signoff-server");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "signoff-server",
+                    "--bin",
+                    "signoff-server",
+                ])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building signoff-server failed");
+            binary
+        })
+        .clone()
+}
+
+/// The real binary, serving on 127.0.0.1:0 with the given environment.
+pub struct ServerProcess {
+    pub base_url: String,
+    pub child: Child,
+}
+
+impl ServerProcess {
+    pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(server_binary());
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("SIGNOFF_DATA_DIR", &db.dir)
+            .env("SIGNOFF_LISTEN", "127.0.0.1:0")
+            .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start signoff-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base_url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(url) = line.strip_prefix("signoff-server listening on ") {
+                    return url.trim().to_string();
+                }
+            }
+            panic!("signoff-server exited before listening");
+        })
+        .await
+        .expect("signoff-server starts within 60 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess { base_url, child }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits within 15 s of SIGTERM")
+            .expect("wait for exit")
+    }
+}
+
+/// Runs a `signoff-server` subcommand against `db`; returns (exit code, stdout, stderr).
+pub fn run_cli(db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(server_binary())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("SIGNOFF_DATA_DIR", &db.dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run signoff-server");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

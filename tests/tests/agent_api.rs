@@ -1,0 +1,693 @@
+//! The agent API end to end: create, read, wait, decide (service layer), cancel, report;
+//! idempotency; expiry; and every kind of bad input, on both stores.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use signoff_app::wire::DecisionInput;
+use signoff_app::{Channel, RuleError, Verdict};
+use signoff_server::Error;
+use signoff_tests::fixtures::{request_body, reviewer};
+use signoff_tests::{Backend, TestServer, on_both_stores};
+
+on_both_stores!(
+    a_decision_wakes_the_waiting_agent,
+    waiting_without_a_decision_times_out_pending,
+    idempotency_key_returns_the_same_request_or_conflicts,
+    pending_requests_expire_and_wake_their_waiters,
+    agents_cancel_and_report_within_the_lifecycle,
+    bad_input_is_refused_clearly_and_changes_nothing,
+    decisions_enforce_the_rules,
+);
+
+fn approve() -> DecisionInput {
+    DecisionInput {
+        verdict: Verdict::Approve,
+        comment: "looks right".into(),
+    }
+}
+
+async fn a_decision_wakes_the_waiting_agent(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Deploy 1.5.0")).await;
+
+    let waiter = {
+        let agent = agent.clone();
+        let id = id.clone();
+        tokio::spawn(async move { agent.wait(&id, 60).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the waiter returns only once the request is decided"
+    );
+
+    let decided_at = Instant::now();
+    server
+        .service
+        .decide(
+            &reviewer(1),
+            id.parse().expect("id"),
+            &approve(),
+            Channel::Web,
+        )
+        .await
+        .expect("decision recorded");
+    let reply = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("waiter wakes")
+        .expect("join");
+    eprintln!("waiter woke {:?} after the decision", decided_at.elapsed());
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["status"], "approved");
+    assert_eq!(reply.body["approvals"], 1);
+    let decision = &reply.body["decisions"][0];
+    assert_eq!(decision["reviewer"]["email"], "reviewer1@example.com");
+    assert_eq!(decision["verdict"], "approve");
+    assert_eq!(decision["channel"], "web");
+
+    // The agent runs the action and says how it went.
+    let reported = agent
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "executed", "detail": {"rollout": "done"}}),
+        )
+        .await;
+    assert_eq!(reported.status, 200, "{:?}", reported.body);
+    let shown = agent.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(shown.body["status"], "executed");
+    assert_eq!(shown.body["result"]["detail"]["rollout"], "done");
+}
+
+async fn waiting_without_a_decision_times_out_pending(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Deploy")).await;
+    let started = Instant::now();
+    let reply = agent.wait(&id, 1).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited the full timeout"
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["status"], "pending");
+}
+
+async fn idempotency_key_returns_the_same_request_or_conflicts(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let send = |key: &'static str, body: String| {
+        let agent = agent.clone();
+        async move {
+            let response = agent
+                .http
+                .post(agent.url("/api/v1/requests"))
+                .bearer_auth(&agent.key)
+                .header("Idempotency-Key", key)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            signoff_tests::server::read_reply(response).await
+        }
+    };
+    let first = send("deploy-42", request_body("Deploy").to_string()).await;
+    assert_eq!(first.status, 201);
+    // Same body, other formatting: the same request comes back, nothing new is made.
+    let pretty = serde_json::to_string_pretty(&request_body("Deploy")).expect("json");
+    let again = send("deploy-42", pretty).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().ok()),
+        Some(Some("true"))
+    );
+    // Same key, other body: refused, and nothing is stored.
+    let other = send("deploy-42", request_body("Something else").to_string()).await;
+    assert_eq!(other.status, 409);
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    assert_eq!(server.db.count("requests").await, 1);
+
+    // Many concurrent sends of one key create exactly one request.
+    let attempts: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(send("burst-7", request_body("Burst").to_string())))
+        .collect();
+    let mut ids = Vec::new();
+    for attempt in attempts {
+        let reply = attempt.await.expect("join");
+        assert!(reply.status == 201 || reply.status == 200, "{reply:?}");
+        ids.push(reply.body["id"].clone());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every concurrent send got the same request");
+    assert_eq!(server.db.count("requests").await, 2);
+}
+
+async fn pending_requests_expire_and_wake_their_waiters(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let mut body = request_body("Short-lived");
+    body["ttl_s"] = json!(1);
+    let id = agent.submit(&body).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), agent.wait(&id, 30))
+        .await
+        .expect("wakes on expiry");
+    assert_eq!(reply.body["status"], "expired");
+
+    let late = server
+        .service
+        .decide(
+            &reviewer(1),
+            id.parse().expect("id"),
+            &approve(),
+            Channel::Web,
+        )
+        .await;
+    assert!(
+        matches!(late, Err(Error::Rule(RuleError::NotPending(_)))),
+        "{late:?}"
+    );
+    let cancel = agent
+        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancel.status, 409);
+
+    // The default TTL applies when the agent gives none.
+    let server = TestServer::start_with(backend, |config| {
+        config.request_ttl = Duration::from_secs(1)
+    })
+    .await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Default TTL")).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), agent.wait(&id, 30))
+        .await
+        .expect("wakes on expiry");
+    assert_eq!(reply.body["status"], "expired");
+}
+
+async fn agents_cancel_and_report_within_the_lifecycle(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+
+    let id = agent.submit(&request_body("To cancel")).await;
+    let early = agent
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "executed"}),
+        )
+        .await;
+    assert_eq!(
+        (early.status, early.error_code()),
+        (409, "illegal_transition"),
+        "no result before approval"
+    );
+    let cancelled = agent
+        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let twice = agent
+        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(twice.status, 409);
+    assert!(
+        twice.error_message().contains("cancelled"),
+        "{:?}",
+        twice.body
+    );
+
+    let id = agent.submit(&request_body("To run")).await;
+    server
+        .service
+        .decide(
+            &reviewer(1),
+            id.parse().expect("id"),
+            &approve(),
+            Channel::Api,
+        )
+        .await
+        .expect("approve");
+    let cancel_after = agent
+        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(
+        cancel_after.status, 409,
+        "an approved request cannot be cancelled"
+    );
+    let failed = agent
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "failed", "detail": "timeout"}),
+        )
+        .await;
+    assert_eq!(failed.body["status"], "failed");
+    let again = agent
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "executed"}),
+        )
+        .await;
+    assert_eq!(again.status, 409);
+}
+
+async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let other_agent = server.agent("other-bot").await;
+    let own = agent.submit(&request_body("Mine")).await;
+    let revoked = server.agent("old-bot").await;
+    server
+        .service
+        .store()
+        .revoke_agent_keys("old-bot", signoff_server::service::now())
+        .await
+        .expect("revoke");
+
+    let tables = [
+        "requests",
+        "decisions",
+        "audit_events",
+        "agents",
+        "api_keys",
+    ];
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(server.db.count(table).await);
+    }
+
+    let raw = |body: String, content_type: Option<&'static str>, key: Option<String>| {
+        let agent = agent.clone();
+        async move {
+            let mut request = agent.http.post(agent.url("/api/v1/requests")).body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("Content-Type", content_type);
+            }
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            signoff_tests::server::read_reply(request.send().await.expect("send")).await
+        }
+    };
+    let key = Some(agent.key.clone());
+    let json_ct = Some("application/json");
+    let with = |field: &str, value: serde_json::Value| {
+        let mut body = request_body("Bad");
+        body[field] = value;
+        body.to_string()
+    };
+    let huge_diff = "+x\n".repeat(90_000);
+    let huge_document: Vec<String> = (0..30_000).map(|n| format!("line {n}")).collect();
+
+    let cases = vec![
+        (
+            "malformed JSON",
+            raw("{\"action\":".into(), json_ct, key.clone()).await,
+            400,
+            "bad_request",
+            "not valid JSON",
+        ),
+        (
+            "unknown field",
+            raw(with("titel", json!("typo")), json_ct, key.clone()).await,
+            422,
+            "invalid",
+            "unknown field `titel`",
+        ),
+        (
+            "wrong type",
+            raw(with("title", json!(5)), json_ct, key.clone()).await,
+            422,
+            "invalid",
+            "invalid type",
+        ),
+        (
+            "missing field",
+            raw(
+                json!({"action": "a.b", "resource": "r"}).to_string(),
+                json_ct,
+                key.clone(),
+            )
+            .await,
+            422,
+            "invalid",
+            "missing field `title`",
+        ),
+        (
+            "bad action",
+            raw(
+                with("action", json!("Drop Everything")),
+                json_ct,
+                key.clone(),
+            )
+            .await,
+            422,
+            "invalid",
+            "action must be",
+        ),
+        (
+            "bad diff",
+            raw(with("diff", json!([1, 2])), json_ct, key.clone()).await,
+            422,
+            "invalid",
+            "diff must be",
+        ),
+        (
+            "not JSON",
+            raw(
+                request_body("x").to_string(),
+                Some("text/plain"),
+                key.clone(),
+            )
+            .await,
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            "no key",
+            raw(request_body("x").to_string(), json_ct, None).await,
+            401,
+            "unauthorized",
+            "missing API key",
+        ),
+        (
+            "unknown key",
+            raw(
+                request_body("x").to_string(),
+                json_ct,
+                Some("so_agent_nope".into()),
+            )
+            .await,
+            401,
+            "unauthorized",
+            "unknown or revoked",
+        ),
+        (
+            "revoked key",
+            raw(
+                request_body("x").to_string(),
+                json_ct,
+                Some(revoked.key.clone()),
+            )
+            .await,
+            401,
+            "unauthorized",
+            "unknown or revoked",
+        ),
+        (
+            "body over 1 MiB",
+            raw(
+                with("reason", json!("x".repeat(1_100_000))),
+                json_ct,
+                key.clone(),
+            )
+            .await,
+            413,
+            "payload_too_large",
+            "1 MiB",
+        ),
+        (
+            "diff over 256 KiB",
+            raw(with("diff", json!(huge_diff)), json_ct, key.clone()).await,
+            413,
+            "payload_too_large",
+            "256 KiB",
+        ),
+        (
+            "computed diff over 256 KiB",
+            raw(
+                with(
+                    "diff",
+                    json!({"before": "", "after": huge_document.join("\n")}),
+                ),
+                json_ct,
+                key.clone(),
+            )
+            .await,
+            413,
+            "payload_too_large",
+            "256 KiB",
+        ),
+        (
+            "unknown id",
+            agent
+                .get("/api/v1/requests/01937a4c-0000-7000-8000-000000000000")
+                .await,
+            404,
+            "not_found",
+            "no request",
+        ),
+        (
+            "not an id",
+            agent
+                .get("/api/v1/requests/robert'); DROP TABLE requests;--")
+                .await,
+            404,
+            "not_found",
+            "no request",
+        ),
+        (
+            "another agent's request",
+            other_agent.get(&format!("/api/v1/requests/{own}")).await,
+            404,
+            "not_found",
+            "no request",
+        ),
+        (
+            "another agent cancels",
+            other_agent
+                .post(&format!("/api/v1/requests/{own}/cancel"), &json!({}))
+                .await,
+            404,
+            "not_found",
+            "no request",
+        ),
+        (
+            "wait too long",
+            agent.wait(&own, 301).await,
+            400,
+            "bad_request",
+            "at most 300",
+        ),
+        (
+            "wait nonsense",
+            agent
+                .get(&format!("/api/v1/requests/{own}/wait?timeout_s=soon"))
+                .await,
+            400,
+            "bad_request",
+            "timeout_s",
+        ),
+        (
+            "result before approval",
+            agent
+                .post(
+                    &format!("/api/v1/requests/{own}/result"),
+                    &json!({"status": "executed"}),
+                )
+                .await,
+            409,
+            "illegal_transition",
+            "pending",
+        ),
+        (
+            "result of unknown shape",
+            agent
+                .post(
+                    &format!("/api/v1/requests/{own}/result"),
+                    &json!({"status": "done"}),
+                )
+                .await,
+            422,
+            "invalid",
+            "unknown variant",
+        ),
+        (
+            "no such endpoint",
+            agent.get("/api/v1/nothing").await,
+            404,
+            "not_found",
+            "no such endpoint",
+        ),
+    ];
+    for (what, reply, status, code, message) in cases {
+        assert_eq!(reply.status, status, "{what}: {:?}", reply.body);
+        assert_eq!(reply.error_code(), code, "{what}: {:?}", reply.body);
+        assert!(
+            reply.error_message().contains(message),
+            "{what}: {:?} should say {message:?}",
+            reply.error_message()
+        );
+    }
+    let long_key = agent
+        .http
+        .post(agent.url("/api/v1/requests"))
+        .bearer_auth(&agent.key)
+        .header("Idempotency-Key", "k".repeat(300))
+        .json(&request_body("x"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(long_key.status(), 400);
+    let wrong_method = agent
+        .http
+        .delete(agent.url("/api/v1/requests"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong_method.status(), 405);
+
+    for (table, count) in tables.iter().zip(before) {
+        assert_eq!(
+            server.db.count(table).await,
+            count,
+            "{table} unchanged by refused input"
+        );
+    }
+    let health = agent
+        .http
+        .get(agent.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(health.status(), 200);
+}
+
+async fn decisions_enforce_the_rules(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.default_approvals = 2).await;
+    let agent = server
+        .agent_owned_by("deploy-bot", Some("owner@example.com"))
+        .await;
+    let id: signoff_app::RequestId = agent
+        .submit(&request_body("Deploy"))
+        .await
+        .parse()
+        .expect("id");
+    let service = &server.service;
+    let deny_silently = DecisionInput {
+        verdict: Verdict::Deny,
+        comment: "  ".into(),
+    };
+
+    let mut requester = reviewer(9);
+    requester.email = Some("Requester@Example.com".into());
+    let mut owner = reviewer(8);
+    owner.email = Some("owner@example.com".into());
+    let mut outsider = reviewer(7);
+    outsider.groups = vec!["staff".into()];
+    let mut admin = reviewer(6);
+    admin.groups.push("signoff-admins".into());
+    admin.email = Some("requester@example.com".into());
+
+    let refusals = [
+        (
+            service
+                .decide(&requester, id, &approve(), Channel::Web)
+                .await,
+            "own request (on behalf of)",
+        ),
+        (
+            service.decide(&owner, id, &approve(), Channel::Web).await,
+            "own agent",
+        ),
+        (
+            service.decide(&admin, id, &approve(), Channel::Web).await,
+            "admins are not exempt",
+        ),
+        (
+            service
+                .decide(&outsider, id, &approve(), Channel::Web)
+                .await,
+            "not an approver",
+        ),
+        (
+            service
+                .decide(&reviewer(1), id, &deny_silently, Channel::Web)
+                .await,
+            "deny without comment",
+        ),
+    ];
+    let expected = [
+        RuleError::OwnRequest,
+        RuleError::OwnRequest,
+        RuleError::OwnRequest,
+    ];
+    for ((result, what), rule) in refusals.iter().take(3).zip(expected) {
+        assert!(
+            matches!(result, Err(Error::Rule(r)) if *r == rule),
+            "{what}: {result:?}"
+        );
+    }
+    assert!(
+        matches!(
+            refusals[3].0,
+            Err(Error::Rule(RuleError::NotEligible { .. }))
+        ),
+        "{:?}",
+        refusals[3].0
+    );
+    assert!(
+        matches!(refusals[4].0, Err(Error::Rule(RuleError::CommentRequired))),
+        "{:?}",
+        refusals[4].0
+    );
+    assert_eq!(
+        server.db.count("decisions").await,
+        0,
+        "refusals record nothing"
+    );
+
+    let first = service
+        .decide(&reviewer(1), id, &approve(), Channel::Web)
+        .await
+        .expect("first approval");
+    assert_eq!(
+        (first.status.as_str(), first.approvals),
+        ("pending", 1),
+        "quorum of two not yet met"
+    );
+    let twice = service
+        .decide(&reviewer(1), id, &approve(), Channel::Terminal)
+        .await;
+    assert!(
+        matches!(twice, Err(Error::Rule(RuleError::AlreadyDecided))),
+        "{twice:?}"
+    );
+    let second = service
+        .decide(&reviewer(2), id, &approve(), Channel::Terminal)
+        .await
+        .expect("second approval");
+    assert_eq!(second.status.as_str(), "approved");
+    let after = service
+        .decide(&reviewer(3), id, &approve(), Channel::Web)
+        .await;
+    assert!(
+        matches!(after, Err(Error::Rule(RuleError::NotPending(_)))),
+        "{after:?}"
+    );
+
+    // Deny wins at once, whatever the quorum.
+    let id: signoff_app::RequestId = agent
+        .submit(&request_body("Risky"))
+        .await
+        .parse()
+        .expect("id");
+    let denied = service
+        .decide(
+            &reviewer(4),
+            id,
+            &DecisionInput {
+                verdict: Verdict::Deny,
+                comment: "not during the freeze".into(),
+            },
+            Channel::Web,
+        )
+        .await
+        .expect("deny");
+    assert_eq!(denied.status.as_str(), "denied");
+    assert_eq!(denied.decisions[0].comment, "not during the freeze");
+}
