@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn bad_fields_say_what_is_wrong() {
-        let cases: Vec<(fn(&mut NewRequest), &str)> = vec![
+        type Mutation = fn(&mut NewRequest);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|r| r.action = "DB Export".into(), "action"),
             (|r| r.action = "db..export".into(), "action"),
             (|r| r.title = " ".into(), "title is required"),

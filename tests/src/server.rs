@@ -26,10 +26,12 @@ pub struct TestServer {
 
 /// The configuration tests start from: fast sweeps, no demo data.
 pub fn test_config(db: &TestDb) -> Config {
-    let mut config = Config::default();
-    config.database_url = Some(db.url.clone());
-    config.data_dir = db.dir.clone();
-    config.sweep_interval = Duration::from_millis(100);
+    let mut config = Config {
+        database_url: Some(db.url.clone()),
+        data_dir: db.dir.clone(),
+        sweep_interval: Duration::from_millis(100),
+        ..Config::default()
+    };
     // Not contacted by the agent API; the SSO tests configure a real provider.
     config.oidc.issuer = Some("http://127.0.0.1:9".into());
     config

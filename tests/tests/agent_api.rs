@@ -690,4 +690,9 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         .expect("deny");
     assert_eq!(denied.status.as_str(), "denied");
     assert_eq!(denied.decisions[0].comment, "not during the freeze");
+    let erased = server.db.execute("DELETE FROM decisions").await;
+    assert!(
+        erased.is_err_and(|message| message.contains("append-only")),
+        "decisions cannot be erased"
+    );
 }

@@ -585,7 +585,7 @@ impl Store {
         result: Option<&ResultReport>,
         now: OffsetDateTime,
     ) -> Result<StoredRequest> {
-        let request = in_write_tx!(self, |tx, lock| {
+        in_write_tx!(self, |tx, lock| {
             let row = sqlx::query(&select_request(lock))
                 .bind(id.to_string())
                 .fetch_optional(&mut *tx)
@@ -628,8 +628,7 @@ impl Store {
                 request.decided_at.get_or_insert(now);
                 Ok(request)
             }
-        });
-        request
+        })
     }
 
     /// Pending requests whose time is up, oldest expiry first.

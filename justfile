@@ -1,0 +1,38 @@
+# Signoff: `just run` starts the dev server, `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Build and start the development server on http://127.0.0.1:3000 (embedded SQLite, demo data).
+run:
+    cargo run -p signoff-server -- --dev
+
+# Install what the tests need, then run every test (Postgres too when one answers).
+test: test-deps
+    cargo test --workspace --all-targets
+
+# Formatting and lints, as CI wants them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Throughput, wake-up latency and memory against a release build (both stores).
+bench:
+    cargo build --release -p signoff-server -p signoff-tests --bins
+    ./target/release/signoff-bench
+
+# The test OpenID Provider (Node) and, where missing, the system packages tests use.
+test-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v node >/dev/null || missing+=(nodejs npm)
+    command -v tmux >/dev/null || missing+=(tmux)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
+        (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+    fi
