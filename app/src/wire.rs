@@ -314,3 +314,166 @@ mod tests {
         ));
     }
 }
+
+// ----- reviewer API ------------------------------------------------------------------------
+
+/// Whether the person asking may decide a request, and if not, why not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eligibility {
+    pub can_decide: bool,
+    /// Why not, in words a reviewer understands (own request, not an approver, already
+    /// voted, no longer pending, expired).
+    pub reason: Option<String>,
+}
+
+/// A row of the queue or of history: `GET /api/v1/requests`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    pub id: RequestId,
+    pub status: Status,
+    pub title: String,
+    pub action: String,
+    pub resource: String,
+    pub labels: BTreeMap<String, String>,
+    pub agent: String,
+    pub on_behalf_of: Option<String>,
+    pub approvals: u32,
+    pub approvals_required: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub decided_at: Option<OffsetDateTime>,
+    /// Who decided so far (display names) with their verdicts.
+    #[serde(default)]
+    pub deciders: Vec<Decider>,
+    /// Present when a reviewer asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer: Option<Eligibility>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decider {
+    pub name: String,
+    pub verdict: Verdict,
+}
+
+/// One page of requests; pass `next_cursor` as `cursor` for the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestPage {
+    pub items: Vec<RequestSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// A request with what the viewer may do with it: `GET /api/v1/requests/{id}` for reviewers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewView {
+    #[serde(flatten)]
+    pub request: RequestView,
+    pub viewer: Eligibility,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Reviewer,
+    Admin,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub identity: Identity,
+    pub roles: Vec<Role>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub auth_time: Option<OffsetDateTime>,
+}
+
+/// What `GET /api/v1/events` streams (server-sent events; the SSE `event:` field is the
+/// kind and `id:` a resumable position for `Last-Event-ID`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveEvent {
+    pub kind: LiveEventKind,
+    pub request_id: RequestId,
+    pub status: Status,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveEventKind {
+    Created,
+    Decided,
+    Expired,
+    Cancelled,
+    Reported,
+}
+
+impl LiveEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveEventKind::Created => "created",
+            LiveEventKind::Decided => "decided",
+            LiveEventKind::Expired => "expired",
+            LiveEventKind::Cancelled => "cancelled",
+            LiveEventKind::Reported => "reported",
+        }
+    }
+}
+
+// ----- terminal sign-in (device flow brokered by the server) -----------------------------
+
+/// `POST /api/v1/device/code` body (JSON; optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCodeRequest {
+    /// Shown to the reviewer confirming, e.g. the host name.
+    #[serde(default)]
+    pub client_name: Option<String>,
+}
+
+/// `POST /api/v1/device/code` answer (RFC 8628 names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCode {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: u64,
+    pub interval: u64,
+}
+
+/// `POST /api/v1/device/token` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTokenRequest {
+    pub device_code: String,
+}
+
+/// `POST /api/v1/device/token` success.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceToken {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// `POST /api/v1/device/token` refusal, as RFC 8628 words it: `error` is one of
+/// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`, `invalid_grant`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTokenError {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// A terminal token as its owner and admins see it: `GET /api/v1/tokens`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub client_name: Option<String>,
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}

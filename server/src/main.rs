@@ -75,6 +75,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Every waiting agent holds a connection: allow as many as the system lets us.
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%err, "could not raise the open-files limit");
+    }
     let mut config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
     config.dev |= cli.dev;
 
