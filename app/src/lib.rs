@@ -4,6 +4,8 @@
 //! `ssr` feature so the terminal client never builds them.
 
 pub mod model;
+#[cfg(feature = "ssr")]
+pub mod ui;
 pub mod wire;
 
 pub use model::*;

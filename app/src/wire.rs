@@ -82,9 +82,7 @@ impl NewRequest {
         for (key, value) in &self.labels {
             if key.is_empty()
                 || key.chars().count() > LABEL_KEY_CHARS
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+                || !key.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
             {
                 return Err(format!(
                     "label key `{}` must be 1-{LABEL_KEY_CHARS} characters of letters, digits, `.`, `_`, `-`, `/`",
@@ -111,18 +109,14 @@ impl NewRequest {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(DiffInput::Unified(text.clone()))),
             Some(Value::Object(fields))
-                if fields.len() == 2
-                    && fields.contains_key("before")
-                    && fields.contains_key("after") =>
+                if fields.len() == 2 && fields.contains_key("before") && fields.contains_key("after") =>
             {
                 Ok(Some(DiffInput::BeforeAfter {
                     before: fields["before"].clone(),
                     after: fields["after"].clone(),
                 }))
             }
-            Some(_) => Err(
-                "diff must be unified diff text or an object {\"before\": …, \"after\": …}".into(),
-            ),
+            Some(_) => Err("diff must be unified diff text or an object {\"before\": …, \"after\": …}".into()),
         }
     }
 }
@@ -292,10 +286,7 @@ mod tests {
             let mut request = valid();
             mutate(&mut request);
             let message = request.validate().expect_err("invalid");
-            assert!(
-                message.contains(expected),
-                "{message:?} should mention {expected:?}"
-            );
+            assert!(message.contains(expected), "{message:?} should mention {expected:?}");
         }
     }
 
@@ -303,15 +294,9 @@ mod tests {
     fn diff_input_accepts_text_or_before_after() {
         let mut request = valid();
         request.diff = Some(json!("--- a\n+++ b\n"));
-        assert!(matches!(
-            request.diff_input(),
-            Ok(Some(DiffInput::Unified(_)))
-        ));
+        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::Unified(_)))));
         request.diff = Some(json!({"before": {"replicas": 2}, "after": {"replicas": 3}}));
-        assert!(matches!(
-            request.diff_input(),
-            Ok(Some(DiffInput::BeforeAfter { .. }))
-        ));
+        assert!(matches!(request.diff_input(), Ok(Some(DiffInput::BeforeAfter { .. }))));
     }
 }
 

@@ -41,12 +41,22 @@ CREATE TABLE requests (
     body_hash        TEXT
 );
 CREATE UNIQUE INDEX requests_idempotency ON requests (agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX requests_queue ON requests (created_at) WHERE status = 'pending';
+CREATE INDEX requests_queue ON requests (created_at, id) WHERE status = 'pending';
 CREATE INDEX requests_expiry ON requests (expires_at) WHERE status = 'pending';
-CREATE INDEX requests_by_time ON requests (created_at);
+CREATE INDEX requests_by_time ON requests (created_at, id);
 CREATE INDEX requests_by_agent ON requests (agent_id, created_at);
 CREATE INDEX requests_by_action ON requests (action, created_at);
 CREATE INDEX requests_by_status ON requests (status, created_at);
+
+-- Labels again, one row each, so history can be filtered by label on large tables.
+CREATE TABLE request_labels (
+    request_id  TEXT NOT NULL REFERENCES requests (id),
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (request_id, key)
+);
+CREATE INDEX request_labels_lookup ON request_labels (key, value, created_at);
 
 CREATE TABLE decisions (
     id                TEXT PRIMARY KEY,
@@ -63,6 +73,8 @@ CREATE TABLE decisions (
     UNIQUE (request_id, reviewer_issuer, reviewer_subject)
 );
 CREATE INDEX decisions_by_reviewer ON decisions (reviewer_subject, decided_at);
+CREATE INDEX decisions_by_reviewer_email ON decisions (reviewer_email, decided_at);
+CREATE INDEX decisions_by_request ON decisions (request_id);
 
 -- The audit trail: a hash chain, each event's hash covering the previous one.
 CREATE TABLE audit_events (
@@ -76,6 +88,33 @@ CREATE TABLE audit_events (
     hash        TEXT NOT NULL
 );
 CREATE INDEX audit_by_request ON audit_events (request_id, seq);
+
+-- Terminal sign-in: a device code waits for a signed-in reviewer to confirm it.
+CREATE TABLE device_codes (
+    code_hash       TEXT PRIMARY KEY,
+    user_code       TEXT NOT NULL UNIQUE,
+    client_name     TEXT,
+    client_address  TEXT,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    last_polled_at  BIGINT,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'used')),
+    identity        TEXT
+);
+
+-- Bearer tokens of the terminal client, bound to the SSO identity that confirmed them.
+CREATE TABLE terminal_tokens (
+    id           TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    issuer       TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    identity     TEXT NOT NULL,
+    client_name  TEXT,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    revoked_at   BIGINT
+);
+CREATE INDEX terminal_tokens_by_owner ON terminal_tokens (issuer, subject);
 
 -- The chain's head, one row; appending locks it so the chain never forks.
 CREATE TABLE audit_head (

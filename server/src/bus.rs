@@ -30,6 +30,8 @@ pub struct Event {
     pub kind: EventKind,
     pub request_id: RequestId,
     pub status: Status,
+    /// The audit event's sequence number: a position live views can resume from.
+    pub seq: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -42,10 +44,7 @@ impl EventBus {
     /// A bus for a single server process.
     pub fn in_process() -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Self {
-            sender,
-            postgres: None,
-        }
+        Self { sender, postgres: None }
     }
 
     /// A bus shared by every replica on `pool`'s database: events are published with
@@ -61,16 +60,14 @@ impl EventBus {
                 // connection: the events sent meanwhile are gone, so wake everyone to
                 // look again.
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        match serde_json::from_str::<Event>(notification.payload()) {
-                            Ok(event) => {
-                                let _ = forward.send(event);
-                            }
-                            Err(err) => {
-                                tracing::warn!(%err, "ignoring a malformed event notification")
-                            }
+                    Ok(Some(notification)) => match serde_json::from_str::<Event>(notification.payload()) {
+                        Ok(event) => {
+                            let _ = forward.send(event);
                         }
-                    }
+                        Err(err) => {
+                            tracing::warn!(%err, "ignoring a malformed event notification")
+                        }
+                    },
                     Ok(None) => {
                         tracing::warn!("event listener reconnected; waking every waiter");
                         let _ = forward.send(Event::resync());
@@ -121,10 +118,11 @@ impl Event {
             kind: EventKind::Reported,
             request_id: RequestId::from(uuid::Uuid::nil()),
             status: Status::Pending,
+            seq: None,
         }
     }
 
-    fn is_resync(&self) -> bool {
+    pub fn is_resync(&self) -> bool {
         self.request_id.as_uuid().is_nil()
     }
 }
@@ -183,9 +181,7 @@ impl Waiters {
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Arc<Notify>>> {
         // The map stays consistent even if a holder panicked: every change is one call.
-        self.by_request
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.by_request.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -32,6 +32,18 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Development mode: loopback only, demo data, development sign-in.
     pub dev: bool,
+    /// A console session ends after this long without activity...
+    #[serde(deserialize_with = "duration")]
+    pub session_idle_timeout: Duration,
+    /// ...and after this long in any case (then the reviewer signs in again).
+    #[serde(deserialize_with = "duration")]
+    pub session_lifetime: Duration,
+    /// How often a terminal may poll for its sign-in (RFC 8628 `interval`).
+    #[serde(deserialize_with = "duration")]
+    pub device_poll_interval: Duration,
+    /// How long a terminal token lasts.
+    #[serde(deserialize_with = "duration")]
+    pub terminal_token_lifetime: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -79,6 +91,10 @@ impl Default for Config {
             admin_groups: vec!["signoff-admins".into()],
             oidc: OidcConfig::default(),
             dev: false,
+            session_idle_timeout: Duration::from_secs(2 * 3600),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            terminal_token_lifetime: Duration::from_secs(12 * 3600),
+            device_poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -90,12 +106,7 @@ impl Default for OidcConfig {
             client_id: None,
             client_secret: None,
             groups_claim: "groups".into(),
-            scopes: vec![
-                "openid".into(),
-                "email".into(),
-                "profile".into(),
-                "groups".into(),
-            ],
+            scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
         }
     }
 }
@@ -110,11 +121,9 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|err| {
-                    Error::Config(format!("cannot read {}: {err}", path.display()))
-                })?;
-                toml::from_str(&text)
-                    .map_err(|err| Error::Config(format!("{}: {err}", path.display())))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| Error::Config(format!("cannot read {}: {err}", path.display())))?;
+                toml::from_str(&text).map_err(|err| Error::Config(format!("{}: {err}", path.display())))?
             }
             None => Config::default(),
         };
@@ -147,11 +156,10 @@ impl Config {
             self.sweep_interval = parse_duration("SIGNOFF_SWEEP_INTERVAL", &interval)?;
         }
         if let Some(approvals) = var("SIGNOFF_DEFAULT_APPROVALS") {
-            self.default_approvals = approvals.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "SIGNOFF_DEFAULT_APPROVALS `{approvals}` is not a whole number"
-                ))
-            })?;
+            self.default_approvals = approvals
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("SIGNOFF_DEFAULT_APPROVALS `{approvals}` is not a whole number")))?;
         }
         if let Some(groups) = var("SIGNOFF_REVIEWER_GROUPS") {
             self.reviewer_groups = split_list(&groups);
@@ -197,6 +205,15 @@ impl Config {
         Ok(())
     }
 
+    /// The URL users reach, without a trailing slash: the configured one, or the address
+    /// actually bound (which may differ from `listen` when it asked for port 0).
+    pub fn public_url_for(&self, bound: Option<SocketAddr>) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", bound.unwrap_or(self.listen)),
+        }
+    }
+
     /// The database to use: the configured URL, or a SQLite file in the data dir.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -207,11 +224,8 @@ impl Config {
 }
 
 fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
-    humantime::parse_duration(value.trim()).map_err(|err| {
-        Error::Config(format!(
-            "{name} `{value}` is not a duration such as 1h or 90s: {err}"
-        ))
-    })
+    humantime::parse_duration(value.trim())
+        .map_err(|err| Error::Config(format!("{name} `{value}` is not a duration such as 1h or 90s: {err}")))
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -229,10 +243,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -241,8 +252,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("signoff-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("signoff.toml");
-        std::fs::write(&file, "request_ttl = \"2h\"\ndefault_approvals = 3\n[oidc]\nissuer = \"https://file.example\"\n")
-            .expect("write config");
+        std::fs::write(
+            &file,
+            "request_ttl = \"2h\"\ndefault_approvals = 3\n[oidc]\nissuer = \"https://file.example\"\n",
+        )
+        .expect("write config");
         let config = Config::load(
             Some(&file),
             env(&[
@@ -275,8 +289,7 @@ mod tests {
                 .to_string()
                 .contains("SIGNOFF_OIDC_ISSUER")
         );
-        let mut dev_public =
-            Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
+        let mut dev_public = Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
         dev_public.dev = true;
         assert!(dev_public.validate().is_err());
     }

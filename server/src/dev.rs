@@ -12,9 +12,7 @@ pub async fn seed(service: &Service) -> Result<()> {
     if !service.store().list_agents().await?.is_empty() {
         return Ok(());
     }
-    let (deploy_bot, deploy_key, _) = service
-        .issue_agent_key("deploy-bot", Some("ops@example.com"))
-        .await?;
+    let (deploy_bot, deploy_key, _) = service.issue_agent_key("deploy-bot", Some("ops@example.com")).await?;
     let (exporter, export_key, _) = service
         .issue_agent_key("data-exporter", Some("data@example.com"))
         .await?;
@@ -60,11 +58,9 @@ pub async fn seed(service: &Service) -> Result<()> {
         ),
     ];
     for (agent, body) in demo {
-        let input: NewRequest = serde_json::from_value(body)
-            .map_err(|err| crate::Error::Internal(format!("demo request: {err}")))?;
-        service
-            .create_request(agent, input, None, String::new())
-            .await?;
+        let input: NewRequest =
+            serde_json::from_value(body).map_err(|err| crate::Error::Internal(format!("demo request: {err}")))?;
+        service.create_request(agent, input, None, String::new()).await?;
     }
     tracing::info!("dev: seeded demo agents and pending requests");
     Ok(())

@@ -35,6 +35,9 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Internal(String),
+    /// The OpenID Provider answered wrongly or not at all.
+    #[error("{0}")]
+    Provider(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,7 +47,7 @@ impl Error {
         Error::NotFound(format!("no {what}"))
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -52,9 +55,7 @@ impl Error {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Error::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Error::Rule(rule) => match rule {
                 RuleError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
@@ -62,11 +63,10 @@ impl Error {
                 RuleError::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
                 RuleError::OwnRequest => (StatusCode::FORBIDDEN, "own_request"),
                 RuleError::AlreadyDecided => (StatusCode::CONFLICT, "already_decided"),
-                RuleError::CommentRequired => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "comment_required")
-                }
+                RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
+            Error::Provider(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
             Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -74,16 +74,27 @@ impl Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = if status.is_server_error() {
-            // The detail goes to the log, never to the client.
+impl Error {
+    /// What the client may read: the message, except for internal failures, whose
+    /// detail goes to the log only.
+    pub fn public_message(&self) -> String {
+        let (status, _) = self.status_and_code();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
             "internal error; the server log has the details".to_string()
         } else {
+            if status.is_server_error() {
+                tracing::warn!(error = %self, "upstream failure");
+            }
             self.to_string()
-        };
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = self.public_message();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),

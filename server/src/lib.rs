@@ -1,6 +1,7 @@
 //! Signoff's server: the agent API, decisions, storage and the background work around them.
 
 pub mod api;
+pub mod auth;
 pub mod bus;
 pub mod config;
 mod dev;
@@ -10,6 +11,7 @@ pub mod keys;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -7,11 +7,17 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use signoff_app::wire::{DecisionInput, NewRequest, RequestView, ResultReport, limits};
-use signoff_app::{Channel, Identity, PolicySnapshot, RequestId, Status, action_digest};
+use signoff_app::wire::{
+    Decider, DecisionInput, Eligibility, NewRequest, RequestPage, RequestSummary, RequestView, ResultReport,
+    ReviewView, limits,
+};
+use signoff_app::{
+    Ballot, Channel, DecisionContext, Identity, PolicySnapshot, RequestId, RequestParties, Status, action_digest,
+    check_eligibility,
+};
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
-use crate::store::{Agent, Created, NewRecord, Store, StoredRequest};
+use crate::store::{Agent, Created, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
 use crate::{Error, Result, diff, keys};
 
 /// What the service needs to know from the configuration.
@@ -40,12 +46,7 @@ pub fn now() -> OffsetDateTime {
 }
 
 impl Service {
-    pub fn new(
-        store: Store,
-        bus: EventBus,
-        settings: Settings,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(store: Store, bus: EventBus, settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
         let waiters = Waiters::start(&bus);
         Self {
             store,
@@ -73,18 +74,9 @@ impl Service {
 
     /// Issues a new API key for `name` (creating the agent if needed). The key is
     /// returned once and stored only as its hash.
-    pub async fn issue_agent_key(
-        &self,
-        name: &str,
-        owner: Option<&str>,
-    ) -> Result<(Agent, String, bool)> {
+    pub async fn issue_agent_key(&self, name: &str, owner: Option<&str>) -> Result<(Agent, String, bool)> {
         let name = name.trim();
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(Error::Invalid(
                 "an agent name is 1-64 characters of letters, digits, `-`, `_` and `.`".into(),
             ));
@@ -180,8 +172,8 @@ impl Service {
         // request is there to be returned (or the bodies differ: a conflict).
         for _ in 0..2 {
             match self.store.create_request(&record).await? {
-                Created::New(request) => {
-                    self.publish(EventKind::Created, &request).await;
+                Created::New(request, seq) => {
+                    self.publish(EventKind::Created, &request, Some(seq)).await;
                     return Ok((request.into_view(Vec::new()), true));
                 }
                 Created::Replayed(request) => {
@@ -201,22 +193,13 @@ impl Service {
 
     /// Any request (for reviewers).
     pub async fn request(&self, id: RequestId) -> Result<RequestView> {
-        let request = self
-            .store
-            .get_request(id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+        let request = self.store.get_request(id).await?.ok_or_else(|| not_found(id))?;
         self.with_decisions(request).await
     }
 
     /// Returns as soon as the request leaves pending, or after `timeout` with it still
     /// pending. Waiting holds no database connection: the bus wakes the waiter.
-    pub async fn wait(
-        &self,
-        agent: &Agent,
-        id: RequestId,
-        timeout: Duration,
-    ) -> Result<RequestView> {
+    pub async fn wait(&self, agent: &Agent, id: RequestId, timeout: Duration) -> Result<RequestView> {
         let registration = self.waiters.register(id);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.clone();
@@ -238,27 +221,22 @@ impl Service {
     }
 
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
-        let request = self
+        let (request, seq) = self
             .store
             .agent_transition(agent, id, Status::Cancelled, None, now())
             .await?;
-        self.publish(EventKind::Cancelled, &request).await;
+        self.publish(EventKind::Cancelled, &request, Some(seq)).await;
         self.with_decisions(request).await
     }
 
     /// The agent says what happened when it ran an approved action.
-    pub async fn report_result(
-        &self,
-        agent: &Agent,
-        id: RequestId,
-        report: ResultReport,
-    ) -> Result<RequestView> {
+    pub async fn report_result(&self, agent: &Agent, id: RequestId, report: ResultReport) -> Result<RequestView> {
         let status = report.status.status();
-        let request = self
+        let (request, seq) = self
             .store
             .agent_transition(agent, id, status, Some(&report), now())
             .await?;
-        self.publish(EventKind::Reported, &request).await;
+        self.publish(EventKind::Reported, &request, Some(seq)).await;
         self.with_decisions(request).await
     }
 
@@ -279,24 +257,18 @@ impl Service {
         }
         let result = self
             .store
-            .decide(
-                id,
-                reviewer,
-                input.verdict,
-                input.comment.trim(),
-                channel,
-                now(),
-            )
+            .decide(id, reviewer, input.verdict, input.comment.trim(), channel, now())
             .await;
         match result {
             Ok(decided) => {
-                self.publish(EventKind::Decided, &decided.request).await;
+                self.publish(EventKind::Decided, &decided.request, Some(decided.seq))
+                    .await;
                 self.with_decisions(decided.request).await
             }
             Err(Error::Rule(signoff_app::RuleError::Expired)) => {
                 // The decision found it expired and recorded that: tell the waiters.
                 if let Some(request) = self.store.get_request(id).await? {
-                    self.publish(EventKind::Expired, &request).await;
+                    self.publish(EventKind::Expired, &request, None).await;
                 }
                 Err(Error::Rule(signoff_app::RuleError::Expired))
             }
@@ -313,18 +285,88 @@ impl Service {
                 return Ok(expired);
             }
             for id in due {
-                if self.store.expire(id, now()).await? {
+                if let Some(seq) = self.store.expire(id, now()).await? {
                     expired += 1;
-                    self.bus
-                        .publish(Event {
-                            kind: EventKind::Expired,
-                            request_id: id,
-                            status: Status::Expired,
-                        })
-                        .await;
+                    let event = Event {
+                        kind: EventKind::Expired,
+                        request_id: id,
+                        status: Status::Expired,
+                        seq: Some(seq),
+                    };
+                    self.bus.publish(event).await;
                 }
             }
         }
+    }
+
+    // ----- reviewers ---------------------------------------------------------------------
+
+    /// A page of the queue or history as `viewer` sees it. With `needs_my_vote`, only
+    /// pending requests the viewer may still decide.
+    pub async fn list(&self, viewer: &Identity, mut filter: RequestFilter, needs_my_vote: bool) -> Result<RequestPage> {
+        if needs_my_vote {
+            filter.statuses = vec![Status::Pending];
+            filter.open_to = Some(Voter {
+                issuer: viewer.issuer.clone(),
+                subject: viewer.subject.clone(),
+                email: viewer.email.clone(),
+            });
+        }
+        let limit = filter.limit;
+        let requests = self.store.list_requests(&filter).await?;
+        let next_cursor = (requests.len() as i64 >= limit)
+            .then(|| requests.last().map(|last| Cursor::after(last).encode()))
+            .flatten();
+        let ids: Vec<RequestId> = requests.iter().map(|r| r.id).collect();
+        let mut decisions = self.store.decisions_for(&ids).await?;
+        let at = now();
+        let mut items = Vec::with_capacity(requests.len());
+        for request in requests {
+            let own: Vec<DecisionRecord> = {
+                let (mine, rest): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|d| d.request_id == request.id);
+                decisions = rest;
+                mine
+            };
+            let viewer_eligibility = eligibility(&request, &own, viewer, at);
+            if needs_my_vote && !viewer_eligibility.can_decide {
+                continue;
+            }
+            items.push(RequestSummary {
+                id: request.id,
+                status: request.status,
+                title: request.title,
+                action: request.action,
+                resource: request.resource,
+                labels: request.labels,
+                agent: request.agent.name,
+                on_behalf_of: request.on_behalf_of,
+                approvals: request.approvals,
+                approvals_required: request.policy.approvals_required,
+                created_at: request.created_at,
+                expires_at: request.expires_at,
+                decided_at: request.decided_at,
+                deciders: own
+                    .iter()
+                    .map(|d| Decider {
+                        name: d.reviewer.display_name().to_string(),
+                        verdict: d.verdict,
+                    })
+                    .collect(),
+                viewer: Some(viewer_eligibility),
+            });
+        }
+        Ok(RequestPage { items, next_cursor })
+    }
+
+    /// One request with what `viewer` may do with it.
+    pub async fn review(&self, viewer: &Identity, id: RequestId) -> Result<ReviewView> {
+        let request = self.store.get_request(id).await?.ok_or_else(|| not_found(id))?;
+        let decisions = self.store.decisions(id).await?;
+        let viewer = eligibility(&request, &decisions, viewer, now());
+        Ok(ReviewView {
+            request: request.into_view(decisions),
+            viewer,
+        })
     }
 
     fn default_policy(&self) -> PolicySnapshot {
@@ -353,14 +395,51 @@ impl Service {
         Ok(request.into_view(decisions))
     }
 
-    async fn publish(&self, kind: EventKind, request: &StoredRequest) {
-        self.bus
-            .publish(Event {
-                kind,
-                request_id: request.id,
-                status: request.status,
-            })
-            .await;
+    async fn publish(&self, kind: EventKind, request: &StoredRequest, seq: Option<i64>) {
+        let event = Event {
+            kind,
+            request_id: request.id,
+            status: request.status,
+            seq,
+        };
+        self.bus.publish(event).await;
+    }
+}
+
+/// Whether `viewer` may decide `request` now, and if not, why not.
+fn eligibility(
+    request: &StoredRequest,
+    decisions: &[DecisionRecord],
+    viewer: &Identity,
+    at: time::OffsetDateTime,
+) -> Eligibility {
+    let ballots: Vec<Ballot> = decisions
+        .iter()
+        .map(|d| Ballot {
+            reviewer: d.reviewer.clone(),
+            verdict: d.verdict,
+        })
+        .collect();
+    let parties = RequestParties {
+        on_behalf_of: request.on_behalf_of.clone(),
+        agent_owner: request.agent.owner.clone(),
+    };
+    let context = DecisionContext {
+        status: request.status,
+        expires_at: request.expires_at,
+        policy: &request.policy,
+        parties: &parties,
+        ballots: &ballots,
+    };
+    match check_eligibility(context, viewer, at) {
+        Ok(()) => Eligibility {
+            can_decide: true,
+            reason: None,
+        },
+        Err(rule) => Eligibility {
+            can_decide: false,
+            reason: Some(rule.to_string()),
+        },
     }
 }
 

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
+use crate::auth::sessions::SessionBackend;
+use crate::auth::{AuthState, RoleMap, oidc::Oidc};
 use crate::bus::EventBus;
 use crate::service::{Service, Settings};
 use crate::store::Store;
@@ -17,6 +19,8 @@ use crate::{Config, Error, Result, dev};
 pub struct Application {
     listener: TcpListener,
     service: Arc<Service>,
+    auth: Arc<AuthState>,
+    sessions: SessionBackend,
     config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -42,13 +46,30 @@ impl Application {
             default_approvals: config.default_approvals,
             reviewer_groups: config.reviewer_groups.clone(),
         };
+        let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         if config.dev {
             dev::seed(&service).await?;
         }
+        let public_url = config.public_url_for(listener.local_addr().ok());
+        let duration = |d: std::time::Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        let auth = Arc::new(AuthState {
+            oidc: Oidc::from_config(&config.oidc, &public_url)?,
+            roles: RoleMap {
+                reviewer_groups: config.reviewer_groups.clone(),
+                admin_groups: config.admin_groups.clone(),
+            },
+            public_url,
+            dev: config.dev,
+            session_lifetime: duration(config.session_lifetime),
+            terminal_token_lifetime: duration(config.terminal_token_lifetime),
+            device_poll_interval: duration(config.device_poll_interval),
+        });
         Ok(Self {
             listener,
             service,
+            auth,
+            sessions,
             config,
             shutdown,
         })
@@ -60,32 +81,40 @@ impl Application {
             .map_err(|err| Error::Internal(format!("listener has no address: {err}")))
     }
 
+    /// The URL users reach (for tests: http://127.0.0.1:PORT).
+    pub fn public_url(&self) -> &str {
+        &self.auth.public_url
+    }
+
     pub fn service(&self) -> Arc<Service> {
         Arc::clone(&self.service)
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (waiting
     /// agents are answered at once with the request as it stands).
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let sweeper = tokio::spawn(sweep(
             Arc::clone(&self.service),
             self.config.sweep_interval,
             self.shutdown.subscribe(),
         ));
-        let router = api::router(AppState {
+        self.sessions.spawn_cleanup();
+        let state = AppState {
             service: Arc::clone(&self.service),
-        });
+            auth: Arc::clone(&self.auth),
+        };
+        let router = api::router(state, self.sessions, self.config.session_idle_timeout);
         let stop = self.shutdown.clone();
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                let _ = stop.send(true);
-            })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        })
+        .await;
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
         served.map_err(|err| Error::Internal(format!("server stopped: {err}")))
@@ -93,11 +122,7 @@ impl Application {
 }
 
 /// Expires pending requests past their time, every `interval`.
-async fn sweep(
-    service: Arc<Service>,
-    interval: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn sweep(service: Arc<Service>, interval: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

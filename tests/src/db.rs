@@ -15,8 +15,7 @@ pub enum Backend {
 
 /// The Postgres server tests use: `TEST_POSTGRES_URL`, or the local one.
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Whether Postgres tests can run here. Panics when they must (`SIGNOFF_REQUIRE_POSTGRES=1`)
@@ -25,12 +24,9 @@ pub async fn postgres_available() -> bool {
     static AVAILABLE: OnceCell<bool> = OnceCell::const_new();
     let available = *AVAILABLE
         .get_or_init(|| async {
-            tokio::time::timeout(
-                Duration::from_secs(3),
-                PgConnection::connect(&postgres_admin_url()),
-            )
-            .await
-            .is_ok_and(|connected| connected.is_ok())
+            tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(&postgres_admin_url()))
+                .await
+                .is_ok_and(|connected| connected.is_ok())
         })
         .await;
     let required = std::env::var("SIGNOFF_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
@@ -75,10 +71,7 @@ impl TestDb {
                     .await
                     .expect("create database");
                 let base = postgres_admin_url();
-                let server = base
-                    .rsplit_once('/')
-                    .map(|(server, _)| server)
-                    .unwrap_or(&base);
+                let server = base.rsplit_once('/').map(|(server, _)| server).unwrap_or(&base);
                 TestDb {
                     backend,
                     url: format!("{server}/{name}"),
@@ -126,17 +119,11 @@ impl TestDb {
                 let mut conn = <sqlx::SqliteConnection as Connection>::connect(&self.url)
                     .await
                     .expect("connect");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("query")
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
             }
             Backend::Postgres => {
                 let mut conn = PgConnection::connect(&self.url).await.expect("connect");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("query")
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
             }
         }
     }

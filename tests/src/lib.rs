@@ -1,8 +1,10 @@
 //! Test harness: real servers (in-process `Application` or the `signoff-server` binary)
 //! over real HTTP, on a fresh SQLite file or a fresh Postgres database per test.
 
+pub mod browser;
 pub mod db;
 pub mod fixtures;
+pub mod oidc;
 pub mod server;
 
 pub use db::{Backend, TestDb};

@@ -46,12 +46,8 @@ impl TestServer {
         let db = TestDb::new(backend).await;
         let mut config = test_config(&db);
         configure(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let app = Application::build(config, listener)
-            .await
-            .expect("server builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = Application::build(config, listener).await.expect("server builds");
         let base_url = format!("http://{}", app.local_addr().expect("address"));
         let service = app.service();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -72,17 +68,35 @@ impl TestServer {
         }
     }
 
+    /// A server signing people in with `provider` (client `signoff-web`).
+    pub async fn start_with_sso(
+        backend: Backend,
+        provider: &crate::oidc::Provider,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let issuer = provider.issuer.clone();
+        Self::start_with(backend, move |config| {
+            config.oidc.issuer = Some(issuer);
+            config.oidc.client_id = Some("signoff-web".into());
+            config.oidc.client_secret = Some(signoff_server::config::Secret::new("signoff-web-secret"));
+            config.device_poll_interval = Duration::from_secs(1);
+            configure(config);
+        })
+        .await
+    }
+
+    /// A browser for this server.
+    pub fn browser(&self) -> crate::browser::Browser {
+        crate::browser::Browser::new(&self.base_url)
+    }
+
     /// A new agent with a fresh key.
     pub async fn agent(&self, name: &str) -> AgentClient {
         self.agent_owned_by(name, None).await
     }
 
     pub async fn agent_owned_by(&self, name: &str, owner: Option<&str>) -> AgentClient {
-        let (_, key, _) = self
-            .service
-            .issue_agent_key(name, owner)
-            .await
-            .expect("issue key");
+        let (_, key, _) = self.service.issue_agent_key(name, owner).await.expect("issue key");
         AgentClient::new(&self.base_url, &key)
     }
 
@@ -136,11 +150,7 @@ pub async fn read_reply(response: reqwest::Response) -> Reply {
     let headers = response.headers().clone();
     let text = response.text().await.expect("read body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 impl AgentClient {
@@ -199,20 +209,10 @@ pub fn server_binary() -> PathBuf {
         .get_or_init(|| {
             // target/debug/deps/<test> -> target/debug/signoff-server
             let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target dir");
+            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
             let binary = dir.join("signoff-server");
             let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "signoff-server",
-                    "--bin",
-                    "signoff-server",
-                ])
+                .args(["build", "--quiet", "-p", "signoff-server", "--bin", "signoff-server"])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building signoff-server failed");

@@ -46,12 +46,7 @@ async fn a_decision_wakes_the_waiting_agent(backend: Backend) {
     let decided_at = Instant::now();
     server
         .service
-        .decide(
-            &reviewer(1),
-            id.parse().expect("id"),
-            &approve(),
-            Channel::Web,
-        )
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Web)
         .await
         .expect("decision recorded");
     let reply = tokio::time::timeout(Duration::from_secs(10), waiter)
@@ -86,10 +81,7 @@ async fn waiting_without_a_decision_times_out_pending(backend: Backend) {
     let id = agent.submit(&request_body("Deploy")).await;
     let started = Instant::now();
     let reply = agent.wait(&id, 1).await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "waited the full timeout"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited the full timeout");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["status"], "pending");
 }
@@ -121,10 +113,7 @@ async fn idempotency_key_returns_the_same_request_or_conflicts(backend: Backend)
     assert_eq!(again.status, 200);
     assert_eq!(again.body["id"], first.body["id"]);
     assert_eq!(
-        again
-            .headers
-            .get("idempotent-replayed")
-            .map(|v| v.to_str().ok()),
+        again.headers.get("idempotent-replayed").map(|v| v.to_str().ok()),
         Some(Some("true"))
     );
     // Same key, other body: refused, and nothing is stored.
@@ -161,27 +150,14 @@ async fn pending_requests_expire_and_wake_their_waiters(backend: Backend) {
 
     let late = server
         .service
-        .decide(
-            &reviewer(1),
-            id.parse().expect("id"),
-            &approve(),
-            Channel::Web,
-        )
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Web)
         .await;
-    assert!(
-        matches!(late, Err(Error::Rule(RuleError::NotPending(_)))),
-        "{late:?}"
-    );
-    let cancel = agent
-        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
-        .await;
+    assert!(matches!(late, Err(Error::Rule(RuleError::NotPending(_)))), "{late:?}");
+    let cancel = agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await;
     assert_eq!(cancel.status, 409);
 
     // The default TTL applies when the agent gives none.
-    let server = TestServer::start_with(backend, |config| {
-        config.request_ttl = Duration::from_secs(1)
-    })
-    .await;
+    let server = TestServer::start_with(backend, |config| config.request_ttl = Duration::from_secs(1)).await;
     let agent = server.agent("deploy-bot").await;
     let id = agent.submit(&request_body("Default TTL")).await;
     let reply = tokio::time::timeout(Duration::from_secs(10), agent.wait(&id, 30))
@@ -196,48 +172,27 @@ async fn agents_cancel_and_report_within_the_lifecycle(backend: Backend) {
 
     let id = agent.submit(&request_body("To cancel")).await;
     let early = agent
-        .post(
-            &format!("/api/v1/requests/{id}/result"),
-            &json!({"status": "executed"}),
-        )
+        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed"}))
         .await;
     assert_eq!(
         (early.status, early.error_code()),
         (409, "illegal_transition"),
         "no result before approval"
     );
-    let cancelled = agent
-        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
-        .await;
+    let cancelled = agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await;
     assert_eq!(cancelled.body["status"], "cancelled");
-    let twice = agent
-        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
-        .await;
+    let twice = agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await;
     assert_eq!(twice.status, 409);
-    assert!(
-        twice.error_message().contains("cancelled"),
-        "{:?}",
-        twice.body
-    );
+    assert!(twice.error_message().contains("cancelled"), "{:?}", twice.body);
 
     let id = agent.submit(&request_body("To run")).await;
     server
         .service
-        .decide(
-            &reviewer(1),
-            id.parse().expect("id"),
-            &approve(),
-            Channel::Api,
-        )
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Api)
         .await
         .expect("approve");
-    let cancel_after = agent
-        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(
-        cancel_after.status, 409,
-        "an approved request cannot be cancelled"
-    );
+    let cancel_after = agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await;
+    assert_eq!(cancel_after.status, 409, "an approved request cannot be cancelled");
     let failed = agent
         .post(
             &format!("/api/v1/requests/{id}/result"),
@@ -246,10 +201,7 @@ async fn agents_cancel_and_report_within_the_lifecycle(backend: Backend) {
         .await;
     assert_eq!(failed.body["status"], "failed");
     let again = agent
-        .post(
-            &format!("/api/v1/requests/{id}/result"),
-            &json!({"status": "executed"}),
-        )
+        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed"}))
         .await;
     assert_eq!(again.status, 409);
 }
@@ -267,13 +219,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         .await
         .expect("revoke");
 
-    let tables = [
-        "requests",
-        "decisions",
-        "audit_events",
-        "agents",
-        "api_keys",
-    ];
+    let tables = ["requests", "decisions", "audit_events", "agents", "api_keys"];
     let mut before = Vec::new();
     for table in tables {
         before.push(server.db.count(table).await);
@@ -338,12 +284,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         ),
         (
             "bad action",
-            raw(
-                with("action", json!("Drop Everything")),
-                json_ct,
-                key.clone(),
-            )
-            .await,
+            raw(with("action", json!("Drop Everything")), json_ct, key.clone()).await,
             422,
             "invalid",
             "action must be",
@@ -357,12 +298,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         ),
         (
             "not JSON",
-            raw(
-                request_body("x").to_string(),
-                Some("text/plain"),
-                key.clone(),
-            )
-            .await,
+            raw(request_body("x").to_string(), Some("text/plain"), key.clone()).await,
             415,
             "unsupported_media_type",
             "application/json",
@@ -376,36 +312,21 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         ),
         (
             "unknown key",
-            raw(
-                request_body("x").to_string(),
-                json_ct,
-                Some("so_agent_nope".into()),
-            )
-            .await,
+            raw(request_body("x").to_string(), json_ct, Some("so_agent_nope".into())).await,
             401,
             "unauthorized",
             "unknown or revoked",
         ),
         (
             "revoked key",
-            raw(
-                request_body("x").to_string(),
-                json_ct,
-                Some(revoked.key.clone()),
-            )
-            .await,
+            raw(request_body("x").to_string(), json_ct, Some(revoked.key.clone())).await,
             401,
             "unauthorized",
             "unknown or revoked",
         ),
         (
             "body over 1 MiB",
-            raw(
-                with("reason", json!("x".repeat(1_100_000))),
-                json_ct,
-                key.clone(),
-            )
-            .await,
+            raw(with("reason", json!("x".repeat(1_100_000))), json_ct, key.clone()).await,
             413,
             "payload_too_large",
             "1 MiB",
@@ -420,10 +341,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         (
             "computed diff over 256 KiB",
             raw(
-                with(
-                    "diff",
-                    json!({"before": "", "after": huge_document.join("\n")}),
-                ),
+                with("diff", json!({"before": "", "after": huge_document.join("\n")})),
                 json_ct,
                 key.clone(),
             )
@@ -434,18 +352,14 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         ),
         (
             "unknown id",
-            agent
-                .get("/api/v1/requests/01937a4c-0000-7000-8000-000000000000")
-                .await,
+            agent.get("/api/v1/requests/01937a4c-0000-7000-8000-000000000000").await,
             404,
             "not_found",
             "no request",
         ),
         (
             "not an id",
-            agent
-                .get("/api/v1/requests/robert'); DROP TABLE requests;--")
-                .await,
+            agent.get("/api/v1/requests/robert'); DROP TABLE requests;--").await,
             404,
             "not_found",
             "no request",
@@ -475,9 +389,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         ),
         (
             "wait nonsense",
-            agent
-                .get(&format!("/api/v1/requests/{own}/wait?timeout_s=soon"))
-                .await,
+            agent.get(&format!("/api/v1/requests/{own}/wait?timeout_s=soon")).await,
             400,
             "bad_request",
             "timeout_s",
@@ -497,10 +409,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         (
             "result of unknown shape",
             agent
-                .post(
-                    &format!("/api/v1/requests/{own}/result"),
-                    &json!({"status": "done"}),
-                )
+                .post(&format!("/api/v1/requests/{own}/result"), &json!({"status": "done"}))
                 .await,
             422,
             "invalid",
@@ -548,25 +457,14 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
             "{table} unchanged by refused input"
         );
     }
-    let health = agent
-        .http
-        .get(agent.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
+    let health = agent.http.get(agent.url("/readyz")).send().await.expect("readyz");
     assert_eq!(health.status(), 200);
 }
 
 async fn decisions_enforce_the_rules(backend: Backend) {
     let server = TestServer::start_with(backend, |config| config.default_approvals = 2).await;
-    let agent = server
-        .agent_owned_by("deploy-bot", Some("owner@example.com"))
-        .await;
-    let id: signoff_app::RequestId = agent
-        .submit(&request_body("Deploy"))
-        .await
-        .parse()
-        .expect("id");
+    let agent = server.agent_owned_by("deploy-bot", Some("owner@example.com")).await;
+    let id: signoff_app::RequestId = agent.submit(&request_body("Deploy")).await.parse().expect("id");
     let service = &server.service;
     let deny_silently = DecisionInput {
         verdict: Verdict::Deny,
@@ -585,37 +483,24 @@ async fn decisions_enforce_the_rules(backend: Backend) {
 
     let refusals = [
         (
-            service
-                .decide(&requester, id, &approve(), Channel::Web)
-                .await,
+            service.decide(&requester, id, &approve(), Channel::Web).await,
             "own request (on behalf of)",
         ),
-        (
-            service.decide(&owner, id, &approve(), Channel::Web).await,
-            "own agent",
-        ),
+        (service.decide(&owner, id, &approve(), Channel::Web).await, "own agent"),
         (
             service.decide(&admin, id, &approve(), Channel::Web).await,
             "admins are not exempt",
         ),
         (
-            service
-                .decide(&outsider, id, &approve(), Channel::Web)
-                .await,
+            service.decide(&outsider, id, &approve(), Channel::Web).await,
             "not an approver",
         ),
         (
-            service
-                .decide(&reviewer(1), id, &deny_silently, Channel::Web)
-                .await,
+            service.decide(&reviewer(1), id, &deny_silently, Channel::Web).await,
             "deny without comment",
         ),
     ];
-    let expected = [
-        RuleError::OwnRequest,
-        RuleError::OwnRequest,
-        RuleError::OwnRequest,
-    ];
+    let expected = [RuleError::OwnRequest, RuleError::OwnRequest, RuleError::OwnRequest];
     for ((result, what), rule) in refusals.iter().take(3).zip(expected) {
         assert!(
             matches!(result, Err(Error::Rule(r)) if *r == rule),
@@ -623,10 +508,7 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         );
     }
     assert!(
-        matches!(
-            refusals[3].0,
-            Err(Error::Rule(RuleError::NotEligible { .. }))
-        ),
+        matches!(refusals[3].0, Err(Error::Rule(RuleError::NotEligible { .. }))),
         "{:?}",
         refusals[3].0
     );
@@ -635,11 +517,7 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         "{:?}",
         refusals[4].0
     );
-    assert_eq!(
-        server.db.count("decisions").await,
-        0,
-        "refusals record nothing"
-    );
+    assert_eq!(server.db.count("decisions").await, 0, "refusals record nothing");
 
     let first = service
         .decide(&reviewer(1), id, &approve(), Channel::Web)
@@ -650,9 +528,7 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         ("pending", 1),
         "quorum of two not yet met"
     );
-    let twice = service
-        .decide(&reviewer(1), id, &approve(), Channel::Terminal)
-        .await;
+    let twice = service.decide(&reviewer(1), id, &approve(), Channel::Terminal).await;
     assert!(
         matches!(twice, Err(Error::Rule(RuleError::AlreadyDecided))),
         "{twice:?}"
@@ -662,20 +538,11 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         .await
         .expect("second approval");
     assert_eq!(second.status.as_str(), "approved");
-    let after = service
-        .decide(&reviewer(3), id, &approve(), Channel::Web)
-        .await;
-    assert!(
-        matches!(after, Err(Error::Rule(RuleError::NotPending(_)))),
-        "{after:?}"
-    );
+    let after = service.decide(&reviewer(3), id, &approve(), Channel::Web).await;
+    assert!(matches!(after, Err(Error::Rule(RuleError::NotPending(_)))), "{after:?}");
 
     // Deny wins at once, whatever the quorum.
-    let id: signoff_app::RequestId = agent
-        .submit(&request_body("Risky"))
-        .await
-        .parse()
-        .expect("id");
+    let id: signoff_app::RequestId = agent.submit(&request_body("Risky")).await.parse().expect("id");
     let denied = service
         .decide(
             &reviewer(4),

@@ -11,9 +11,7 @@ use signoff_server::bus::EventBus;
 use signoff_server::service::{Service, Settings};
 use signoff_server::store::Store;
 use signoff_tests::fixtures::{request_body, reviewer};
-use signoff_tests::{
-    AgentClient, Backend, ServerProcess, TestDb, on_both_stores, run_cli, server_binary,
-};
+use signoff_tests::{AgentClient, Backend, ServerProcess, TestDb, on_both_stores, run_cli, server_binary};
 
 on_both_stores!(
     agent_keys_are_managed_from_the_command_line,
@@ -24,21 +22,10 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (code, out, err) = run_cli(
         &db,
-        &[
-            "agents",
-            "create",
-            "--name",
-            "deploy-bot",
-            "--owner",
-            "ops@example.com",
-        ],
+        &["agents", "create", "--name", "deploy-bot", "--owner", "ops@example.com"],
     );
     assert_eq!(code, 0, "{err}");
-    let key = out
-        .lines()
-        .last()
-        .expect("key on the last line")
-        .to_string();
+    let key = out.lines().last().expect("key on the last line").to_string();
     assert!(key.starts_with("so_agent_"), "{out}");
 
     let (code, out, _) = run_cli(&db, &["agents", "list"]);
@@ -123,9 +110,7 @@ async fn audit_trail_is_append_only_and_verifiable(backend: Backend) {
     let server = ServerProcess::start(&db, &[]).await;
     let agent = AgentClient::new(&server.base_url, out.lines().last().expect("key"));
     let id = agent.submit(&request_body("Audited")).await;
-    agent
-        .post(&format!("/api/v1/requests/{id}/cancel"), &json!({}))
-        .await;
+    agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await;
 
     let (code, out, _) = run_cli(&db, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}");
@@ -140,21 +125,13 @@ async fn audit_trail_is_append_only_and_verifiable(backend: Backend) {
                 .to_string()
         })
         .collect();
-    assert_eq!(
-        kinds,
-        ["agent.created", "request.created", "request.cancelled"]
-    );
+    assert_eq!(kinds, ["agent.created", "request.created", "request.cancelled"]);
 
     // The database itself refuses to change or remove history.
-    for statement in [
-        "UPDATE audit_events SET kind = 'x'",
-        "DELETE FROM audit_events",
-    ] {
+    for statement in ["UPDATE audit_events SET kind = 'x'", "DELETE FROM audit_events"] {
         let refused = db.execute(statement).await;
         assert!(
-            refused
-                .as_ref()
-                .is_err_and(|message| message.contains("append-only")),
+            refused.as_ref().is_err_and(|message| message.contains("append-only")),
             "{statement}: {refused:?}"
         );
     }
@@ -217,13 +194,8 @@ async fn dev_mode_seeds_demo_agents_and_requests() {
             break;
         }
     }
-    let agent = AgentClient::new(
-        &base_url.expect("listening"),
-        &key.expect("demo key printed"),
-    );
-    let unknown = agent
-        .get("/api/v1/requests/01937a4c-0000-7000-8000-000000000000")
-        .await;
+    let agent = AgentClient::new(&base_url.expect("listening"), &key.expect("demo key printed"));
+    let unknown = agent.get("/api/v1/requests/01937a4c-0000-7000-8000-000000000000").await;
     assert_eq!(unknown.status, 404, "the demo key authenticates");
     assert_eq!(db.count("requests").await, 3, "demo requests seeded");
     assert_eq!(

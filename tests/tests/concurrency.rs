@@ -69,10 +69,7 @@ async fn concurrent_decisions_yield_exactly_one_outcome(backend: Backend) {
             Status::Approved => {
                 assert_eq!((approvals, denials), (2, 0), "round {round}: {accepted:?}")
             }
-            Status::Denied => assert!(
-                denials == 1 && approvals <= 1,
-                "round {round}: {accepted:?}"
-            ),
+            Status::Denied => assert!(denials == 1 && approvals <= 1, "round {round}: {accepted:?}"),
             other => panic!("round {round}: ended {other}"),
         }
     }
@@ -84,30 +81,21 @@ async fn concurrent_decisions_yield_exactly_one_outcome(backend: Backend) {
 
 async fn a_decision_racing_expiry_yields_one_outcome(backend: Backend) {
     // The sweeper is slowed down so the test controls when expiry runs.
-    let server = TestServer::start_with(backend, |config| {
-        config.sweep_interval = Duration::from_secs(3600)
-    })
-    .await;
+    let server = TestServer::start_with(backend, |config| config.sweep_interval = Duration::from_secs(3600)).await;
     let agent = server.agent("deploy-bot").await;
     let mut outcomes = std::collections::HashMap::new();
     for round in 0..16 {
         let mut body = request_body(&format!("Expiring {round}"));
         body["ttl_s"] = json!(1);
         let created = agent.post("/api/v1/requests", &body).await;
-        let id: RequestId = created.body["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("id");
+        let id: RequestId = created.body["id"].as_str().expect("id").parse().expect("id");
         let expires_at = time::OffsetDateTime::parse(
             created.body["expires_at"].as_str().expect("expires_at"),
             &time::format_description::well_known::Rfc3339,
         )
         .expect("timestamp");
         // Fire both within a few milliseconds of the expiry instant.
-        let until = expires_at
-            - time::OffsetDateTime::now_utc()
-            - time::Duration::milliseconds(3 - round % 6);
+        let until = expires_at - time::OffsetDateTime::now_utc() - time::Duration::milliseconds(3 - round % 6);
         tokio::time::sleep(until.try_into().unwrap_or_default()).await;
         let sweeper = {
             let service = Arc::clone(&server.service);
@@ -135,14 +123,8 @@ async fn a_decision_racing_expiry_yields_one_outcome(backend: Backend) {
         let request = server.service.request(id).await.expect("request");
         match (&decision, request.status) {
             (Ok(_), Status::Approved) => assert_eq!(request.decisions.len(), 1),
-            (
-                Err(Error::Rule(RuleError::Expired | RuleError::NotPending(Status::Expired))),
-                Status::Expired,
-            ) => {
-                assert!(
-                    request.decisions.is_empty(),
-                    "an expired request has no decision"
-                );
+            (Err(Error::Rule(RuleError::Expired | RuleError::NotPending(Status::Expired))), Status::Expired) => {
+                assert!(request.decisions.is_empty(), "an expired request has no decision");
             }
             other => panic!("round {round}: inconsistent outcome {other:?}"),
         }
@@ -208,14 +190,7 @@ async fn many_waiters_all_wake(backend: Backend) {
             .await
             .expect("woke")
             .expect("join");
-        assert_eq!(
-            reply.body["status"],
-            if n % 2 == 0 { "approved" } else { "denied" }
-        );
+        assert_eq!(reply.body["status"], if n % 2 == 0 { "approved" } else { "denied" });
     }
-    assert_eq!(
-        server.service.waiting_agents(),
-        0,
-        "registrations are cleaned up"
-    );
+    assert_eq!(server.service.waiting_agents(), 0, "registrations are cleaned up");
 }

@@ -39,10 +39,8 @@ mod tests {
 
     #[test]
     fn canonical_form_sorts_keys_and_drops_whitespace() {
-        let value: Value = serde_json::from_str(
-            r#"{ "b": 1, "a": [true, null, "x"], "c": {"z": 1.0, "y": 1e3} }"#,
-        )
-        .expect("valid json");
+        let value: Value = serde_json::from_str(r#"{ "b": 1, "a": [true, null, "x"], "c": {"z": 1.0, "y": 1e3} }"#)
+            .expect("valid json");
         assert_eq!(
             canonical_json(&value),
             r#"{"a":[true,null,"x"],"b":1,"c":{"y":1000,"z":1}}"#
@@ -53,49 +51,19 @@ mod tests {
     fn digest_is_stable_and_covers_every_field() {
         let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
         let payload = json!({"sql": "select 1", "limit": 10});
-        let base = action_digest(
-            "db.export",
-            "db/customers",
-            &labels,
-            &payload,
-            Some("-a\n+b\n"),
-        );
+        let base = action_digest("db.export", "db/customers", &labels, &payload, Some("-a\n+b\n"));
         // Key order in the payload does not matter; content does.
         let reordered = json!({"limit": 10, "sql": "select 1"});
         assert_eq!(
             base,
-            action_digest(
-                "db.export",
-                "db/customers",
-                &labels,
-                &reordered,
-                Some("-a\n+b\n")
-            )
+            action_digest("db.export", "db/customers", &labels, &reordered, Some("-a\n+b\n"))
         );
         assert_eq!(base.len(), 64);
         let other_labels = BTreeMap::from([("env".to_string(), "dev".to_string())]);
         for changed in [
-            action_digest(
-                "db.import",
-                "db/customers",
-                &labels,
-                &payload,
-                Some("-a\n+b\n"),
-            ),
-            action_digest(
-                "db.export",
-                "db/orders",
-                &labels,
-                &payload,
-                Some("-a\n+b\n"),
-            ),
-            action_digest(
-                "db.export",
-                "db/customers",
-                &other_labels,
-                &payload,
-                Some("-a\n+b\n"),
-            ),
+            action_digest("db.import", "db/customers", &labels, &payload, Some("-a\n+b\n")),
+            action_digest("db.export", "db/orders", &labels, &payload, Some("-a\n+b\n")),
+            action_digest("db.export", "db/customers", &other_labels, &payload, Some("-a\n+b\n")),
             action_digest(
                 "db.export",
                 "db/customers",

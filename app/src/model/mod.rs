@@ -8,7 +8,7 @@ mod status;
 pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use ids::{AgentId, ParseIdError, RequestId};
 pub use rules::{
-    Ballot, Channel, DecisionContext, Identity, Outcome, PolicySnapshot, RequestParties, RuleError,
-    Verdict, count_distinct_approvals, evaluate,
+    Ballot, Channel, DecisionContext, Identity, Outcome, PolicySnapshot, RequestParties, RuleError, Verdict,
+    check_eligibility, count_distinct_approvals, evaluate,
 };
 pub use status::{Status, TransitionError, UnknownStatus};

@@ -37,10 +37,7 @@ impl Identity {
     }
 
     pub fn display_name(&self) -> &str {
-        self.name
-            .as_deref()
-            .or(self.email.as_deref())
-            .unwrap_or(&self.subject)
+        self.name.as_deref().or(self.email.as_deref()).unwrap_or(&self.subject)
     }
 }
 
@@ -168,16 +165,13 @@ pub struct DecisionContext<'a> {
     pub ballots: &'a [Ballot],
 }
 
-/// Checks every rule for `reviewer` deciding `verdict` at `now`, and says what the
-/// decision does. Deny wins: any eligible deny ends the request. Quorum counts distinct
-/// people, and nobody is exempt (admins included).
-pub fn evaluate(
+/// Whether `reviewer` may decide the request at `now`: pending, not expired, not a
+/// party to it, an approver under its policy, not voted yet. Admins are not exempt.
+pub fn check_eligibility(
     request: DecisionContext<'_>,
     reviewer: &Identity,
-    verdict: Verdict,
-    comment: &str,
     now: OffsetDateTime,
-) -> Result<Outcome, RuleError> {
+) -> Result<(), RuleError> {
     if request.status != Status::Pending {
         return Err(RuleError::NotPending(request.status));
     }
@@ -193,11 +187,7 @@ pub fn evaluate(
         return Err(RuleError::OwnRequest);
     }
     let approver_groups = &request.policy.approver_groups;
-    if !reviewer
-        .groups
-        .iter()
-        .any(|group| approver_groups.contains(group))
-    {
+    if !reviewer.groups.iter().any(|group| approver_groups.contains(group)) {
         return Err(RuleError::NotEligible {
             groups: approver_groups.join(", "),
         });
@@ -209,6 +199,20 @@ pub fn evaluate(
     {
         return Err(RuleError::AlreadyDecided);
     }
+    Ok(())
+}
+
+/// Checks every rule for `reviewer` deciding `verdict` at `now`, and says what the
+/// decision does. Deny wins: any eligible deny ends the request. Quorum counts distinct
+/// people, and nobody is exempt (admins included).
+pub fn evaluate(
+    request: DecisionContext<'_>,
+    reviewer: &Identity,
+    verdict: Verdict,
+    comment: &str,
+    now: OffsetDateTime,
+) -> Result<Outcome, RuleError> {
+    check_eligibility(request, reviewer, now)?;
     if verdict == Verdict::Deny {
         if comment.trim().is_empty() {
             return Err(RuleError::CommentRequired);
@@ -227,10 +231,7 @@ pub fn evaluate(
 pub fn count_distinct_approvals(ballots: &[Ballot]) -> u32 {
     let mut counted: Vec<&Identity> = Vec::new();
     for ballot in ballots.iter().filter(|b| b.verdict == Verdict::Approve) {
-        if !counted
-            .iter()
-            .any(|seen| seen.same_person(&ballot.reviewer))
-        {
+        if !counted.iter().any(|seen| seen.same_person(&ballot.reviewer)) {
             counted.push(&ballot.reviewer);
         }
     }
@@ -308,25 +309,11 @@ mod tests {
         }];
         let reviewer = person(2, &["reviewers"]);
         assert_eq!(
-            decide(
-                &policy(3),
-                &parties,
-                &ballots,
-                &reviewer,
-                Verdict::Deny,
-                "  "
-            ),
+            decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "  "),
             Err(RuleError::CommentRequired)
         );
         assert_eq!(
-            decide(
-                &policy(3),
-                &parties,
-                &ballots,
-                &reviewer,
-                Verdict::Deny,
-                "too risky"
-            ),
+            decide(&policy(3), &parties, &ballots, &reviewer, Verdict::Deny, "too risky"),
             Ok(Outcome::Denied)
         );
     }
@@ -372,14 +359,7 @@ mod tests {
             verdict: Verdict::Approve,
         }];
         assert_eq!(
-            decide(
-                &policy(2),
-                &parties,
-                &ballots,
-                &reviewer,
-                Verdict::Deny,
-                "no"
-            ),
+            decide(&policy(2), &parties, &ballots, &reviewer, Verdict::Deny, "no"),
             Err(RuleError::AlreadyDecided)
         );
 

@@ -11,6 +11,7 @@ use signoff_app::wire::limits;
 
 use super::AppState;
 use crate::Error;
+use crate::auth::Person;
 use crate::store::Agent;
 
 /// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it
@@ -39,22 +40,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 "send the body as JSON with Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::PayloadTooLarge(format!(
-                        "the request body is larger than the limit of {} bytes (1 MiB)",
-                        limits::BODY_BYTES
-                    ))
-                } else {
-                    Error::BadRequest(rejection.body_text())
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge(format!(
+                    "the request body is larger than the limit of {} bytes (1 MiB)",
+                    limits::BODY_BYTES
+                ))
+            } else {
+                Error::BadRequest(rejection.body_text())
+            }
+        })?;
         let document: Value = serde_json::from_slice(&bytes)
             .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
-        let value = T::deserialize(&document)
-            .map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?;
+        let value = T::deserialize(&document).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?;
         Ok(JsonBody { value, document })
     }
 }
@@ -65,10 +63,7 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))
@@ -82,19 +77,32 @@ pub struct AgentAuth(pub Agent);
 impl FromRequestParts<AppState> for AgentAuth {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts).ok_or_else(|| {
-            Error::Unauthorized("missing API key: send Authorization: Bearer <key>".into())
-        })?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)
+            .ok_or_else(|| Error::Unauthorized("missing API key: send Authorization: Bearer <key>".into()))?;
         state.service.authenticate_agent(key).await.map(AgentAuth)
     }
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+use crate::auth::bearer;
+
+/// Prefix of agent API keys.
+pub const AGENT_KEY_PREFIX: &str = "so_agent_";
+
+/// Either kind of caller, for endpoints both may use.
+pub enum Caller {
+    Agent(Agent),
+    Person(Person),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if bearer(parts).is_some_and(|token| token.starts_with(AGENT_KEY_PREFIX)) {
+            let AgentAuth(agent) = AgentAuth::from_request_parts(parts, state).await?;
+            return Ok(Caller::Agent(agent));
+        }
+        Person::from_request_parts(parts, state).await.map(Caller::Person)
+    }
 }

@@ -2,6 +2,7 @@
 
 mod extract;
 mod requests;
+pub mod reviews;
 
 use std::sync::Arc;
 
@@ -16,36 +17,59 @@ use tower_http::trace::TraceLayer;
 use signoff_app::wire::limits;
 
 use crate::Error;
+use crate::auth::sessions::SessionBackend;
+use crate::auth::{self, AuthState};
 use crate::service::Service;
+use crate::web;
 
 pub use extract::AgentAuth;
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    pub auth: Arc<AuthState>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: std::time::Duration) -> Router {
+    let session_layer = tower_sessions::SessionManagerLayer::new(sessions)
+        .with_name("signoff_session")
+        .with_http_only(true)
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_secure(state.auth.public_url.starts_with("https://"))
+        .with_path("/")
+        .with_expiry(tower_sessions::Expiry::OnInactivity(
+            time::Duration::try_from(session_idle_timeout).unwrap_or(time::Duration::hours(2)),
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/static/signoff.css", get(web::stylesheet))
+        .route("/static/console.js", get(web::script))
         .merge(requests::router())
+        .merge(reviews::router())
+        .merge(auth::routes::router())
+        .merge(auth::device::router())
+        .merge(web::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::refuse_cross_site,
+        ))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn(web::security_headers))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                // Only the method, path and request id: never headers (keys, cookies).
-                let request_id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            // Only the method, path and request id: never headers (keys, cookies).
+            let request_id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
@@ -71,8 +95,7 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    let mut response =
-        Error::BadRequest("this endpoint does not accept that method".into()).into_response();
+    let mut response = Error::BadRequest("this endpoint does not accept that method".into()).into_response();
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
 }

@@ -10,10 +10,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use signoff_app::wire::{NewRequest, ResultReport, limits};
-use signoff_app::{RequestId, canonical_json, sha256_hex};
+use signoff_app::{canonical_json, sha256_hex};
 
 use super::AppState;
-use super::extract::{AgentAuth, JsonBody, Query};
+use super::extract::{AgentAuth, Caller, JsonBody, Query};
 use crate::Error;
 
 pub fn router() -> Router<AppState> {
@@ -25,15 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/requests/{id}/result", post(report))
 }
 
-/// An id from the path; one that is not even a UUID is just as unknown.
-fn request_id(raw: &str) -> Result<RequestId, Error> {
-    raw.parse().map_err(|_| {
-        Error::NotFound(format!(
-            "no request {}",
-            raw.chars().take(64).collect::<String>()
-        ))
-    })
-}
+use super::reviews::request_id;
 
 async fn create(
     State(state): State<AppState>,
@@ -72,16 +64,18 @@ async fn create(
     Ok(response)
 }
 
-async fn show(
-    State(state): State<AppState>,
-    AgentAuth(agent): AgentAuth,
-    Path(id): Path<String>,
-) -> Result<Response, Error> {
-    let request = state
-        .service
-        .request_for_agent(&agent, request_id(&id)?)
-        .await?;
-    Ok(Json(request).into_response())
+/// Agents see their own requests; reviewers and admins see any, with what they may do.
+async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+    let id = request_id(&id)?;
+    match caller {
+        Caller::Agent(agent) => Ok(Json(state.service.request_for_agent(&agent, id).await?).into_response()),
+        Caller::Person(person) => {
+            if person.roles.is_empty() {
+                return Err(Error::Forbidden("you have no role in Signoff".into()));
+            }
+            Ok(Json(state.service.review(&person.identity, id).await?).into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -115,7 +115,8 @@ pub enum ChainReport {
     Broken { seq: i64, reason: String },
 }
 
-/// Appends one event inside the open write transaction `$tx`. Bumping the head first
+/// Appends one event inside the open write transaction `$tx`; evaluates to its sequence
+/// number. Bumping the head first
 /// takes its row lock (Postgres), so concurrent appends chain one after another.
 macro_rules! append {
     ($tx:ident, $at:expr, $kind:expr, $request_id:expr, $actor:expr, $data:expr) => {{
@@ -123,21 +124,12 @@ macro_rules! append {
         let actor = $crate::store::audit::to_value($actor)?;
         let data: &serde_json::Value = $data;
         let request_id = $crate::store::audit::request_id_text($request_id);
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *$tx)
-                .await?;
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *$tx)
+            .await?;
         let seq: i64 = head.try_get("seq")?;
         let prev_hash: String = head.try_get("hash")?;
-        let hash = $crate::store::audit::chain_hash(
-            &prev_hash,
-            seq,
-            at_ms,
-            $kind,
-            request_id.as_deref(),
-            &actor,
-            data,
-        );
+        let hash = $crate::store::audit::chain_hash(&prev_hash, seq, at_ms, $kind, request_id.as_deref(), &actor, data);
         sqlx::query(
             "INSERT INTO audit_events (seq, at, kind, request_id, actor, data, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -156,6 +148,7 @@ macro_rules! append {
             .bind(&hash)
             .execute(&mut *$tx)
             .await?;
+        seq
     }};
 }
 pub(crate) use append;

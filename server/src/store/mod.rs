@@ -14,15 +14,13 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
 use signoff_app::wire::ResultReport;
 use signoff_app::{
-    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties,
-    RuleError, Status, Verdict, evaluate,
+    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties, RuleError, Status,
+    Verdict, evaluate,
 };
 
 pub use audit::{Actor, AuditEvent, ChainReport};
@@ -86,7 +84,8 @@ macro_rules! in_write_tx {
     };
 }
 
-/// Marks `$request` expired inside the open transaction `$tx`, with its audit event.
+/// Marks `$request` expired inside the open transaction `$tx`, with its audit event;
+/// evaluates to the event's sequence number.
 macro_rules! expire_in_tx {
     ($tx:ident, $request:expr, $now:expr) => {{
         let request: &StoredRequest = $request;
@@ -96,9 +95,15 @@ macro_rules! expire_in_tx {
             .execute(&mut *$tx)
             .await?;
         let data = serde_json::json!({ "expires_at": millis(request.expires_at) });
-        audit::append!($tx, $now, "request.expired", Some(request.id), &Actor::System, &data);
+        audit::append!($tx, $now, "request.expired", Some(request.id), &Actor::System, &data)
     }};
 }
+
+mod review;
+mod signin;
+
+pub use review::{Cursor, RequestFilter, Voter};
+pub use signin::{DeviceCodeInfo, DeviceState, NewToken, Poll, TokenRecord};
 
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
@@ -109,15 +114,14 @@ const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, r
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
 
 fn select_request(lock: &str) -> String {
-    format!(
-        "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}"
-    )
+    format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}")
 }
 
 /// What creating a request did.
 #[derive(Debug)]
 pub enum Created {
-    New(StoredRequest),
+    /// Stored, with the sequence number of its audit event.
+    New(StoredRequest, i64),
     /// The agent sent the same `Idempotency-Key` and body before: this is that request.
     Replayed(StoredRequest),
     /// A concurrent request with the same `Idempotency-Key` committed first; try again.
@@ -129,6 +133,8 @@ pub enum Created {
 pub struct Decided {
     pub request: StoredRequest,
     pub outcome: Outcome,
+    /// Sequence number of the last audit event it wrote.
+    pub seq: i64,
 }
 
 fn migrator(sql: &'static str) -> Migrator {
@@ -171,10 +177,7 @@ impl Store {
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent() {
             std::fs::create_dir_all(parent).map_err(|err| {
-                Error::Config(format!(
-                    "cannot create the data directory {}: {err}",
-                    parent.display()
-                ))
+                Error::Config(format!("cannot create the data directory {}: {err}", parent.display()))
             })?;
         }
         let writer = SqlitePoolOptions::new()
@@ -237,11 +240,10 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Agent, bool)> {
         let (agent, created) = in_write_tx!(self, |tx, _lock| {
-            let existing =
-                sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let existing = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
             let (agent, created) = match existing {
                 Some(row) => (records::agent_from_row!(row), false),
                 None => {
@@ -251,15 +253,13 @@ impl Store {
                         owner: owner.map(String::from),
                         created_at: now,
                     };
-                    sqlx::query(
-                        "INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(agent.id.to_string())
-                    .bind(&agent.name)
-                    .bind(&agent.owner)
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(agent.id.to_string())
+                        .bind(&agent.name)
+                        .bind(&agent.owner)
+                        .bind(millis(now))
+                        .execute(&mut *tx)
+                        .await?;
                     (agent, true)
                 }
             };
@@ -273,11 +273,7 @@ impl Store {
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;
-            let kind = if created {
-                "agent.created"
-            } else {
-                "agent.key_issued"
-            };
+            let kind = if created { "agent.created" } else { "agent.key_issued" };
             let data = serde_json::json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
             audit::append!(tx, now, kind, None, &Actor::Operator, &data);
             (agent, created)
@@ -338,12 +334,13 @@ impl Store {
             match agent_id {
                 None => None,
                 Some(agent_id) => {
-                    let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
-                        .bind(millis(now))
-                        .bind(&agent_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let revoked =
+                        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
+                            .bind(millis(now))
+                            .bind(&agent_id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
                     let data = serde_json::json!({ "agent": name, "keys_revoked": revoked });
                     audit::append!(tx, now, "agent.keys_revoked", None, &Actor::Operator, &data);
                     Some(revoked)
@@ -360,21 +357,19 @@ impl Store {
     pub async fn create_request(&self, new: &NewRecord) -> Result<Created> {
         let created = in_write_tx!(self, |tx, _lock| {
             if let Some(key) = &new.idempotency_key {
-                let existing = sqlx::query("SELECT id, body_hash FROM requests WHERE agent_id = $1 AND idempotency_key = $2")
-                    .bind(new.request.agent.id.to_string())
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let existing =
+                    sqlx::query("SELECT id, body_hash FROM requests WHERE agent_id = $1 AND idempotency_key = $2")
+                        .bind(new.request.agent.id.to_string())
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if let Some(row) = existing {
                     let id: String = row.try_get("id")?;
                     let body_hash: Option<String> = row.try_get("body_hash")?;
                     if body_hash != new.request.body_hash {
                         return Err(idempotency_conflict());
                     }
-                    let row = sqlx::query(&select_request(""))
-                        .bind(&id)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let row = sqlx::query(&select_request("")).bind(&id).fetch_one(&mut *tx).await?;
                     return Ok(Created::Replayed(request_from_row!(row)));
                 }
             }
@@ -423,7 +418,16 @@ impl Store {
                 "expires_at": millis(request.expires_at),
             });
             let actor = Actor::agent(&request.agent);
-            audit::append!(
+            for (key, value) in &request.labels {
+                sqlx::query("INSERT INTO request_labels (request_id, key, value, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(request.id.to_string())
+                    .bind(key)
+                    .bind(value)
+                    .bind(millis(request.created_at))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let seq = audit::append!(
                 tx,
                 request.created_at,
                 "request.created",
@@ -431,7 +435,7 @@ impl Store {
                 &actor,
                 &data
             );
-            Created::New(request.clone())
+            Created::New(request.clone(), seq)
         });
         Ok(created)
     }
@@ -556,7 +560,7 @@ impl Store {
                         "approvals": approvals,
                         "approvals_required": request.policy.approvals_required,
                     });
-                    audit::append!(tx, now, "decision.recorded", Some(id), &actor, &data);
+                    let mut seq = audit::append!(tx, now, "decision.recorded", Some(id), &actor, &data);
                     if status != Status::Pending {
                         let kind = if status == Status::Approved {
                             "request.approved"
@@ -564,12 +568,12 @@ impl Store {
                             "request.denied"
                         };
                         let data = serde_json::json!({ "approvals": approvals });
-                        audit::append!(tx, now, kind, Some(id), &Actor::System, &data);
+                        seq = audit::append!(tx, now, kind, Some(id), &Actor::System, &data);
                     }
                     request.status = status;
                     request.approvals = approvals;
                     request.decided_at = decided_at;
-                    Ok(Decided { request, outcome })
+                    Ok(Decided { request, outcome, seq })
                 }
             }
         });
@@ -584,7 +588,7 @@ impl Store {
         to: Status,
         result: Option<&ResultReport>,
         now: OffsetDateTime,
-    ) -> Result<StoredRequest> {
+    ) -> Result<(StoredRequest, i64)> {
         in_write_tx!(self, |tx, lock| {
             let row = sqlx::query(&select_request(lock))
                 .bind(id.to_string())
@@ -597,10 +601,7 @@ impl Store {
             if request.agent.id != agent.id {
                 return Err(Error::not_found(format_args!("request {id}")));
             }
-            if request.status == Status::Pending
-                && to == Status::Cancelled
-                && now >= request.expires_at
-            {
+            if request.status == Status::Pending && to == Status::Cancelled && now >= request.expires_at {
                 // Its time ran out before the cancel arrived: record what really happened.
                 expire_in_tx!(tx, &request, now);
                 Err(Error::Transition(signoff_app::TransitionError {
@@ -623,10 +624,10 @@ impl Store {
                     _ => "request.failed",
                 };
                 let data = serde_json::json!({ "result": result });
-                audit::append!(tx, now, kind, Some(id), &Actor::agent(agent), &data);
+                let seq = audit::append!(tx, now, kind, Some(id), &Actor::agent(agent), &data);
                 request.result = result.cloned();
                 request.decided_at.get_or_insert(now);
-                Ok(request)
+                Ok((request, seq))
             }
         })
     }
@@ -650,8 +651,9 @@ impl Store {
         Ok(ids)
     }
 
-    /// Expires one request if it is still pending and past its time; true when it did.
-    pub async fn expire(&self, id: RequestId, now: OffsetDateTime) -> Result<bool> {
+    /// Expires one request if it is still pending and past its time; returns the audit
+    /// event's sequence number when it did.
+    pub async fn expire(&self, id: RequestId, now: OffsetDateTime) -> Result<Option<i64>> {
         let expired = in_write_tx!(self, |tx, lock| {
             let row = sqlx::query(&select_request(lock))
                 .bind(id.to_string())
@@ -661,13 +663,12 @@ impl Store {
                 Some(row) => {
                     let request = request_from_row!(row);
                     if request.status == Status::Pending && now >= request.expires_at {
-                        expire_in_tx!(tx, &request, now);
-                        true
+                        Some(expire_in_tx!(tx, &request, now))
                     } else {
-                        false
+                        None
                     }
                 }
-                None => false,
+                None => None,
             }
         });
         Ok(expired)
@@ -719,10 +720,7 @@ impl Store {
             let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .fetch_one(pool)
                 .await?;
-            (
-                row.try_get::<i64, _>("seq")?,
-                row.try_get::<String, _>("hash")?,
-            )
+            (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?)
         });
         Ok(head)
     }
@@ -758,9 +756,7 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport> {
                 })
             };
             if event.seq != expected_seq {
-                return broken(&format!(
-                    "expected event {expected_seq}; events are missing"
-                ));
+                return broken(&format!("expected event {expected_seq}; events are missing"));
             }
             if event.prev_hash != prev_hash {
                 return broken("its link to the previous event does not match");
@@ -776,13 +772,22 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport> {
     if events != head_seq || prev_hash != head_hash {
         return Ok(ChainReport::Broken {
             seq: events,
-            reason: format!(
-                "the trail ends at event {events} but the head says {head_seq}: events were removed"
-            ),
+            reason: format!("the trail ends at event {events} but the head says {head_seq}: events were removed"),
         });
     }
     Ok(ChainReport::Intact {
         events,
         head: prev_hash,
     })
+}
+
+impl Store {
+    /// The pools the session store shares: SQLite's writer (sessions are writes), or
+    /// the Postgres pool.
+    pub fn session_pools(&self) -> (Option<&SqlitePool>, Option<&PgPool>) {
+        match self {
+            Store::Sqlite(sqlite) => (Some(&sqlite.writer), None),
+            Store::Postgres(pg) => (None, Some(pg)),
+        }
+    }
 }

@@ -80,10 +80,7 @@ impl StoredRequest {
             digest: self.digest,
             policy: self.policy,
             approvals: self.approvals,
-            decisions: decisions
-                .into_iter()
-                .map(DecisionRecord::into_view)
-                .collect(),
+            decisions: decisions.into_iter().map(DecisionRecord::into_view).collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             decided_at: self.decided_at,
@@ -198,13 +195,9 @@ impl RequestColumns {
                 .map(|text| from_json("context", text))
                 .transpose()?,
             digest: self.digest,
-            status: self
-                .status
-                .parse()
-                .map_err(|_| corrupt("status", &self.status))?,
+            status: self.status.parse().map_err(|_| corrupt("status", &self.status))?,
             policy: from_json("policy", &self.policy)?,
-            approvals: u32::try_from(self.approvals)
-                .map_err(|_| corrupt("approvals", &self.approvals.to_string()))?,
+            approvals: u32::try_from(self.approvals).map_err(|_| corrupt("approvals", &self.approvals.to_string()))?,
             created_at: from_millis(self.created_at)?,
             expires_at: from_millis(self.expires_at)?,
             decided_at: self.decided_at.map(from_millis).transpose()?,
@@ -242,11 +235,9 @@ impl DecisionColumns {
                 name: self.name,
                 groups: from_json("reviewer_groups", &self.groups)?,
             },
-            verdict: signoff_app::Verdict::parse(&self.verdict)
-                .ok_or_else(|| corrupt("verdict", &self.verdict))?,
+            verdict: signoff_app::Verdict::parse(&self.verdict).ok_or_else(|| corrupt("verdict", &self.verdict))?,
             comment: self.comment,
-            channel: Channel::parse(&self.channel)
-                .ok_or_else(|| corrupt("channel", &self.channel))?,
+            channel: Channel::parse(&self.channel).ok_or_else(|| corrupt("channel", &self.channel))?,
             decided_at: from_millis(self.decided_at)?,
         })
     }

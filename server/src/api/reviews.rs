@@ -1,0 +1,317 @@
+//! The reviewer API: the queue and history, one request with what the viewer may do,
+//! decisions, who am I, live events, and terminal tokens.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use signoff_app::wire::{DecisionInput, LiveEvent, LiveEventKind, Me, TokenInfo};
+use signoff_app::{RequestId, Status};
+
+use super::AppState;
+use super::extract::{JsonBody, Query};
+use crate::Error;
+use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
+use crate::bus::{Event, EventKind};
+use crate::service::now;
+use crate::store::{Cursor, RequestFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/requests", get(list))
+        .route("/api/v1/requests/{id}/decisions", post(decide))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/tokens", get(tokens))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/tokens/revoke", post(revoke_own_token))
+}
+
+/// Query parameters of the queue and history.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// `pending` (the queue, oldest first), `decided` (history, newest first), `all`, or one status.
+    pub status: Option<String>,
+    pub action: Option<String>,
+    pub agent: Option<String>,
+    /// `key=value`
+    pub label: Option<String>,
+    /// Email or subject of someone who decided.
+    pub reviewer: Option<String>,
+    pub needs_my_vote: Option<bool>,
+    /// RFC 3339 bounds on the creation time.
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl ListParams {
+    pub fn filter(&self) -> Result<RequestFilter, Error> {
+        let (statuses, newest_first) = match self.status.as_deref().unwrap_or("pending") {
+            "pending" => (vec![Status::Pending], false),
+            "decided" => (Status::ALL.into_iter().filter(|s| *s != Status::Pending).collect(), true),
+            "all" => (Vec::new(), true),
+            other => (vec![other.parse().map_err(|_| {
+                Error::BadRequest(format!("unknown status `{other}`: use pending, decided, all, or one of approved, denied, expired, cancelled, executed, failed"))
+            })?], true),
+        };
+        let label = match self.label.as_deref().filter(|l| !l.is_empty()) {
+            None => None,
+            Some(label) => {
+                let (key, value) = label
+                    .split_once('=')
+                    .ok_or_else(|| Error::BadRequest("label must look like key=value".into()))?;
+                Some((key.to_string(), value.to_string()))
+            }
+        };
+        let time = |name: &str, value: &Option<String>| -> Result<Option<OffsetDateTime>, Error> {
+            match value.as_deref().filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(text) => OffsetDateTime::parse(text, &Rfc3339).map(Some).map_err(|_| {
+                    Error::BadRequest(format!("{name} must be an RFC 3339 time such as 2026-11-21T09:00:00Z"))
+                }),
+            }
+        };
+        let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        Ok(RequestFilter {
+            statuses,
+            action: non_empty(&self.action),
+            agent: non_empty(&self.agent),
+            label,
+            decided_by: non_empty(&self.reviewer),
+            created_from: time("from", &self.from)?,
+            created_until: time("until", &self.until)?,
+            open_to: None,
+            newest_first,
+            after: self
+                .cursor
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(Cursor::decode)
+                .transpose()?,
+            limit: self.limit.unwrap_or(50).clamp(1, 200),
+        })
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Viewer(person): Viewer,
+    Query(params): Query<ListParams>,
+) -> Result<Response, Error> {
+    let filter = params.filter()?;
+    let page = state
+        .service
+        .list(&person.identity, filter, params.needs_my_vote.unwrap_or(false))
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+pub fn request_id(raw: &str) -> Result<RequestId, Error> {
+    raw.parse()
+        .map_err(|_| Error::NotFound(format!("no request {}", raw.chars().take(64).collect::<String>())))
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Reviewer(person): Reviewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: JsonBody<DecisionInput>,
+) -> Result<Response, Error> {
+    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    person.check_csrf(csrf)?;
+    let id = request_id(&id)?;
+    state
+        .service
+        .decide(&person.identity, id, &body.value, person.channel)
+        .await?;
+    let view = state.service.review(&person.identity, id).await?;
+    Ok(Json(view).into_response())
+}
+
+async fn me(person: Person) -> Json<Me> {
+    Json(Me {
+        identity: person.identity.clone(),
+        roles: person.roles.clone(),
+        auth_time: person.auth_time,
+    })
+}
+
+/// Request events as server-sent events. With `Last-Event-ID`, what happened since is
+/// replayed from the audit trail first, so a reconnecting client misses nothing.
+async fn events(State(state): State<AppState>, Viewer(_person): Viewer, headers: HeaderMap) -> Result<Response, Error> {
+    // Subscribe before reading the backlog, so nothing falls between the two.
+    let live = state.service.bus().subscribe();
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let mut backlog = Vec::new();
+    let mut last_replayed = 0;
+    if let Some(after) = resume_after {
+        for (seq, kind, request_id) in state.service.store().request_events_after(after, 1000).await? {
+            if let Some((kind, status)) = replayed_event(&kind) {
+                backlog.push(sse_event(
+                    &LiveEvent {
+                        kind,
+                        request_id,
+                        status,
+                    },
+                    Some(seq),
+                ));
+            }
+            last_replayed = seq;
+        }
+    }
+    let live = tokio_stream_from(live).filter_map(move |event| async move {
+        match event {
+            Some(event) if !event.is_resync() && event.seq.is_none_or(|seq| seq > last_replayed) => {
+                Some(sse_event(&live_event(&event), event.seq))
+            }
+            // Missed events (lag, lost connection): tell the client to reload.
+            None => Some(Ok(SseEvent::default().event("resync").data("{}"))),
+            Some(_) => None,
+        }
+    });
+    let stream = stream::iter(backlog).chain(live);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
+        .into_response())
+}
+
+/// The bus as a stream; `None` items mean events were missed.
+fn tokio_stream_from(receiver: tokio::sync::broadcast::Receiver<Event>) -> impl Stream<Item = Option<Event>> {
+    stream::unfold(receiver, |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(event) => Some((Some(event), receiver)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((None, receiver)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+fn live_event(event: &Event) -> LiveEvent {
+    let kind = match event.kind {
+        EventKind::Created => LiveEventKind::Created,
+        EventKind::Decided => LiveEventKind::Decided,
+        EventKind::Expired => LiveEventKind::Expired,
+        EventKind::Cancelled => LiveEventKind::Cancelled,
+        EventKind::Reported => LiveEventKind::Reported,
+    };
+    LiveEvent {
+        kind,
+        request_id: event.request_id,
+        status: event.status,
+    }
+}
+
+/// Audit kinds as live events (others, such as key management, are not shown live).
+fn replayed_event(kind: &str) -> Option<(LiveEventKind, Status)> {
+    Some(match kind {
+        "request.created" => (LiveEventKind::Created, Status::Pending),
+        "decision.recorded" => (LiveEventKind::Decided, Status::Pending),
+        "request.approved" => (LiveEventKind::Decided, Status::Approved),
+        "request.denied" => (LiveEventKind::Decided, Status::Denied),
+        "request.expired" => (LiveEventKind::Expired, Status::Expired),
+        "request.cancelled" => (LiveEventKind::Cancelled, Status::Cancelled),
+        "request.executed" => (LiveEventKind::Reported, Status::Executed),
+        "request.failed" => (LiveEventKind::Reported, Status::Failed),
+        _ => return None,
+    })
+}
+
+fn sse_event(event: &LiveEvent, seq: Option<i64>) -> Result<SseEvent, Infallible> {
+    let data = serde_json::to_string(event).unwrap_or_default();
+    let mut sse = SseEvent::default().event(event.kind.as_str()).data(data);
+    if let Some(seq) = seq {
+        sse = sse.id(seq.to_string());
+    }
+    Ok(sse)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenParams {
+    /// Admins only: everyone's tokens.
+    all: Option<bool>,
+}
+
+async fn tokens(
+    State(state): State<AppState>,
+    Viewer(person): Viewer,
+    Query(params): Query<TokenParams>,
+) -> Result<Response, Error> {
+    let everyone = params.all.unwrap_or(false);
+    if everyone && !person.has(signoff_app::wire::Role::Admin) {
+        return Err(Error::Forbidden(
+            "listing everyone's tokens needs the admin role".into(),
+        ));
+    }
+    let owner = (!everyone).then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
+    let records = state.service.store().terminal_tokens(owner, now()).await?;
+    let tokens: Vec<TokenInfo> = records
+        .into_iter()
+        .map(|record| TokenInfo {
+            id: record.id,
+            client_name: record.client_name,
+            owner: record
+                .identity
+                .email
+                .clone()
+                .unwrap_or_else(|| record.identity.subject.clone()),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        })
+        .collect();
+    Ok(Json(tokens).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Viewer(person): Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    person.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    let owner = (!person.has(signoff_app::wire::Role::Admin))
+        .then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
+    if state
+        .service
+        .store()
+        .revoke_terminal_token(&id, owner, &person.identity, now())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Error::NotFound("no such active token of yours".into()))
+    }
+}
+
+/// `signoff logout`: the terminal revokes the token it holds.
+async fn revoke_own_token(State(state): State<AppState>, parts: axum::http::request::Parts) -> Result<Response, Error> {
+    let token = bearer(&parts)
+        .filter(|token| token.starts_with(TERMINAL_TOKEN_PREFIX))
+        .ok_or_else(|| Error::Unauthorized("send the terminal token to revoke as Authorization: Bearer".into()))?;
+    let store = state.service.store();
+    let record = store
+        .terminal_token(&crate::keys::hash(token), now())
+        .await?
+        .ok_or_else(|| Error::Unauthorized("unknown, expired or revoked terminal token".into()))?;
+    store
+        .revoke_terminal_token(&record.id, None, &record.identity, now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,287 @@
+//! Terminal sign-in brokered by the server (the `gh auth login` pattern): the terminal
+//! gets a device code and a short user code; a reviewer signed in to the console confirms
+//! the code at `/device`; the terminal's polling then returns a bearer token bound to
+//! that reviewer's SSO identity. The provider needs no device-grant support.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use rand::Rng;
+use serde::Deserialize;
+
+use signoff_app::ui::{DeviceCodeView, DevicePage, Nav, device_page, no_access_page};
+use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest};
+
+use super::{Person, TERMINAL_TOKEN_PREFIX};
+use crate::api::AppState;
+use crate::service::now;
+use crate::store::{DeviceState, NewToken, Poll};
+use crate::web::{PageError, chrome, sign_in_redirect};
+use crate::{Error, keys};
+
+/// How long a code waits for its confirmation.
+const CODE_LIFETIME: time::Duration = time::Duration::minutes(10);
+/// Letters that cannot be confused with each other or spell words (no vowels, no 0/O, 1/I).
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/device/code", post(new_code))
+        .route("/api/v1/device/token", post(poll_token))
+        .route("/device", get(device_form).post(device_answer))
+}
+
+fn user_code() -> String {
+    let mut rng = rand::rng();
+    let mut letters = (0..8).map(|_| USER_CODE_ALPHABET[rng.random_range(0..USER_CODE_ALPHABET.len())] as char);
+    let first: String = letters.by_ref().take(4).collect();
+    let second: String = letters.collect();
+    format!("{first}-{second}")
+}
+
+/// Accepts codes typed loosely: lower case, spaces, no dash.
+fn normalise_user_code(typed: &str) -> String {
+    let letters: String = typed
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if letters.len() == 8 {
+        format!("{}-{}", &letters[..4], &letters[4..])
+    } else {
+        letters
+    }
+}
+
+async fn new_code(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Json<DeviceCode>, Error> {
+    let request: DeviceCodeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DeviceCodeRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?
+    };
+    let client_name = request
+        .client_name
+        .map(|name| name.chars().filter(|c| !c.is_control()).take(100).collect::<String>());
+    let device_code = keys::generate("so_device_");
+    let user_code = user_code();
+    let created = now();
+    state
+        .service
+        .store()
+        .insert_device_code(
+            &keys::hash(&device_code),
+            &user_code,
+            client_name.as_deref(),
+            Some(&peer.ip().to_string()),
+            created,
+            created + CODE_LIFETIME,
+        )
+        .await?;
+    let verification_uri = format!("{}/device", state.auth.public_url);
+    Ok(Json(DeviceCode {
+        verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
+        verification_uri,
+        device_code,
+        user_code,
+        expires_in: CODE_LIFETIME.whole_seconds() as u64,
+        interval: state.auth.device_poll_interval.whole_seconds().max(1) as u64,
+    }))
+}
+
+/// RFC 8628 answers: 200 with a token, or 400 with `{"error": "..."}`.
+fn device_error(error: &str, description: &str) -> Response {
+    let body = DeviceTokenError {
+        error: error.into(),
+        error_description: Some(description.into()),
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+async fn poll_token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let device_code = if is_form {
+        serde_urlencoded_device_code(&body)?
+    } else {
+        serde_json::from_slice::<DeviceTokenRequest>(&body)
+            .map_err(|err| Error::Invalid(format!("send {{\"device_code\": \"...\"}}: {err}")))?
+            .device_code
+    };
+    let token = keys::generate(TERMINAL_TOKEN_PREFIX);
+    let token_hash = keys::hash(&token);
+    let new_token = NewToken {
+        token_hash: &token_hash,
+        lifetime: state.auth.terminal_token_lifetime,
+    };
+    let poll = state
+        .service
+        .store()
+        .poll_device_code(
+            &keys::hash(&device_code),
+            state.auth.device_poll_interval,
+            new_token,
+            now(),
+        )
+        .await?;
+    Ok(match poll {
+        Poll::Issued { expires_at, .. } => Json(DeviceToken {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: (expires_at - now()).whole_seconds().max(0) as u64,
+        })
+        .into_response(),
+        Poll::Pending => device_error(
+            "authorization_pending",
+            "waiting for a reviewer to confirm the code at /device",
+        ),
+        Poll::SlowDown => device_error("slow_down", "polling too fast; wait the interval between polls"),
+        Poll::Expired => device_error(
+            "expired_token",
+            "the code expired before anyone confirmed it; run `signoff login` again",
+        ),
+        Poll::Denied => device_error("access_denied", "the sign-in was refused in the browser"),
+        Poll::AlreadyUsed => device_error("invalid_grant", "this device code was already used"),
+        Poll::Unknown => device_error("invalid_grant", "unknown device code"),
+    })
+}
+
+fn serde_urlencoded_device_code(body: &[u8]) -> Result<String, Error> {
+    openidconnect::url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "device_code")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| Error::Invalid("send device_code".into()))
+}
+
+#[derive(Deserialize)]
+struct CodeQuery {
+    user_code: Option<String>,
+}
+
+async fn device_form(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    Query(query): Query<CodeQuery>,
+) -> Result<Response, PageError> {
+    let Some(person) = person else {
+        let next = match &query.user_code {
+            Some(code) => format!("/device?user_code={}", super::routes::urlencode(code)),
+            None => "/device".into(),
+        };
+        return Ok(sign_in_redirect(&next));
+    };
+    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
+    if person.roles.is_empty() {
+        return Ok(no_access(&state, &person));
+    }
+    let Some(typed) = query.user_code else {
+        return Ok(Html(device_page(page_chrome, DevicePage::Enter { error: None })).into_response());
+    };
+    let code = normalise_user_code(&typed);
+    let info = state
+        .service
+        .store()
+        .device_code(&code)
+        .await
+        .map_err(|err| PageError::new(err, &state, Some(&person)))?;
+    let page = match info {
+        Some(info) if info.state == DeviceState::Pending && info.expires_at > now() => {
+            DevicePage::Confirm(DeviceCodeView {
+                user_code: info.user_code,
+                client_name: info
+                    .client_name
+                    .unwrap_or_else(|| "a terminal that did not give its name".into()),
+                client_address: info.client_address.unwrap_or_else(|| "unknown".into()),
+                requested: format!("{} minute(s) ago", (now() - info.created_at).whole_minutes()),
+            })
+        }
+        _ => DevicePage::Enter {
+            error: Some("That code is unknown, already used or expired. Check the terminal and try again.".into()),
+        },
+    };
+    Ok(Html(device_page(page_chrome, page)).into_response())
+}
+
+pub fn no_access(state: &AppState, person: &Person) -> Response {
+    let email = person
+        .identity
+        .email
+        .clone()
+        .unwrap_or_else(|| person.identity.subject.clone());
+    let page = no_access_page(
+        chrome(state, Some(person), "No access", Nav::None),
+        email,
+        person.identity.groups.clone(),
+        state.auth.roles.granting_groups(),
+    );
+    (StatusCode::FORBIDDEN, Html(page)).into_response()
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    csrf: Option<String>,
+    user_code: String,
+    answer: String,
+}
+
+async fn device_answer(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    Form(form): Form<Answer>,
+) -> Result<Response, PageError> {
+    let Some(person) = person else {
+        return Ok(Redirect::to("/device").into_response());
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
+    if person.roles.is_empty() {
+        return Ok(no_access(&state, &person));
+    }
+    let approve = match form.answer.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return Err(page_error(Error::BadRequest("answer with approve or deny".into()))),
+    };
+    let code = normalise_user_code(&form.user_code);
+    let answered = state
+        .service
+        .store()
+        .answer_device_code(&code, &person.identity, approve, now())
+        .await
+        .map_err(page_error)?;
+    if !answered {
+        return Err(page_error(Error::Conflict {
+            code: "device_code_unavailable",
+            message: "that code is unknown, already answered or expired".into(),
+        }));
+    }
+    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
+    Ok(Html(device_page(page_chrome, DevicePage::Done { approved: approve })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_readable_and_typed_loosely() {
+        let code = user_code();
+        assert_eq!(code.len(), 9);
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || USER_CODE_ALPHABET.contains(&(c as u8)))
+        );
+        assert_eq!(normalise_user_code("bcdf ghjk"), "BCDF-GHJK");
+        assert_eq!(normalise_user_code(&code.to_lowercase()), code);
+    }
+}

@@ -1,0 +1,308 @@
+//! Who is calling: agents by API key, people by SSO session (console) or terminal token;
+//! their roles from group mappings; role-gated extractors; CSRF defences.
+
+pub mod device;
+pub mod oidc;
+pub mod routes;
+pub mod sessions;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tower_sessions::Session;
+
+use signoff_app::ui::UserBadge;
+use signoff_app::wire::Role;
+use signoff_app::{Channel, Identity};
+
+use crate::api::AppState;
+use crate::service::now;
+use crate::{Error, Result, keys};
+
+pub const USER_KEY: &str = "user";
+pub const CSRF_KEY: &str = "csrf";
+pub const LOGIN_KEY: &str = "login";
+/// Terminal tokens carry this prefix, so a glance (or a secret scanner) tells them apart.
+pub const TERMINAL_TOKEN_PREFIX: &str = "so_term_";
+
+/// What a console session remembers about its person.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub identity: Identity,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub auth_time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_in_at: OffsetDateTime,
+    pub id_token: Option<String>,
+}
+
+/// Which groups give which role.
+#[derive(Clone, Debug)]
+pub struct RoleMap {
+    pub reviewer_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+}
+
+impl RoleMap {
+    pub fn roles(&self, groups: &[String]) -> Vec<Role> {
+        let member = |wanted: &[String]| groups.iter().any(|group| wanted.contains(group));
+        let mut roles = Vec::new();
+        if member(&self.reviewer_groups) {
+            roles.push(Role::Reviewer);
+        }
+        if member(&self.admin_groups) {
+            roles.push(Role::Admin);
+        }
+        roles
+    }
+
+    /// Every group that gives some role, for the "no access" page.
+    pub fn granting_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self.reviewer_groups.iter().chain(&self.admin_groups).cloned().collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+}
+
+/// A signed-in person (who may still have no role).
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub identity: Identity,
+    pub roles: Vec<Role>,
+    pub auth_time: Option<OffsetDateTime>,
+    /// Web for a console session, terminal for a terminal token.
+    pub channel: Channel,
+    /// The session's CSRF token (console sessions only).
+    csrf: Option<String>,
+}
+
+impl Person {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn badge(&self) -> UserBadge {
+        UserBadge {
+            name: self.identity.display_name().to_string(),
+            roles: self.roles.clone(),
+        }
+    }
+
+    pub fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+
+    /// Cookie-borne calls must prove they come from our own pages; token-borne calls
+    /// cannot be forged by another site and need nothing more.
+    pub fn check_csrf(&self, provided: Option<&str>) -> Result<()> {
+        match &self.csrf {
+            None => Ok(()),
+            Some(expected) if provided.is_some_and(|given| constant_time_eq(given, expected)) => Ok(()),
+            Some(_) => Err(Error::Forbidden(
+                "this form has expired or did not come from Signoff (CSRF check failed); reload the page and try again"
+                    .into(),
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+/// Reads the person from a terminal token or the console session; `None` when neither.
+async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>> {
+    if let Some(token) = bearer(parts) {
+        if !token.starts_with(TERMINAL_TOKEN_PREFIX) {
+            return Err(Error::Unauthorized(
+                "this endpoint is for people: use a terminal token from `signoff login`".into(),
+            ));
+        }
+        let record = state
+            .service
+            .store()
+            .terminal_token(&keys::hash(token), now())
+            .await?
+            .ok_or_else(|| {
+                Error::Unauthorized("unknown, expired or revoked terminal token: run `signoff login`".into())
+            })?;
+        let roles = state.auth.roles.roles(&record.identity.groups);
+        return Ok(Some(Person {
+            identity: record.identity,
+            roles,
+            auth_time: None,
+            channel: Channel::Terminal,
+            csrf: None,
+        }));
+    }
+    let session = Session::from_request_parts(parts, state)
+        .await
+        .map_err(|(_, message)| Error::Internal(format!("session layer missing: {message}")))?;
+    let Some(user) = session.get::<SessionUser>(USER_KEY).await.map_err(session_error)? else {
+        return Ok(None);
+    };
+    if now() - user.signed_in_at > state.auth.session_lifetime {
+        // Past the absolute lifetime: sign in again, whatever the activity.
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    }
+    let csrf = csrf_token(&session).await?;
+    let roles = state.auth.roles.roles(&user.identity.groups);
+    Ok(Some(Person {
+        identity: user.identity,
+        roles,
+        auth_time: user.auth_time,
+        channel: Channel::Web,
+        csrf: Some(csrf),
+    }))
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String> {
+    if let Some(token) = session.get::<String>(CSRF_KEY).await.map_err(session_error)? {
+        return Ok(token);
+    }
+    let token = keys::generate("");
+    session.insert(CSRF_KEY, &token).await.map_err(session_error)?;
+    Ok(token)
+}
+
+pub fn session_error(err: tower_sessions::session::Error) -> Error {
+    Error::Internal(format!("session store: {err}"))
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        signed_in(parts, state)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("sign in first (console) or run `signoff login` (terminal)".into()))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Person {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        signed_in(parts, state).await
+    }
+}
+
+macro_rules! role_gate {
+    ($(#[$doc:meta])* $name:ident, $check:expr, $refusal:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Person);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Error;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let person = <Person as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+                let allowed: fn(&Person) -> bool = $check;
+                if allowed(&person) {
+                    Ok($name(person))
+                } else {
+                    Err(Error::Forbidden($refusal.into()))
+                }
+            }
+        }
+    };
+}
+
+role_gate!(
+    /// Someone who may read requests: a reviewer or an admin.
+    Viewer,
+    |person| person.has(Role::Reviewer) || person.has(Role::Admin),
+    "you have no role in Signoff: none of your groups is mapped to reviewer or admin"
+);
+role_gate!(
+    /// Someone who may decide requests (still subject to each request's policy).
+    Reviewer,
+    |person| person.has(Role::Reviewer),
+    "deciding needs the reviewer role"
+);
+role_gate!(
+    /// Someone who may manage Signoff.
+    Admin,
+    |person| person.has(Role::Admin),
+    "this needs the admin role"
+);
+
+/// Settings the auth layer needs.
+pub struct AuthState {
+    pub oidc: Option<oidc::Oidc>,
+    pub roles: RoleMap,
+    pub public_url: String,
+    pub dev: bool,
+    pub session_lifetime: time::Duration,
+    pub terminal_token_lifetime: time::Duration,
+    pub device_poll_interval: time::Duration,
+}
+
+impl AuthState {
+    /// `scheme://host[:port]` of the public URL: what a same-site browser sends as Origin.
+    pub fn public_origin(&self) -> &str {
+        let url = self.public_url.as_str();
+        let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+        match url[after_scheme..].find('/') {
+            Some(slash) => &url[..after_scheme + slash],
+            None => url,
+        }
+    }
+}
+
+/// Refuses cross-site state changes carried by cookies: a browser always names the
+/// page's origin on such requests, and it must be ours.
+pub async fn refuse_cross_site(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = request.headers();
+    let uses_cookies = headers.contains_key(header::COOKIE) && !headers.contains_key(header::AUTHORIZATION);
+    if changes_state && uses_cookies {
+        let origin = headers
+            .get(header::ORIGIN)
+            .or_else(|| headers.get(header::REFERER))
+            .and_then(|value| value.to_str().ok());
+        if let Some(origin) = origin {
+            let ours = state.auth.public_origin();
+            let same = origin == ours || origin.strip_prefix(ours).is_some_and(|rest| rest.starts_with('/'));
+            if !same {
+                use axum::response::IntoResponse;
+                tracing::warn!(origin, "refused a cross-site request");
+                return Error::Forbidden("cross-site request refused: this form was not sent from Signoff".into())
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// The dev-mode users (only with `--dev`).
+pub fn dev_users() -> Vec<Identity> {
+    let person = |key: &str, name: &str, groups: &[&str]| Identity {
+        issuer: "signoff-dev".into(),
+        subject: format!("dev-{key}"),
+        email: Some(format!("{key}@example.com")),
+        name: Some(name.into()),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    vec![
+        person("riley", "Riley Reviewer", &["signoff-reviewers"]),
+        person("ada", "Ada Admin", &["signoff-admins", "signoff-reviewers"]),
+        person("reese", "Reese Requester", &["signoff-reviewers"]),
+    ]
+}

@@ -1,0 +1,237 @@
+//! Console sign-in: `/auth/login` → provider → `/auth/callback` → session;
+//! `/auth/logout`; and with `--dev` only, `/auth/dev`.
+
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page};
+
+use super::oidc::PendingLogin;
+use super::{
+    CSRF_KEY, LOGIN_KEY, Person, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error,
+};
+use crate::api::AppState;
+use crate::service::now;
+use crate::web::{PageError, chrome, safe_next};
+use crate::{Error, keys};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", axum::routing::post(logout))
+        .route("/auth/logged-out", get(logged_out))
+        .route("/auth/dev", get(dev_page).post(dev_signin))
+}
+
+#[derive(Deserialize)]
+struct LoginParams {
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<LoginParams>,
+) -> Result<Response, PageError> {
+    let next = safe_next(params.next.as_deref());
+    let page_error = |error: Error| PageError::new(error, &state, None);
+    match &state.auth.oidc {
+        None if state.auth.dev => Ok(Redirect::to(&format!("/auth/dev?next={}", urlencode(&next))).into_response()),
+        None => Err(page_error(Error::Config("no OpenID Provider is configured".into()))),
+        Some(oidc) => {
+            let (url, pending) = oidc.begin(next).await.map_err(page_error)?;
+            session
+                .insert(LOGIN_KEY, &pending)
+                .await
+                .map_err(|err| page_error(session_error(err)))?;
+            Ok(Redirect::to(&url).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<CallbackParams>,
+) -> Result<Response, PageError> {
+    let page_error = |error: Error| PageError::new(error, &state, None);
+    // Taken out, so a state (and its nonce and verifier) works once.
+    let pending: Option<PendingLogin> = session
+        .remove(LOGIN_KEY)
+        .await
+        .map_err(|err| page_error(session_error(err)))?;
+    let Some(pending) = pending else {
+        return Err(page_error(Error::BadRequest(
+            "this sign-in was already completed or has expired; start again from the sign-in page".into(),
+        )));
+    };
+    if let Some(error) = params.error {
+        let detail = params.error_description.map(|d| format!(": {d}")).unwrap_or_default();
+        return Err(page_error(Error::Unauthorized(format!(
+            "the provider did not sign you in ({error}{detail})"
+        ))));
+    }
+    let returned_state = params.state.unwrap_or_default();
+    if !constant_time_eq(&returned_state, &pending.state) {
+        return Err(page_error(Error::BadRequest(
+            "the sign-in response does not match this browser's sign-in (state mismatch); start again".into(),
+        )));
+    }
+    let code = params
+        .code
+        .ok_or_else(|| page_error(Error::BadRequest("the provider sent no code".into())))?;
+    let oidc = state
+        .auth
+        .oidc
+        .as_ref()
+        .ok_or_else(|| page_error(Error::Config("no OpenID Provider is configured".into())))?;
+    let login = oidc.finish(&code, &pending).await.map_err(page_error)?;
+    tracing::info!(issuer = %login.identity.issuer, subject = %login.identity.subject, "signed in");
+    let user = SessionUser {
+        identity: login.identity,
+        auth_time: login.auth_time,
+        signed_in_at: now(),
+        id_token: Some(login.id_token),
+    };
+    start_session(&session, user).await.map_err(page_error)?;
+    Ok(Redirect::to(&pending.next).into_response())
+}
+
+/// A new session id and CSRF token at every sign-in: nothing set before it survives.
+async fn start_session(session: &Session, user: SessionUser) -> Result<(), Error> {
+    session.cycle_id().await.map_err(session_error)?;
+    session.insert(USER_KEY, &user).await.map_err(session_error)?;
+    session
+        .insert(CSRF_KEY, keys::generate(""))
+        .await
+        .map_err(session_error)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    person: Option<Person>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let page_error = |error: Error| PageError::new(error, &state, person.as_ref());
+    let Some(signed_in) = &person else {
+        return Ok(Redirect::to("/auth/logged-out").into_response());
+    };
+    signed_in.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
+    let user: Option<SessionUser> = session
+        .get(USER_KEY)
+        .await
+        .map_err(|err| page_error(session_error(err)))?;
+    session.flush().await.map_err(|err| page_error(session_error(err)))?;
+    let post_logout = format!("{}/auth/logged-out", state.auth.public_url);
+    if let Some(oidc) = &state.auth.oidc
+        && let Some(url) = oidc
+            .logout_url(user.and_then(|u| u.id_token).as_deref(), &post_logout)
+            .await
+    {
+        return Ok(Redirect::to(&url).into_response());
+    }
+    Ok(Redirect::to("/auth/logged-out").into_response())
+}
+
+async fn logged_out(State(state): State<AppState>) -> Html<String> {
+    Html(signed_out_page(chrome(&state, None, "Signed out", Nav::None)))
+}
+
+async fn dev_page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<LoginParams>,
+) -> Result<Response, PageError> {
+    if !state.auth.dev {
+        return Err(PageError::new(Error::NotFound("no such page".into()), &state, None));
+    }
+    let csrf = csrf_token(&session)
+        .await
+        .map_err(|err| PageError::new(err, &state, None))?;
+    let users = dev_users()
+        .into_iter()
+        .map(|identity| DevUser {
+            key: identity.subject.trim_start_matches("dev-").to_string(),
+            name: identity.display_name().to_string(),
+            email: identity.email.clone().unwrap_or_default(),
+            groups: identity.groups.clone(),
+        })
+        .collect();
+    let next = safe_next(params.next.as_deref());
+    Ok(Html(dev_signin_page(
+        chrome(&state, None, "Development sign-in", Nav::None),
+        users,
+        csrf,
+        next,
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct DevSignIn {
+    csrf: Option<String>,
+    user: String,
+    next: Option<String>,
+}
+
+async fn dev_signin(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<DevSignIn>,
+) -> Result<Response, PageError> {
+    let page_error = |error: Error| PageError::new(error, &state, None);
+    if !state.auth.dev {
+        return Err(page_error(Error::NotFound("no such page".into())));
+    }
+    let expected = csrf_token(&session).await.map_err(page_error)?;
+    if !form
+        .csrf
+        .as_deref()
+        .is_some_and(|given| constant_time_eq(given, &expected))
+    {
+        return Err(page_error(Error::Forbidden(
+            "the sign-in form expired; reload it".into(),
+        )));
+    }
+    let identity = dev_users()
+        .into_iter()
+        .find(|identity| identity.subject == format!("dev-{}", form.user))
+        .ok_or_else(|| page_error(Error::BadRequest("no such development user".into())))?;
+    let user = SessionUser {
+        identity,
+        auth_time: Some(now()),
+        signed_in_at: now(),
+        id_token: None,
+    };
+    start_session(&session, user).await.map_err(page_error)?;
+    Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response())
+}
+
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
