@@ -1,0 +1,1280 @@
+//! `just bench`: request creations per second, decision-to-waiting-agent wake-up latency
+//! and the memory of 10,000 waiting agents, against a release build on 127.0.0.1, on
+//! SQLite and (when one answers) Postgres. Prints a Markdown report and writes it to
+//! `target/bench/report.md`.
+//!
+//! The real `signoff-server` binary (next to this one in `target/release`) serves the
+//! creation, cancel and 10,000-waiter runs. Reviewer decisions over HTTP need SSO, so the
+//! decision wake-up is measured through the service layer of a server built in this
+//! process (the same release code, the same HTTP path for the waiting agent).
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use signoff_app::wire::DecisionInput;
+use signoff_app::{Channel, RequestId, Verdict};
+use signoff_tests::db::{postgres_admin_url, postgres_available};
+use signoff_tests::fixtures::reviewer;
+use signoff_tests::{Backend, TestDb, TestServer};
+
+/// Concurrent HTTP/1.1 connections creating requests, one client (one connection) each.
+const CREATE_CONNECTIONS: usize = 64;
+const WARM_UP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(10);
+/// Waits measured per wake-up line, in batches of concurrent waiters decided one by one.
+const WAITS: usize = 1_000;
+const WAIT_BATCH: usize = 50;
+/// Concurrent waiting agents, each on its own connection.
+const MANY_WAITERS: usize = 10_000;
+/// How many of them are cancelled (and must wake) before the server is stopped.
+const CANCEL_SAMPLE: usize = 100;
+/// Connections being opened at once (below the listener's accept backlog of 1024).
+const CONNECTING_AT_ONCE: usize = 256;
+/// Long enough that no wait ends by itself while the run lasts.
+const LONG_WAIT_S: u64 = 120;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("could not raise the open-files limit: {err}");
+    }
+    let started = Instant::now();
+    let binary = match server_binary() {
+        Ok(binary) => binary,
+        Err(err) => {
+            eprintln!("signoff-bench: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let context = machine_context(&binary).await;
+    eprintln!("{context}");
+
+    let mut stores = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && !postgres_available().await {
+            stores.push(StoreReport::skipped(
+                backend,
+                format!("no Postgres answers at {}", postgres_admin_url()),
+            ));
+            continue;
+        }
+        stores.push(bench_store(&binary, backend).await);
+    }
+
+    let report = render(&context, &stores, started.elapsed());
+    println!("{report}");
+    let path = report_path(&binary);
+    match path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&path, &report))
+    {
+        Ok(()) => eprintln!("report written to {}", path.display()),
+        Err(err) => eprintln!("could not write {}: {err}", path.display()),
+    }
+    if stores.iter().any(StoreReport::failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+// ----- one store -------------------------------------------------------------------------
+
+struct StoreReport {
+    backend: Backend,
+    version: String,
+    skipped: Option<String>,
+    create: Result<CreateRun, String>,
+    decide_wake: Result<WakeRun, String>,
+    cancel_wake: Result<WakeRun, String>,
+    many: Result<ManyRun, String>,
+}
+
+impl StoreReport {
+    fn skipped(backend: Backend, why: String) -> Self {
+        StoreReport {
+            backend,
+            version: String::new(),
+            skipped: Some(why),
+            create: Err("skipped".into()),
+            decide_wake: Err("skipped".into()),
+            cancel_wake: Err("skipped".into()),
+            many: Err("skipped".into()),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.skipped.is_none()
+            && (self.create.is_err() || self.decide_wake.is_err() || self.cancel_wake.is_err() || self.many.is_err())
+    }
+}
+
+fn store_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "Postgres",
+    }
+}
+
+fn keep<T>(phase: &str, backend: Backend, result: Result<T>) -> Result<T, String> {
+    result.map_err(|err| {
+        let message = format!("{err:#}");
+        eprintln!("{} {phase} failed: {message}", store_name(backend));
+        message
+    })
+}
+
+async fn bench_store(binary: &Path, backend: Backend) -> StoreReport {
+    let name = store_name(backend);
+    let version = store_version(backend)
+        .await
+        .unwrap_or_else(|err| format!("? ({err:#})"));
+    eprintln!("== {name} {version}");
+
+    // A fresh database and server: creations per second, then the cancel wake-up.
+    eprintln!("{name}: creations over {CREATE_CONNECTIONS} connections ({WARM_UP:?} warm-up, {MEASURE:?} measured)");
+    let (create, cancel_wake) = match creation_and_cancel(binary, backend).await {
+        Ok((create, cancel)) => (Ok(create), keep("wake-up on cancel", backend, cancel)),
+        Err(err) => (
+            keep("creation", backend, Err(err)),
+            Err("not run: the creation run failed".into()),
+        ),
+    };
+
+    eprintln!("{name}: wake-up on decision (in-process service), {WAITS} waits");
+    let decide_wake = keep("wake-up on decision", backend, decision_wakeups(backend).await);
+
+    eprintln!("{name}: {MANY_WAITERS} concurrent waiting agents");
+    let many = keep("many waiters", backend, many_waiters(binary, backend).await);
+
+    StoreReport {
+        backend,
+        version,
+        skipped: None,
+        create,
+        decide_wake,
+        cancel_wake,
+        many,
+    }
+}
+
+async fn creation_and_cancel(binary: &Path, backend: Backend) -> Result<(CreateRun, Result<WakeRun>)> {
+    let db = TestDb::new(backend).await;
+    let key = create_agent(binary, &db, "bench").await?;
+    let server = ServerProcess::start(binary, &db).await?;
+    let create = create_load(
+        &server,
+        &key,
+        Until::Window {
+            warm_up: WARM_UP,
+            measure: MEASURE,
+        },
+    )
+    .await;
+    let cancel = match &create {
+        Ok(_) => {
+            eprintln!(
+                "{}: wake-up on cancel (real binary), {WAITS} waits",
+                store_name(backend)
+            );
+            cancel_wakeups(&server, &key).await
+        }
+        Err(_) => Err(anyhow!("not run")),
+    };
+    let (status, _) = server.terminate().await?;
+    ensure!(status.success(), "signoff-server exited with {status}");
+    Ok((create?, cancel))
+}
+
+// ----- the server binary -----------------------------------------------------------------
+
+/// `signoff-server` from the same build as this program (`target/release`).
+fn server_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("where this program is")?;
+    let binary = exe
+        .parent()
+        .context("this program has no directory")?
+        .join("signoff-server");
+    ensure!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build --release -p signoff-server -p signoff-tests --bins` (`just bench` does)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// `target/bench/report.md`, next to the profile directory this program runs from.
+fn report_path(binary: &Path) -> PathBuf {
+    binary
+        .parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("bench").join("report.md"))
+        .unwrap_or_else(|| PathBuf::from("report.md"))
+}
+
+fn server_command(binary: &Path, db: &TestDb) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("SIGNOFF_DATA_DIR", &db.dir)
+        .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// `signoff-server agents create --name NAME`: the key is the last line it prints.
+async fn create_agent(binary: &Path, db: &TestDb, name: &str) -> Result<String> {
+    let output = server_command(binary, db)
+        .args(["agents", "create", "--name", name])
+        .output()
+        .await
+        .context("run signoff-server agents create")?;
+    ensure!(
+        output.status.success(),
+        "agents create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .map(|key| key.trim().to_string())
+        .filter(|key| !key.is_empty())
+        .context("agents create printed no key")
+}
+
+/// The release binary serving on 127.0.0.1:0.
+struct ServerProcess {
+    base_url: String,
+    addr: SocketAddr,
+    pid: u32,
+    child: Child,
+}
+
+impl ServerProcess {
+    async fn start(binary: &Path, db: &TestDb) -> Result<ServerProcess> {
+        let mut command = server_command(binary, db);
+        command
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().context("start signoff-server")?;
+        let pid = child.id().context("signoff-server has no pid")?;
+        let stdout = child.stdout.take().context("signoff-server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base_url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("signoff-server listening on ") {
+                    return Ok(url.trim().to_string());
+                }
+            }
+            bail!("signoff-server exited before listening")
+        })
+        .await
+        .context("signoff-server did not listen within 60 s")??;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = base_url
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("signoff-server printed an odd address: {base_url}"))?;
+        Ok(ServerProcess {
+            base_url,
+            addr,
+            pid,
+            child,
+        })
+    }
+
+    fn send_sigterm(&self) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("run kill")?;
+        ensure!(status.success(), "kill -TERM {} failed", self.pid);
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s); returns the status and how long.
+    async fn terminate(mut self) -> Result<(ExitStatus, Duration)> {
+        let sent = Instant::now();
+        self.send_sigterm()?;
+        self.wait_exit(sent).await
+    }
+
+    async fn wait_exit(&mut self, since: Instant) -> Result<(ExitStatus, Duration)> {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("signoff-server did not exit within 30 s of SIGTERM")??;
+        Ok((status, since.elapsed()))
+    }
+}
+
+fn http_client(connections: usize) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("build HTTP client")
+}
+
+// ----- creations per second --------------------------------------------------------------
+
+enum Until {
+    /// Run for `warm_up + measure`; count what completes in the measured window.
+    Window { warm_up: Duration, measure: Duration },
+    /// Create exactly this many requests and keep their ids.
+    Count(usize),
+}
+
+struct CreateRun {
+    created: usize,
+    errors: usize,
+    first_error: Option<String>,
+    window: Duration,
+    latencies: Vec<Duration>,
+    ids: Vec<String>,
+    connections: usize,
+}
+
+impl CreateRun {
+    fn per_second(&self) -> f64 {
+        self.created as f64 / self.window.as_secs_f64()
+    }
+}
+
+#[derive(Default)]
+struct WorkerRun {
+    created: usize,
+    errors: usize,
+    first_error: Option<String>,
+    latencies: Vec<Duration>,
+    ids: Vec<String>,
+}
+
+/// A realistic request: who, why, labels, the exact payload and a before/after diff.
+fn creation_body(worker: usize, n: usize) -> Value {
+    let version = format!("1.{}.{}", 5 + worker % 7, n);
+    json!({
+        "action": "deploy.service",
+        "resource": format!("k8s://prod/payments-api-{}", worker % 8),
+        "title": format!("Deploy payments-api {version}"),
+        "reason": "Release train: fixes the refund rounding bug (PAY-1432) and raises the \
+                   connection pool for the settlement batch; canary was green for 2 h.",
+        "labels": {"env": "prod", "team": "payments", "region": "eu-west-1", "risk": "medium"},
+        "payload": {
+            "image": format!("registry.example.com/payments-api:{version}"),
+            "replicas": 6,
+            "strategy": "rolling",
+            "max_unavailable": 1,
+            "command": ["kubectl", "rollout", "restart", "deployment/payments-api"]
+        },
+        "diff": {
+            "before": {
+                "image": "registry.example.com/payments-api:1.4.2",
+                "replicas": 4,
+                "env": {"DB_POOL_SIZE": "20", "LOG_LEVEL": "info", "REFUNDS_V2": "false"}
+            },
+            "after": {
+                "image": format!("registry.example.com/payments-api:{version}"),
+                "replicas": 6,
+                "env": {"DB_POOL_SIZE": "40", "LOG_LEVEL": "info", "REFUNDS_V2": "true"}
+            }
+        },
+        "context": {"ticket": "PAY-1432", "trace": format!("https://traces.example.com/t/{worker}-{n}")},
+        "on_behalf_of": "reese@example.com"
+    })
+}
+
+async fn create_load(server: &ServerProcess, key: &str, until: Until) -> Result<CreateRun> {
+    let start = Instant::now();
+    let (measure_from, stop_at, window, quota) = match until {
+        Until::Window { warm_up, measure } => (start + warm_up, Some(start + warm_up + measure), measure, None),
+        Until::Count(count) => (start, None, Duration::ZERO, Some(count)),
+    };
+    let keep_ids = quota.is_some();
+    let quota = Arc::new(AtomicUsize::new(quota.unwrap_or(usize::MAX)));
+    // Bounded even in count mode.
+    let hard_stop = stop_at.unwrap_or(start + Duration::from_secs(120));
+    let url: Arc<str> = format!("{}/api/v1/requests", server.base_url).into();
+    let key: Arc<str> = key.into();
+
+    // Midway through the window, count the connections really open to the server.
+    let port = server.addr.port();
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until((measure_from + window / 2).into()).await;
+        tcp_sockets(port).map(|sockets| sockets.client_side)
+    });
+
+    let mut workers = Vec::with_capacity(CREATE_CONNECTIONS);
+    for worker in 0..CREATE_CONNECTIONS {
+        let client = http_client(1)?;
+        let url = Arc::clone(&url);
+        let key = Arc::clone(&key);
+        let quota = Arc::clone(&quota);
+        workers.push(tokio::spawn(async move {
+            let mut run = WorkerRun::default();
+            for n in 0.. {
+                if Instant::now() >= hard_stop
+                    || quota
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+                        .is_err()
+                {
+                    break;
+                }
+                let body = serde_json::to_vec(&creation_body(worker, n)).unwrap_or_default();
+                let sent = Instant::now();
+                let outcome = async {
+                    let response = client
+                        .post(&*url)
+                        .bearer_auth(&*key)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    let bytes = response.bytes().await?;
+                    ensure!(
+                        status == reqwest::StatusCode::CREATED,
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                    );
+                    Ok(bytes)
+                }
+                .await;
+                let done = Instant::now();
+                if done < measure_from || stop_at.is_some_and(|stop| done > stop) {
+                    continue;
+                }
+                match outcome {
+                    Ok(bytes) => {
+                        run.created += 1;
+                        run.latencies.push(done - sent);
+                        if keep_ids {
+                            let id = serde_json::from_slice::<Value>(&bytes)
+                                .ok()
+                                .and_then(|body| body["id"].as_str().map(String::from));
+                            match id {
+                                Some(id) => run.ids.push(id),
+                                None => bail!("a created request came back without an id"),
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        run.errors += 1;
+                        run.first_error.get_or_insert_with(|| format!("{err:#}"));
+                    }
+                }
+            }
+            Ok(run)
+        }));
+    }
+
+    let mut total = CreateRun {
+        created: 0,
+        errors: 0,
+        first_error: None,
+        window,
+        latencies: Vec::new(),
+        ids: Vec::new(),
+        connections: 0,
+    };
+    for worker in join_all(workers).await {
+        let run = worker.context("creation worker panicked")??;
+        total.created += run.created;
+        total.errors += run.errors;
+        total.latencies.extend(run.latencies);
+        total.ids.extend(run.ids);
+        if total.first_error.is_none() {
+            total.first_error = run.first_error;
+        }
+    }
+    if keep_ids {
+        total.window = start.elapsed();
+    }
+    total.connections = if window.is_zero() {
+        sampler.abort();
+        CREATE_CONNECTIONS
+    } else {
+        sampler.await.context("connection sampler")??
+    };
+    total.latencies.sort_unstable();
+    Ok(total)
+}
+
+// ----- wake-up latency -------------------------------------------------------------------
+
+struct WakeRun {
+    /// Trigger (decision or cancel) started → the waiter's whole response read.
+    latencies: Vec<Duration>,
+    /// How long the trigger call itself took.
+    triggers: Vec<Duration>,
+}
+
+/// An agent talking to a server over HTTP.
+struct Agent {
+    base_url: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Agent {
+    async fn submit(&self, worker: usize, n: usize) -> Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/requests", self.base_url))
+            .bearer_auth(&self.key)
+            .json(&creation_body(worker, n))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        ensure!(status == reqwest::StatusCode::CREATED, "create: HTTP {status}: {body}");
+        body["id"]
+            .as_str()
+            .map(String::from)
+            .context("a created request came back without an id")
+    }
+
+    /// Long-polls `id`; returns when the whole answer is read, and the request's status.
+    fn spawn_wait(&self, id: &str) -> JoinHandle<Result<(Instant, String)>> {
+        let request = self
+            .http
+            .get(format!("{}/api/v1/requests/{id}/wait?timeout_s=60", self.base_url))
+            .bearer_auth(&self.key)
+            .timeout(Duration::from_secs(70));
+        tokio::spawn(async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let bytes = response.bytes().await?;
+            let at = Instant::now();
+            ensure!(status == reqwest::StatusCode::OK, "wait: HTTP {status}");
+            let body: Value = serde_json::from_slice(&bytes)?;
+            Ok((at, body["status"].as_str().unwrap_or_default().to_string()))
+        })
+    }
+}
+
+/// `WAITS` waits in batches of `WAIT_BATCH` concurrent waiters: each batch is created,
+/// its waiters are started, `in_flight` confirms they are parked, then `trigger` ends
+/// each request in turn and the time until its waiter's answer is recorded.
+async fn wake_batches<R, T>(
+    agent: &Agent,
+    in_flight: impl Fn(usize) -> R,
+    trigger: impl Fn(String) -> T,
+    expect: &str,
+) -> Result<WakeRun>
+where
+    R: Future<Output = Result<()>>,
+    T: Future<Output = Result<()>>,
+{
+    let started = Instant::now();
+    let mut run = WakeRun {
+        latencies: Vec::with_capacity(WAITS),
+        triggers: Vec::with_capacity(WAITS),
+    };
+    for batch in 0..WAITS / WAIT_BATCH {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "wake-up batches took more than 60 s"
+        );
+        let ids = join_all((0..WAIT_BATCH).map(|n| agent.submit(1000 + batch, n)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        let waiters: Vec<_> = ids.iter().map(|id| agent.spawn_wait(id)).collect();
+        in_flight(WAIT_BATCH).await?;
+        ensure!(
+            waiters.iter().all(|waiter| !waiter.is_finished()),
+            "a waiter returned before its request was decided"
+        );
+        let mut triggered = Vec::with_capacity(WAIT_BATCH);
+        for id in &ids {
+            let t0 = Instant::now();
+            trigger(id.clone()).await?;
+            run.triggers.push(t0.elapsed());
+            triggered.push(t0);
+        }
+        let answers = tokio::time::timeout(Duration::from_secs(10), join_all(waiters))
+            .await
+            .context("waiters did not wake within 10 s")?;
+        for (answer, t0) in answers.into_iter().zip(triggered) {
+            let (at, status) = answer.context("waiter panicked")??;
+            ensure!(status == expect, "a waiter woke to `{status}`, not `{expect}`");
+            run.latencies.push(at.saturating_duration_since(t0));
+        }
+    }
+    run.latencies.sort_unstable();
+    run.triggers.sort_unstable();
+    Ok(run)
+}
+
+/// Decisions through the service layer of a server in this process; the agent waits
+/// over HTTP.
+async fn decision_wakeups(backend: Backend) -> Result<WakeRun> {
+    let server = TestServer::start(backend).await;
+    let (_, key, _) = server
+        .service
+        .issue_agent_key("bench-waiter", None)
+        .await
+        .map_err(|err| anyhow!("issue key: {err}"))?;
+    let agent = Agent {
+        base_url: server.base_url.clone(),
+        key,
+        http: http_client(WAIT_BATCH * 2)?,
+    };
+    let service = Arc::clone(&server.service);
+    let reviewer = reviewer(1);
+    let approve = DecisionInput {
+        verdict: Verdict::Approve,
+        comment: String::new(),
+    };
+    let run = wake_batches(
+        &agent,
+        |count| {
+            let service = Arc::clone(&service);
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while service.waiting_agents() < count {
+                    ensure!(
+                        Instant::now() < deadline,
+                        "only {} of {count} waiters registered within 10 s",
+                        service.waiting_agents()
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // Registered before their first look at the request: let them park.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(())
+            }
+        },
+        |id| {
+            let service = Arc::clone(&service);
+            let reviewer = reviewer.clone();
+            let approve = approve.clone();
+            async move {
+                let id: RequestId = id.parse().map_err(|_| anyhow!("bad id {id}"))?;
+                service
+                    .decide(&reviewer, id, &approve, Channel::Api)
+                    .await
+                    .map_err(|err| anyhow!("decide: {err}"))?;
+                Ok(())
+            }
+        },
+        "approved",
+    )
+    .await;
+    drop(agent);
+    server.stop().await;
+    run
+}
+
+/// The agent's own cancel (same event bus) as the trigger, against the real binary.
+async fn cancel_wakeups(server: &ServerProcess, key: &str) -> Result<WakeRun> {
+    let agent = Agent {
+        base_url: server.base_url.clone(),
+        key: key.to_string(),
+        http: http_client(WAIT_BATCH * 2)?,
+    };
+    let canceller = http_client(1)?;
+    wake_batches(
+        &agent,
+        // No waiter count outside the process: give the batch time to park.
+        |_| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        },
+        |id| {
+            let request = canceller
+                .post(format!("{}/api/v1/requests/{id}/cancel", server.base_url))
+                .bearer_auth(key);
+            async move {
+                let response = request.send().await?;
+                let status = response.status();
+                response.bytes().await?;
+                ensure!(status == reqwest::StatusCode::OK, "cancel: HTTP {status}");
+                Ok(())
+            }
+        },
+        "cancelled",
+    )
+    .await
+}
+
+// ----- 10,000 waiting agents -------------------------------------------------------------
+
+struct ManyRun {
+    created_per_second: f64,
+    open_time: Duration,
+    established: usize,
+    returned_early: usize,
+    rss_before_kb: u64,
+    rss_kb: u64,
+    hwm_kb: u64,
+    sample_woke: usize,
+    sample_max: Duration,
+    remaining: usize,
+    answered_on_shutdown: usize,
+    answered_within: Duration,
+    exit: String,
+}
+
+/// One long-poll on its own raw HTTP/1.1 connection.
+async fn raw_wait(
+    addr: SocketAddr,
+    request: Arc<str>,
+    connecting: Arc<Semaphore>,
+    sent: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+) -> Result<(Instant, u16, String)> {
+    let permit = connecting.acquire_owned().await?;
+    let mut stream = TcpStream::connect(addr).await.context("connect")?;
+    stream.write_all(request.as_bytes()).await.context("send")?;
+    drop(permit);
+    sent.fetch_add(1, Ordering::Relaxed);
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(LONG_WAIT_S + 30), stream.read_to_end(&mut reply))
+        .await
+        .context("no answer")?
+        .context("read")?;
+    let at = Instant::now();
+    answered.fetch_add(1, Ordering::Relaxed);
+    let text = String::from_utf8_lossy(&reply);
+    let (head, body) = text.split_once("\r\n\r\n").context("no complete answer")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no status line")?;
+    let status = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|body| body["status"].as_str().map(String::from))
+        .unwrap_or_default();
+    Ok((at, code, status))
+}
+
+async fn many_waiters(binary: &Path, backend: Backend) -> Result<ManyRun> {
+    let db = TestDb::new(backend).await;
+    let key = create_agent(binary, &db, "bench-many").await?;
+    let mut server = ServerProcess::start(binary, &db).await?;
+
+    let created = create_load(&server, &key, Until::Count(MANY_WAITERS)).await?;
+    ensure!(
+        created.ids.len() == MANY_WAITERS,
+        "created {} of {MANY_WAITERS} requests ({} errors: {})",
+        created.ids.len(),
+        created.errors,
+        created.first_error.as_deref().unwrap_or("-")
+    );
+    let rss_before_kb = memory(server.pid)?.0;
+
+    // Open every long-poll, each on its own connection.
+    let opened = Instant::now();
+    let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut waiters: Vec<Option<JoinHandle<Result<(Instant, u16, String)>>>> = created
+        .ids
+        .iter()
+        .map(|id| {
+            let request: Arc<str> = format!(
+                "GET /api/v1/requests/{id}/wait?timeout_s={LONG_WAIT_S} HTTP/1.1\r\n\
+                 Host: {}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+                server.addr
+            )
+            .into();
+            Some(tokio::spawn(raw_wait(
+                server.addr,
+                request,
+                Arc::clone(&connecting),
+                Arc::clone(&sent),
+                Arc::clone(&answered),
+            )))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent.load(Ordering::Relaxed) < MANY_WAITERS {
+        if Instant::now() > deadline || waiters.iter().flatten().any(JoinHandle::is_finished) {
+            // A finished task here is a failed connect or an early answer.
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open_time = opened.elapsed();
+    ensure!(
+        sent.load(Ordering::Relaxed) == MANY_WAITERS,
+        "only {} of {MANY_WAITERS} waits could be sent within 60 s ({} answered)",
+        sent.load(Ordering::Relaxed),
+        answered.load(Ordering::Relaxed)
+    );
+
+    // In flight: every connection accepted, every request read, the server idle.
+    let port = server.addr.port();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cpu = cpu_ticks(server.pid)?;
+    let established = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sockets = tcp_sockets(port)?;
+        let now_cpu = cpu_ticks(server.pid)?;
+        let idle = now_cpu.saturating_sub(cpu) <= 1;
+        cpu = now_cpu;
+        if sockets.server_side >= MANY_WAITERS && sockets.server_unread == 0 && idle {
+            break sockets.server_side;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "waiters not settled within 30 s: {} connections accepted, {} bytes unread, server {}",
+            sockets.server_side,
+            sockets.server_unread,
+            if idle { "idle" } else { "busy" }
+        );
+    };
+    let returned_early = answered.load(Ordering::Relaxed);
+    ensure!(
+        returned_early == 0,
+        "{returned_early} waits returned before their timeout"
+    );
+    let (rss_kb, hwm_kb) = memory(server.pid)?;
+    eprintln!(
+        "{}: {MANY_WAITERS} waiters in flight after {open_time:?}; server RSS {} MB (peak {} MB)",
+        store_name(backend),
+        rss_kb / 1024,
+        hwm_kb / 1024
+    );
+
+    // Cancel a sample: those waiters, and only those, wake.
+    let step = MANY_WAITERS / CANCEL_SAMPLE;
+    let sample: Vec<usize> = (0..CANCEL_SAMPLE).map(|n| n * step).collect();
+    let canceller = http_client(16)?;
+    let t0 = Instant::now();
+    let cancels = join_all(sample.iter().map(|&index| {
+        canceller
+            .post(format!(
+                "{}/api/v1/requests/{}/cancel",
+                server.base_url, created.ids[index]
+            ))
+            .bearer_auth(&key)
+            .send()
+    }))
+    .await;
+    for cancel in cancels {
+        let status = cancel.context("cancel")?.status();
+        ensure!(status == reqwest::StatusCode::OK, "cancel: HTTP {status}");
+    }
+    let sampled: Vec<_> = sample.iter().filter_map(|&index| waiters[index].take()).collect();
+    let woken = tokio::time::timeout(Duration::from_secs(10), join_all(sampled))
+        .await
+        .context("cancelled waiters did not wake within 10 s")?;
+    let mut sample_woke = 0;
+    let mut sample_max = Duration::ZERO;
+    for waiter in woken {
+        let (at, code, status) = waiter.context("waiter panicked")??;
+        if code == 200 && status == "cancelled" {
+            sample_woke += 1;
+            sample_max = sample_max.max(at.saturating_duration_since(t0));
+        }
+    }
+    drop(canceller);
+    let early = answered.load(Ordering::Relaxed) - sample_woke;
+    ensure!(
+        early == 0,
+        "{early} waiters answered although their requests were not cancelled"
+    );
+
+    // Stop the server: every remaining waiter is answered with its request, pending.
+    let remaining: Vec<_> = waiters.into_iter().flatten().collect();
+    let stopping = Instant::now();
+    server.send_sigterm()?;
+    let answers = tokio::time::timeout(Duration::from_secs(30), join_all(remaining))
+        .await
+        .context("remaining waiters were not answered within 30 s of SIGTERM")?;
+    let remaining = answers.len();
+    let mut answered_on_shutdown = 0;
+    let mut answered_within = Duration::ZERO;
+    let mut first_problem = None;
+    for answer in answers {
+        match answer.context("waiter panicked")? {
+            Ok((at, 200, status)) if status == "pending" => {
+                answered_on_shutdown += 1;
+                answered_within = answered_within.max(at.saturating_duration_since(stopping));
+            }
+            Ok((_, code, status)) => {
+                first_problem.get_or_insert(format!("HTTP {code} `{status}`"));
+            }
+            Err(err) => {
+                first_problem.get_or_insert(format!("{err:#}"));
+            }
+        }
+    }
+    let (status, _) = server.wait_exit(stopping).await?;
+    let mut exit = format!("exit {status}");
+    if let Some(problem) = first_problem {
+        write!(exit, "; first unanswered: {problem}")?;
+    }
+    Ok(ManyRun {
+        created_per_second: created.per_second(),
+        open_time,
+        established,
+        returned_early,
+        rss_before_kb,
+        rss_kb,
+        hwm_kb,
+        sample_woke,
+        sample_max,
+        remaining,
+        answered_on_shutdown,
+        answered_within,
+        exit,
+    })
+}
+
+// ----- /proc -----------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Sockets {
+    /// Established connections the server accepted on its port.
+    server_side: usize,
+    /// Bytes received on them that the server has not read yet.
+    server_unread: u64,
+    /// Established connections clients opened to the port.
+    client_side: usize,
+}
+
+fn tcp_sockets(port: u16) -> Result<Sockets> {
+    let table = std::fs::read_to_string("/proc/net/tcp").context("read /proc/net/tcp")?;
+    let port_of = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    let mut sockets = Sockets::default();
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, local, remote, state, queues, ..] = fields.as_slice() else {
+            continue;
+        };
+        if *state != "01" {
+            continue;
+        }
+        if port_of(local) == Some(port) {
+            sockets.server_side += 1;
+            sockets.server_unread += queues
+                .split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+                .unwrap_or(0);
+        } else if port_of(remote) == Some(port) {
+            sockets.client_side += 1;
+        }
+    }
+    Ok(sockets)
+}
+
+/// VmRSS and VmHWM of `pid`, in kB.
+fn memory(pid: u32) -> Result<(u64, u64)> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("read /proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// User + system CPU time of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); the state (field 3) is the first after the name.
+    let tick = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<u64>().ok())
+            .context("unexpected /proc/PID/stat")
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+// ----- context and report ----------------------------------------------------------------
+
+async fn store_version(backend: Backend) -> Result<String> {
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+            let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+                .fetch_one(&mut conn)
+                .await?;
+            Ok(format!("{version} (WAL, synchronous=NORMAL)"))
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
+            let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await?;
+            Ok(format!("{version} (127.0.0.1:5432, same machine)"))
+        }
+    }
+}
+
+async fn machine_context(binary: &Path) -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown", |(_, model)| model.trim());
+    let memory_mb = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let load = read("/proc/loadavg");
+    let profile = if cfg!(debug_assertions) {
+        "debug (numbers are not meaningful)"
+    } else {
+        "release"
+    };
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "- Machine: {cores} cores ({model}), {memory_mb} MB RAM, Linux {}; load average at start {}",
+        kernel.trim(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(
+        text,
+        "- Build: {profile}; server `{}`; load generator and server share the same cores over 127.0.0.1",
+        binary.display()
+    );
+    let _ = write!(
+        text,
+        "- Runs: creations over {CREATE_CONNECTIONS} HTTP/1.1 connections for {}s after {}s warm-up; \
+         {WAITS} waits per wake-up line in batches of {WAIT_BATCH}; {MANY_WAITERS} long-polls (timeout_s={LONG_WAIT_S}) on their own connections",
+        MEASURE.as_secs(),
+        WARM_UP.as_secs()
+    );
+    text
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn spread(sorted: &[Duration]) -> String {
+    format!(
+        "{} / {} / {}",
+        ms(percentile(sorted, 50.0)),
+        ms(percentile(sorted, 99.0)),
+        ms(sorted.last().copied().unwrap_or_default())
+    )
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "met" } else { "**missed**" }
+}
+
+fn render(context: &str, stores: &[StoreReport], took: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Signoff benchmark\n\n{context}\n");
+    for store in stores {
+        let _ = match &store.skipped {
+            Some(why) => writeln!(out, "- {}: skipped, {why}", store_name(store.backend)),
+            None => writeln!(out, "- {}: {}", store_name(store.backend), store.version),
+        };
+    }
+    let _ = write!(out, "\n| Measure |");
+    for store in stores {
+        let _ = write!(out, " {} |", store_name(store.backend));
+    }
+    let _ = write!(out, " Target |\n|---|");
+    for _ in stores {
+        let _ = write!(out, "---|");
+    }
+    out.push_str("---|\n");
+
+    let mut row = |label: &str, target: &str, cell: &dyn Fn(&StoreReport) -> String| {
+        let _ = write!(out, "| {label} |");
+        for store in stores {
+            let text = if store.skipped.is_some() {
+                "skipped".to_string()
+            } else {
+                cell(store)
+            };
+            let _ = write!(out, " {text} |");
+        }
+        let _ = writeln!(out, " {target} |");
+    };
+    fn show<T>(result: &Result<T, String>, f: impl Fn(&T) -> String) -> String {
+        match result {
+            Ok(value) => f(value),
+            Err(err) => format!("error: {}", err.replace('|', "/")),
+        }
+    }
+
+    row("Request creations per second", "≥ 3,000/s (SQLite)", &|s| {
+        show(&s.create, |c| {
+            let rate = c.per_second();
+            let mark = if s.backend == Backend::Sqlite {
+                format!(" ({})", verdict(rate >= 3000.0))
+            } else {
+                String::new()
+            };
+            format!("**{}/s**{mark}", thousands(rate.round() as u64))
+        })
+    });
+    row("Creation latency p50 / p99 / max", "", &|s| {
+        show(&s.create, |c| spread(&c.latencies))
+    });
+    row("Creations measured / errors", "0 errors", &|s| {
+        show(&s.create, |c| {
+            let mut text = format!("{} / {}", thousands(c.created as u64), c.errors);
+            if let Some(err) = &c.first_error {
+                let _ = write!(text, " (first: {})", err.replace('|', "/"));
+            }
+            text
+        })
+    });
+    row("Client connections open mid-run", "64", &|s| {
+        show(&s.create, |c| c.connections.to_string())
+    });
+    row(
+        "Wake-up on decision (service.decide, in-process) p50 / p99 / max",
+        "p99 ≤ 10 ms",
+        &|s| {
+            show(&s.decide_wake, |w| {
+                format!(
+                    "**{}** ({})",
+                    spread(&w.latencies),
+                    verdict(percentile(&w.latencies, 99.0) <= Duration::from_millis(10))
+                )
+            })
+        },
+    );
+    row("of which the decide() call p50 / p99 / max", "", &|s| {
+        show(&s.decide_wake, |w| spread(&w.triggers))
+    });
+    row(
+        "Wake-up on cancel, real binary p50 / p99 / max",
+        "p99 ≤ 10 ms",
+        &|s| {
+            show(&s.cancel_wake, |w| {
+                format!(
+                    "**{}** ({})",
+                    spread(&w.latencies),
+                    verdict(percentile(&w.latencies, 99.0) <= Duration::from_millis(10))
+                )
+            })
+        },
+    );
+    row("of which the cancel call p50 / p99 / max", "", &|s| {
+        show(&s.cancel_wake, |w| spread(&w.triggers))
+    });
+    row("10,000 waiters: requests created (64 connections)", "", &|s| {
+        show(&s.many, |m| {
+            format!("{}/s", thousands(m.created_per_second.round() as u64))
+        })
+    });
+    row("10,000 waiters: long-polls in flight", "10,000", &|s| {
+        show(&s.many, |m| {
+            format!(
+                "{} connections, all read, {} returned early; opened in {:.1} s",
+                thousands(m.established as u64),
+                m.returned_early,
+                m.open_time.as_secs_f64()
+            )
+        })
+    });
+    row("10,000 waiters: server RSS (VmRSS / VmHWM)", "≤ 256 MB", &|s| {
+        show(&s.many, |m| {
+            format!(
+                "**{} / {}** ({}); {} before the waits",
+                mb(m.rss_kb),
+                mb(m.hwm_kb),
+                verdict(m.hwm_kb <= 256 * 1024),
+                mb(m.rss_before_kb)
+            )
+        })
+    });
+    row(
+        "10,000 waiters: sampled cancels woke",
+        &format!("{CANCEL_SAMPLE} of {CANCEL_SAMPLE}"),
+        &|s| {
+            show(&s.many, |m| {
+                format!("{} of {CANCEL_SAMPLE}, all within {}", m.sample_woke, ms(m.sample_max))
+            })
+        },
+    );
+    row("10,000 waiters: answered on SIGTERM", "all, pending", &|s| {
+        show(&s.many, |m| {
+            format!(
+                "{} of {} within {}; {}",
+                thousands(m.answered_on_shutdown as u64),
+                thousands(m.remaining as u64),
+                ms(m.answered_within),
+                m.exit
+            )
+        })
+    });
+    let _ = writeln!(
+        out,
+        "\nWake-up latency runs from the start of the decision (or cancel) call to the end of \
+         the waiting agent's HTTP response, so it includes the decision's own transaction. \
+         Whole run: {:.0} s.",
+        took.as_secs_f64()
+    );
+    out
+}
