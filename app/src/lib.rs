@@ -3,6 +3,7 @@
 //! [`model`] is pure (no IO) and always compiled; the console's views live behind the
 //! `ssr` feature so the terminal client never builds them.
 
+pub mod difftext;
 pub mod model;
 #[cfg(feature = "ssr")]
 pub mod ui;

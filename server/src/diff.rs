@@ -16,7 +16,7 @@ pub fn unified(input: DiffInput) -> Result<String> {
             TextDiff::from_lines(&before, &after)
                 .unified_diff()
                 .context_radius(3)
-                .header("before", "after")
+                .header("current", "proposed")
                 .to_string()
         }
     };
@@ -54,7 +54,7 @@ mod tests {
             after: json!({"image": "api:1.5.0", "replicas": 2}),
         })
         .expect("diff");
-        assert!(diff.starts_with("--- before\n+++ after\n"), "{diff}");
+        assert!(diff.starts_with("--- current\n+++ proposed\n"), "{diff}");
         assert!(diff.contains("-  \"image\": \"api:1.4.2\",\n"), "{diff}");
         assert!(diff.contains("+  \"image\": \"api:1.5.0\",\n"), "{diff}");
         assert!(diff.contains("   \"replicas\": 2\n"), "{diff}");

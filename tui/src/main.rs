@@ -1,27 +1,39 @@
-//! `signoff`: the terminal client. The interactive queue arrives with the terminal issue;
-//! for now it knows its name and its server.
+//! `signoff`: the terminal client. See `signoff --help`.
 
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
 use clap::Parser;
+use signoff_tui::cli::Cli;
+use signoff_tui::error::exit;
+use signoff_tui::{commands, logging};
 
-#[derive(Parser)]
-#[command(
-    name = "signoff",
-    version,
-    about = "Approve or deny Signoff requests from the terminal"
-)]
-struct Cli {
-    /// The Signoff server, e.g. https://signoff.example.com
-    #[arg(long, env = "SIGNOFF_SERVER")]
-    server: Option<String>,
+fn main() -> ExitCode {
+    let started = Instant::now();
+    // clap prints usage errors and exits with 2 by itself.
+    let cli = Cli::parse();
+    logging::init();
+    match run(cli, started) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = error
+                .downcast_ref::<signoff_tui::ClientError>()
+                .map(|error| error.exit_code())
+                .unwrap_or(exit::LOCAL);
+            tracing::error!("{error:#}");
+            eprintln!("signoff: {error:#}");
+            ExitCode::from(code)
+        }
+    }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.server {
-        Some(server) => {
-            println!("signoff: server {server}; the interactive client is not built yet")
-        }
-        None => println!("signoff: pass --server URL or set SIGNOFF_SERVER"),
-    }
-    Ok(())
+fn run(cli: Cli, started: Instant) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let code = runtime.block_on(commands::run(cli, started))?;
+    Ok(code)
 }

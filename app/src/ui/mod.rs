@@ -4,8 +4,18 @@
 //! All text from agents is untrusted: Leptos escapes every text node and attribute, and
 //! no page uses inline script or style (the Content-Security-Policy forbids both).
 
+mod account;
+pub mod format;
+mod history;
+mod queue;
+mod request;
 mod shell;
 mod signin;
+
+pub use account::{account_page, admin_page};
+pub use history::{HistoryFilters, HistoryView, history_page};
+pub use queue::{QueueFilters, QueueView, queue_fragment, queue_page, queue_rows};
+pub use request::{DiffMode, RequestPageView, TimelineEntry, request_page};
 
 pub use shell::{Chrome, Nav, UserBadge, placeholder_page, render};
 pub use signin::{

@@ -57,6 +57,7 @@ pub fn render(chrome: Chrome, body: impl IntoView + 'static) -> String {
                 <meta name="csrf-token" content=csrf />
                 <title>{title}</title>
                 <link rel="stylesheet" href="/static/signoff.css" />
+                <link rel="icon" href="/favicon.ico" type="image/svg+xml" />
                 <script src="/static/console.js" defer></script>
             </head>
             <body>

@@ -47,6 +47,7 @@ pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: s
         .route("/readyz", get(readyz))
         .route("/static/signoff.css", get(web::stylesheet))
         .route("/static/console.js", get(web::script))
+        .route("/favicon.ico", get(web::favicon))
         .merge(requests::router())
         .merge(reviews::router())
         .merge(auth::routes::router())

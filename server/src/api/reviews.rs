@@ -58,6 +58,7 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// The store filter these parameters describe.
     pub fn filter(&self) -> Result<RequestFilter, Error> {
         let (statuses, newest_first) = match self.status.as_deref().unwrap_or("pending") {
             "pending" => (vec![Status::Pending], false),

@@ -24,7 +24,7 @@ use signoff_app::{
 };
 
 pub use audit::{Actor, AuditEvent, ChainReport};
-pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest};
+pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis};
 
 use crate::{Error, Result};
 use records::{decision_from_row, millis, request_from_row};

@@ -227,3 +227,16 @@ impl Store {
         Ok(events)
     }
 }
+
+impl Store {
+    /// How many requests are pending (the queue's size).
+    pub async fn count_pending(&self) -> Result<i64> {
+        let count = on_read_pool!(self, |pool| {
+            sqlx::query("SELECT COUNT(*) AS pending FROM requests WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>("pending")?
+        });
+        Ok(count)
+    }
+}

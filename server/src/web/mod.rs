@@ -13,25 +13,20 @@ use crate::api::AppState;
 use crate::auth::Person;
 
 /// An error shown to a person as a page with a way back, not as JSON.
-pub struct PageError {
-    pub error: Error,
-    pub chrome: Chrome,
-}
+pub struct PageError(Box<(Error, Chrome)>);
 
 impl PageError {
     pub fn new(error: Error, state: &AppState, person: Option<&Person>) -> Self {
-        PageError {
-            error,
-            chrome: chrome(state, person, "Error", Nav::None),
-        }
+        PageError(Box::new((error, chrome(state, person, "Error", Nav::None))))
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, _) = self.error.status_and_code();
-        let message = self.error.public_message();
-        (status, Html(error_page(self.chrome, status.as_u16(), message))).into_response()
+        let (error, chrome) = *self.0;
+        let (status, _) = error.status_and_code();
+        let message = error.public_message();
+        (status, Html(error_page(chrome, status.as_u16(), message))).into_response()
     }
 }
 
@@ -67,6 +62,14 @@ const SCRIPT: &str = include_str!("../../../style/console.js");
 
 pub async fn stylesheet() -> Response {
     static_asset("text/css; charset=utf-8", STYLESHEET)
+}
+
+/// A small mark for the tab (SVG, so no binary asset to ship).
+pub async fn favicon() -> Response {
+    static_asset(
+        "image/svg+xml",
+        "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#2f5bd3'/><path d='M4 8.5l2.5 2.5L12 5.5' stroke='#fff' stroke-width='2' fill='none'/></svg>",
+    )
 }
 
 pub async fn script() -> Response {

@@ -1,30 +1,684 @@
-//! Console pages. (The queue, request, history and account pages arrive with the
-//! console issue; until then `/` lists the queue plainly.)
+//! Console pages: the queue, a request, history (and its CSV), the account, and the
+//! place where admin pages will live. Every action is a plain HTML form.
 
+use axum::Form;
 use axum::Router;
-use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use futures_util::stream;
+use serde::Deserialize;
 
-use signoff_app::ui::{Nav, signin_page};
+use signoff_app::ui::{
+    self, DiffMode, HistoryFilters, HistoryView, Nav, QueueFilters, QueueView, RequestPageView, TimelineEntry,
+    signin_page,
+};
+use signoff_app::wire::{DecisionInput, Me, RequestSummary, Role, TokenInfo};
+use signoff_app::{RequestId, Verdict};
 
 use crate::api::AppState;
+use crate::api::reviews::{ListParams, request_id};
 use crate::auth::Person;
 use crate::auth::device::no_access;
-use crate::web::chrome;
+use crate::service::now;
+use crate::store::{AuditEvent, Cursor};
+use crate::web::{PageError, chrome, sign_in_redirect};
+use crate::{Error, store};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(home))
+    Router::new()
+        .route("/", get(queue))
+        .route("/fragments/queue", get(queue_fragment))
+        .route("/requests/{id}", get(request))
+        .route("/requests/{id}/decide", post(decide))
+        .route("/history", get(history))
+        .route("/history.csv", get(history_csv))
+        .route("/me", get(account))
+        .route("/me/tokens/{id}/revoke", post(revoke_token))
+        .route("/admin", get(admin))
 }
 
-async fn home(State(state): State<AppState>, person: Option<Person>) -> Response {
-    let Some(person) = person else {
-        let page = signin_page(chrome(&state, None, "Sign in", Nav::None), "/", state.auth.dev);
-        return Html(page).into_response();
-    };
-    if person.roles.is_empty() {
-        return no_access(&state, &person);
+/// Query parameters of a page; malformed ones are an error page that says which.
+fn query<T>(
+    params: Result<Query<T>, QueryRejection>,
+    state: &AppState,
+    person: Option<&Person>,
+) -> Result<T, PageError> {
+    params
+        .map(|Query(params)| params)
+        .map_err(|rejection| PageError::new(Error::BadRequest(rejection.body_text()), state, person))
+}
+
+/// The person, if they may read requests; otherwise the page to show instead.
+fn viewer(state: &AppState, person: Option<Person>, here: &str) -> Result<Person, Box<Response>> {
+    match person {
+        None => Err(Box::new(sign_in_redirect(here))),
+        Some(person) if person.roles.is_empty() => Err(Box::new(no_access(state, &person))),
+        Some(person) => Ok(person),
     }
-    let page = signoff_app::ui::placeholder_page(chrome(&state, Some(&person), "Queue", Nav::Queue), "Queue");
-    Html(page).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct QueueParams {
+    action: Option<String>,
+    agent: Option<String>,
+    label: Option<String>,
+    mine: Option<bool>,
+    cursor: Option<String>,
+    /// The request just decided: select the one after it.
+    after: Option<String>,
+    done: Option<String>,
+}
+
+impl QueueParams {
+    fn filters(&self) -> QueueFilters {
+        QueueFilters {
+            action: self.action.clone().unwrap_or_default(),
+            agent: self.agent.clone().unwrap_or_default(),
+            label: self.label.clone().unwrap_or_default(),
+            mine: self.mine.unwrap_or(false),
+        }
+    }
+
+    fn list_params(&self) -> ListParams {
+        ListParams {
+            status: Some("pending".into()),
+            action: self.action.clone(),
+            agent: self.agent.clone(),
+            label: self.label.clone(),
+            cursor: self.cursor.clone(),
+            limit: Some(QUEUE_PAGE),
+            ..ListParams::default()
+        }
+    }
+
+    fn query_string(&self) -> String {
+        let filters = self.filters();
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (name, value) in [
+            ("action", filters.action),
+            ("agent", filters.agent),
+            ("label", filters.label),
+        ] {
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
+        }
+        if filters.mine {
+            pairs.push(("mine", "true".into()));
+        }
+        encode_query(&pairs)
+    }
+}
+
+const QUEUE_PAGE: i64 = 100;
+
+async fn queue_items(
+    state: &AppState,
+    person: &Person,
+    params: &QueueParams,
+) -> Result<(Vec<RequestSummary>, Option<String>), Error> {
+    let filter = params.list_params().filter()?;
+    let page = state
+        .service
+        .list(&person.identity, filter, params.mine.unwrap_or(false))
+        .await?;
+    Ok((page.items, page.next_cursor))
+}
+
+fn selected_after(items: &[RequestSummary], after: Option<&str>) -> Option<usize> {
+    let after: RequestId = after?.parse().ok()?;
+    // Ids are time-ordered (UUIDv7), like the queue: the next item is the first newer id.
+    items
+        .iter()
+        .position(|item| item.id > after)
+        .or(if items.is_empty() { None } else { Some(0) })
+}
+
+async fn queue(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    params: Result<Query<QueueParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let params = query(params, &state, person.as_ref())?;
+    let person = match person {
+        None => {
+            return Ok(Html(signin_page(
+                chrome(&state, None, "Sign in", Nav::None),
+                "/",
+                state.auth.dev,
+            ))
+            .into_response());
+        }
+        Some(person) => match viewer(&state, Some(person), "/") {
+            Ok(person) => person,
+            Err(page) => return Ok(*page),
+        },
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    let (items, next_cursor) = queue_items(&state, &person, &params).await.map_err(page_error)?;
+    let pending_total = state.service.store().count_pending().await.map_err(page_error)?;
+    let flash = match params.done.as_deref() {
+        Some("approve") => Some("Approved. The next request is selected.".to_string()),
+        Some("deny") => Some("Denied. The next request is selected.".to_string()),
+        _ => None,
+    };
+    let query = params.query_string();
+    let more = next_cursor.map(|cursor| format!("/?{query}{}cursor={cursor}", if query.is_empty() { "" } else { "&" }));
+    let view = QueueView {
+        selected: selected_after(&items, params.after.as_deref()).or(Some(0)),
+        items,
+        pending_total,
+        filters: params.filters(),
+        more,
+        flash,
+        now: now(),
+    };
+    Ok(Html(ui::queue_page(chrome(&state, Some(&person), "Queue", Nav::Queue), view)).into_response())
+}
+
+/// The queue table alone (the page script refreshes it on live events).
+async fn queue_fragment(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    params: Result<Query<QueueParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(params) = params.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let person = person.ok_or_else(|| Error::Unauthorized("sign in again".into()))?;
+    if person.roles.is_empty() {
+        return Err(Error::Forbidden("you have no role in Signoff".into()));
+    }
+    let (items, _) = queue_items(&state, &person, &params).await?;
+    let total = state.service.store().count_pending().await?;
+    let html = ui::queue_fragment(items, None, now(), !params.filters().is_empty());
+    let mut response = Html(html).into_response();
+    if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
+        response.headers_mut().insert("x-pending-count", value);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+struct RequestParams {
+    view: Option<String>,
+}
+
+async fn request(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    Path(id): Path<String>,
+    params: Result<Query<RequestParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let params = query(params, &state, person.as_ref())?;
+    let person = match viewer(
+        &state,
+        person,
+        &format!("/requests/{}", id.chars().take(40).collect::<String>()),
+    ) {
+        Ok(person) => person,
+        Err(page) => return Ok(*page),
+    };
+    let mode = if params.view.as_deref() == Some("split") {
+        DiffMode::Split
+    } else {
+        DiffMode::Unified
+    };
+    render_request(&state, &person, &id, mode, None, String::new(), StatusCode::OK).await
+}
+
+async fn render_request(
+    state: &AppState,
+    person: &Person,
+    id: &str,
+    diff_mode: DiffMode,
+    notice: Option<(Verdict, String)>,
+    comment: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let page_error = |error: Error| PageError::new(error, state, Some(person));
+    let id = request_id(id).map_err(page_error)?;
+    let review = state.service.review(&person.identity, id).await.map_err(page_error)?;
+    let timeline = state
+        .service
+        .store()
+        .audit_events_for(id)
+        .await
+        .map_err(page_error)?
+        .into_iter()
+        .map(timeline_entry)
+        .collect();
+    let title = review.request.title.clone();
+    let page = RequestPageView {
+        review,
+        timeline,
+        diff_mode,
+        notice,
+        comment,
+        now: now(),
+    };
+    Ok((
+        status,
+        Html(ui::request_page(chrome(state, Some(person), &title, Nav::Queue), page)),
+    )
+        .into_response())
+}
+
+fn timeline_entry(event: AuditEvent) -> TimelineEntry {
+    let what = match event.kind.as_str() {
+        "request.created" => "submitted".to_string(),
+        "decision.recorded" => match event.data.get("verdict").and_then(|v| v.as_str()) {
+            Some("approve") => "approved".to_string(),
+            Some("deny") => "denied".to_string(),
+            _ => "decided".to_string(),
+        },
+        "request.approved" => "quorum reached: approved".to_string(),
+        "request.denied" => "request denied".to_string(),
+        "request.expired" => "expired".to_string(),
+        "request.cancelled" => "cancelled".to_string(),
+        "request.executed" => "executed".to_string(),
+        "request.failed" => "failed".to_string(),
+        other => other.to_string(),
+    };
+    let actor = &event.actor;
+    let who = match actor.get("type").and_then(|t| t.as_str()) {
+        Some("agent") => format!("by agent {}", actor.get("name").and_then(|n| n.as_str()).unwrap_or("?")),
+        Some("reviewer") => format!(
+            "by {}",
+            actor
+                .get("email")
+                .and_then(|e| e.as_str())
+                .or_else(|| actor.get("subject").and_then(|s| s.as_str()))
+                .unwrap_or("?")
+        ),
+        _ => "by Signoff".to_string(),
+    };
+    TimelineEntry {
+        at: store::from_millis(event.at).unwrap_or_else(|_| now()),
+        what,
+        who,
+    }
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    csrf: Option<String>,
+    verdict: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    Path(id): Path<String>,
+    Form(form): Form<DecideForm>,
+) -> Result<Response, PageError> {
+    let person = match viewer(
+        &state,
+        person,
+        &format!("/requests/{}", id.chars().take(40).collect::<String>()),
+    ) {
+        Ok(person) => person,
+        Err(page) => return Ok(*page),
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
+    if !person.has(Role::Reviewer) {
+        return Err(page_error(Error::Forbidden("deciding needs the reviewer role".into())));
+    }
+    let verdict = Verdict::parse(&form.verdict)
+        .ok_or_else(|| page_error(Error::BadRequest("the verdict must be approve or deny".into())))?;
+    let request = request_id(&id).map_err(page_error)?;
+    let input = DecisionInput {
+        verdict,
+        comment: form.comment.clone(),
+    };
+    match state
+        .service
+        .decide(&person.identity, request, &input, person.channel)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/?after={request}&done={}", verdict.as_str())).into_response()),
+        Err(error @ (Error::Rule(_) | Error::Invalid(_))) => {
+            let (status, _) = error.status_and_code();
+            render_request(
+                &state,
+                &person,
+                &id,
+                DiffMode::Unified,
+                Some((verdict, error.to_string())),
+                form.comment,
+                status,
+            )
+            .await
+        }
+        Err(error) => Err(page_error(error)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct HistoryParams {
+    status: Option<String>,
+    agent: Option<String>,
+    action: Option<String>,
+    reviewer: Option<String>,
+    label: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+}
+
+impl HistoryParams {
+    fn list_params(&self, limit: i64) -> ListParams {
+        let status = self
+            .status
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "all".into());
+        ListParams {
+            status: Some(status),
+            action: self.action.clone(),
+            agent: self.agent.clone(),
+            label: self.label.clone(),
+            reviewer: self.reviewer.clone(),
+            from: self.from.clone(),
+            until: self.until.clone(),
+            cursor: self.cursor.clone(),
+            limit: Some(limit),
+            ..ListParams::default()
+        }
+    }
+
+    fn filters(&self) -> HistoryFilters {
+        let value = |v: &Option<String>| v.clone().unwrap_or_default();
+        HistoryFilters {
+            status: value(&self.status),
+            agent: value(&self.agent),
+            action: value(&self.action),
+            reviewer: value(&self.reviewer),
+            label: value(&self.label),
+            from: value(&self.from),
+            until: value(&self.until),
+        }
+    }
+
+    fn query_string(&self) -> String {
+        let f = self.filters();
+        let pairs: Vec<(&str, String)> = [
+            ("status", f.status),
+            ("agent", f.agent),
+            ("action", f.action),
+            ("reviewer", f.reviewer),
+            ("label", f.label),
+            ("from", f.from),
+            ("until", f.until),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        encode_query(&pairs)
+    }
+}
+
+async fn history(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let params = query(params, &state, person.as_ref())?;
+    let person = match viewer(&state, person, "/history") {
+        Ok(person) => person,
+        Err(page) => return Ok(*page),
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    let filter = params.list_params(50).filter().map_err(page_error)?;
+    let page = state
+        .service
+        .list(&person.identity, filter, false)
+        .await
+        .map_err(page_error)?;
+    let view = HistoryView {
+        items: page.items,
+        filters: params.filters(),
+        query: params.query_string(),
+        next_cursor: page.next_cursor,
+        now: now(),
+    };
+    Ok(Html(ui::history_page(
+        chrome(&state, Some(&person), "History", Nav::History),
+        view,
+    ))
+    .into_response())
+}
+
+/// Rows in one CSV export at most; past it the file says it was cut.
+const CSV_MAX_ROWS: usize = 1_000_000;
+const CSV_PAGE: i64 = 500;
+
+/// The filtered history as CSV, streamed page by page.
+async fn history_csv(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(params) = params.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let person = person.ok_or_else(|| Error::Unauthorized("sign in first".into()))?;
+    if person.roles.is_empty() {
+        return Err(Error::Forbidden("you have no role in Signoff".into()));
+    }
+    let filter = params.list_params(CSV_PAGE).filter()?;
+    let header = "id,created_at,status,action,resource,title,agent,on_behalf_of,approvals,approvals_required,decided_at,deciders\n".to_string();
+    struct Export {
+        state: AppState,
+        person: Person,
+        filter: crate::store::RequestFilter,
+        rows: usize,
+        done: bool,
+    }
+    let export = Export {
+        state,
+        person,
+        filter,
+        rows: 0,
+        done: false,
+    };
+    let body = stream::unfold((Some(header), export), |(header, mut export)| async move {
+        if let Some(header) = header {
+            return Some((Ok::<_, std::io::Error>(header), (None, export)));
+        }
+        if export.done {
+            return None;
+        }
+        let page = match export
+            .state
+            .service
+            .list(&export.person.identity, export.filter.clone(), false)
+            .await
+        {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::error!(%err, "CSV export failed part way");
+                export.done = true;
+                return Some((
+                    Ok("# export interrupted by a server error\n".to_string()),
+                    (None, export),
+                ));
+            }
+        };
+        let mut chunk = String::new();
+        for item in &page.items {
+            chunk.push_str(&csv_row(item));
+        }
+        export.rows += page.items.len();
+        match page.next_cursor {
+            Some(cursor) if export.rows < CSV_MAX_ROWS => {
+                export.filter.after = Cursor::decode(&cursor).ok();
+            }
+            Some(_) => {
+                chunk.push_str("# cut at 1,000,000 rows: narrow the filters\n");
+                export.done = true;
+            }
+            None => export.done = true,
+        }
+        Some((Ok(chunk), (None, export)))
+    });
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"signoff-history.csv\""),
+    );
+    Ok(response)
+}
+
+fn csv_row(item: &RequestSummary) -> String {
+    let deciders = item
+        .deciders
+        .iter()
+        .map(|d| format!("{} ({})", d.name, d.verdict.as_str()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fields = [
+        item.id.to_string(),
+        item.created_at.to_string(),
+        item.status.to_string(),
+        item.action.clone(),
+        item.resource.clone(),
+        item.title.clone(),
+        item.agent.clone(),
+        item.on_behalf_of.clone().unwrap_or_default(),
+        item.approvals.to_string(),
+        item.approvals_required.to_string(),
+        item.decided_at.map(|at| at.to_string()).unwrap_or_default(),
+        deciders,
+    ];
+    let mut line = fields
+        .iter()
+        .map(|field| csv_field(field))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// Quotes a CSV field, and defuses text a spreadsheet would run as a formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+async fn account(State(state): State<AppState>, person: Option<Person>) -> Result<Response, PageError> {
+    let Some(person) = person else {
+        return Ok(sign_in_redirect("/me"));
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
+    let tokens = state
+        .service
+        .store()
+        .terminal_tokens(Some(owner), now())
+        .await
+        .map_err(page_error)?;
+    let tokens = tokens
+        .into_iter()
+        .map(|record| TokenInfo {
+            id: record.id,
+            client_name: record.client_name,
+            owner: record.identity.email.clone().unwrap_or_default(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        })
+        .collect();
+    let me = Me {
+        identity: person.identity.clone(),
+        roles: person.roles.clone(),
+        auth_time: person.auth_time,
+    };
+    Ok(Html(ui::account_page(
+        chrome(&state, Some(&person), "Account", Nav::Account),
+        me,
+        tokens,
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    person: Option<Person>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let Some(person) = person else {
+        return Ok(sign_in_redirect("/me"));
+    };
+    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
+    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
+    let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
+    let revoked = state
+        .service
+        .store()
+        .revoke_terminal_token(&id, Some(owner), &person.identity, now())
+        .await
+        .map_err(page_error)?;
+    if !revoked {
+        return Err(page_error(Error::NotFound("no such active token of yours".into())));
+    }
+    Ok(Redirect::to("/me").into_response())
+}
+
+async fn admin(State(state): State<AppState>, person: Option<Person>) -> Result<Response, PageError> {
+    let person = match viewer(&state, person, "/admin") {
+        Ok(person) => person,
+        Err(page) => return Ok(*page),
+    };
+    if !person.has(Role::Admin) {
+        return Err(PageError::new(
+            Error::Forbidden("the admin pages need the admin role".into()),
+            &state,
+            Some(&person),
+        ));
+    }
+    Ok(Html(ui::admin_page(chrome(&state, Some(&person), "Admin", Nav::Admin))).into_response())
+}
+
+fn encode_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", crate::auth::routes::urlencode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-1"), "'-1");
+    }
 }

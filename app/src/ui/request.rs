@@ -1,0 +1,350 @@
+//! One request, everything a reviewer needs on one screen, and the forms to decide.
+
+use leptos::prelude::*;
+use time::OffsetDateTime;
+
+use super::format::{age, time_left, timestamp};
+use super::queue::keys_dialog;
+use super::shell::{Chrome, render};
+use crate::difftext::{self, DiffLine, FileDiff, LineKind};
+use crate::wire::{DecisionView, ReviewView};
+use crate::{Status, Verdict};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffMode {
+    Unified,
+    Split,
+}
+
+/// One line of the request's audit timeline.
+#[derive(Clone, Debug)]
+pub struct TimelineEntry {
+    pub at: OffsetDateTime,
+    pub what: String,
+    pub who: String,
+}
+
+pub struct RequestPageView {
+    pub review: ReviewView,
+    pub timeline: Vec<TimelineEntry>,
+    pub diff_mode: DiffMode,
+    /// A refusal to show (e.g. "a deny needs a comment"), with the verdict it was for.
+    pub notice: Option<(Verdict, String)>,
+    /// What the reviewer typed, kept when a decision is refused.
+    pub comment: String,
+    pub now: OffsetDateTime,
+}
+
+/// Files longer than this start collapsed, with their +/- summary showing.
+const COLLAPSE_LINES: usize = 200;
+
+pub fn status_badge(status: Status) -> impl IntoView {
+    let class = format!("status {}", status.as_str());
+    view! { <span class=class>{status.as_str()}</span> }
+}
+
+pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
+    let csrf = chrome.csrf.clone().unwrap_or_default();
+    let request = page.review.request;
+    let viewer = page.review.viewer;
+    let id = request.id.to_string();
+    let labels: Vec<(String, String)> = request.labels.clone().into_iter().collect();
+    let context = request.context.clone();
+    let trace = context
+        .as_ref()
+        .and_then(|c| c.get("trace"))
+        .and_then(|t| t.as_str())
+        .filter(|t| t.starts_with("https://") || t.starts_with("http://"))
+        .map(String::from);
+    let origin = context
+        .as_ref()
+        .and_then(|c| c.get("origin").or_else(|| c.get("session")))
+        .and_then(|o| o.as_str())
+        .map(String::from);
+    let payload = serde_json::to_string_pretty(&request.payload).unwrap_or_default();
+    let context_text = context
+        .as_ref()
+        .map(|c| serde_json::to_string_pretty(c).unwrap_or_default());
+    let files = request.diff.as_deref().map(difftext::parse).unwrap_or_default();
+    let mode_link = match page.diff_mode {
+        DiffMode::Unified => (format!("/requests/{id}?view=split"), "Side by side"),
+        DiffMode::Split => (format!("/requests/{id}"), "Unified"),
+    };
+    let policy = request.policy.clone();
+    let body = view! {
+        <p class="crumbs"><a href="/">"← Queue"</a></p>
+        <div class="request-head">
+            <h1>{request.title.clone()}</h1>
+            <div class="meta">
+                {status_badge(request.status)}
+                <span class="approvals">{format!("{}/{} approvals", request.approvals, request.policy.approvals_required)}</span>
+                <code class="action">{request.action.clone()}</code>
+                <span class="resource">{request.resource.clone()}</span>
+                {labels.into_iter().map(|(key, value)| view! { <span class="label">{format!("{key}={value}")}</span> }).collect_view()}
+            </div>
+        </div>
+        <div class="request-grid">
+            <div class="main-col">
+                <section class="card">
+                    <h2>"Why"</h2>
+                    <p id="reason" class="reason">{if request.reason.is_empty() { "The agent gave no reason.".to_string() } else { request.reason.clone() }}</p>
+                    <dl class="facts">
+                        <dt>"Agent"</dt>
+                        <dd>{request.agent.name.clone()} {request.agent.owner.clone().map(|owner| view! { <span class="muted">{format!(" (owner {owner})")}</span> })}</dd>
+                        <dt>"On behalf of"</dt><dd>{request.on_behalf_of.clone().unwrap_or_else(|| "nobody named".into())}</dd>
+                        {origin.map(|origin| view! { <dt>"Origin"</dt><dd>{origin}</dd> })}
+                        {trace.map(|trace| view! { <dt>"Trace"</dt><dd><a href=trace.clone() rel="noreferrer noopener" target="_blank">{trace.clone()}</a></dd> })}
+                        <dt>"Created"</dt><dd>{format!("{} ({})", timestamp(request.created_at), age(request.created_at, page.now))}</dd>
+                        <dt>"Expires"</dt><dd>{format!("{} ({})", timestamp(request.expires_at), time_left(request.expires_at, page.now))}</dd>
+                    </dl>
+                </section>
+                <section class="card" id="diff">
+                    <div class="section-head">
+                        <h2>"Diff"</h2>
+                        {(!files.is_empty()).then(|| view! { <a id="diff-mode" href=mode_link.0>{mode_link.1}</a> })}
+                    </div>
+                    {diff_view(files, page.diff_mode)}
+                </section>
+                <section class="card">
+                    <h2>"Payload"</h2>
+                    <pre id="payload" class="code">{payload}</pre>
+                </section>
+                {context_text.map(|text| view! { <section class="card"><h2>"Context"</h2><pre class="code">{text}</pre></section> })}
+            </div>
+            <aside class="side-col">
+                {decide_panel(&id, &csrf, viewer.can_decide, viewer.reason.clone(), page.notice, page.comment)}
+                <section class="card">
+                    <h2>"Decisions"</h2>
+                    {decisions_list(request.decisions.clone())}
+                </section>
+                <section class="card">
+                    <h2>"Policy"</h2>
+                    <dl class="facts">
+                        <dt>"Matched"</dt><dd>{format!("{} (version {})", policy.name, policy.version)}</dd>
+                        <dt>"Needs"</dt><dd>{format!("{} approval(s) from {}", policy.approvals_required, policy.approver_groups.join(", "))}</dd>
+                        <dt>"Why"</dt><dd>{if policy.name == "default" { "No specific policy matched; the default applies to every action.".to_string() } else { format!("Policy {} matched this action.", policy.name) }}</dd>
+                    </dl>
+                    <h3>"Action digest"</h3>
+                    <p><code id="digest" class="digest">{request.digest.clone()}</code></p>
+                    <p class="muted small">"SHA-256 of the canonical action, resource, labels, payload and diff: what is approved is exactly what runs."</p>
+                </section>
+                <section class="card">
+                    <h2>"Timeline"</h2>
+                    <ol class="timeline">
+                        {page.timeline.into_iter().map(|entry| view! {
+                            <li><span class="when">{timestamp(entry.at)}</span> " " <strong>{entry.what}</strong> " " <span class="muted">{entry.who}</span></li>
+                        }).collect_view()}
+                    </ol>
+                </section>
+            </aside>
+        </div>
+        {keys_dialog()}
+    };
+    render(chrome, body)
+}
+
+fn decide_panel(
+    id: &str,
+    csrf: &str,
+    can_decide: bool,
+    reason: Option<String>,
+    notice: Option<(Verdict, String)>,
+    comment: String,
+) -> impl IntoView + use<> {
+    let action = format!("/requests/{id}/decide");
+    let csrf = csrf.to_string();
+    let (approve_notice, deny_notice) = match notice {
+        Some((Verdict::Approve, text)) => (Some(text), None),
+        Some((Verdict::Deny, text)) => (None, Some(text)),
+        None => (None, None),
+    };
+    let disabled = !can_decide;
+    let deny_comment = if deny_notice.is_some() {
+        comment.clone()
+    } else {
+        String::new()
+    };
+    let approve_comment = if approve_notice.is_some() {
+        comment
+    } else {
+        String::new()
+    };
+    view! {
+        <section class="card decide" id="decide">
+            <h2>"Decide"</h2>
+            {reason.map(|reason| view! { <p class="ineligible" role="note">{reason}</p> })}
+            <form id="approve-form" method="post" action=action.clone()>
+                <input type="hidden" name="csrf" value=csrf.clone() />
+                <input type="hidden" name="verdict" value="approve" />
+                {approve_notice.map(|text| view! { <p class="notice bad" role="alert">{text}</p> })}
+                <label for="approve-comment">"Comment (optional)"</label>
+                <textarea id="approve-comment" name="comment" rows="2" maxlength="4096" disabled=disabled>{approve_comment}</textarea>
+                <button id="approve" type="submit" class="button primary" disabled=disabled>"Approve"</button>
+            </form>
+            <form id="deny-form" method="post" action=action>
+                <input type="hidden" name="csrf" value=csrf />
+                <input type="hidden" name="verdict" value="deny" />
+                {deny_notice.map(|text| view! { <p class="notice bad" role="alert">{text}</p> })}
+                <label for="deny-comment">"Why deny? (required)"</label>
+                <textarea id="deny-comment" name="comment" rows="2" maxlength="4096" disabled=disabled>{deny_comment}</textarea>
+                <button id="deny" type="submit" class="button danger" disabled=disabled>"Deny"</button>
+            </form>
+            <p class="muted small">"Keys: " <kbd>"a"</kbd> " approve, " <kbd>"d"</kbd> " deny."</p>
+        </section>
+    }
+}
+
+fn decisions_list(decisions: Vec<DecisionView>) -> impl IntoView {
+    if decisions.is_empty() {
+        return view! { <p id="decisions" class="muted">"No decisions yet."</p> }.into_any();
+    }
+    view! {
+        <ul id="decisions" class="decisions">
+            {decisions.into_iter().map(|decision| {
+                let verdict = decision.verdict.as_str();
+                let class = format!("verdict {verdict}");
+                let who = decision.reviewer.display_name().to_string();
+                let email = decision.reviewer.email.clone().unwrap_or_default();
+                view! {
+                    <li>
+                        <span class=class>{if verdict == "approve" { "approved" } else { "denied" }}</span>
+                        " " <strong>{who}</strong> " " <span class="muted">{email}</span>
+                        <div class="muted small">{format!("{} · via {}", timestamp(decision.decided_at), decision.channel.as_str())}</div>
+                        {(!decision.comment.is_empty()).then(|| view! { <blockquote>{decision.comment.clone()}</blockquote> })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+fn diff_view(files: Vec<FileDiff>, mode: DiffMode) -> impl IntoView {
+    if files.is_empty() {
+        return view! { <p class="muted">"No diff was submitted."</p> }.into_any();
+    }
+    let total_added: usize = files.iter().map(|f| f.added).sum();
+    let total_removed: usize = files.iter().map(|f| f.removed).sum();
+    view! {
+        <p class="diff-summary">
+            {format!("{} file(s) ", files.len())}
+            <span class="plus">{format!("+{total_added}")}</span> " " <span class="minus">{format!("−{total_removed}")}</span>
+        </p>
+        {files.into_iter().map(|file| {
+            let lines: usize = file.hunks.iter().map(|h| h.lines.len()).sum();
+            let open = lines <= COLLAPSE_LINES;
+            let name = if file.path.is_empty() { "changes".to_string() } else { file.path.clone() };
+            view! {
+                <details class="file" open=open>
+                    <summary>
+                        <span class="path">{name}</span> " "
+                        <span class="plus">{format!("+{}", file.added)}</span> " " <span class="minus">{format!("−{}", file.removed)}</span>
+                        {(!open).then(|| view! { <span class="muted">{format!(" · {lines} lines, collapsed")}</span> })}
+                    </summary>
+                    {match mode {
+                        DiffMode::Unified => unified_table(&file).into_any(),
+                        DiffMode::Split => split_table(&file).into_any(),
+                    }}
+                </details>
+            }
+        }).collect_view()}
+    }
+    .into_any()
+}
+
+fn line_class(kind: LineKind) -> &'static str {
+    match kind {
+        LineKind::Added => "add",
+        LineKind::Removed => "del",
+        LineKind::Context => "ctx",
+        LineKind::Note => "note",
+    }
+}
+
+fn sign(kind: LineKind) -> &'static str {
+    match kind {
+        LineKind::Added => "+",
+        LineKind::Removed => "−",
+        _ => " ",
+    }
+}
+
+fn number(n: Option<u32>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn unified_table(file: &FileDiff) -> impl IntoView + use<> {
+    let hunks = file.hunks.clone();
+    view! {
+        <table class="diff">
+            {hunks.into_iter().map(|hunk| view! {
+                <tbody>
+                    {(!hunk.header.is_empty()).then(|| view! { <tr class="hunk"><td class="ln"></td><td class="ln"></td><td class="code">{hunk.header.clone()}</td></tr> })}
+                    {hunk.lines.into_iter().map(|line| {
+                        let class = line_class(line.kind);
+                        view! {
+                            <tr class=class>
+                                <td class="ln">{number(line.old)}</td>
+                                <td class="ln">{number(line.new)}</td>
+                                <td class="code"><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{line.text}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            }).collect_view()}
+        </table>
+    }
+}
+
+/// Side by side: removed lines on the left paired with the added lines that replace them.
+fn split_table(file: &FileDiff) -> impl IntoView + use<> {
+    let mut rows: Vec<(Option<DiffLine>, Option<DiffLine>)> = Vec::new();
+    for hunk in &file.hunks {
+        let mut removed: Vec<DiffLine> = Vec::new();
+        let mut added: Vec<DiffLine> = Vec::new();
+        let flush = |rows: &mut Vec<(Option<DiffLine>, Option<DiffLine>)>,
+                     removed: &mut Vec<DiffLine>,
+                     added: &mut Vec<DiffLine>| {
+            let count = removed.len().max(added.len());
+            let mut left = removed.drain(..);
+            let mut right = added.drain(..);
+            for _ in 0..count {
+                rows.push((left.next(), right.next()));
+            }
+        };
+        for line in &hunk.lines {
+            match line.kind {
+                LineKind::Removed => removed.push(line.clone()),
+                LineKind::Added => added.push(line.clone()),
+                _ => {
+                    flush(&mut rows, &mut removed, &mut added);
+                    rows.push((Some(line.clone()), Some(line.clone())));
+                }
+            }
+        }
+        flush(&mut rows, &mut removed, &mut added);
+    }
+    let cell = |line: Option<DiffLine>, old_side: bool| match line {
+        Some(line) => {
+            let class = format!("code {}", line_class(line.kind));
+            let n = if old_side { line.old } else { line.new };
+            view! { <td class="ln">{number(n)}</td><td class=class><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{line.text}</td> }.into_any()
+        }
+        None => view! { <td class="ln"></td><td class="code empty"></td> }.into_any(),
+    };
+    view! {
+        <table class="diff split">
+            <tbody>
+                {rows.into_iter().map(|(left, right)| {
+                    let class = match (&left, &right) {
+                        (Some(l), Some(r)) if l.kind == LineKind::Context && r.kind == LineKind::Context => "ctx",
+                        (Some(_), None) => "del",
+                        (None, Some(_)) => "add",
+                        _ => "change",
+                    };
+                    view! { <tr class=class>{cell(left, true)}{cell(right, false)}</tr> }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

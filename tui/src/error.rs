@@ -1,0 +1,155 @@
+//! What can go wrong talking to the server, and the exit code a script sees for it.
+
+use std::fmt;
+
+/// Exit codes of `signoff`, relied upon by scripts (listed in `signoff --help`).
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// The server refused: not eligible, own request, already decided, expired, not found…
+    pub const REFUSED: u8 = 1;
+    /// Bad arguments (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// Not signed in, or the sign-in is no longer valid: run `signoff login`.
+    pub const AUTH: u8 = 3;
+    /// The server could not be reached or answered with a server error.
+    pub const UNREACHABLE: u8 = 4;
+    /// A local problem: the credentials file or the terminal could not be used.
+    pub const LOCAL: u8 = 5;
+}
+
+/// Errors of the client, plain enough to show to a person as they are.
+///
+/// Every variant carries text only so that errors can travel in messages and be compared
+/// in tests.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("no server chosen: pass --server URL, set SIGNOFF_SERVER, or run `signoff login --server URL`")]
+    NoServer,
+    #[error("not signed in to {server}: run `signoff login --server {server}`")]
+    NotSignedIn { server: String },
+    #[error("your sign-in to {server} is no longer valid ({detail}): run `signoff login`")]
+    Unauthorized { server: String, detail: String },
+    /// The terminal sign-in did not complete (denied, expired, invalid code).
+    #[error("sign-in failed: {0}")]
+    SignInFailed(String),
+    /// The server understood and said no; `code` is the API's error code.
+    #[error("{}", Refusal { code, message })]
+    Refused { status: u16, code: String, message: String },
+    #[error("cannot reach {server}: {detail}")]
+    Unreachable { server: String, detail: String },
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Local(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Refused { .. } => exit::REFUSED,
+            ClientError::Usage(_) => exit::USAGE,
+            // No server named and no stored login: signing in is the remedy.
+            ClientError::NoServer
+            | ClientError::NotSignedIn { .. }
+            | ClientError::Unauthorized { .. }
+            | ClientError::SignInFailed(_) => exit::AUTH,
+            ClientError::Unreachable { .. } | ClientError::Protocol(_) => exit::UNREACHABLE,
+            ClientError::Local(_) => exit::LOCAL,
+        }
+    }
+
+    /// The API error code when the server refused, e.g. `not_eligible`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ClientError::NotSignedIn { .. } | ClientError::Unauthorized { .. })
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+}
+
+/// A refusal in a reviewer's words, followed by the server's own message when it adds
+/// something.
+struct Refusal<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headline = refusal_headline(self.code);
+        match headline {
+            Some(headline) if self.message.is_empty() || self.message == headline => f.write_str(headline),
+            Some(headline) => write!(f, "{headline} ({})", self.message),
+            None if self.message.is_empty() => write!(f, "refused: {}", self.code),
+            None => f.write_str(self.message),
+        }
+    }
+}
+
+/// What an API error code means for the person deciding.
+pub fn refusal_headline(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "not_pending" => "This request is no longer pending.",
+        "expired" => "This request has expired; it can no longer be approved.",
+        "already_decided" => "This request was already decided (by you or another reviewer).",
+        "not_eligible" => "You are not an eligible approver for this request.",
+        "own_request" => "You cannot decide a request made by you or on your behalf.",
+        "comment_required" => "A comment is required.",
+        "unauthorized" => "Your sign-in is no longer valid: run `signoff login`.",
+        "not_found" => "No such request.",
+        "forbidden" => "You are not allowed to do this.",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_plainly_and_exit_with_1() {
+        let error = ClientError::Refused {
+            status: 403,
+            code: "not_eligible".into(),
+            message: "approver groups: dba".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "You are not an eligible approver for this request. (approver groups: dba)"
+        );
+        assert_eq!(error.exit_code(), exit::REFUSED);
+        let unknown = ClientError::Refused {
+            status: 409,
+            code: "weird".into(),
+            message: "".into(),
+        };
+        assert_eq!(unknown.to_string(), "refused: weird");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        assert_eq!(ClientError::NoServer.exit_code(), exit::AUTH);
+        assert_eq!(ClientError::Usage("x".into()).exit_code(), exit::USAGE);
+        assert_eq!(ClientError::NotSignedIn { server: "s".into() }.exit_code(), exit::AUTH);
+        assert_eq!(
+            ClientError::Unreachable {
+                server: "s".into(),
+                detail: "refused".into()
+            }
+            .exit_code(),
+            exit::UNREACHABLE
+        );
+        assert_eq!(ClientError::Local("disk".into()).exit_code(), exit::LOCAL);
+    }
+}

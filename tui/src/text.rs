@@ -1,0 +1,234 @@
+//! Text helpers for a terminal: make untrusted text safe to print, measure it in columns,
+//! cut it to a width, wrap it, and say durations briefly.
+
+use time::{Duration, OffsetDateTime};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Makes text written by an agent safe to put on a terminal.
+///
+/// Control characters (escape sequences could move the cursor, recolour or hide text and so
+/// change what a reviewer believes they approve) and bidirectional overrides ("trojan
+/// source" reordering) are replaced by a visible `�`. Tabs become spaces. Newlines are
+/// kept only when `keep_newlines` is set.
+pub fn sanitize(text: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\r' if keep_newlines => {}
+            '\n' | '\r' => out.push(' '),
+            '\t' => out.push_str("    "),
+            c if c.is_control() || is_bidi_control(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Columns the text takes on a terminal.
+pub fn width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+fn char_width(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// Cuts `text` to at most `max` columns, ending with `…` when something was cut.
+pub fn ellipsize(text: &str, max: usize) -> String {
+    if width(text) <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = char_width(c);
+        if used + w > max - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// `text` cut or padded with spaces to exactly `columns` columns.
+pub fn fit(text: &str, columns: usize) -> String {
+    let mut out = ellipsize(text, columns);
+    let used = width(&out);
+    out.extend(std::iter::repeat_n(' ', columns.saturating_sub(used)));
+    out
+}
+
+/// `text` padded on the left to `columns` columns (for numbers and durations).
+pub fn fit_right(text: &str, columns: usize) -> String {
+    let cut = ellipsize(text, columns);
+    let pad = columns.saturating_sub(width(&cut));
+    format!("{}{cut}", " ".repeat(pad))
+}
+
+/// Wraps prose at word boundaries to `max` columns; words longer than a line are broken.
+/// Newlines in the text start new lines; an empty text gives no lines.
+pub fn wrap(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut lines = Vec::new();
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        let mut used = 0;
+        for word in paragraph.split(' ') {
+            let word_width = width(word);
+            let gap = usize::from(!line.is_empty());
+            if used + gap + word_width <= max {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.push_str(word);
+                used += gap + word_width;
+                continue;
+            }
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            if word_width <= max {
+                line.push_str(word);
+                used = word_width;
+            } else {
+                let mut pieces = hard_wrap(word, max);
+                let last = pieces.pop().unwrap_or_default();
+                lines.extend(pieces);
+                used = width(&last);
+                line = last;
+            }
+        }
+        lines.push(line);
+    }
+    if lines.len() == 1 && lines[0].is_empty() {
+        lines.clear();
+    }
+    lines
+}
+
+/// Breaks a line into pieces of at most `max` columns without looking for words
+/// (diff and code lines, where every character matters). Always at least one piece.
+pub fn hard_wrap(line: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    let mut used = 0;
+    for c in line.chars() {
+        let w = char_width(c);
+        if used + w > max && !piece.is_empty() {
+            pieces.push(std::mem::take(&mut piece));
+            used = 0;
+        }
+        piece.push(c);
+        used += w;
+    }
+    pieces.push(piece);
+    pieces
+}
+
+/// A short duration such as `42s`, `12m`, `3h05m`, `2d4h`; negative durations count as 0.
+pub fn short_duration(duration: Duration) -> String {
+    let seconds = duration.whole_seconds().max(0);
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => {
+            let minutes = (s % 3600) / 60;
+            if minutes == 0 {
+                format!("{}h", s / 3600)
+            } else {
+                format!("{}h{minutes:02}m", s / 3600)
+            }
+        }
+        s => {
+            let hours = (s % 86_400) / 3600;
+            if hours == 0 {
+                format!("{}d", s / 86_400)
+            } else {
+                format!("{}d{hours}h", s / 86_400)
+            }
+        }
+    }
+}
+
+/// How long ago `then` was, e.g. `12m ago`.
+pub fn ago(now: OffsetDateTime, then: OffsetDateTime) -> String {
+    format!("{} ago", short_duration(now - then))
+}
+
+/// Time left until `deadline`, or `expired`.
+pub fn time_left(now: OffsetDateTime, deadline: OffsetDateTime) -> String {
+    if deadline <= now {
+        "expired".to_string()
+    } else {
+        short_duration(deadline - now)
+    }
+}
+
+/// An absolute time for plain output, e.g. `2026-03-01 12:00:00Z`.
+pub fn timestamp(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_neutralises_escapes_and_bidi_overrides() {
+        assert_eq!(
+            sanitize("ok\x1b[2Jgone\u{202E}txt", false),
+            "ok\u{FFFD}[2Jgone\u{FFFD}txt"
+        );
+        assert_eq!(sanitize("a\r\nb\tc", true), "a\nb    c");
+        assert_eq!(sanitize("a\nb", false), "a b");
+    }
+
+    #[test]
+    fn ellipsize_and_fit_count_columns_not_bytes() {
+        assert_eq!(ellipsize("hello world", 8), "hello w…");
+        assert_eq!(ellipsize("short", 8), "short");
+        assert_eq!(ellipsize("日本語テキスト", 5), "日本…");
+        assert_eq!(fit("ab", 4), "ab  ");
+        assert_eq!(fit_right("1/2", 5), "  1/2");
+        assert_eq!(ellipsize("abc", 0), "");
+    }
+
+    #[test]
+    fn wrap_breaks_at_words_and_splits_long_words() {
+        assert_eq!(wrap("the quick brown fox", 10), vec!["the quick", "brown fox"]);
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("one\n\ntwo", 10), vec!["one", "", "two"]);
+        assert!(wrap("", 10).is_empty());
+        assert_eq!(hard_wrap("", 5), vec![""]);
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(short_duration(Duration::seconds(42)), "42s");
+        assert_eq!(short_duration(Duration::minutes(12)), "12m");
+        assert_eq!(short_duration(Duration::minutes(185)), "3h05m");
+        assert_eq!(short_duration(Duration::hours(2)), "2h");
+        assert_eq!(short_duration(Duration::hours(52)), "2d4h");
+        assert_eq!(short_duration(Duration::seconds(-5)), "0s");
+    }
+}
