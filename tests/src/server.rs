@@ -34,6 +34,7 @@ pub fn test_config(db: &TestDb) -> Config {
     };
     // Not contacted by the agent API; the SSO tests configure a real provider.
     config.oidc.issuer = Some("http://127.0.0.1:9".into());
+    config.oidc.client_id = Some("signoff-web".into());
     config
 }
 
@@ -238,6 +239,7 @@ impl ServerProcess {
             .env("SIGNOFF_DATA_DIR", &db.dir)
             .env("SIGNOFF_LISTEN", "127.0.0.1:0")
             .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
+            .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
