@@ -17,8 +17,9 @@ lint:
 
 # Throughput, wake-up latency and memory against a release build (both stores).
 bench:
-    cargo build --release -p signoff-server -p signoff-tests --bins
+    cargo build --release -p signoff-server -p signoff-tui -p signoff-tests --bins
     ./target/release/signoff-bench
+    ./target/release/signoff-bench-pages
 
 # The test OpenID Provider (Node) and, where missing, the system packages tests use.
 test-deps:

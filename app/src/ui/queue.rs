@@ -14,6 +14,8 @@ pub struct QueueFilters {
     pub agent: String,
     pub label: String,
     pub mine: bool,
+    /// Soonest expiry first instead of oldest first.
+    pub by_expiry: bool,
 }
 
 impl QueueFilters {
@@ -42,7 +44,7 @@ pub fn queue_page(mut chrome: Chrome, view: QueueView) -> String {
     let body = view! {
         <div class="page-head">
             <h1>"Queue" <span class="count" id="pending-count">{view.pending_total}</span></h1>
-            <p class="muted">"Pending requests, oldest first. " <kbd>"?"</kbd> " shows the keys."</p>
+            <p class="muted">{if filters.by_expiry { "Pending requests, expiring first. " } else { "Pending requests, oldest first. " }} <kbd>"?"</kbd> " shows the keys."</p>
         </div>
         {view.flash.map(|flash| view! { <p class="notice good" role="status">{flash}</p> })}
         {filter_form(&filters)}
@@ -61,6 +63,12 @@ fn filter_form(filters: &QueueFilters) -> impl IntoView + use<> {
             <label>"Agent" <input name="agent" value=filters.agent placeholder="deploy-bot" /></label>
             <label>"Label" <input name="label" value=filters.label placeholder="env=prod" /></label>
             <label class="check"><input type="checkbox" name="mine" value="true" checked=filters.mine /> "Needs my vote"</label>
+            <label>"Order"
+                <select name="order">
+                    <option value="created" selected=!filters.by_expiry>"Oldest first"</option>
+                    <option value="expiry" selected=filters.by_expiry>"Expiring first"</option>
+                </select>
+            </label>
             <button type="submit" class="button">"Filter"</button>
             <a href="/" class="button link">"Clear"</a>
         </form>

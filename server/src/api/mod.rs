@@ -91,8 +91,17 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn not_found() -> Error {
-    Error::NotFound("no such endpoint".into())
+/// Unknown paths: a page for browsers, JSON for programs.
+async fn not_found(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        web::PageError::new(Error::NotFound("there is no page at this address".into()), &state, None).into_response()
+    } else {
+        Error::NotFound("no such endpoint".into()).into_response()
+    }
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

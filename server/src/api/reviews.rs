@@ -55,6 +55,8 @@ pub struct ListParams {
     pub until: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
+    /// `created` (default) or `expiry` (soonest expiry first, pending queue only, no cursor).
+    pub order: Option<String>,
 }
 
 impl ListParams {
@@ -95,6 +97,15 @@ impl ListParams {
             created_from: time("from", &self.from)?,
             created_until: time("until", &self.until)?,
             open_to: None,
+            by_expiry: match self.order.as_deref() {
+                None | Some("") | Some("created") => false,
+                Some("expiry") => true,
+                Some(other) => {
+                    return Err(Error::BadRequest(format!(
+                        "unknown order `{other}`: use created or expiry"
+                    )));
+                }
+            },
             newest_first,
             after: self
                 .cursor

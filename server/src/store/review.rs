@@ -25,6 +25,8 @@ pub struct RequestFilter {
     /// Leave out what this person has decided or is a party to ("needs my vote").
     pub open_to: Option<Voter>,
     pub newest_first: bool,
+    /// Soonest expiry first (the queue's "by urgency"); no cursor then.
+    pub by_expiry: bool,
     pub after: Option<Cursor>,
     pub limit: i64,
 }
@@ -149,22 +151,28 @@ impl Store {
             let (issuer, subject) = (sql.text(&voter.issuer), sql.text(&voter.subject));
             let email = sql.text(&voter.email.as_deref().unwrap_or_default().to_lowercase());
             sql.text += &format!(
-                " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND d.reviewer_issuer = {issuer} AND d.reviewer_subject = {subject})\
-                 AND (r.on_behalf_of IS NULL OR (LOWER(r.on_behalf_of) <> {email} AND r.on_behalf_of <> {subject}))\
+                " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND d.reviewer_issuer = {issuer} AND d.reviewer_subject = {subject}) \
+                 AND (r.on_behalf_of IS NULL OR (LOWER(r.on_behalf_of) <> {email} AND r.on_behalf_of <> {subject})) \
                  AND (a.owner IS NULL OR (LOWER(a.owner) <> {email} AND a.owner <> {subject}))"
             );
         }
-        let (order, compare) = if filter.newest_first {
-            ("DESC", "<")
+        if filter.by_expiry {
+            let limit = sql.int(filter.limit.clamp(1, 500));
+            sql.text += &format!(" ORDER BY r.expires_at, r.id LIMIT {limit}");
         } else {
-            ("ASC", ">")
-        };
-        if let Some(cursor) = &filter.after {
-            let (at, id) = (sql.int(cursor.created_at), sql.text(&cursor.id));
-            sql.text += &format!(" AND (r.created_at {compare} {at} OR (r.created_at = {at} AND r.id {compare} {id}))");
+            let (order, compare) = if filter.newest_first {
+                ("DESC", "<")
+            } else {
+                ("ASC", ">")
+            };
+            if let Some(cursor) = &filter.after {
+                let (at, id) = (sql.int(cursor.created_at), sql.text(&cursor.id));
+                sql.text +=
+                    &format!(" AND (r.created_at {compare} {at} OR (r.created_at = {at} AND r.id {compare} {id}))");
+            }
+            let limit = sql.int(filter.limit.clamp(1, 500));
+            sql.text += &format!(" ORDER BY r.created_at {order}, r.id {order} LIMIT {limit}");
         }
-        let limit = sql.int(filter.limit.clamp(1, 500));
-        sql.text += &format!(" ORDER BY r.created_at {order}, r.id {order} LIMIT {limit}");
 
         let requests = on_read_pool!(self, |pool| {
             let rows = bound_query!(sql).fetch_all(pool).await?;

@@ -67,6 +67,8 @@ struct QueueParams {
     agent: Option<String>,
     label: Option<String>,
     mine: Option<bool>,
+    /// `expiry` sorts by urgency.
+    order: Option<String>,
     cursor: Option<String>,
     /// The request just decided: select the one after it.
     after: Option<String>,
@@ -80,6 +82,7 @@ impl QueueParams {
             agent: self.agent.clone().unwrap_or_default(),
             label: self.label.clone().unwrap_or_default(),
             mine: self.mine.unwrap_or(false),
+            by_expiry: self.order.as_deref() == Some("expiry"),
         }
     }
 
@@ -90,6 +93,7 @@ impl QueueParams {
             agent: self.agent.clone(),
             label: self.label.clone(),
             cursor: self.cursor.clone(),
+            order: self.order.clone(),
             limit: Some(QUEUE_PAGE),
             ..ListParams::default()
         }
@@ -109,6 +113,9 @@ impl QueueParams {
         }
         if filters.mine {
             pairs.push(("mine", "true".into()));
+        }
+        if filters.by_expiry {
+            pairs.push(("order", "expiry".into()));
         }
         encode_query(&pairs)
     }
