@@ -65,6 +65,11 @@ impl Service {
         &self.bus
     }
 
+    /// Becomes true when the server starts shutting down (long-lived responses end then).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
     /// Agents currently long-polling.
     pub fn waiting_agents(&self) -> usize {
         self.waiters.waiting()

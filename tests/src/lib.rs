@@ -6,6 +6,7 @@ pub mod db;
 pub mod fixtures;
 pub mod oidc;
 pub mod server;
+pub mod tmux;
 
 pub use db::{Backend, TestDb};
 pub use server::{AgentClient, Reply, ServerProcess, TestServer, run_cli, server_binary};

@@ -124,7 +124,19 @@ async fn main_loop(
 ) -> Result<(), ClientError> {
     let draw_error = |e: io::Error| ClientError::Local(format!("cannot draw: {e}"));
     guard.terminal.draw(|frame| view(state, frame)).map_err(draw_error)?;
-    while let Some(message) = receiver.recv().await {
+    let terminated = termination();
+    tokio::pin!(terminated);
+    loop {
+        let message = tokio::select! {
+            message = receiver.recv() => message,
+            // SIGTERM, SIGHUP (the SSH session went away), SIGQUIT: leave like `q` does,
+            // so the terminal is restored.
+            () = &mut terminated => {
+                tracing::info!("stopped by a signal");
+                break;
+            }
+        };
+        let Some(message) = message else { break };
         runtime.execute(update(state, message));
         // Apply whatever else is already waiting, then draw once.
         while let Ok(message) = receiver.try_recv() {
@@ -136,6 +148,28 @@ async fn main_loop(
         guard.terminal.draw(|frame| view(state, frame)).map_err(draw_error)?;
     }
     Ok(())
+}
+
+/// Resolves when the process is asked to stop by a signal.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::quit()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            _ = quit.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 /// Carries out commands by starting tasks that answer with messages.

@@ -198,7 +198,12 @@ async fn events(State(state): State<AppState>, Viewer(_person): Viewer, headers:
             Some(_) => None,
         }
     });
-    let stream = stream::iter(backlog).chain(live);
+    // The stream ends when the server shuts down, so graceful shutdown does not wait on it.
+    let mut shutdown = state.service.shutdown_signal();
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let stream = stream::iter(backlog).chain(live).take_until(stopped);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
         .into_response())

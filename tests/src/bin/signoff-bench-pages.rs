@@ -221,7 +221,7 @@ async fn seed(db: &TestDb) -> Result<(), String> {
     };
     let from = |rows: i64| match db.backend {
         Backend::Sqlite => "FROM n".to_string(),
-        Backend::Postgres => format!("FROM generate_series(0, {}) AS i", rows - 1),
+        Backend::Postgres => format!("FROM generate_series(0::bigint, {}) AS i", rows - 1),
     };
     let pending_series = match db.backend {
         Backend::Sqlite => format!(
@@ -263,7 +263,7 @@ async fn seed(db: &TestDb) -> Result<(), String> {
             "{pending_series}INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, diff, context, digest, status, policy, approvals, created_at, expires_at) \
              SELECT {pending_hex_id}, '00000000-0000-7000-a000-00000000000' {concat} (i % 3), 'someone@example.com', 'db.export', 'postgres://prod/table-' {concat} (i % 50), \
              'Pending request ' {concat} i, 'bench', '{{\"env\":\"prod\"}}', '{{\"limit\":10}}', '--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+new\n', NULL, 'digest', 'pending', '{policy}', 0, \
-             {pending_from} + i * 1000, {pending_until}, NULL {}",
+             {pending_from} + i * 1000, {pending_until} {}",
             from(PENDING_ROWS)
         ),
     ];
