@@ -19,7 +19,41 @@ on_both_stores!(
     tampered_replayed_and_invalid_sign_ins_are_refused,
     terminal_signs_in_through_the_device_flow,
     live_events_stream_and_resume,
+    sessions_end_when_idle_and_after_their_lifetime,
 );
+
+async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
+    let provider = Provider::start().await;
+    let idle = TestServer::start_with_sso(backend, &provider, |config| {
+        config.session_idle_timeout = Duration::from_secs(2)
+    })
+    .await;
+    let (alice, _) = signed_in(&idle, "alice").await;
+    assert_eq!(alice.api(Method::GET, "/api/v1/me", None, None).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        alice.api(Method::GET, "/api/v1/me", None, None).await.status,
+        401,
+        "idle too long"
+    );
+
+    let short = TestServer::start_with_sso(backend, &provider, |config| {
+        config.session_lifetime = Duration::from_secs(1)
+    })
+    .await;
+    let (bob, _) = signed_in(&short, "bob").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        bob.api(Method::GET, "/api/v1/me", None, None).await.status,
+        401,
+        "past the session's lifetime"
+    );
+    let page = bob
+        .hop(Method::GET, &format!("{}/requests/01937a4c-0000-7000-8000-000000000000", short.base_url), None)
+        .await;
+    let location = page.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+    assert!(location.starts_with("/auth/login?next="), "an expired session is sent to sign in again: {location}");
+}
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
     let browser = server.browser();

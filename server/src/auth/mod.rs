@@ -24,6 +24,11 @@ use crate::{Error, Result, keys};
 pub const USER_KEY: &str = "user";
 pub const CSRF_KEY: &str = "csrf";
 pub const LOGIN_KEY: &str = "login";
+/// When the session was last saved by activity (Unix seconds).
+const SEEN_KEY: &str = "seen";
+/// Activity extends the session's idle timeout, saved at most this often (a write per
+/// page view would be wasted on SQLite's single writer).
+const TOUCH_EVERY_S: i64 = 300;
 /// Terminal tokens carry this prefix, so a glance (or a secret scanner) tells them apart.
 pub const TERMINAL_TOKEN_PREFIX: &str = "so_term_";
 
@@ -155,6 +160,12 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>
         // Past the absolute lifetime: sign in again, whatever the activity.
         session.flush().await.map_err(session_error)?;
         return Ok(None);
+    }
+    let seen: Option<i64> = session.get(SEEN_KEY).await.map_err(session_error)?;
+    let now_s = now().unix_timestamp();
+    if seen.is_none_or(|seen| now_s - seen >= TOUCH_EVERY_S) {
+        // Modifying the session makes the layer save it, which moves its idle expiry.
+        session.insert(SEEN_KEY, now_s).await.map_err(session_error)?;
     }
     let csrf = csrf_token(&session).await?;
     let roles = state.auth.roles.roles(&user.identity.groups);
