@@ -56,7 +56,7 @@ CREATE TABLE request_labels (
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (request_id, key)
 );
-CREATE INDEX request_labels_lookup ON request_labels (key, value, created_at);
+CREATE INDEX request_labels_lookup ON request_labels (key, value, created_at, request_id);
 
 CREATE TABLE decisions (
     id                TEXT PRIMARY KEY,

@@ -111,8 +111,18 @@ macro_rules! bound_query {
 impl Store {
     /// A page of requests matching `filter`.
     pub async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<StoredRequest>> {
+        // With a label, the scan is driven by the label index (key, value, created_at),
+        // newest first, so rare and common labels are both read in order.
+        let (from, order_at, order_id) = match &filter.label {
+            Some(_) => (
+                "request_labels l JOIN requests r ON r.id = l.request_id JOIN agents a ON a.id = r.agent_id",
+                "l.created_at",
+                "l.request_id",
+            ),
+            None => ("requests r JOIN agents a ON a.id = r.agent_id", "r.created_at", "r.id"),
+        };
         let mut sql = Sql {
-            text: format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE 1 = 1"),
+            text: format!("SELECT {REQUEST_COLUMNS} FROM {from} WHERE 1 = 1"),
             args: Vec::new(),
         };
         if !filter.statuses.is_empty() {
@@ -129,15 +139,19 @@ impl Store {
         }
         if let Some((key, value)) = &filter.label {
             let (k, v) = (sql.text(key), sql.text(value));
-            sql.text += &format!(
-                " AND EXISTS (SELECT 1 FROM request_labels l WHERE l.request_id = r.id AND l.key = {k} AND l.value = {v})"
-            );
+            sql.text += &format!(" AND l.key = {k} AND l.value = {v}");
         }
         if let Some(person) = &filter.decided_by {
+            // An email address names people by email, anything else by subject: one
+            // indexed column either way.
+            let column = if person.contains('@') {
+                "d.reviewer_email"
+            } else {
+                "d.reviewer_subject"
+            };
             let p = sql.text(person);
-            sql.text += &format!(
-                " AND EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND (d.reviewer_email = {p} OR d.reviewer_subject = {p}))"
-            );
+            sql.text +=
+                &format!(" AND EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND {column} = {p})");
         }
         if let Some(from) = filter.created_from {
             let p = sql.int(millis(from));
@@ -166,12 +180,12 @@ impl Store {
                 ("ASC", ">")
             };
             if let Some(cursor) = &filter.after {
+                // A row-value comparison: both stores walk the (created_at, id) index from it.
                 let (at, id) = (sql.int(cursor.created_at), sql.text(&cursor.id));
-                sql.text +=
-                    &format!(" AND (r.created_at {compare} {at} OR (r.created_at = {at} AND r.id {compare} {id}))");
+                sql.text += &format!(" AND ({order_at}, {order_id}) {compare} ({at}, {id})");
             }
             let limit = sql.int(filter.limit.clamp(1, 500));
-            sql.text += &format!(" ORDER BY r.created_at {order}, r.id {order} LIMIT {limit}");
+            sql.text += &format!(" ORDER BY {order_at} {order}, {order_id} {order} LIMIT {limit}");
         }
 
         let requests = on_read_pool!(self, |pool| {
