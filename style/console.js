@@ -94,15 +94,32 @@
   }
 
   var here = requestPage ? window.location.pathname.split("/").pop() : null;
-  var events = new EventSource("/api/v1/events");
-  ["created", "decided", "expired", "cancelled", "reported", "resync"].forEach(function (kind) {
-    events.addEventListener(kind, function (message) {
-      if (queueBody) { refreshQueue(); return; }
-      var data = {};
-      try { data = JSON.parse(message.data); } catch (e) { /* resync */ }
-      if (kind === "resync" || data.request_id === here) { showChanged(); }
+  var events = null;
+
+  function listen() {
+    events = new EventSource("/api/v1/events");
+    ["created", "decided", "expired", "cancelled", "reported", "resync"].forEach(function (kind) {
+      events.addEventListener(kind, function (message) {
+        if (queueBody) { refreshQueue(); return; }
+        var data = {};
+        try { data = JSON.parse(message.data); } catch (e) { /* resync */ }
+        if (kind === "resync" || data.request_id === here) { showChanged(); }
+      });
     });
+  }
+
+  // A page kept in the back/forward cache must not keep its stream open: browsers allow
+  // a handful of connections per server, and idle streams would starve new pages.
+  window.addEventListener("pagehide", function () {
+    if (events) { events.close(); events = null; }
   });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !events) {
+      listen();
+      if (queueBody) { refreshQueue(); }
+    }
+  });
+  listen();
 
   function showChanged() {
     if (document.getElementById("changed")) { return; }

@@ -2,6 +2,7 @@
 //! over real HTTP, on a fresh SQLite file or a fresh Postgres database per test.
 
 pub mod browser;
+pub mod chrome;
 pub mod db;
 pub mod fixtures;
 pub mod oidc;

@@ -42,6 +42,19 @@ pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: s
         .with_expiry(tower_sessions::Expiry::OnInactivity(
             time::Duration::try_from(session_idle_timeout).unwrap_or(time::Duration::hours(2)),
         ));
+    // Sessions (and their cross-site check) only where people come with cookies: the
+    // agent API, where thousands of agents long-poll, carries none of that weight.
+    let for_people = Router::new()
+        .merge(requests::shared_router())
+        .merge(reviews::router())
+        .merge(auth::routes::router())
+        .merge(auth::device::router())
+        .merge(web::pages::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::refuse_cross_site,
+        ))
+        .layer(session_layer);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -49,17 +62,9 @@ pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: s
         .route("/static/console.js", get(web::script))
         .route("/favicon.ico", get(web::favicon))
         .merge(requests::router())
-        .merge(reviews::router())
-        .merge(auth::routes::router())
-        .merge(auth::device::router())
-        .merge(web::pages::router())
+        .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::refuse_cross_site,
-        ))
-        .layer(session_layer)
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -19,10 +19,14 @@ use crate::Error;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/requests", post(create))
-        .route("/api/v1/requests/{id}", get(show))
         .route("/api/v1/requests/{id}/wait", get(wait))
         .route("/api/v1/requests/{id}/cancel", post(cancel))
         .route("/api/v1/requests/{id}/result", post(report))
+}
+
+/// Routes agents and people share (people may come with a session cookie).
+pub fn shared_router() -> Router<AppState> {
+    Router::new().route("/api/v1/requests/{id}", get(show))
 }
 
 use super::reviews::request_id;
