@@ -113,13 +113,22 @@ impl Store {
     pub async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<StoredRequest>> {
         // With a label, the scan is driven by the label index (key, value, created_at),
         // newest first, so rare and common labels are both read in order.
-        let (from, order_at, order_id) = match &filter.label {
-            Some(_) => (
+        // Likewise "decided by someone" reads that person's decisions in request order.
+        let by_decider = filter.label.is_none() && filter.decided_by.is_some();
+        let (from, order_at, order_id) = if filter.label.is_some() {
+            (
                 "request_labels l JOIN requests r ON r.id = l.request_id JOIN agents a ON a.id = r.agent_id",
                 "l.created_at",
                 "l.request_id",
-            ),
-            None => ("requests r JOIN agents a ON a.id = r.agent_id", "r.created_at", "r.id"),
+            )
+        } else if by_decider {
+            (
+                "decisions d JOIN requests r ON r.id = d.request_id JOIN agents a ON a.id = r.agent_id",
+                "d.request_created_at",
+                "d.request_id",
+            )
+        } else {
+            ("requests r JOIN agents a ON a.id = r.agent_id", "r.created_at", "r.id")
         };
         let mut sql = Sql {
             text: format!("SELECT {REQUEST_COLUMNS} FROM {from} WHERE 1 = 1"),
