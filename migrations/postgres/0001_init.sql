@@ -103,6 +103,7 @@ CREATE TABLE device_codes (
     state           TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'used')),
     identity        TEXT
 );
+CREATE INDEX device_codes_by_expiry ON device_codes (expires_at);
 
 -- Bearer tokens of the terminal client, bound to the SSO identity that confirmed them.
 CREATE TABLE terminal_tokens (

@@ -117,18 +117,22 @@ impl Store {
         let by_decider = filter.label.is_none() && filter.decided_by.is_some();
         let (from, order_at, order_id) = if filter.label.is_some() {
             (
-                "request_labels l JOIN requests r ON r.id = l.request_id JOIN agents a ON a.id = r.agent_id",
+                "request_labels l CROSS JOIN requests r CROSS JOIN agents a WHERE r.id = l.request_id AND a.id = r.agent_id",
                 "l.created_at",
                 "l.request_id",
             )
         } else if by_decider {
             (
-                "decisions d JOIN requests r ON r.id = d.request_id JOIN agents a ON a.id = r.agent_id",
+                "decisions d CROSS JOIN requests r CROSS JOIN agents a WHERE r.id = d.request_id AND a.id = r.agent_id",
                 "d.request_created_at",
                 "d.request_id",
             )
         } else {
-            ("requests r JOIN agents a ON a.id = r.agent_id", "r.created_at", "r.id")
+            (
+                "requests r JOIN agents a ON a.id = r.agent_id WHERE 1 = 1",
+                "r.created_at",
+                "r.id",
+            )
         };
         let mut sql = Sql {
             text: format!("SELECT {REQUEST_COLUMNS} FROM {from} WHERE 1 = 1"),
@@ -179,8 +183,10 @@ impl Store {
                  AND (a.owner IS NULL OR (LOWER(a.owner) <> {email} AND a.owner <> {subject}))"
             );
         }
+        // The limit is a server-side integer, written into the text: with a bound limit
+        // Postgres's generic plan assumes a large result and picks a parallel plan.
+        let limit = filter.limit.clamp(1, 500);
         if filter.by_expiry {
-            let limit = sql.int(filter.limit.clamp(1, 500));
             sql.text += &format!(" ORDER BY r.expires_at, r.id LIMIT {limit}");
         } else {
             let (order, compare) = if filter.newest_first {
@@ -193,7 +199,6 @@ impl Store {
                 let (at, id) = (sql.int(cursor.created_at), sql.text(&cursor.id));
                 sql.text += &format!(" AND ({order_at}, {order_id}) {compare} ({at}, {id})");
             }
-            let limit = sql.int(filter.limit.clamp(1, 500));
             sql.text += &format!(" ORDER BY {order_at} {order}, {order_id} {order} LIMIT {limit}");
         }
 

@@ -96,6 +96,11 @@ impl Store {
         expires_at: OffsetDateTime,
     ) -> Result<()> {
         in_write_tx!(self, |tx, _lock| {
+            // Anyone may ask for a code: codes long past their expiry go as new ones come.
+            sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
+                .bind(millis(now) - 3_600_000)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO device_codes (code_hash, user_code, client_name, client_address, created_at, expires_at, state) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
