@@ -134,8 +134,10 @@ impl Store {
                 "r.id",
             )
         };
+        // `CROSS JOIN` keeps SQLite's join order as written (the driving index first);
+        // Postgres plans it like any inner join.
         let mut sql = Sql {
-            text: format!("SELECT {REQUEST_COLUMNS} FROM {from} WHERE 1 = 1"),
+            text: format!("SELECT {REQUEST_COLUMNS} FROM {from}"),
             args: Vec::new(),
         };
         if !filter.statuses.is_empty() {
