@@ -70,12 +70,10 @@ CREATE TABLE decisions (
     comment           TEXT NOT NULL,
     channel           TEXT NOT NULL,
     decided_at        BIGINT NOT NULL,
-    -- The request's creation time again, so "decided by" history reads in index order.
-    request_created_at BIGINT NOT NULL,
     UNIQUE (request_id, reviewer_issuer, reviewer_subject)
 );
-CREATE INDEX decisions_by_reviewer ON decisions (reviewer_subject, request_created_at, request_id);
-CREATE INDEX decisions_by_reviewer_email ON decisions (reviewer_email, request_created_at, request_id);
+CREATE INDEX decisions_by_reviewer ON decisions (reviewer_subject, decided_at);
+CREATE INDEX decisions_by_reviewer_email ON decisions (reviewer_email, decided_at);
 CREATE INDEX decisions_by_request ON decisions (request_id);
 
 -- The audit trail: a hash chain, each event's hash covering the previous one.

@@ -523,7 +523,7 @@ impl Store {
                 Err(refusal) => Err(refusal),
                 Ok(outcome) => {
                     sqlx::query(&format!(
-                        "INSERT INTO decisions (id, {DECISION_COLUMNS}, request_created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                        "INSERT INTO decisions (id, {DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     ))
                     .bind(uuid::Uuid::now_v7().to_string())
                     .bind(id.to_string())
@@ -536,7 +536,6 @@ impl Store {
                     .bind(comment)
                     .bind(channel.as_str())
                     .bind(millis(now))
-                    .bind(millis(request.created_at))
                     .execute(&mut *tx)
                     .await?;
                     let approvals = match outcome {

@@ -113,31 +113,16 @@ impl Store {
     pub async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<StoredRequest>> {
         // With a label, the scan is driven by the label index (key, value, created_at),
         // newest first, so rare and common labels are both read in order.
-        // Likewise "decided by someone" reads that person's decisions in request order.
-        let by_decider = filter.label.is_none() && filter.decided_by.is_some();
-        let (from, order_at, order_id) = if filter.label.is_some() {
-            (
-                "request_labels l CROSS JOIN requests r CROSS JOIN agents a WHERE r.id = l.request_id AND a.id = r.agent_id",
+        let (from, order_at, order_id) = match &filter.label {
+            Some(_) => (
+                "request_labels l JOIN requests r ON r.id = l.request_id JOIN agents a ON a.id = r.agent_id",
                 "l.created_at",
                 "l.request_id",
-            )
-        } else if by_decider {
-            (
-                "decisions d CROSS JOIN requests r CROSS JOIN agents a WHERE r.id = d.request_id AND a.id = r.agent_id",
-                "d.request_created_at",
-                "d.request_id",
-            )
-        } else {
-            (
-                "requests r JOIN agents a ON a.id = r.agent_id WHERE 1 = 1",
-                "r.created_at",
-                "r.id",
-            )
+            ),
+            None => ("requests r JOIN agents a ON a.id = r.agent_id", "r.created_at", "r.id"),
         };
-        // `CROSS JOIN` keeps SQLite's join order as written (the driving index first);
-        // Postgres plans it like any inner join.
         let mut sql = Sql {
-            text: format!("SELECT {REQUEST_COLUMNS} FROM {from}"),
+            text: format!("SELECT {REQUEST_COLUMNS} FROM {from} WHERE 1 = 1"),
             args: Vec::new(),
         };
         if !filter.statuses.is_empty() {
@@ -185,10 +170,8 @@ impl Store {
                  AND (a.owner IS NULL OR (LOWER(a.owner) <> {email} AND a.owner <> {subject}))"
             );
         }
-        // The limit is a server-side integer, written into the text: with a bound limit
-        // Postgres's generic plan assumes a large result and picks a parallel plan.
-        let limit = filter.limit.clamp(1, 500);
         if filter.by_expiry {
+            let limit = sql.int(filter.limit.clamp(1, 500));
             sql.text += &format!(" ORDER BY r.expires_at, r.id LIMIT {limit}");
         } else {
             let (order, compare) = if filter.newest_first {
@@ -201,6 +184,7 @@ impl Store {
                 let (at, id) = (sql.int(cursor.created_at), sql.text(&cursor.id));
                 sql.text += &format!(" AND ({order_at}, {order_id}) {compare} ({at}, {id})");
             }
+            let limit = sql.int(filter.limit.clamp(1, 500));
             sql.text += &format!(" ORDER BY {order_at} {order}, {order_id} {order} LIMIT {limit}");
         }
 

@@ -254,8 +254,8 @@ async fn seed(db: &TestDb) -> Result<(), String> {
             from(HISTORY_ROWS)
         ),
         format!(
-            "{series}INSERT INTO decisions (id, request_id, reviewer_issuer, reviewer_subject, reviewer_email, reviewer_name, reviewer_groups, verdict, comment, channel, decided_at, request_created_at) \
-             SELECT 'd' {concat} {hex_id}, {hex_id}, 'bench', 'reviewer-' {concat} (i % 7), 'reviewer' {concat} (i % 7) {concat} '@example.com', 'Reviewer', '[]', 'approve', '', 'web', 1700000000000 + i * 60000 + 1000, 1700000000000 + i * 60000 \
+            "{series}INSERT INTO decisions (id, request_id, reviewer_issuer, reviewer_subject, reviewer_email, reviewer_name, reviewer_groups, verdict, comment, channel, decided_at) \
+             SELECT 'd' {concat} {hex_id}, {hex_id}, 'bench', 'reviewer-' {concat} (i % 7), 'reviewer' {concat} (i % 7) {concat} '@example.com', 'Reviewer', '[]', 'approve', '', 'web', 1700000000000 + i * 60000 + 1000 \
              {} WHERE i % 4 = 0",
             from(HISTORY_ROWS)
         ),
