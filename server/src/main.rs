@@ -11,11 +11,6 @@ use tracing_subscriber::EnvFilter;
 use signoff_server::store::{AuditEvent, ChainReport};
 use signoff_server::{Application, Config, startup};
 
-/// mimalloc keeps the resident size of many idle connections (long-polling agents) lower
-/// than the system allocator's per-thread arenas do.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "signoff-server",
