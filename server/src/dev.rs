@@ -60,7 +60,7 @@ pub async fn seed(service: &Service) -> Result<()> {
     for (agent, body) in demo {
         let input: NewRequest =
             serde_json::from_value(body).map_err(|err| crate::Error::Internal(format!("demo request: {err}")))?;
-        service.create_request(agent, input, None, String::new()).await?;
+        service.create_request(agent, input, None, None).await?;
     }
     tracing::info!("dev: seeded demo agents and pending requests");
     Ok(())

@@ -117,7 +117,7 @@ impl Service {
         agent: &Agent,
         input: NewRequest,
         idempotency_key: Option<String>,
-        body_hash: String,
+        body_hash: Option<String>,
     ) -> Result<(RequestView, bool)> {
         input.validate().map_err(Error::Invalid)?;
         if let Some(key) = &idempotency_key
@@ -167,7 +167,7 @@ impl Service {
             expires_at: created_at + ttl,
             decided_at: None,
             result: None,
-            body_hash: idempotency_key.as_ref().map(|_| body_hash),
+            body_hash: idempotency_key.as_ref().and(body_hash),
         };
         let record = NewRecord {
             request,

@@ -49,10 +49,21 @@ async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
         "past the session's lifetime"
     );
     let page = bob
-        .hop(Method::GET, &format!("{}/requests/01937a4c-0000-7000-8000-000000000000", short.base_url), None)
+        .hop(
+            Method::GET,
+            &format!("{}/requests/01937a4c-0000-7000-8000-000000000000", short.base_url),
+            None,
+        )
         .await;
-    let location = page.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
-    assert!(location.starts_with("/auth/login?next="), "an expired session is sent to sign in again: {location}");
+    let location = page
+        .headers
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        location.starts_with("/auth/login?next="),
+        "an expired session is sent to sign in again: {location}"
+    );
 }
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
@@ -373,12 +384,11 @@ async fn tampered_replayed_and_invalid_sign_ins_are_refused(backend: Backend) {
     // ID tokens for another client, or for another sign-in, do not verify.
     let (other_token, other_nonce) = token_for_client(&provider, "signoff-other", "signoff-other-secret").await;
     let verifier = signoff_server::auth::oidc::Oidc::from_config(
-        &{
-            let mut oidc = signoff_server::config::OidcConfig::default();
-            oidc.issuer = Some(provider.issuer.clone());
-            oidc.client_id = Some("signoff-web".into());
-            oidc.client_secret = Some(signoff_server::config::Secret::new("signoff-web-secret"));
-            oidc
+        &signoff_server::config::OidcConfig {
+            issuer: Some(provider.issuer.clone()),
+            client_id: Some("signoff-web".into()),
+            client_secret: Some(signoff_server::config::Secret::new("signoff-web-secret")),
+            ..Default::default()
         },
         &server.base_url,
     )
@@ -742,7 +752,7 @@ async fn live_events_stream_and_resume(backend: Backend) {
     let last_id: String = text
         .lines()
         .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .next_back()
         .expect("event id")
         .to_string();
     drop(stream);

@@ -154,8 +154,11 @@ impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if needed.
     pub async fn connect(url: &str) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // No ping before each use: a broken connection fails its query and is
+            // replaced, and the ping would cost every transaction a round trip.
             let pool = PgPoolOptions::new()
                 .max_connections(32)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;
@@ -182,11 +185,13 @@ impl Store {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Store::Sqlite(SqliteStore { writer, reader }))

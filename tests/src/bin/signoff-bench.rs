@@ -33,8 +33,17 @@ use signoff_tests::db::{postgres_admin_url, postgres_available};
 use signoff_tests::fixtures::reviewer;
 use signoff_tests::{Backend, TestDb, TestServer};
 
-/// Concurrent HTTP/1.1 connections creating requests, one client (one connection) each.
+/// Concurrent HTTP/1.1 connections creating requests, one client (one connection) each;
+/// `SIGNOFF_BENCH_CONNECTIONS` overrides it when exploring.
 const CREATE_CONNECTIONS: usize = 64;
+
+fn create_connections() -> usize {
+    std::env::var("SIGNOFF_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| (1..=1024).contains(&n))
+        .unwrap_or(CREATE_CONNECTIONS)
+}
 const WARM_UP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(10);
 /// Waits measured per wake-up line, in batches of concurrent waiters decided one by one.
@@ -48,6 +57,17 @@ const CANCEL_SAMPLE: usize = 100;
 const CONNECTING_AT_ONCE: usize = 256;
 /// Long enough that no wait ends by itself while the run lasts.
 const LONG_WAIT_S: u64 = 120;
+/// What a phase left out by `SIGNOFF_BENCH_PHASES` shows.
+const NOT_SELECTED: &str = "not run (SIGNOFF_BENCH_PHASES)";
+
+/// Whether `SIGNOFF_BENCH_<what>` (a comma-separated list; all when unset) names `item`.
+/// `SIGNOFF_BENCH_STORES=sqlite,postgres` and `SIGNOFF_BENCH_PHASES=create,decide,many`
+/// narrow a run when profiling; `just bench` runs everything.
+fn selected(what: &str, item: &str) -> bool {
+    std::env::var(format!("SIGNOFF_BENCH_{what}")).map_or(true, |list| {
+        list.split(',').any(|entry| entry.trim().eq_ignore_ascii_case(item))
+    })
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -67,6 +87,9 @@ async fn main() -> ExitCode {
 
     let mut stores = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
+        if !selected("STORES", &store_name(backend).to_lowercase()) {
+            continue;
+        }
         if backend == Backend::Postgres && !postgres_available().await {
             stores.push(StoreReport::skipped(
                 backend,
@@ -74,12 +97,12 @@ async fn main() -> ExitCode {
             ));
             continue;
         }
-        stores.push(bench_store(&binary, backend).await);
+        stores.push(bench_store(&binary, backend, &report_dir(&binary)).await);
     }
 
     let report = render(&context, &stores, started.elapsed());
     println!("{report}");
-    let path = report_path(&binary);
+    let path = report_dir(&binary).join("report.md");
     match path
         .parent()
         .map(std::fs::create_dir_all)
@@ -102,6 +125,8 @@ struct StoreReport {
     backend: Backend,
     version: String,
     skipped: Option<String>,
+    /// What the servers for this store wrote to stderr.
+    log: Option<ServerLog>,
     create: Result<CreateRun, String>,
     decide_wake: Result<WakeRun, String>,
     cancel_wake: Result<WakeRun, String>,
@@ -114,6 +139,7 @@ impl StoreReport {
             backend,
             version: String::new(),
             skipped: Some(why),
+            log: None,
             create: Err("skipped".into()),
             decide_wake: Err("skipped".into()),
             cancel_wake: Err("skipped".into()),
@@ -122,8 +148,11 @@ impl StoreReport {
     }
 
     fn failed(&self) -> bool {
+        fn failed<T>(result: &Result<T, String>) -> bool {
+            result.as_ref().is_err_and(|err| err != NOT_SELECTED)
+        }
         self.skipped.is_none()
-            && (self.create.is_err() || self.decide_wake.is_err() || self.cancel_wake.is_err() || self.many.is_err())
+            && (failed(&self.create) || failed(&self.decide_wake) || failed(&self.cancel_wake) || failed(&self.many))
     }
 }
 
@@ -142,33 +171,59 @@ fn keep<T>(phase: &str, backend: Backend, result: Result<T>) -> Result<T, String
     })
 }
 
-async fn bench_store(binary: &Path, backend: Backend) -> StoreReport {
+async fn bench_store(binary: &Path, backend: Backend, dir: &Path) -> StoreReport {
     let name = store_name(backend);
+    let log = dir.join(format!("server-{}.log", name.to_lowercase()));
+    if let Err(err) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&log, "")) {
+        eprintln!("cannot write {}: {err}", log.display());
+    }
     let version = store_version(backend)
         .await
         .unwrap_or_else(|err| format!("? ({err:#})"));
     eprintln!("== {name} {version}");
 
     // A fresh database and server: creations per second, then the cancel wake-up.
-    eprintln!("{name}: creations over {CREATE_CONNECTIONS} connections ({WARM_UP:?} warm-up, {MEASURE:?} measured)");
-    let (create, cancel_wake) = match creation_and_cancel(binary, backend).await {
-        Ok((create, cancel)) => (Ok(create), keep("wake-up on cancel", backend, cancel)),
-        Err(err) => (
-            keep("creation", backend, Err(err)),
-            Err("not run: the creation run failed".into()),
-        ),
+    eprintln!(
+        "{name}: creations over {} connections ({WARM_UP:?} warm-up, {MEASURE:?} measured)",
+        create_connections()
+    );
+    let (create, cancel_wake) = if !selected("PHASES", "create") {
+        (Err(NOT_SELECTED.into()), Err(NOT_SELECTED.into()))
+    } else {
+        match creation_and_cancel(binary, backend, &log).await {
+            Ok((create, cancel)) => (Ok(create), keep("wake-up on cancel", backend, cancel)),
+            Err(err) => (
+                keep("creation", backend, Err(err)),
+                Err("not run: the creation run failed".into()),
+            ),
+        }
     };
 
-    eprintln!("{name}: wake-up on decision (in-process service), {WAITS} waits");
-    let decide_wake = keep("wake-up on decision", backend, decision_wakeups(backend).await);
+    let decide_wake = if selected("PHASES", "decide") {
+        eprintln!("{name}: wake-up on decision (in-process service), {WAITS} waits");
+        // On its own task: the harness panics when a server does not build.
+        let decided = tokio::spawn(decision_wakeups(backend)).await;
+        keep(
+            "wake-up on decision",
+            backend,
+            decided.unwrap_or_else(|panicked| Err(anyhow!("the in-process server failed: {panicked}"))),
+        )
+    } else {
+        Err(NOT_SELECTED.into())
+    };
 
-    eprintln!("{name}: {MANY_WAITERS} concurrent waiting agents");
-    let many = keep("many waiters", backend, many_waiters(binary, backend).await);
+    let many = if selected("PHASES", "many") {
+        eprintln!("{name}: {MANY_WAITERS} concurrent waiting agents");
+        keep("many waiters", backend, many_waiters(binary, backend, &log).await)
+    } else {
+        Err(NOT_SELECTED.into())
+    };
 
     StoreReport {
         backend,
         version,
         skipped: None,
+        log: ServerLog::read(&log),
         create,
         decide_wake,
         cancel_wake,
@@ -176,10 +231,10 @@ async fn bench_store(binary: &Path, backend: Backend) -> StoreReport {
     }
 }
 
-async fn creation_and_cancel(binary: &Path, backend: Backend) -> Result<(CreateRun, Result<WakeRun>)> {
+async fn creation_and_cancel(binary: &Path, backend: Backend, log: &Path) -> Result<(CreateRun, Result<WakeRun>)> {
     let db = TestDb::new(backend).await;
     let key = create_agent(binary, &db, "bench").await?;
-    let server = ServerProcess::start(binary, &db).await?;
+    let server = ServerProcess::start(binary, &db, log).await?;
     let create = create_load(
         &server,
         &key,
@@ -221,13 +276,13 @@ fn server_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// `target/bench/report.md`, next to the profile directory this program runs from.
-fn report_path(binary: &Path) -> PathBuf {
+/// `target/bench`, next to the profile directory this program runs from.
+fn report_dir(binary: &Path) -> PathBuf {
     binary
         .parent()
         .and_then(Path::parent)
-        .map(|target| target.join("bench").join("report.md"))
-        .unwrap_or_else(|| PathBuf::from("report.md"))
+        .map(|target| target.join("bench"))
+        .unwrap_or_else(|| PathBuf::from("bench"))
 }
 
 fn server_command(binary: &Path, db: &TestDb) -> Command {
@@ -237,10 +292,18 @@ fn server_command(binary: &Path, db: &TestDb) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &db.url)
         .env("SIGNOFF_DATA_DIR", &db.dir)
+        // A placeholder provider, never contacted by the agent API.
         .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
+        .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    // Allocator experiments (e.g. MALLOC_ARENA_MAX=2, MIMALLOC_PURGE_DELAY=0) reach the server.
+    for (name, value) in
+        std::env::vars().filter(|(name, _)| name.starts_with("MALLOC_") || name.starts_with("MIMALLOC_"))
+    {
+        command.env(name, value);
+    }
     command
 }
 
@@ -273,13 +336,19 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    async fn start(binary: &Path, db: &TestDb) -> Result<ServerProcess> {
+    /// Starts the server; its log (stderr) is appended to `log`.
+    async fn start(binary: &Path, db: &TestDb, log: &Path) -> Result<ServerProcess> {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
         let mut command = server_command(binary, db);
         command
             .arg("serve")
             .env("SIGNOFF_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = command.spawn().context("start signoff-server")?;
         let pid = child.id().context("signoff-server has no pid")?;
         let stdout = child.stdout.take().context("signoff-server stdout")?;
@@ -358,6 +427,11 @@ struct CreateRun {
     latencies: Vec<Duration>,
     ids: Vec<String>,
     connections: usize,
+    /// CPU the server, this load generator and the whole machine used in the window,
+    /// in cores.
+    server_cores: f64,
+    client_cores: f64,
+    machine_cores: f64,
 }
 
 impl CreateRun {
@@ -422,15 +496,32 @@ async fn create_load(server: &ServerProcess, key: &str, until: Until) -> Result<
     let url: Arc<str> = format!("{}/api/v1/requests", server.base_url).into();
     let key: Arc<str> = key.into();
 
-    // Midway through the window, count the connections really open to the server.
+    // Midway through the window, count the connections really open to the server; and
+    // how much CPU the server and this program use over the window.
     let port = server.addr.port();
+    let pid = server.pid;
     let sampler = tokio::spawn(async move {
+        let cpu = || -> Result<(u64, u64, u64)> {
+            Ok((cpu_ticks(pid)?, cpu_ticks(std::process::id())?, machine_busy_ticks()?))
+        };
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = cpu()?;
         tokio::time::sleep_until((measure_from + window / 2).into()).await;
-        tcp_sockets(port).map(|sockets| sockets.client_side)
+        let connections = tcp_sockets(port)?.client_side;
+        tokio::time::sleep_until((measure_from + window).into()).await;
+        let after = cpu()?;
+        let cores = |ticks: u64| ticks as f64 / clock_ticks_per_second() / window.as_secs_f64();
+        anyhow::Ok((
+            connections,
+            cores(after.0 - before.0),
+            cores(after.1 - before.1),
+            cores(after.2 - before.2),
+        ))
     });
 
-    let mut workers = Vec::with_capacity(CREATE_CONNECTIONS);
-    for worker in 0..CREATE_CONNECTIONS {
+    let connections = create_connections();
+    let mut workers = Vec::with_capacity(connections);
+    for worker in 0..connections {
         let client = http_client(1)?;
         let url = Arc::clone(&url);
         let key = Arc::clone(&key);
@@ -501,6 +592,9 @@ async fn create_load(server: &ServerProcess, key: &str, until: Until) -> Result<
         latencies: Vec::new(),
         ids: Vec::new(),
         connections: 0,
+        server_cores: 0.0,
+        client_cores: 0.0,
+        machine_cores: 0.0,
     };
     for worker in join_all(workers).await {
         let run = worker.context("creation worker panicked")??;
@@ -515,12 +609,17 @@ async fn create_load(server: &ServerProcess, key: &str, until: Until) -> Result<
     if keep_ids {
         total.window = start.elapsed();
     }
-    total.connections = if window.is_zero() {
+    if window.is_zero() {
         sampler.abort();
-        CREATE_CONNECTIONS
+        total.connections = connections;
     } else {
-        sampler.await.context("connection sampler")??
-    };
+        (
+            total.connections,
+            total.server_cores,
+            total.client_cores,
+            total.machine_cores,
+        ) = sampler.await.context("sampler")??;
+    }
     total.latencies.sort_unstable();
     Ok(total)
 }
@@ -742,6 +841,9 @@ struct ManyRun {
     exit: String,
 }
 
+/// When a raw long-poll was answered, its HTTP status and the request's status.
+type RawAnswer = (Instant, u16, String);
+
 /// One long-poll on its own raw HTTP/1.1 connection.
 async fn raw_wait(
     addr: SocketAddr,
@@ -749,7 +851,7 @@ async fn raw_wait(
     connecting: Arc<Semaphore>,
     sent: Arc<AtomicUsize>,
     answered: Arc<AtomicUsize>,
-) -> Result<(Instant, u16, String)> {
+) -> Result<RawAnswer> {
     let permit = connecting.acquire_owned().await?;
     let mut stream = TcpStream::connect(addr).await.context("connect")?;
     stream.write_all(request.as_bytes()).await.context("send")?;
@@ -776,10 +878,15 @@ async fn raw_wait(
     Ok((at, code, status))
 }
 
-async fn many_waiters(binary: &Path, backend: Backend) -> Result<ManyRun> {
+async fn many_waiters(binary: &Path, backend: Backend, log: &Path) -> Result<ManyRun> {
+    let (open_files, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).context("open-files limit")?;
+    ensure!(
+        open_files >= MANY_WAITERS as u64 + 1_000,
+        "this process may open only {open_files} files; {MANY_WAITERS} waiters need more (raise the hard limit, `ulimit -Hn`)"
+    );
     let db = TestDb::new(backend).await;
     let key = create_agent(binary, &db, "bench-many").await?;
-    let mut server = ServerProcess::start(binary, &db).await?;
+    let mut server = ServerProcess::start(binary, &db, log).await?;
 
     let created = create_load(&server, &key, Until::Count(MANY_WAITERS)).await?;
     ensure!(
@@ -796,7 +903,7 @@ async fn many_waiters(binary: &Path, backend: Backend) -> Result<ManyRun> {
     let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let sent = Arc::new(AtomicUsize::new(0));
     let answered = Arc::new(AtomicUsize::new(0));
-    let mut waiters: Vec<Option<JoinHandle<Result<(Instant, u16, String)>>>> = created
+    let mut waiters: Vec<Option<JoinHandle<Result<RawAnswer>>>> = created
         .ids
         .iter()
         .map(|id| {
@@ -930,7 +1037,10 @@ async fn many_waiters(binary: &Path, backend: Backend) -> Result<ManyRun> {
         }
     }
     let (status, _) = server.wait_exit(stopping).await?;
-    let mut exit = format!("exit {status}");
+    let mut exit = match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => format!("{status}"),
+    };
     if let Some(problem) = first_problem {
         write!(exit, "; first unanswered: {problem}")?;
     }
@@ -1007,6 +1117,86 @@ fn memory(pid: u32) -> Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Busy time of all CPUs (user, nice, system, irq, softirq, steal), in clock ticks.
+fn machine_busy_ticks() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    ensure!(fields.len() >= 8, "unexpected /proc/stat");
+    // user nice system idle iowait irq softirq steal
+    Ok(fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7])
+}
+
+/// `getconf CLK_TCK` (100 on Linux almost everywhere).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// What the server wrote to stderr (RUST_LOG=warn): counts and the first lines.
+struct ServerLog {
+    path: PathBuf,
+    warnings: usize,
+    errors: usize,
+    first: Vec<String>,
+}
+
+impl ServerLog {
+    fn read(path: &Path) -> Option<ServerLog> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut log = ServerLog {
+            path: path.to_path_buf(),
+            warnings: 0,
+            errors: 0,
+            first: Vec::new(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let plain = strip_ansi(line);
+            let level = if plain.contains(" WARN ") {
+                &mut log.warnings
+            } else if plain.contains(" ERROR ") {
+                &mut log.errors
+            } else {
+                continue;
+            };
+            *level += 1;
+            // The message without its timestamp and fields, to list each kind once.
+            let message = plain.split_once(' ').map_or(plain.as_str(), |(_, rest)| rest.trim());
+            let kind: String = message.chars().take(90).collect();
+            if log.first.len() < 3 && seen.insert(kind) {
+                log.first.push(message.chars().take(200).collect());
+            }
+        }
+        Some(log)
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// User + system CPU time of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat =
@@ -1077,8 +1267,9 @@ async fn machine_context(binary: &Path) -> String {
     );
     let _ = write!(
         text,
-        "- Runs: creations over {CREATE_CONNECTIONS} HTTP/1.1 connections for {}s after {}s warm-up; \
+        "- Runs: creations over {} HTTP/1.1 connections for {}s after {}s warm-up; \
          {WAITS} waits per wake-up line in batches of {WAIT_BATCH}; {MANY_WAITERS} long-polls (timeout_s={LONG_WAIT_S}) on their own connections",
+        create_connections(),
         MEASURE.as_secs(),
         WARM_UP.as_secs()
     );
@@ -1111,7 +1302,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1161,6 +1352,7 @@ fn render(context: &str, stores: &[StoreReport], took: Duration) -> String {
     fn show<T>(result: &Result<T, String>, f: impl Fn(&T) -> String) -> String {
         match result {
             Ok(value) => f(value),
+            Err(err) if err == NOT_SELECTED => "not run".into(),
             Err(err) => format!("error: {}", err.replace('|', "/")),
         }
     }
@@ -1188,9 +1380,26 @@ fn render(context: &str, stores: &[StoreReport], took: Duration) -> String {
             text
         })
     });
-    row("Client connections open mid-run", "64", &|s| {
-        show(&s.create, |c| c.connections.to_string())
-    });
+    row(
+        "Client connections open mid-run",
+        &create_connections().to_string(),
+        &|s| show(&s.create, |c| c.connections.to_string()),
+    );
+    row(
+        "CPU in the window: server / load generator / rest of the machine, Postgres included (cores)",
+        "",
+        &|s| {
+            show(&s.create, |c| {
+                format!(
+                    "{:.2} / {:.2} / {:.2} ({:.2} ms server CPU per creation)",
+                    c.server_cores,
+                    c.client_cores,
+                    (c.machine_cores - c.server_cores - c.client_cores).max(0.0),
+                    c.server_cores * 1000.0 / c.per_second().max(1.0)
+                )
+            })
+        },
+    );
     row(
         "Wake-up on decision (service.decide, in-process) p50 / p99 / max",
         "p99 ≤ 10 ms",
@@ -1269,6 +1478,22 @@ fn render(context: &str, stores: &[StoreReport], took: Duration) -> String {
             )
         })
     });
+    for store in stores {
+        if let Some(log) = &store.log {
+            let _ = write!(
+                out,
+                "\n{} server log ({}): {} warnings, {} errors",
+                store_name(store.backend),
+                log.path.display(),
+                log.warnings,
+                log.errors
+            );
+            for line in &log.first {
+                let _ = write!(out, "\n    {line}");
+            }
+            out.push('\n');
+        }
+    }
     let _ = writeln!(
         out,
         "\nWake-up latency runs from the start of the decision (or cancel) call to the end of \
