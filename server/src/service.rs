@@ -12,8 +12,7 @@ use signoff_app::wire::{
     ReviewView, limits,
 };
 use signoff_app::{
-    Ballot, Channel, DecisionContext, Identity, PolicySnapshot, RequestId, RequestParties, Status, action_digest,
-    check_eligibility,
+    Ballot, Channel, DecisionContext, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility,
 };
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
@@ -425,10 +424,7 @@ fn eligibility(
             verdict: d.verdict,
         })
         .collect();
-    let parties = RequestParties {
-        on_behalf_of: request.on_behalf_of.clone(),
-        agent_owner: request.agent.owner.clone(),
-    };
+    let parties = request.parties();
     let context = DecisionContext {
         status: request.status,
         expires_at: request.expires_at,

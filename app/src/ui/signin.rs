@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::shell::{Chrome, render};
 
 pub fn signin_page(chrome: Chrome, next: &str, dev_signin: bool) -> String {
-    let href = format!("/auth/login?next={}", percent_encode(next));
+    let href = format!("/auth/login?next={}", url_encode(next));
     render(
         chrome,
         view! {
@@ -189,10 +189,11 @@ pub fn device_page(chrome: Chrome, page: DevicePage) -> String {
     render(chrome, body)
 }
 
-fn percent_encode(text: &str) -> String {
+/// Percent-encodes everything but unreserved characters (RFC 3986), for query values.
+pub fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
             other => format!("%{other:02X}"),
         })
         .collect()

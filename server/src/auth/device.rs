@@ -175,7 +175,7 @@ async fn device_form(
 ) -> Result<Response, PageError> {
     let Some(person) = person else {
         let next = match &query.user_code {
-            Some(code) => format!("/device?user_code={}", super::routes::urlencode(code)),
+            Some(code) => format!("/device?user_code={}", signoff_app::ui::url_encode(code)),
             None => "/device".into(),
         };
         return Ok(sign_in_redirect(&next));

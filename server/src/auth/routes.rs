@@ -8,7 +8,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page};
+use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page, url_encode};
 
 use super::oidc::PendingLogin;
 use super::{
@@ -41,7 +41,7 @@ async fn login(
     let next = safe_next(params.next.as_deref());
     let page_error = |error: Error| PageError::new(error, &state, None);
     match &state.auth.oidc {
-        None if state.auth.dev => Ok(Redirect::to(&format!("/auth/dev?next={}", urlencode(&next))).into_response()),
+        None if state.auth.dev => Ok(Redirect::to(&format!("/auth/dev?next={}", url_encode(&next))).into_response()),
         None => Err(page_error(Error::Config("no OpenID Provider is configured".into()))),
         Some(oidc) => {
             let (url, pending) = oidc.begin(next).await.map_err(page_error)?;
@@ -225,13 +225,4 @@ async fn dev_signin(
     };
     start_session(&session, user).await.map_err(page_error)?;
     Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response())
-}
-
-pub fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

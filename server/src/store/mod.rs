@@ -19,8 +19,7 @@ use time::OffsetDateTime;
 
 use signoff_app::wire::ResultReport;
 use signoff_app::{
-    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RequestParties, RuleError, Status,
-    Verdict, evaluate,
+    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RuleError, Status, Verdict, evaluate,
 };
 
 pub use audit::{Actor, AuditEvent, ChainReport};
@@ -509,10 +508,7 @@ impl Store {
                     verdict: decision.verdict,
                 });
             }
-            let parties = RequestParties {
-                on_behalf_of: request.on_behalf_of.clone(),
-                agent_owner: request.agent.owner.clone(),
-            };
+            let parties = request.parties();
             let context = DecisionContext {
                 status: request.status,
                 expires_at: request.expires_at,

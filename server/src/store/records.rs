@@ -63,6 +63,14 @@ pub struct StoredRequest {
 }
 
 impl StoredRequest {
+    /// The humans this request is for; none of them may decide it.
+    pub fn parties(&self) -> signoff_app::RequestParties {
+        signoff_app::RequestParties {
+            on_behalf_of: self.on_behalf_of.clone(),
+            agent_owner: self.agent.owner.clone(),
+        }
+    }
+
     pub fn into_view(self, decisions: Vec<DecisionRecord>) -> RequestView {
         RequestView {
             id: self.id,

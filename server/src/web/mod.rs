@@ -44,7 +44,7 @@ pub fn chrome(state: &AppState, person: Option<&Person>, title: &str, nav: Nav) 
 
 /// Sends someone who is not signed in to sign in, coming back to `next` afterwards.
 pub fn sign_in_redirect(next: &str) -> Response {
-    Redirect::to(&format!("/auth/login?next={}", crate::auth::routes::urlencode(next))).into_response()
+    Redirect::to(&format!("/auth/login?next={}", signoff_app::ui::url_encode(next))).into_response()
 }
 
 /// Only local paths are followed after sign-in: never another site.

@@ -671,7 +671,7 @@ async fn admin(State(state): State<AppState>, person: Option<Person>) -> Result<
 fn encode_query(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
-        .map(|(name, value)| format!("{name}={}", crate::auth::routes::urlencode(value)))
+        .map(|(name, value)| format!("{name}={}", signoff_app::ui::url_encode(value)))
         .collect::<Vec<_>>()
         .join("&")
 }
