@@ -3,6 +3,9 @@
 
 use rand::RngCore;
 
+/// Agent API keys start with this, so a glance (or a secret scanner) tells them apart.
+pub const AGENT_KEY_PREFIX: &str = "so_agent_";
+
 /// A new secret with a recognisable prefix, e.g. `so_agent_…`.
 pub fn generate(prefix: &str) -> String {
     let mut bytes = [0_u8; 32];

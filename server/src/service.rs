@@ -85,7 +85,7 @@ impl Service {
                 "an agent name is 1-64 characters of letters, digits, `-`, `_` and `.`".into(),
             ));
         }
-        let key = keys::generate("so_agent_");
+        let key = keys::generate(keys::AGENT_KEY_PREFIX);
         let (agent, created) = self
             .store
             .issue_key(

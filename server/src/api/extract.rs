@@ -86,8 +86,7 @@ impl FromRequestParts<AppState> for AgentAuth {
 
 use crate::auth::bearer;
 
-/// Prefix of agent API keys.
-pub const AGENT_KEY_PREFIX: &str = "so_agent_";
+use crate::keys::AGENT_KEY_PREFIX;
 
 /// Either kind of caller, for endpoints both may use.
 pub enum Caller {
