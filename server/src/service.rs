@@ -11,9 +11,7 @@ use signoff_app::wire::{
     Decider, DecisionInput, Eligibility, NewRequest, RequestPage, RequestSummary, RequestView, ResultReport,
     ReviewView, limits,
 };
-use signoff_app::{
-    Ballot, Channel, DecisionContext, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility,
-};
+use signoff_app::{Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
 use crate::store::{Agent, Created, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
@@ -417,21 +415,9 @@ fn eligibility(
     viewer: &Identity,
     at: time::OffsetDateTime,
 ) -> Eligibility {
-    let ballots: Vec<Ballot> = decisions
-        .iter()
-        .map(|d| Ballot {
-            reviewer: d.reviewer.clone(),
-            verdict: d.verdict,
-        })
-        .collect();
+    let ballots: Vec<_> = decisions.iter().map(DecisionRecord::ballot).collect();
     let parties = request.parties();
-    let context = DecisionContext {
-        status: request.status,
-        expires_at: request.expires_at,
-        policy: &request.policy,
-        parties: &parties,
-        ballots: &ballots,
-    };
+    let context = request.decision_context(&parties, &ballots);
     match check_eligibility(context, viewer, at) {
         Ok(()) => Eligibility {
             can_decide: true,

@@ -18,9 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 
 use signoff_app::wire::ResultReport;
-use signoff_app::{
-    AgentId, Ballot, Channel, DecisionContext, Identity, Outcome, RequestId, RuleError, Status, Verdict, evaluate,
-};
+use signoff_app::{AgentId, Channel, Identity, Outcome, RequestId, RuleError, Status, Verdict, evaluate};
 
 pub use audit::{Actor, AuditEvent, ChainReport};
 pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis};
@@ -503,19 +501,10 @@ impl Store {
             let mut ballots = Vec::with_capacity(rows.len());
             for row in rows {
                 let decision: DecisionRecord = decision_from_row!(row);
-                ballots.push(Ballot {
-                    reviewer: decision.reviewer,
-                    verdict: decision.verdict,
-                });
+                ballots.push(decision.ballot());
             }
             let parties = request.parties();
-            let context = DecisionContext {
-                status: request.status,
-                expires_at: request.expires_at,
-                policy: &request.policy,
-                parties: &parties,
-                ballots: &ballots,
-            };
+            let context = request.decision_context(&parties, &ballots);
             match evaluate(context, reviewer, verdict, comment, now) {
                 Err(RuleError::Expired) => {
                     expire_in_tx!(tx, &request, now);

@@ -71,6 +71,21 @@ impl StoredRequest {
         }
     }
 
+    /// The request as the decision rules see it, with its parties and the votes so far.
+    pub fn decision_context<'a>(
+        &'a self,
+        parties: &'a signoff_app::RequestParties,
+        ballots: &'a [signoff_app::Ballot],
+    ) -> signoff_app::DecisionContext<'a> {
+        signoff_app::DecisionContext {
+            status: self.status,
+            expires_at: self.expires_at,
+            policy: &self.policy,
+            parties,
+            ballots,
+        }
+    }
+
     pub fn into_view(self, decisions: Vec<DecisionRecord>) -> RequestView {
         RequestView {
             id: self.id,
@@ -115,6 +130,14 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
+    /// This decision as a vote the rules count.
+    pub fn ballot(&self) -> signoff_app::Ballot {
+        signoff_app::Ballot {
+            reviewer: self.reviewer.clone(),
+            verdict: self.verdict,
+        }
+    }
+
     pub fn into_view(self) -> DecisionView {
         DecisionView {
             reviewer: self.reviewer,
