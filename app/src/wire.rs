@@ -423,7 +423,9 @@ pub struct DeviceCode {
     pub device_code: String,
     pub user_code: String,
     pub verification_uri: String,
-    pub verification_uri_complete: String,
+    /// Not sent: the reviewer types the code the terminal shows, never a link's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
     pub expires_in: u64,
     pub interval: u64,
 }

@@ -30,8 +30,20 @@ pub struct Config {
     pub reviewer_groups: Vec<String>,
     pub admin_groups: Vec<String>,
     pub oidc: OidcConfig,
-    /// Development mode: loopback only, demo data, development sign-in.
+    /// Development mode: loopback only, demo data, development sign-in. Only the `--dev`
+    /// flag sets it, never a file or the environment.
+    #[serde(skip)]
     pub dev: bool,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed
+    /// when telling a client's address; without any, the peer address is the client's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Anonymous calls (sign-in starts, terminal sign-in polls) per client address per
+    /// minute.
+    pub rate_limit_per_minute: u32,
+    /// Terminal sign-in codes one client address may ask for per minute.
+    pub device_codes_per_minute: u32,
+    /// Long-polls one agent may hold open at once; more are refused with 429.
+    pub max_waits_per_agent: usize,
     /// A console session ends after this long without activity...
     #[serde(deserialize_with = "duration")]
     pub session_idle_timeout: Duration,
@@ -54,6 +66,9 @@ pub struct OidcConfig {
     pub client_secret: Option<Secret>,
     pub groups_claim: String,
     pub scopes: Vec<String>,
+    /// Treat every email this provider sends as verified, for providers that only send
+    /// verified addresses but omit the `email_verified` claim.
+    pub emails_verified: bool,
 }
 
 /// A value that must never reach a log line.
@@ -91,6 +106,10 @@ impl Default for Config {
             admin_groups: vec!["signoff-admins".into()],
             oidc: OidcConfig::default(),
             dev: false,
+            trusted_proxies: Vec::new(),
+            rate_limit_per_minute: 60,
+            device_codes_per_minute: 10,
+            max_waits_per_agent: 1_000,
             session_idle_timeout: Duration::from_secs(2 * 3600),
             session_lifetime: Duration::from_secs(12 * 3600),
             terminal_token_lifetime: Duration::from_secs(12 * 3600),
@@ -107,6 +126,7 @@ impl Default for OidcConfig {
             client_secret: None,
             groups_claim: "groups".into(),
             scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+            emails_verified: false,
         }
     }
 }
@@ -123,6 +143,12 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|err| Error::Config(format!("cannot read {}: {err}", path.display())))?;
+                if toml::from_str::<toml::Table>(&text).is_ok_and(|table| table.contains_key("dev")) {
+                    return Err(Error::Config(format!(
+                        "{}: development mode is turned on only by the --dev flag, never by a configuration file",
+                        path.display()
+                    )));
+                }
                 toml::from_str(&text).map_err(|err| Error::Config(format!("{}: {err}", path.display())))?
             }
             None => Config::default(),
@@ -179,6 +205,24 @@ impl Config {
         if let Some(claim) = var("SIGNOFF_OIDC_GROUPS_CLAIM") {
             self.oidc.groups_claim = claim;
         }
+        if let Some(verified) = var("SIGNOFF_OIDC_EMAILS_VERIFIED") {
+            self.oidc.emails_verified = parse_bool("SIGNOFF_OIDC_EMAILS_VERIFIED", &verified)?;
+        }
+        if let Some(proxies) = var("SIGNOFF_TRUSTED_PROXIES") {
+            self.trusted_proxies = split_list(&proxies)
+                .iter()
+                .map(|proxy| parse_network(proxy))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(rate) = var("SIGNOFF_RATE_LIMIT_PER_MINUTE") {
+            self.rate_limit_per_minute = parse_number("SIGNOFF_RATE_LIMIT_PER_MINUTE", &rate)?;
+        }
+        if let Some(rate) = var("SIGNOFF_DEVICE_CODES_PER_MINUTE") {
+            self.device_codes_per_minute = parse_number("SIGNOFF_DEVICE_CODES_PER_MINUTE", &rate)?;
+        }
+        if let Some(waits) = var("SIGNOFF_MAX_WAITS_PER_AGENT") {
+            self.max_waits_per_agent = parse_number("SIGNOFF_MAX_WAITS_PER_AGENT", &waits)?;
+        }
         Ok(())
     }
 
@@ -190,7 +234,19 @@ impl Config {
         if self.request_ttl.is_zero() {
             return Err(Error::Config("request_ttl must be longer than zero".into()));
         }
+        if self.rate_limit_per_minute == 0 || self.device_codes_per_minute == 0 || self.max_waits_per_agent == 0 {
+            return Err(Error::Config(
+                "rate_limit_per_minute, device_codes_per_minute and max_waits_per_agent must be at least 1".into(),
+            ));
+        }
         if self.dev {
+            if self.oidc.issuer.is_some() {
+                return Err(Error::Config(
+                    "--dev offers a development sign-in and cannot run with an OpenID Provider configured; \
+                     remove SIGNOFF_OIDC_ISSUER (or the [oidc] issuer) or drop --dev"
+                        .into(),
+                ));
+            }
             if !self.listen.ip().is_loopback() {
                 return Err(Error::Config(format!(
                     "--dev serves on 127.0.0.1 only; {} is not a loopback address",
@@ -226,6 +282,32 @@ impl Config {
 fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
     humantime::parse_duration(value.trim())
         .map_err(|err| Error::Config(format!("{name} `{value}` is not a duration such as 1h or 90s: {err}")))
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::Config(format!("{name} `{value}` is not a whole number")))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(Error::Config(format!("{name} `{value}` is not true or false"))),
+    }
+}
+
+/// An address (`10.0.0.7`) or a range (`10.0.0.0/8`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, Error> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            Error::Config(format!(
+                "SIGNOFF_TRUSTED_PROXIES: `{text}` is not an address or a CIDR range such as 10.0.0.0/8"
+            ))
+        })
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -292,5 +374,24 @@ mod tests {
         let mut dev_public = Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
         dev_public.dev = true;
         assert!(dev_public.validate().is_err());
+        let proxies = Config::load(None, env(&[("SIGNOFF_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")])).expect("loads");
+        assert_eq!(proxies.trusted_proxies.len(), 2);
+        assert!(Config::load(None, env(&[("SIGNOFF_TRUSTED_PROXIES", "proxy.local")])).is_err());
+    }
+
+    #[test]
+    fn development_mode_comes_only_from_the_flag_and_never_with_a_provider() {
+        let dir = std::env::temp_dir().join(format!("signoff-config-dev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("signoff.toml");
+        std::fs::write(&file, "dev = true\n").expect("write config");
+        let err = Config::load(Some(&file), env(&[])).expect_err("a file cannot turn on dev mode");
+        assert!(err.to_string().contains("--dev"), "{err}");
+
+        let mut with_provider =
+            Config::load(None, env(&[("SIGNOFF_OIDC_ISSUER", "https://sso.example.com")])).expect("loads");
+        with_provider.dev = true;
+        let err = with_provider.validate().expect_err("dev and a provider do not mix");
+        assert!(err.to_string().contains("--dev"), "{err}");
     }
 }

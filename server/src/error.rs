@@ -23,6 +23,9 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Invalid(String),
+    /// Over a rate or concurrency limit; the caller may try again after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
     #[error(transparent)]
     Rule(#[from] RuleError),
     #[error(transparent)]
@@ -35,9 +38,10 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Internal(String),
-    /// The OpenID Provider answered wrongly or not at all.
-    #[error("{0}")]
-    Provider(String),
+    /// The OpenID Provider answered wrongly or not at all. People read only `public`;
+    /// `detail` (URLs, error chains) goes to the log.
+    #[error("{public}: {detail}")]
+    Provider { public: &'static str, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -57,16 +61,18 @@ impl Error {
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Rule(rule) => match rule {
                 RuleError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
                 RuleError::Expired => (StatusCode::CONFLICT, "expired"),
-                RuleError::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
+                RuleError::NotEligible => (StatusCode::FORBIDDEN, "not_eligible"),
                 RuleError::OwnRequest => (StatusCode::FORBIDDEN, "own_request"),
+                RuleError::PartyUnknown => (StatusCode::FORBIDDEN, "party_unknown"),
                 RuleError::AlreadyDecided => (StatusCode::CONFLICT, "already_decided"),
                 RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
-            Error::Provider(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
+            Error::Provider { .. } => (StatusCode::BAD_GATEWAY, "provider_error"),
             Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -78,15 +84,29 @@ impl Error {
     /// What the client may read: the message, except for internal failures, whose
     /// detail goes to the log only.
     pub fn public_message(&self) -> String {
-        let (status, _) = self.status_and_code();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed");
-            "internal error; the server log has the details".to_string()
-        } else {
-            if status.is_server_error() {
-                tracing::warn!(error = %self, "upstream failure");
+        match self {
+            Error::Provider { public, .. } => {
+                tracing::warn!(error = %self, "the OpenID Provider failed");
+                (*public).to_string()
             }
-            self.to_string()
+            _ if self.status_and_code().0 == StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %self, "request failed");
+                "internal error; the server log has the details".to_string()
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// Headers the status needs: `Retry-After` with 429, `WWW-Authenticate` with 401.
+    pub fn add_headers(&self, headers: &mut axum::http::HeaderMap) {
+        match self {
+            Error::TooManyRequests { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            Error::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
     }
 }
@@ -102,11 +122,7 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
+        self.add_headers(response.headers_mut());
         response
     }
 }

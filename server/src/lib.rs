@@ -11,6 +11,7 @@ pub mod keys;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod web;
 
 pub use config::Config;

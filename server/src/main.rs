@@ -106,11 +106,7 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
     let store = startup::open_store(config).await?;
     let bus = signoff_server::bus::EventBus::in_process();
     let (_keep_running, shutdown) = tokio::sync::watch::channel(false);
-    let settings = signoff_server::service::Settings {
-        request_ttl: config.request_ttl,
-        default_approvals: config.default_approvals,
-        reviewer_groups: config.reviewer_groups.clone(),
-    };
+    let settings = signoff_server::service::Settings::from_config(config);
     let service = signoff_server::service::Service::new(store, bus, settings, shutdown);
     let mut out = std::io::stdout().lock();
     match command {

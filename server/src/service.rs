@@ -1,7 +1,8 @@
 //! The service layer: every rule of DESIGN.md enforced in one place, whichever door
 //! (agent API, console, terminal) a call comes through.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -11,7 +12,7 @@ use signoff_app::wire::{
     Decider, DecisionInput, Eligibility, NewRequest, RequestPage, RequestSummary, RequestView, ResultReport,
     ReviewView, limits,
 };
-use signoff_app::{Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
+use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
 use crate::store::{Agent, Created, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
@@ -24,12 +25,27 @@ pub struct Settings {
     pub default_approvals: u32,
     /// Groups whose members may decide when no policy names others.
     pub reviewer_groups: Vec<String>,
+    /// Long-polls one agent may hold open at once.
+    pub max_waits_per_agent: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::Config) -> Settings {
+        Settings {
+            request_ttl: config.request_ttl,
+            default_approvals: config.default_approvals,
+            reviewer_groups: config.reviewer_groups.clone(),
+            max_waits_per_agent: config.max_waits_per_agent,
+        }
+    }
 }
 
 pub struct Service {
     store: Store,
     bus: EventBus,
     waiters: Arc<Waiters>,
+    /// Long-polls held open, per agent.
+    waits_by_agent: Arc<Mutex<HashMap<AgentId, usize>>>,
     settings: Settings,
     shutdown: watch::Receiver<bool>,
 }
@@ -49,6 +65,7 @@ impl Service {
             store,
             bus,
             waiters,
+            waits_by_agent: Arc::default(),
             settings,
             shutdown,
         }
@@ -127,11 +144,10 @@ impl Service {
                 limits::IDEMPOTENCY_KEY_CHARS
             )));
         }
-        let diff = input
-            .diff_input()
-            .map_err(Error::Invalid)?
-            .map(diff::unified)
-            .transpose()?;
+        let diff = match input.diff_input().map_err(Error::Invalid)? {
+            Some(diff_input) => Some(diff::unified(diff_input).await?),
+            None => None,
+        };
         let created_at = now();
         let ttl = input
             .ttl_s
@@ -202,6 +218,7 @@ impl Service {
     /// Returns as soon as the request leaves pending, or after `timeout` with it still
     /// pending. Waiting holds no database connection: the bus wakes the waiter.
     pub async fn wait(&self, agent: &Agent, id: RequestId, timeout: Duration) -> Result<RequestView> {
+        let _slot = self.wait_slot(agent)?;
         let registration = self.waiters.register(id);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.clone();
@@ -220,6 +237,26 @@ impl Service {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// One of the agent's long-poll slots, held until the returned guard drops; refused
+    /// past the configured cap so one agent cannot hold every connection.
+    fn wait_slot(&self, agent: &Agent) -> Result<WaitSlot> {
+        let mut waits = lock(&self.waits_by_agent);
+        let held = waits.entry(agent.id).or_default();
+        if *held >= self.settings.max_waits_per_agent {
+            return Err(Error::TooManyRequests {
+                message: format!(
+                    "this agent already holds {held} waits open, the most allowed; wait on fewer requests at once"
+                ),
+                retry_after_s: 1,
+            });
+        }
+        *held += 1;
+        Ok(WaitSlot {
+            waits: Arc::clone(&self.waits_by_agent),
+            agent: agent.id,
+        })
     }
 
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
@@ -427,6 +464,29 @@ fn eligibility(
             can_decide: false,
             reason: Some(rule.to_string()),
         },
+    }
+}
+
+fn lock(waits: &Mutex<HashMap<AgentId, usize>>) -> MutexGuard<'_, HashMap<AgentId, usize>> {
+    // Each change is one statement, so the map is consistent even after a panic.
+    waits.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A held long-poll slot of one agent.
+struct WaitSlot {
+    waits: Arc<Mutex<HashMap<AgentId, usize>>>,
+    agent: AgentId,
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        let mut waits = lock(&self.waits);
+        if let Some(held) = waits.get_mut(&self.agent) {
+            *held -= 1;
+            if *held == 0 {
+                waits.remove(&self.agent);
+            }
+        }
     }
 }
 

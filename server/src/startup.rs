@@ -14,6 +14,7 @@ use crate::auth::{AuthState, RoleMap, oidc::Oidc};
 use crate::bus::EventBus;
 use crate::service::{Service, Settings};
 use crate::store::Store;
+use crate::throttle::Throttle;
 use crate::{Config, Error, Result, dev};
 
 pub struct Application {
@@ -41,11 +42,7 @@ impl Application {
             None => EventBus::in_process(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let settings = Settings {
-            request_ttl: config.request_ttl,
-            default_approvals: config.default_approvals,
-            reviewer_groups: config.reviewer_groups.clone(),
-        };
+        let settings = Settings::from_config(&config);
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         if config.dev {
@@ -64,6 +61,7 @@ impl Application {
             session_lifetime: duration(config.session_lifetime),
             terminal_token_lifetime: duration(config.terminal_token_lifetime),
             device_poll_interval: duration(config.device_poll_interval),
+            content_security_policy: AuthState::content_security_policy_for(config.oidc.issuer.as_deref()),
         });
         Ok(Self {
             listener,
@@ -99,11 +97,15 @@ impl Application {
             self.shutdown.subscribe(),
         ));
         self.sessions.spawn_cleanup();
+        let throttle = Arc::new(Throttle::new(&self.config));
+        Throttle::spawn_cleanup(Arc::clone(&throttle), self.shutdown.subscribe());
         let state = AppState {
             service: Arc::clone(&self.service),
             auth: Arc::clone(&self.auth),
+            throttle,
+            sessions: self.sessions,
         };
-        let router = api::router(state, self.sessions, self.config.session_idle_timeout);
+        let router = api::router(state, self.config.session_idle_timeout);
         let stop = self.shutdown.clone();
         let served = axum::serve(
             self.listener,

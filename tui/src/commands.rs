@@ -241,8 +241,8 @@ async fn login(server: Option<&str>) -> Result<u8, ClientError> {
     }
     let client = Client::new(&server, None)?;
     let code = client.device_code(&host_name()).await?;
-    println!("To sign in to {server}, open this address in a browser and confirm the code:");
-    println!("Open: {}", sanitize(&code.verification_uri_complete, false));
+    println!("To sign in to {server}, open this address in a browser and type the code:");
+    println!("Open: {}", sanitize(&code.verification_uri, false));
     println!("Code: {}", sanitize(&code.user_code, false));
     println!(
         "Waiting for confirmation (the code expires in {})…",

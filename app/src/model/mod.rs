@@ -1,14 +1,16 @@
 //! The request model and the rules that hold everywhere (DESIGN.md).
 
 mod digest;
+mod exact;
 mod ids;
 mod rules;
 mod status;
 
 pub use digest::{action_digest, canonical_json, sha256_hex};
+pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use ids::{AgentId, ParseIdError, RequestId};
 pub use rules::{
-    Ballot, Channel, DecisionContext, Identity, Outcome, PolicySnapshot, RequestParties, RuleError, Verdict,
+    Ballot, Channel, DecisionContext, Identity, Outcome, PartyMatch, PolicySnapshot, RequestParties, RuleError, Verdict,
     check_eligibility, count_distinct_approvals, evaluate,
 };
 pub use status::{Status, TransitionError, UnknownStatus};

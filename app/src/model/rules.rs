@@ -11,29 +11,60 @@ pub struct Identity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
+    /// Whether the provider vouched for `email` (its `email_verified` claim, or the
+    /// operator's word for the provider). Identities recorded before this existed read as
+    /// unverified, which fails closed.
+    #[serde(default)]
+    pub email_verified: bool,
     pub name: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
 }
 
+/// Whether a request's party reference (`on_behalf_of`, the agent's owner) names a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartyMatch {
+    Named,
+    NotNamed,
+    /// The reference is an email address and the person has no verified one: nobody can
+    /// tell whether it is them.
+    Unknown,
+}
+
 impl Identity {
     /// One person is one vote: the same provider account, or the same email address
-    /// under another provider account.
+    /// under another provider account. Any email counts here, verified or not: a false
+    /// match can only cost a vote, never add one.
     pub fn same_person(&self, other: &Identity) -> bool {
         (self.issuer == other.issuer && self.subject == other.subject)
             || matches!((&self.email, &other.email), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
     }
 
+    /// The email address, only if the provider vouched for it.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
+
     /// Whether `reference` (an email address or a subject, as agents write
-    /// `on_behalf_of` and as agent owners are recorded) names this person.
-    pub fn is_named_by(&self, reference: &str) -> bool {
+    /// `on_behalf_of` and as agent owners are recorded) names this person. It fails
+    /// closed: any email of theirs that matches names them, but only a verified email
+    /// that differs clears them.
+    pub fn party_match(&self, reference: &str) -> PartyMatch {
         let reference = reference.trim();
-        !reference.is_empty()
-            && (reference == self.subject
-                || self
-                    .email
-                    .as_deref()
-                    .is_some_and(|email| email.eq_ignore_ascii_case(reference)))
+        if reference.is_empty() {
+            return PartyMatch::NotNamed;
+        }
+        let email_matches = self
+            .email
+            .as_deref()
+            .is_some_and(|email| email.trim().eq_ignore_ascii_case(reference));
+        if reference == self.subject || email_matches {
+            PartyMatch::Named
+        } else if self.verified_email().is_some() || !reference.contains('@') {
+            PartyMatch::NotNamed
+        } else {
+            PartyMatch::Unknown
+        }
     }
 
     pub fn display_name(&self) -> &str {
@@ -145,10 +176,17 @@ pub enum RuleError {
     NotPending(Status),
     #[error("the request expired before this decision; expired requests cannot be decided")]
     Expired,
-    #[error("you are not an approver for this request (it needs a member of: {groups})")]
-    NotEligible { groups: String },
+    /// Says nothing of which groups may decide: that is not for outsiders to learn.
+    #[error("you are not an approver for this request")]
+    NotEligible,
     #[error("you cannot decide a request made for you or by your agent")]
     OwnRequest,
+    #[error(
+        "Signoff cannot tell whether this request is yours: it names people by email, and your sign-in \
+         carries no email address your provider has verified. Ask an administrator to have the provider \
+         send a verified email"
+    )]
+    PartyUnknown,
     #[error("you have already decided this request; one person has one vote")]
     AlreadyDecided,
     #[error("a deny needs a comment saying why")]
@@ -179,18 +217,20 @@ pub fn check_eligibility(
         return Err(RuleError::Expired);
     }
     let parties = request.parties;
-    if [&parties.on_behalf_of, &parties.agent_owner]
+    let matches: Vec<PartyMatch> = [&parties.on_behalf_of, &parties.agent_owner]
         .into_iter()
         .flatten()
-        .any(|party| reviewer.is_named_by(party))
-    {
+        .map(|party| reviewer.party_match(party))
+        .collect();
+    if matches.contains(&PartyMatch::Named) {
         return Err(RuleError::OwnRequest);
+    }
+    if matches.contains(&PartyMatch::Unknown) {
+        return Err(RuleError::PartyUnknown);
     }
     let approver_groups = &request.policy.approver_groups;
     if !reviewer.groups.iter().any(|group| approver_groups.contains(group)) {
-        return Err(RuleError::NotEligible {
-            groups: approver_groups.join(", "),
-        });
+        return Err(RuleError::NotEligible);
     }
     if request
         .ballots
@@ -251,6 +291,7 @@ mod tests {
             issuer: ISSUER.into(),
             subject: format!("user-{n}"),
             email: Some(format!("user{n}@example.com")),
+            email_verified: true,
             name: Some(format!("User {n}")),
             groups: groups.iter().map(|g| g.to_string()).collect(),
         }
@@ -342,12 +383,64 @@ mod tests {
     }
 
     #[test]
+    fn party_status_fails_closed_without_a_verified_email() {
+        let named = RequestParties {
+            on_behalf_of: Some("someone@example.com".into()),
+            agent_owner: None,
+        };
+        let mut unverified = person(5, &["reviewers"]);
+        unverified.email_verified = false;
+        let mut no_email = person(6, &["reviewers"]);
+        no_email.email = None;
+        for reviewer in [&unverified, &no_email] {
+            assert_eq!(
+                decide(&policy(1), &named, &[], reviewer, Verdict::Approve, ""),
+                Err(RuleError::PartyUnknown)
+            );
+            // With no party named by email, there is nothing to be unsure of.
+            assert_eq!(
+                decide(&policy(1), &RequestParties::default(), &[], reviewer, Verdict::Approve, ""),
+                Ok(Outcome::Approved)
+            );
+        }
+        // An unverified email that matches still names its holder: claiming it only
+        // blocks oneself.
+        let own = RequestParties {
+            on_behalf_of: Some("User5@Example.com".into()),
+            agent_owner: None,
+        };
+        assert_eq!(
+            decide(&policy(1), &own, &[], &unverified, Verdict::Approve, ""),
+            Err(RuleError::OwnRequest)
+        );
+        // A verified email that differs clears the reviewer.
+        assert_eq!(
+            decide(&policy(1), &named, &[], &person(7, &["reviewers"]), Verdict::Approve, ""),
+            Ok(Outcome::Approved)
+        );
+    }
+
+    #[test]
+    fn the_not_eligible_refusal_names_no_groups() {
+        let refusal = decide(
+            &policy(1),
+            &RequestParties::default(),
+            &[],
+            &person(3, &["staff"]),
+            Verdict::Approve,
+            "",
+        )
+        .expect_err("outsider");
+        assert!(!refusal.to_string().contains("reviewers"), "{refusal}");
+    }
+
+    #[test]
     fn outsiders_and_second_votes_and_late_decisions_are_refused() {
         let parties = RequestParties::default();
         let outsider = person(3, &["staff"]);
         assert!(matches!(
             decide(&policy(1), &parties, &[], &outsider, Verdict::Approve, ""),
-            Err(RuleError::NotEligible { .. })
+            Err(RuleError::NotEligible)
         ));
 
         let reviewer = person(4, &["reviewers"]);

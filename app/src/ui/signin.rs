@@ -130,8 +130,9 @@ pub struct DeviceCodeView {
 }
 
 pub enum DevicePage {
-    /// Ask for the code shown in the terminal.
-    Enter { error: Option<String> },
+    /// Ask for the code shown in the terminal. Never pre-filled: a link that carries a
+    /// code is how a sign-in someone else started gets confirmed by one click.
+    Enter { error: Option<String>, from_link: bool },
     /// Show what is asking, and ask to confirm.
     Confirm(DeviceCodeView),
     /// Answered.
@@ -141,12 +142,17 @@ pub enum DevicePage {
 pub fn device_page(chrome: Chrome, page: DevicePage) -> String {
     let csrf = chrome.csrf.clone().unwrap_or_default();
     let body = match page {
-        DevicePage::Enter { error } => view! {
+        DevicePage::Enter { error, from_link } => view! {
             <section class="card narrow">
                 <h1>"Sign in a terminal"</h1>
-                <p>"Enter the code that " <code>"signoff login"</code> " shows."</p>
+                <p>"Type the code that " <code>"signoff login"</code> " shows in " <strong>"your own"</strong> " terminal."</p>
+                {from_link.then(|| view! {
+                    <p class="notice" id="typed-code-note">"This link carried a code. Signoff does not take codes from links: \
+                        if you did not run " <code>"signoff login"</code> " yourself just now, stop here."</p>
+                })}
                 {error.map(|error| view! { <p class="notice bad" role="alert">{error}</p> })}
-                <form method="get" action="/device" class="stack">
+                <form method="post" action="/device" class="stack">
+                    <input type="hidden" name="csrf" value=csrf.clone() />
                     <label for="user_code">"Code"</label>
                     <input id="user_code" name="user_code" autocomplete="off" autocapitalize="characters"
                         placeholder="ABCD-EFGH" required=true maxlength="16" />
@@ -158,15 +164,17 @@ pub fn device_page(chrome: Chrome, page: DevicePage) -> String {
         DevicePage::Confirm(code) => view! {
             <section class="card narrow">
                 <h1>"Confirm terminal sign-in"</h1>
-                <p>"A terminal asks to act as you in Signoff. Confirm only if you started it and the code matches."</p>
+                <p>"A terminal asks to act as you in Signoff. Confirm only if you started it yourself, from this address, just now."</p>
                 <dl class="facts">
                     <dt>"Code"</dt><dd class="code">{code.user_code.clone()}</dd>
-                    <dt>"Terminal"</dt><dd>{code.client_name}</dd>
-                    <dt>"From address"</dt><dd>{code.client_address}</dd>
-                    <dt>"Requested"</dt><dd>{code.requested}</dd>
+                    <dt>"Started from address"</dt><dd id="device-address">{code.client_address}</dd>
+                    <dt>"Started at"</dt><dd id="device-started">{code.requested}</dd>
+                    <dt>"Terminal name"</dt>
+                    <dd id="device-name">{code.client_name}
+                        " " <span class="muted">"(as the terminal claims it; anyone can claim any name)"</span></dd>
                 </dl>
                 <form method="post" action="/device" class="actions">
-                    <input type="hidden" name="csrf" value=csrf />
+                    <input type="hidden" name="csrf" value=csrf.clone() />
                     <input type="hidden" name="user_code" value=code.user_code />
                     <button type="submit" name="answer" value="approve" class="button primary">"Confirm sign-in"</button>
                     <button type="submit" name="answer" value="deny" class="button">"Refuse"</button>

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use signoff_app::check_exact_json;
 use signoff_app::wire::limits;
 
 use super::AppState;
@@ -15,7 +16,8 @@ use crate::auth::Person;
 use crate::store::Agent;
 
 /// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it
-/// is not JSON, 422 when it is JSON of the wrong shape. Keeps the parsed document too.
+/// is not JSON, 422 when it is JSON of the wrong shape or has an integer beyond ±2^53 or
+/// a duplicate key (the digest could not tell it apart). Keeps the parsed document too.
 pub struct JsonBody<T> {
     pub value: T,
     pub document: Value,
@@ -52,6 +54,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         })?;
         let document: Value = serde_json::from_slice(&bytes)
             .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
+        // Checked on the raw text: the parsed document already dropped a duplicate key's
+        // first value, and the digest would round integers past ±2^53.
+        check_exact_json(&bytes).map_err(|refusal| Error::Invalid(refusal.to_string()))?;
         let value = T::deserialize(&document).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?;
         Ok(JsonBody { value, document })
     }

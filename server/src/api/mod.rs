@@ -20,6 +20,7 @@ use crate::Error;
 use crate::auth::sessions::SessionBackend;
 use crate::auth::{self, AuthState};
 use crate::service::Service;
+use crate::throttle::Throttle;
 use crate::web;
 
 pub use extract::AgentAuth;
@@ -28,16 +29,23 @@ pub use extract::AgentAuth;
 pub struct AppState {
     pub service: Arc<Service>,
     pub auth: Arc<AuthState>,
+    pub throttle: Arc<Throttle>,
+    /// Read directly by long-lived streams, to end when their session does.
+    pub sessions: SessionBackend,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: std::time::Duration) -> Router {
-    let session_layer = tower_sessions::SessionManagerLayer::new(sessions)
-        .with_name("signoff_session")
+pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Router {
+    let https = state.auth.is_https();
+    // On https the `__Host-` prefix makes browsers refuse the cookie unless it is Secure,
+    // host-only and for the whole site, so no sibling domain can plant or shadow it.
+    let cookie_name = if https { "__Host-signoff_session" } else { "signoff_session" };
+    let session_layer = tower_sessions::SessionManagerLayer::new(state.sessions.clone())
+        .with_name(cookie_name)
         .with_http_only(true)
         .with_same_site(tower_sessions::cookie::SameSite::Lax)
-        .with_secure(state.auth.public_url.starts_with("https://"))
+        .with_secure(https)
         .with_path("/")
         .with_expiry(tower_sessions::Expiry::OnInactivity(
             time::Duration::try_from(session_idle_timeout).unwrap_or(time::Duration::hours(2)),
@@ -65,7 +73,7 @@ pub fn router(state: AppState, sessions: SessionBackend, session_idle_timeout: s
         .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::security_headers))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // Only the method, path and request id: never headers (keys, cookies).

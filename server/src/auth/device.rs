@@ -3,10 +3,8 @@
 //! the code at `/device`; the terminal's polling then returns a bearer token bound to
 //! that reviewer's SSO identity. The provider needs no device-grant support.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -17,8 +15,11 @@ use serde::Deserialize;
 use signoff_app::ui::{DeviceCodeView, DevicePage, Nav, device_page, no_access_page};
 use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest};
 
+use signoff_app::Channel;
+
 use super::{Person, TERMINAL_TOKEN_PREFIX};
 use crate::api::AppState;
+use crate::throttle::{Bucket, ClientAddress};
 use crate::service::now;
 use crate::store::{DeviceState, NewToken, Poll};
 use crate::web::{PageError, chrome, sign_in_redirect};
@@ -60,9 +61,10 @@ fn normalise_user_code(typed: &str) -> String {
 
 async fn new_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     body: Bytes,
 ) -> Result<Json<DeviceCode>, Error> {
+    state.throttle.check(Bucket::DeviceCode, client)?;
     let request: DeviceCodeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         DeviceCodeRequest::default()
     } else {
@@ -81,14 +83,14 @@ async fn new_code(
             &keys::hash(&device_code),
             &user_code,
             client_name.as_deref(),
-            Some(&peer.ip().to_string()),
+            Some(&client.to_string()),
             created,
             created + CODE_LIFETIME,
         )
         .await?;
     let verification_uri = format!("{}/device", state.auth.public_url);
     Ok(Json(DeviceCode {
-        verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
+        verification_uri_complete: None,
         verification_uri,
         device_code,
         user_code,
@@ -106,7 +108,13 @@ fn device_error(error: &str, description: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-async fn poll_token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+async fn poll_token(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    state.throttle.check(Bucket::DevicePoll, client)?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -168,46 +176,38 @@ struct CodeQuery {
     user_code: Option<String>,
 }
 
+/// Only a person signed in through the provider, in a browser, may let a terminal in: a
+/// terminal token confirming a code would renew itself forever and outlive its own
+/// revocation.
+fn browser_reviewer(state: &AppState, person: &Person) -> Result<(), Response> {
+    if person.channel != Channel::Web {
+        let refusal = Error::Forbidden(
+            "terminal sign-ins are confirmed in a browser signed in through your provider, not with a terminal token"
+                .into(),
+        );
+        return Err(PageError::new(refusal, state, Some(person)).into_response());
+    }
+    if person.roles.is_empty() {
+        return Err(no_access(state, person));
+    }
+    Ok(())
+}
+
 async fn device_form(
     State(state): State<AppState>,
     person: Option<Person>,
     Query(query): Query<CodeQuery>,
 ) -> Result<Response, PageError> {
     let Some(person) = person else {
-        let next = match &query.user_code {
-            Some(code) => format!("/device?user_code={}", signoff_app::ui::url_encode(code)),
-            None => "/device".into(),
-        };
-        return Ok(sign_in_redirect(&next));
+        return Ok(sign_in_redirect("/device"));
     };
-    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
-    if person.roles.is_empty() {
-        return Ok(no_access(&state, &person));
+    if let Err(refusal) = browser_reviewer(&state, &person) {
+        return Ok(refusal);
     }
-    let Some(typed) = query.user_code else {
-        return Ok(Html(device_page(page_chrome, DevicePage::Enter { error: None })).into_response());
-    };
-    let code = normalise_user_code(&typed);
-    let info = state
-        .service
-        .store()
-        .device_code(&code)
-        .await
-        .map_err(|err| PageError::new(err, &state, Some(&person)))?;
-    let page = match info {
-        Some(info) if info.state == DeviceState::Pending && info.expires_at > now() => {
-            DevicePage::Confirm(DeviceCodeView {
-                user_code: info.user_code,
-                client_name: info
-                    .client_name
-                    .unwrap_or_else(|| "a terminal that did not give its name".into()),
-                client_address: info.client_address.unwrap_or_else(|| "unknown".into()),
-                requested: format!("{} minute(s) ago", (now() - info.created_at).whole_minutes()),
-            })
-        }
-        _ => DevicePage::Enter {
-            error: Some("That code is unknown, already used or expired. Check the terminal and try again.".into()),
-        },
+    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
+    let page = DevicePage::Enter {
+        error: None,
+        from_link: query.user_code.is_some(),
     };
     Ok(Html(device_page(page_chrome, page)).into_response())
 }
@@ -231,7 +231,8 @@ pub fn no_access(state: &AppState, person: &Person) -> Response {
 struct Answer {
     csrf: Option<String>,
     user_code: String,
-    answer: String,
+    /// Absent when the code was just typed: then the request is shown for confirmation.
+    answer: Option<String>,
 }
 
 async fn device_answer(
@@ -243,16 +244,18 @@ async fn device_answer(
         return Ok(Redirect::to("/device").into_response());
     };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
-    if person.roles.is_empty() {
-        return Ok(no_access(&state, &person));
+    if let Err(refusal) = browser_reviewer(&state, &person) {
+        return Ok(refusal);
     }
-    let approve = match form.answer.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => return Err(page_error(Error::BadRequest("answer with approve or deny".into()))),
-    };
+    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     let code = normalise_user_code(&form.user_code);
+    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
+    let approve = match form.answer.as_deref() {
+        None => return confirmation(&state, &person, page_chrome, &code).await,
+        Some("approve") => true,
+        Some("deny") => false,
+        Some(_) => return Err(page_error(Error::BadRequest("answer with approve or deny".into()))),
+    };
     let answered = state
         .service
         .store()
@@ -265,8 +268,44 @@ async fn device_answer(
             message: "that code is unknown, already answered or expired".into(),
         }));
     }
-    let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
     Ok(Html(device_page(page_chrome, DevicePage::Done { approved: approve })).into_response())
+}
+
+/// The code the reviewer typed, with where and when it was asked for, to confirm.
+async fn confirmation(
+    state: &AppState,
+    person: &Person,
+    page_chrome: signoff_app::ui::Chrome,
+    code: &str,
+) -> Result<Response, PageError> {
+    let info = state
+        .service
+        .store()
+        .device_code(code)
+        .await
+        .map_err(|err| PageError::new(err, state, Some(person)))?;
+    let at = now();
+    let page = match info {
+        Some(info) if info.state == DeviceState::Pending && info.expires_at > at => {
+            let started = info
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            DevicePage::Confirm(DeviceCodeView {
+                user_code: info.user_code,
+                client_name: info
+                    .client_name
+                    .unwrap_or_else(|| "a terminal that did not give its name".into()),
+                client_address: info.client_address.unwrap_or_else(|| "unknown".into()),
+                requested: format!("{started} ({} minute(s) ago)", (at - info.created_at).whole_minutes()),
+            })
+        }
+        _ => DevicePage::Enter {
+            error: Some("That code is unknown, already used or expired. Check the terminal and try again.".into()),
+            from_link: false,
+        },
+    };
+    Ok(Html(device_page(page_chrome, page)).into_response())
 }
 
 #[cfg(test)]

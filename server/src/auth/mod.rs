@@ -259,9 +259,35 @@ pub struct AuthState {
     pub session_lifetime: time::Duration,
     pub terminal_token_lifetime: time::Duration,
     pub device_poll_interval: time::Duration,
+    /// The Content-Security-Policy of every response (forms may go to us and the provider).
+    pub content_security_policy: axum::http::HeaderValue,
 }
 
 impl AuthState {
+    /// Whether people reach us over https (then cookies are Secure and HSTS is sent).
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// A strict policy: no inline script or style, no framing, and forms (sign-out
+    /// redirects to the provider included) only to ourselves and the provider's origin.
+    pub fn content_security_policy_for(provider_issuer: Option<&str>) -> axum::http::HeaderValue {
+        let provider_origin = provider_issuer
+            .and_then(|issuer| openidconnect::url::Url::parse(issuer).ok())
+            .map(|url| url.origin().ascii_serialization())
+            .filter(|origin| origin != "null");
+        let form_action = match provider_origin {
+            Some(origin) => format!("'self' {origin}"),
+            None => "'self'".to_string(),
+        };
+        let policy = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        );
+        axum::http::HeaderValue::from_str(&policy)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("default-src 'none'; form-action 'self'"))
+    }
+
     /// `scheme://host[:port]` of the public URL: what a same-site browser sends as Origin.
     pub fn public_origin(&self) -> &str {
         let url = self.public_url.as_str();
@@ -308,6 +334,7 @@ pub fn dev_users() -> Vec<Identity> {
         issuer: "signoff-dev".into(),
         subject: format!("dev-{key}"),
         email: Some(format!("{key}@example.com")),
+        email_verified: true,
         name: Some(name.into()),
         groups: groups.iter().map(|g| g.to_string()).collect(),
     };

@@ -21,6 +21,8 @@ use signoff_app::Identity;
 use crate::config::OidcConfig;
 use crate::{Error, Result};
 
+const MISCONFIGURED: &str = "the OpenID Provider answered in a way Signoff cannot use; tell your administrator";
+
 /// How long discovered metadata (and so the JWKS) is trusted before it is read again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 
@@ -31,6 +33,8 @@ pub struct Oidc {
     redirect: RedirectUrl,
     scopes: Vec<String>,
     groups_claim: String,
+    /// The operator vouches for every email this provider sends.
+    emails_verified: bool,
     http: openidconnect::reqwest::Client,
     metadata: RwLock<Option<(Instant, Arc<ProviderMetadataWithLogout>)>>,
 }
@@ -84,6 +88,7 @@ impl Oidc {
             redirect,
             scopes: config.scopes.clone(),
             groups_claim: config.groups_claim.clone(),
+            emails_verified: config.emails_verified,
             http,
             metadata: RwLock::new(None),
         }))
@@ -98,12 +103,13 @@ impl Oidc {
         }
         let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|err| {
-                Error::Provider(format!(
-                    "cannot read the OpenID Provider's configuration at {}: {}",
+            .map_err(|err| Error::Provider {
+                public: "Signoff cannot reach its OpenID Provider right now; try again in a minute, or tell your administrator",
+                detail: format!(
+                    "cannot read the configuration at {}: {}",
                     self.issuer.as_str(),
                     error_chain(&err)
-                ))
+                ),
             })?;
         let metadata = Arc::new(metadata);
         *self.metadata.write().await = Some((Instant::now(), Arc::clone(&metadata)));
@@ -156,16 +162,23 @@ impl Oidc {
         let client = self.client(&metadata);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
-            .map_err(|err| Error::Provider(format!("the provider has no token endpoint: {err}")))?
+            .map_err(|err| Error::Provider {
+                public: MISCONFIGURED,
+                detail: format!("the provider has no token endpoint: {err}"),
+            })?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|err| {
-                Error::Unauthorized(format!("the provider refused the sign-in code: {}", error_chain(&err)))
+            .map_err(|err| Error::Provider {
+                public: "the OpenID Provider did not complete this sign-in; start again from the sign-in page",
+                detail: format!("the provider refused the sign-in code: {}", error_chain(&err)),
             })?;
         let id_token = response
             .id_token()
-            .ok_or_else(|| Error::Provider("the provider returned no ID token".into()))?
+            .ok_or_else(|| Error::Provider {
+                public: MISCONFIGURED,
+                detail: "the provider returned no ID token".into(),
+            })?
             .to_string();
         self.verify_id_token(&id_token, &pending.nonce).await
     }
@@ -194,10 +207,12 @@ impl Oidc {
             Some(serde_json::Value::String(group)) => vec![group.clone()],
             _ => Vec::new(),
         };
+        let email = claims.email().map(|email| email.to_string());
         let identity = Identity {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
-            email: claims.email().map(|email| email.to_string()),
+            email_verified: email.is_some() && (self.emails_verified || claims.email_verified() == Some(true)),
+            email,
             name: claims
                 .name()
                 .and_then(|name| name.get(None))

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::api::AppState;
 use crate::service::now;
+use crate::throttle::{Bucket, ClientAddress};
 use crate::web::{PageError, chrome, safe_next};
 use crate::{Error, keys};
 
@@ -35,11 +36,14 @@ struct LoginParams {
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     Query(params): Query<LoginParams>,
 ) -> Result<Response, PageError> {
     let next = safe_next(params.next.as_deref());
     let page_error = |error: Error| PageError::new(error, &state, None);
+    // Each start writes a session: anonymous writes are limited per address.
+    state.throttle.check(Bucket::SignIn, client).map_err(page_error)?;
     match &state.auth.oidc {
         None if state.auth.dev => Ok(Redirect::to(&format!("/auth/dev?next={}", url_encode(&next))).into_response()),
         None => Err(page_error(Error::Config("no OpenID Provider is configured".into()))),
@@ -79,9 +83,16 @@ async fn callback(
         )));
     };
     if let Some(error) = params.error {
-        let detail = params.error_description.map(|d| format!(": {d}")).unwrap_or_default();
+        // Only the standard error code: the description may carry the provider's
+        // internals, and anyone can put text in this URL.
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        tracing::info!(error = %code, description = ?params.error_description, "the provider did not sign someone in");
         return Err(page_error(Error::Unauthorized(format!(
-            "the provider did not sign you in ({error}{detail})"
+            "the provider did not sign you in ({code})"
         ))));
     }
     let returned_state = params.state.unwrap_or_default();

@@ -263,6 +263,9 @@ impl DecisionColumns {
                 issuer: self.issuer,
                 subject: self.subject,
                 email: self.email,
+                // Not stored with decisions; ballots compare people by any email
+                // (see `Identity::same_person`), so nothing depends on it here.
+                email_verified: false,
                 name: self.name,
                 groups: from_json("reviewer_groups", &self.groups)?,
             },

@@ -175,6 +175,7 @@ impl Store {
     }
 
     /// One poll of the device code with this hash; issues the token once confirmed.
+    /// Unknown codes are answered from a read, so guessing costs the writer nothing.
     pub async fn poll_device_code(
         &self,
         code_hash: &str,
@@ -182,6 +183,16 @@ impl Store {
         token: NewToken<'_>,
         now: OffsetDateTime,
     ) -> Result<Poll> {
+        let known = on_read_pool!(self, |pool| {
+            sqlx::query("SELECT 1 FROM device_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if !known {
+            return Ok(Poll::Unknown);
+        }
         let poll = in_write_tx!(self, |tx, _lock| {
             let row = sqlx::query(
                 "SELECT user_code, client_name, expires_at, last_polled_at, state, identity FROM device_codes WHERE code_hash = $1",
@@ -207,13 +218,21 @@ impl Store {
                 DeviceState::Pending if too_soon => Poll::SlowDown,
                 DeviceState::Pending => Poll::Pending,
                 DeviceState::Approved => {
+                    // Claimed by a conditional update: of two polls racing here (Postgres
+                    // lets both read `approved`), exactly one changes the row.
+                    let claimed = sqlx::query(
+                        "UPDATE device_codes SET state = 'used' WHERE code_hash = $1 AND state = 'approved'",
+                    )
+                    .bind(code_hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if claimed != 1 {
+                        return Ok(Poll::AlreadyUsed);
+                    }
                     let identity_json: Option<String> = row.try_get("identity")?;
                     let identity: Identity = from_json("identity", identity_json.as_deref().unwrap_or("null"))?;
                     let client_name: Option<String> = row.try_get("client_name")?;
-                    sqlx::query("UPDATE device_codes SET state = 'used' WHERE code_hash = $1")
-                        .bind(code_hash)
-                        .execute(&mut *tx)
-                        .await?;
                     let token_id = uuid::Uuid::now_v7().to_string();
                     let expires_at = now + token.lifetime;
                     sqlx::query(

@@ -26,7 +26,11 @@ impl IntoResponse for PageError {
         let (error, chrome) = *self.0;
         let (status, _) = error.status_and_code();
         let message = error.public_message();
-        (status, Html(error_page(chrome, status.as_u16(), message))).into_response()
+        let mut response = (status, Html(error_page(chrome, status.as_u16(), message))).into_response();
+        if matches!(error, Error::TooManyRequests { .. }) {
+            error.add_headers(response.headers_mut());
+        }
+        response
     }
 }
 
@@ -47,13 +51,74 @@ pub fn sign_in_redirect(next: &str) -> Response {
     Redirect::to(&format!("/auth/login?next={}", signoff_app::ui::url_encode(next))).into_response()
 }
 
-/// Only local paths are followed after sign-in: never another site.
+/// Only local paths are followed after sign-in: never another site. Browsers forgive a
+/// lot (they drop tabs and newlines, read `\\` as `/`), so anything but plain visible
+/// ASCII is refused rather than cleaned, as is a path that could read as `//host`
+/// once decoded.
 pub fn safe_next(next: Option<&str>) -> String {
+    let local = |path: &str| {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && path.len() < 2048
+            && path.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'\\' && byte != b'@')
+    };
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && path.len() < 2048 => {
-            path.to_string()
-        }
+        Some(path) if local(path) && local(&percent_decoded(path)) => path.to_string(),
         _ => "/".to_string(),
+    }
+}
+
+/// `text` with `%XX` escapes decoded (bytes that do not decode stay as they are).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed_after_sign_in() {
+        for good in ["/", "/requests/0193?view=split", "/history?status=all&label=env%3Dprod", "/device"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "\\\\evil.example",
+            "/\\evil.example",
+            "//evil.example",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/@evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} is refused");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
 
@@ -85,17 +150,25 @@ fn static_asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// Security headers on every response: a strict CSP (no inline script or style, no
-/// framing), no MIME sniffing, no referrer leakage.
-pub async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// framing, forms only to us and the provider), no MIME sniffing, no referrer leakage,
+/// and HSTS when people reach us over https.
+pub async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        state.auth.content_security_policy.clone(),
     );
+    if state.auth.is_https() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -575,18 +575,25 @@ fn csv_row(item: &RequestSummary) -> String {
     line
 }
 
-/// Quotes a CSV field, and defuses text a spreadsheet would run as a formula.
+/// Quotes a CSV field (always: a spreadsheet may split cells on `;`, tabs or `|` as well as
+/// `,`), and defuses formulas: where a cell could start (the field's start, or after any of
+/// those separators or a line break, spaces skipped) a formula character gets a `'` before it.
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+    let mut field = String::with_capacity(value.len() + 2);
+    field.push('"');
+    let mut cell_start = true;
+    for c in value.chars() {
+        if cell_start && matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r') {
+            field.push('\'');
+        }
+        if c == '"' {
+            field.push('"');
+        }
+        field.push(c);
+        cell_start = matches!(c, ',' | ';' | '\t' | '|' | '\n' | '\r') || (cell_start && c == ' ');
     }
+    field.push('"');
+    field
 }
 
 async fn account(State(state): State<AppState>, person: Option<Person>) -> Result<Response, PageError> {
@@ -682,10 +689,27 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("plain"), "\"plain\"");
+        assert_eq!(csv_field(""), "\"\"");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("-1"), "\"'-1\"");
+        // With `;` as the spreadsheet's separator, the middle cell would be a live formula.
+        assert_eq!(
+            csv_field("x;=cmd|' /C calc'!A0;y"),
+            "\"x;'=cmd|' /C calc'!A0;y\""
+        );
+        assert_eq!(csv_field("a|@SUM(A1)"), "\"a|'@SUM(A1)\"");
+        assert_eq!(csv_field("a\n+1\r\n-2"), "\"a\n'+1\r\n'-2\"");
+        assert_eq!(csv_field("a\t=1"), "\"a\t'=1\"");
+        assert_eq!(csv_field("ok; =1"), "\"ok; '=1\"");
+        assert_eq!(csv_field("\t=1"), "\"'\t'=1\"");
+        // Formula characters inside a cell are left alone.
+        assert_eq!(csv_field("a - b = c"), "\"a - b = c\"");
+        assert_eq!(
+            csv_field("2026-01-01 12:00:00.0 +00:00:00"),
+            "\"2026-01-01 12:00:00.0 +00:00:00\""
+        );
     }
 }
