@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use signoff_server::store::{AuditEvent, ChainReport};
+use signoff_server::store::{AuditEvent, ChainReport, KeyIssue};
 use signoff_server::{Application, Config, startup};
 
 #[derive(Parser)]
@@ -111,11 +111,17 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
     let mut out = std::io::stdout().lock();
     match command {
         AgentsCommand::Create { name, owner } => {
-            let (agent, key, created) = service.issue_agent_key(&name, owner.as_deref()).await?;
-            if created {
-                writeln!(out, "created agent {}", agent.name)?;
-            } else {
-                writeln!(out, "agent {} exists; issued it a new key", agent.name)?;
+            let (agent, key, issue) = service.issue_agent_key(&name, owner.as_deref()).await?;
+            match issue {
+                KeyIssue::Created => writeln!(out, "created agent {}", agent.name)?,
+                KeyIssue::NewKey => writeln!(out, "agent {} exists; issued it a new key", agent.name)?,
+                KeyIssue::OwnerChanged { previous } => writeln!(
+                    out,
+                    "agent {} exists; its owner changed from {} to {}; issued it a new key",
+                    agent.name,
+                    previous.as_deref().unwrap_or("nobody"),
+                    agent.owner.as_deref().unwrap_or("nobody")
+                )?,
             }
             writeln!(out, "this key is shown once; store it now:")?;
             writeln!(out, "{key}")?;

@@ -15,7 +15,7 @@ use signoff_app::wire::{
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
-use crate::store::{Agent, Created, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
+use crate::store::{Agent, Created, KeyIssue, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
 use crate::{Error, Result, diff, keys};
 
 /// What the service needs to know from the configuration.
@@ -93,7 +93,7 @@ impl Service {
 
     /// Issues a new API key for `name` (creating the agent if needed). The key is
     /// returned once and stored only as its hash.
-    pub async fn issue_agent_key(&self, name: &str, owner: Option<&str>) -> Result<(Agent, String, bool)> {
+    pub async fn issue_agent_key(&self, name: &str, owner: Option<&str>) -> Result<(Agent, String, KeyIssue)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(Error::Invalid(
@@ -101,7 +101,7 @@ impl Service {
             ));
         }
         let key = keys::generate(keys::AGENT_KEY_PREFIX);
-        let (agent, created) = self
+        let (agent, issue) = self
             .store
             .issue_key(
                 name,
@@ -111,7 +111,7 @@ impl Service {
                 now(),
             )
             .await?;
-        Ok((agent, key, created))
+        Ok((agent, key, issue))
     }
 
     /// The agent holding `key`, or 401.
@@ -262,7 +262,7 @@ impl Service {
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
         let (request, seq) = self
             .store
-            .agent_transition(agent, id, Status::Cancelled, None, now())
+            .agent_transition(agent, id, Status::Cancelled, None)
             .await?;
         self.publish(EventKind::Cancelled, &request, Some(seq)).await;
         self.with_decisions(request).await
@@ -273,7 +273,7 @@ impl Service {
         let status = report.status.status();
         let (request, seq) = self
             .store
-            .agent_transition(agent, id, status, Some(&report), now())
+            .agent_transition(agent, id, status, Some(&report))
             .await?;
         self.publish(EventKind::Reported, &request, Some(seq)).await;
         self.with_decisions(request).await
@@ -296,7 +296,7 @@ impl Service {
         }
         let result = self
             .store
-            .decide(id, reviewer, input.verdict, input.comment.trim(), channel, now())
+            .decide(id, reviewer, input.verdict, input.comment.trim(), channel)
             .await;
         match result {
             Ok(decided) => {

@@ -110,6 +110,9 @@ const defaultUsers = [
   { login: 'carol', password: 'pw', sub: 'u-carol', email: 'carol@example.com', name: 'Carol Admin', groups: ['signoff-admins', 'signoff-reviewers'] },
   { login: 'dave', password: 'pw', sub: 'u-dave', email: 'dave@example.com', name: 'Dave Nobody', groups: ['staff'] },
   { login: 'erin', password: 'pw', sub: 'u-erin', email: 'erin@example.com', name: 'Erin Requester', groups: ['signoff-reviewers'] },
+  // The provider does not vouch for uma's email, and sends none for nia.
+  { login: 'uma', password: 'pw', sub: 'u-uma', email: 'uma@example.com', email_verified: false, name: 'Uma Unverified', groups: ['signoff-reviewers'] },
+  { login: 'nia', password: 'pw', sub: 'u-nia', email: null, name: 'Nia Noemail', groups: ['signoff-reviewers'] },
 ];
 let users = defaultUsers;
 if (config.users !== undefined) {
@@ -123,7 +126,8 @@ if (config.users !== undefined) {
       login,
       password: u.password ?? 'pw',
       sub: u.sub ?? `u-${login}`,
-      email: u.email ?? `${login}@example.com`,
+      email: u.email === null ? null : (u.email ?? `${login}@example.com`),
+      email_verified: u.email_verified ?? true,
       name: u.name ?? login,
       groups: u.groups ?? [],
     };
@@ -168,8 +172,8 @@ const provider = new Provider(issuer, {
       accountId: sub,
       claims: async () => ({
         sub: user.sub,
-        email: user.email,
-        email_verified: true,
+        email: user.email ?? undefined,
+        email_verified: user.email ? user.email_verified !== false : undefined,
         name: user.name,
         groups: user.groups,
       }),

@@ -111,11 +111,17 @@ impl Browser {
     /// Starts a sign-in at the server and logs in at the provider as `login`, stopping
     /// just before the browser returns to the server's callback. Returns that URL.
     pub async fn sign_in_until_callback(&self, login: &str) -> String {
+        self.sign_in_from_until_callback("/auth/login", login).await
+    }
+
+    /// As [`Browser::sign_in_until_callback`], starting at `start` (a path on the server,
+    /// such as `/auth/login?next=…`).
+    pub async fn sign_in_from_until_callback(&self, start: &str, login: &str) -> String {
         let callback = format!("{}/auth/callback", self.origin);
         let form_page = match self
             .follow(
                 Method::GET,
-                &format!("{}/auth/login", self.origin),
+                &format!("{}{start}", self.origin),
                 None,
                 Some(&callback),
             )
@@ -175,5 +181,26 @@ impl Browser {
             request = request.json(body);
         }
         crate::server::read_reply(request.send().await.expect("API call")).await
+    }
+
+    /// The reviewer's side of terminal sign-in: opens `/device`, types `user_code` as a
+    /// person would, and returns the confirmation page (which names the code, where and
+    /// when the sign-in started).
+    pub async fn type_device_code(&self, user_code: &str) -> Page {
+        let entry = self.get(&format!("{}/device", self.origin)).await;
+        assert_eq!(entry.status, 200, "the code entry page: {}", entry.body);
+        self.post_form("/device", &[("csrf", &entry.csrf()), ("user_code", user_code)])
+            .await
+    }
+
+    /// Types `user_code` at `/device` and answers `approve` or `deny`; returns the last page.
+    pub async fn answer_device_code(&self, user_code: &str, answer: &str) -> Page {
+        let confirm = self.type_device_code(user_code).await;
+        assert!(confirm.body.contains("Confirm terminal sign-in"), "{}", confirm.body);
+        self.post_form(
+            "/device",
+            &[("csrf", &confirm.csrf()), ("user_code", user_code), ("answer", answer)],
+        )
+        .await
     }
 }

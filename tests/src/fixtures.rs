@@ -11,6 +11,7 @@ pub fn reviewer(n: u32) -> Identity {
         issuer: ISSUER.into(),
         subject: format!("reviewer-{n}"),
         email: Some(format!("reviewer{n}@example.com")),
+        email_verified: true,
         name: Some(format!("Reviewer {n}")),
         groups: vec!["signoff-reviewers".into()],
     }

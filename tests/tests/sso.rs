@@ -538,14 +538,10 @@ async fn terminal_signs_in_through_the_device_flow(backend: Backend) {
     let fast = poll().await;
     assert_eq!(fast.body["error"], "slow_down", "polling faster than the interval");
 
-    // The reviewer confirms in the browser, seeing the terminal and the code.
+    // The reviewer types the code in the browser and sees the terminal and the code.
     let (alice, _) = signed_in(&server, "alice").await;
     let confirm = alice
-        .get(&format!(
-            "{}/device?user_code={}",
-            server.base_url,
-            user_code.to_lowercase().replace('-', "")
-        ))
+        .type_device_code(&user_code.to_lowercase().replace('-', ""))
         .await;
     assert!(
         confirm.body.contains(&user_code) && confirm.body.contains("oncall-laptop"),
@@ -646,15 +642,7 @@ async fn terminal_signs_in_through_the_device_flow(backend: Backend) {
         code.body["device_code"].as_str().expect("code").to_string(),
         code.body["user_code"].as_str().expect("code").to_string(),
     );
-    let page = alice
-        .get(&format!("{}/device?user_code={refused_user}", server.base_url))
-        .await;
-    alice
-        .post_form(
-            "/device",
-            &[("csrf", &page.csrf()), ("user_code", &refused_user), ("answer", "deny")],
-        )
-        .await;
+    alice.answer_device_code(&refused_user, "deny").await;
     let denied = post("/api/v1/device/token", json!({ "device_code": refused_code })).await;
     assert_eq!(denied.body["error"], "access_denied");
     let code = post("/api/v1/device/code", json!({})).await;
@@ -672,26 +660,14 @@ async fn terminal_signs_in_through_the_device_flow(backend: Backend) {
     let unknown = post("/api/v1/device/token", json!({ "device_code": "so_device_nope" })).await;
     assert_eq!(unknown.body["error"], "invalid_grant");
     let stale = alice
-        .get(&format!(
-            "{}/device?user_code={}",
-            server.base_url,
-            code.body["user_code"].as_str().unwrap_or("")
-        ))
+        .type_device_code(code.body["user_code"].as_str().unwrap_or(""))
         .await;
     assert!(stale.body.contains("unknown, already used or expired"));
 
     // `signoff logout` revokes the token it holds.
     let code = post("/api/v1/device/code", json!({"client_name": "second"})).await;
     let user_code = code.body["user_code"].as_str().expect("code").to_string();
-    let page = alice
-        .get(&format!("{}/device?user_code={user_code}", server.base_url))
-        .await;
-    alice
-        .post_form(
-            "/device",
-            &[("csrf", &page.csrf()), ("user_code", &user_code), ("answer", "approve")],
-        )
-        .await;
+    alice.answer_device_code(&user_code, "approve").await;
     let token = post(
         "/api/v1/device/token",
         json!({ "device_code": code.body["device_code"] }),

@@ -204,16 +204,17 @@ impl Drop for Home {
 }
 
 /// The reviewer's side of the device flow: sign in at the provider, open the address the
-/// terminal printed, check it names the code, and answer.
+/// terminal printed, type the code it shows, check the page names it, and answer.
 async fn confirm_in_browser(server: &TestServer, open: &str, code: &str, login: &str, answer: &str) {
-    assert!(
-        open.starts_with(&format!("{}/device?user_code=", server.base_url)),
-        "the terminal points at this server's confirmation page: {open}"
+    assert_eq!(
+        open,
+        format!("{}/device", server.base_url),
+        "the terminal points at this server's confirmation page, with no code in the link"
     );
     let browser = server.browser();
     let landed = browser.sign_in(login).await;
     assert_eq!(landed.status, 200, "{login} signs in: {}", landed.body);
-    let page = browser.get(open).await;
+    let page = browser.type_device_code(code).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body.contains(code),

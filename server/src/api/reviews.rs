@@ -164,7 +164,10 @@ async fn me(person: Person) -> Json<Me> {
 
 /// Request events as server-sent events. With `Last-Event-ID`, what happened since is
 /// replayed from the audit trail first, so a reconnecting client misses nothing.
-async fn events(State(state): State<AppState>, Viewer(_person): Viewer, headers: HeaderMap) -> Result<Response, Error> {
+/// How often a live stream checks that its session or token still stands.
+const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
+
+async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: HeaderMap) -> Result<Response, Error> {
     // Subscribe before reading the backlog, so nothing falls between the two.
     let live = state.service.bus().subscribe();
     let resume_after = headers
@@ -198,10 +201,30 @@ async fn events(State(state): State<AppState>, Viewer(_person): Viewer, headers:
             Some(_) => None,
         }
     });
-    // The stream ends when the server shuts down, so graceful shutdown does not wait on it.
+    // The stream ends when the server shuts down, so graceful shutdown does not wait on
+    // it, and when the session ends or the token is revoked, so nobody keeps watching on
+    // a credential that no longer stands.
     let mut shutdown = state.service.shutdown_signal();
+    let credential = person.credential.clone();
     let stopped = async move {
-        let _ = shutdown.wait_for(|stopping| *stopping).await;
+        let revoked = async {
+            loop {
+                tokio::time::sleep(CREDENTIAL_CHECK).await;
+                match credential.still_valid(&state).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // Fail closed: a credential that cannot be checked does not stand.
+                    Err(err) => {
+                        tracing::warn!(%err, "could not check a live stream's credential; ending it");
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|stopping| *stopping) => {}
+            _ = revoked => {}
+        }
     };
     let stream = stream::iter(backlog).chain(live).take_until(stopped);
     Ok(Sse::new(stream)

@@ -82,6 +82,45 @@ pub struct Person {
     pub channel: Channel,
     /// The session's CSRF token (console sessions only).
     csrf: Option<String>,
+    /// What they signed in with, so long-lived responses can end when it does.
+    pub credential: Credential,
+}
+
+/// How a person proved who they are on this call.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A console session (by id).
+    Session(Option<tower_sessions::session::Id>),
+    /// A terminal token (by hash).
+    Terminal { token_hash: String },
+}
+
+impl Credential {
+    /// Whether the credential still stands: the session exists, unexpired and within its
+    /// lifetime; the token is neither revoked nor expired.
+    pub async fn still_valid(&self, state: &AppState) -> Result<bool> {
+        use tower_sessions::SessionStore;
+        match self {
+            Credential::Terminal { token_hash } => {
+                Ok(state.service.store().terminal_token(token_hash, now()).await?.is_some())
+            }
+            Credential::Session(None) => Ok(false),
+            Credential::Session(Some(id)) => {
+                let record = state
+                    .sessions
+                    .load(id)
+                    .await
+                    .map_err(|err| Error::Internal(format!("session store: {err}")))?;
+                let Some(record) = record else { return Ok(false) };
+                let user = record
+                    .data
+                    .get(USER_KEY)
+                    .and_then(|user| serde_json::from_value::<SessionUser>(user.clone()).ok());
+                Ok(record.expiry_date > now()
+                    && user.is_some_and(|user| now() - user.signed_in_at <= state.auth.session_lifetime))
+            }
+        }
+    }
 }
 
 impl Person {
@@ -133,10 +172,11 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>
                 "this endpoint is for people: use a terminal token from `signoff login`".into(),
             ));
         }
+        let token_hash = keys::hash(token);
         let record = state
             .service
             .store()
-            .terminal_token(&keys::hash(token), now())
+            .terminal_token(&token_hash, now())
             .await?
             .ok_or_else(|| {
                 Error::Unauthorized("unknown, expired or revoked terminal token: run `signoff login`".into())
@@ -148,6 +188,7 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>
             auth_time: None,
             channel: Channel::Terminal,
             csrf: None,
+            credential: Credential::Terminal { token_hash },
         }));
     }
     let session = Session::from_request_parts(parts, state)
@@ -175,6 +216,7 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>
         auth_time: user.auth_time,
         channel: Channel::Web,
         csrf: Some(csrf),
+        credential: Credential::Session(session.id()),
     }))
 }
 

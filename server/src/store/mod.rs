@@ -114,6 +114,17 @@ fn select_request(lock: &str) -> String {
     format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}")
 }
 
+/// What issuing an agent key did besides storing the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyIssue {
+    /// The agent is new.
+    Created,
+    /// The agent existed, as it was.
+    NewKey,
+    /// The agent existed and now has the owner asked for.
+    OwnerChanged { previous: Option<String> },
+}
+
 /// What creating a request did.
 #[derive(Debug)]
 pub enum Created {
@@ -231,8 +242,8 @@ impl Store {
 
     // ----- agents and keys -------------------------------------------------------------
 
-    /// Creates the agent if it does not exist and stores a new key hash for it.
-    /// Returns the agent and whether it was created.
+    /// Creates the agent if it does not exist and stores a new key hash for it. An owner
+    /// given for an existing agent replaces its owner (audited with before and after).
     pub async fn issue_key(
         &self,
         name: &str,
@@ -240,14 +251,32 @@ impl Store {
         key_hash: &str,
         key_prefix: &str,
         now: OffsetDateTime,
-    ) -> Result<(Agent, bool)> {
-        let (agent, created) = in_write_tx!(self, |tx, _lock| {
+    ) -> Result<(Agent, KeyIssue)> {
+        let (agent, issue) = in_write_tx!(self, |tx, _lock| {
             let existing = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let (agent, created) = match existing {
-                Some(row) => (records::agent_from_row!(row), false),
+            let (agent, issue) = match existing {
+                Some(row) => {
+                    let mut agent: Agent = records::agent_from_row!(row);
+                    match owner {
+                        Some(owner) if agent.owner.as_deref() != Some(owner) => {
+                            sqlx::query("UPDATE agents SET owner = $1 WHERE id = $2")
+                                .bind(owner)
+                                .bind(agent.id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                            let previous = agent.owner.replace(owner.to_string());
+                            let data = serde_json::json!({
+                                "agent": agent.name, "before": { "owner": previous }, "after": { "owner": owner },
+                            });
+                            audit::append!(tx, now, "agent.owner_changed", None, &Actor::Operator, &data);
+                            (agent, KeyIssue::OwnerChanged { previous })
+                        }
+                        _ => (agent, KeyIssue::NewKey),
+                    }
+                }
                 None => {
                     let agent = Agent {
                         id: AgentId::new(),
@@ -262,7 +291,7 @@ impl Store {
                         .bind(millis(now))
                         .execute(&mut *tx)
                         .await?;
-                    (agent, true)
+                    (agent, KeyIssue::Created)
                 }
             };
             sqlx::query(
@@ -275,12 +304,16 @@ impl Store {
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;
-            let kind = if created { "agent.created" } else { "agent.key_issued" };
+            let kind = if issue == KeyIssue::Created {
+                "agent.created"
+            } else {
+                "agent.key_issued"
+            };
             let data = serde_json::json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
             audit::append!(tx, now, kind, None, &Actor::Operator, &data);
-            (agent, created)
+            (agent, issue)
         });
-        Ok((agent, created))
+        Ok((agent, issue))
     }
 
     /// The agent holding an active key with this hash.
@@ -476,6 +509,8 @@ impl Store {
     /// Records `reviewer`'s decision under every rule, atomically: concurrent decisions on
     /// one request are serialised (row lock on Postgres, the write lock on SQLite), so
     /// exactly one of them can end it. A request found past its expiry is expired here.
+    /// The decision's time is read once the lock is held, so a decision that waited for
+    /// the lock past the request's expiry is refused, never recorded late.
     pub async fn decide(
         &self,
         id: RequestId,
@@ -483,7 +518,6 @@ impl Store {
         verdict: Verdict,
         comment: &str,
         channel: Channel,
-        now: OffsetDateTime,
     ) -> Result<Decided> {
         let decided: Result<Decided, RuleError> = in_write_tx!(self, |tx, lock| {
             let row = sqlx::query(&select_request(lock))
@@ -491,6 +525,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| Error::not_found(format_args!("request {id}")))?;
+            let now = crate::service::now();
             let mut request = request_from_row!(row);
             let rows = sqlx::query(&format!(
                 "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1"
@@ -570,20 +605,21 @@ impl Store {
         Ok(decided?)
     }
 
-    /// Moves a request made by `agent` from its status to `to` (cancel, result report).
+    /// Moves a request made by `agent` from its status to `to` (cancel, result report),
+    /// at the time the lock is held (see [`Store::decide`]).
     pub async fn agent_transition(
         &self,
         agent: &Agent,
         id: RequestId,
         to: Status,
         result: Option<&ResultReport>,
-        now: OffsetDateTime,
     ) -> Result<(StoredRequest, i64)> {
         in_write_tx!(self, |tx, lock| {
             let row = sqlx::query(&select_request(lock))
                 .bind(id.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
+            let now = crate::service::now();
             let mut request = match row {
                 Some(row) => request_from_row!(row),
                 None => return Err(Error::not_found(format_args!("request {id}"))),
@@ -727,18 +763,23 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Walks the whole audit trail, recomputing every hash and link, and compares the end
-/// with the recorded head.
+/// Walks the audit trail, recomputing every hash and link, and compares the end with the
+/// recorded head. On a live server the walk covers the trail as it stood when the head
+/// was read: every event up to the head committed with it, and events appended during
+/// the walk are left for the next check rather than mistaken for a broken end.
 pub async fn verify_chain(store: &Store) -> Result<ChainReport> {
     let (head_seq, head_hash) = store.audit_head().await?;
     let mut prev_hash = "0".repeat(64);
     let mut expected_seq = 1;
-    loop {
+    'walk: loop {
         let events = store.audit_events(expected_seq - 1, 1000).await?;
         if events.is_empty() {
             break;
         }
         for event in events {
+            if event.seq > head_seq && event.seq == expected_seq {
+                break 'walk;
+            }
             let broken = |reason: &str| {
                 Ok(ChainReport::Broken {
                     seq: event.seq,

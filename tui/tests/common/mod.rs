@@ -40,6 +40,7 @@ pub fn identity(name: &str, email: &str) -> Identity {
         issuer: "https://id.example.com".into(),
         subject: email.split('@').next().unwrap_or(email).into(),
         email: Some(email.into()),
+        email_verified: true,
         name: Some(name.into()),
         groups: vec!["sre".into()],
     }

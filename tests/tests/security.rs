@@ -1,0 +1,861 @@
+//! The attack paths of the security review, each tried as an attacker would, on both
+//! stores where storage is involved: work an agent can impose, terminal tokens minting
+//! themselves, one-click device phishing, open redirects, unverified emails, dev mode,
+//! anonymous writes, races with the write lock, live streams outliving their credential,
+//! headers and cookies, and agent ownership.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use signoff_app::wire::DecisionInput;
+use signoff_app::{Channel, RuleError, Verdict};
+use signoff_server::Error;
+use signoff_server::store::{ChainReport, verify_chain};
+use signoff_tests::browser::Browser;
+use signoff_tests::fixtures::{request_body, reviewer};
+use signoff_tests::oidc::Provider;
+use signoff_tests::server::read_reply;
+use signoff_tests::{Backend, Reply, TestServer, on_both_stores, run_cli, server_binary};
+
+on_both_stores!(
+    a_huge_diff_cannot_stall_the_server,
+    terminal_tokens_cannot_mint_terminal_tokens,
+    device_sign_in_needs_the_code_typed_and_says_where_it_started,
+    party_status_needs_a_verified_email,
+    decisions_and_cancels_take_their_time_inside_the_lock,
+    a_device_code_is_redeemed_once_under_concurrent_polls,
+    audit_verify_on_a_live_server_sees_a_consistent_trail,
+    live_streams_end_with_their_token_or_session,
+    agents_create_sets_a_new_owner_and_audits_it,
+);
+
+async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
+    let browser = server.browser();
+    let page = browser.sign_in(login).await;
+    assert_eq!(page.status, 200, "{login} lands on the console: {}", page.body);
+    let csrf = page.csrf();
+    (browser, csrf)
+}
+
+async fn post_json(server: &TestServer, path: &str, body: &Value) -> Reply {
+    read_reply(
+        server
+            .http
+            .post(format!("{}{path}", server.base_url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await
+}
+
+/// A terminal token for `browser`'s person, through the device flow.
+async fn terminal_token(server: &TestServer, browser: &Browser, client_name: &str) -> String {
+    let code = post_json(server, "/api/v1/device/code", &json!({ "client_name": client_name })).await;
+    assert_eq!(code.status, 200, "{:?}", code.body);
+    let user_code = code.body["user_code"].as_str().expect("user code");
+    let done = browser.answer_device_code(user_code, "approve").await;
+    assert!(done.body.contains("Terminal signed in"), "{}", done.body);
+    let issued = post_json(
+        server,
+        "/api/v1/device/token",
+        &json!({ "device_code": code.body["device_code"] }),
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    issued.body["access_token"].as_str().expect("token").to_string()
+}
+
+// ----- 1. one agent request cannot stall the server ---------------------------------------
+
+async fn a_huge_diff_cannot_stall_the_server(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let attacker = server.agent("attacker").await;
+    let honest = server.agent("honest").await;
+    // Two arrays of 150,000 different elements: about 600 KB of body, 150,000 lines a side.
+    let mut huge = request_body("A diff nobody can compute in time");
+    huge["diff"] = json!({"before": vec![0; 150_000], "after": vec![1; 150_000]});
+    let started = Instant::now();
+    let attacks: Vec<_> = (0..4)
+        .map(|_| {
+            let attacker = attacker.clone();
+            let huge = huge.clone();
+            tokio::spawn(async move { attacker.post("/api/v1/requests", &huge).await })
+        })
+        .collect();
+
+    // Meanwhile the server keeps answering everyone else at once.
+    let mut slowest_health = Duration::ZERO;
+    while !attacks.iter().all(|attack| attack.is_finished()) && started.elapsed() < Duration::from_secs(30) {
+        let asked = Instant::now();
+        let health = server
+            .http
+            .get(format!("{}/healthz", server.base_url))
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(health.status(), 200);
+        slowest_health = slowest_health.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let asked = Instant::now();
+    honest.submit(&request_body("An ordinary deploy")).await;
+    let ordinary = asked.elapsed();
+    for attack in attacks {
+        let reply = attack.await.expect("join");
+        assert_eq!(reply.status, 413, "{:?}", reply.body);
+        assert!(
+            reply.error_message().contains("per side"),
+            "the refusal names the bound: {}",
+            reply.error_message()
+        );
+    }
+    // Generous for a debug build on a shared machine; an unbounded diff takes minutes.
+    assert!(
+        slowest_health < Duration::from_millis(500),
+        "/healthz took {slowest_health:?}"
+    );
+    assert!(ordinary < Duration::from_secs(2), "an ordinary create took {ordinary:?}");
+    assert_eq!(server.db.count("requests").await, 1, "only the ordinary request exists");
+
+    // Within the bounds, a diff of two wholly different sides still ends on its deadline.
+    let mut wide = request_body("Every line changes");
+    wide["diff"] = json!({"before": vec![0; 19_000], "after": vec![1; 19_000]});
+    let asked = Instant::now();
+    let reply = attacker.post("/api/v1/requests", &wide).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert!(asked.elapsed() < Duration::from_secs(20), "took {:?}", asked.elapsed());
+}
+
+// ----- 2. a terminal token cannot mint terminal tokens -------------------------------------
+
+async fn terminal_tokens_cannot_mint_terminal_tokens(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let (alice, alice_csrf) = signed_in(&server, "alice").await;
+    let parent = terminal_token(&server, &alice, "laptop").await;
+
+    // The token tries to confirm a code of its own making.
+    let code = post_json(&server, "/api/v1/device/code", &json!({"client_name": "child"})).await;
+    let user_code = code.body["user_code"].as_str().expect("code").to_string();
+    let as_token = |method: Method, path: &str| {
+        server
+            .http
+            .request(method, format!("{}{path}", server.base_url))
+            .bearer_auth(&parent)
+    };
+    let page = as_token(Method::GET, "/device").send().await.expect("GET /device");
+    assert_eq!(page.status(), 403, "the confirmation page is for browsers");
+    let answered = as_token(Method::POST, "/device")
+        .form(&[("user_code", user_code.as_str()), ("answer", "approve")])
+        .send()
+        .await
+        .expect("POST /device");
+    assert_eq!(answered.status(), 403);
+    let body = answered.text().await.expect("body");
+    assert!(body.contains("browser"), "the refusal says where to confirm: {body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let poll = post_json(
+        &server,
+        "/api/v1/device/token",
+        &json!({ "device_code": code.body["device_code"] }),
+    )
+    .await;
+    assert_eq!(poll.body["error"], "authorization_pending", "no child token: {:?}", poll.body);
+
+    // Revoking the parent leaves alice with no token at all.
+    let tokens = alice.api(Method::GET, "/api/v1/tokens", None, None).await;
+    let id = tokens.body[0]["id"].as_str().expect("token id").to_string();
+    assert_eq!(tokens.body.as_array().map(Vec::len), Some(1));
+    let revoked = alice
+        .api(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&alice_csrf), None)
+        .await;
+    assert_eq!(revoked.status, 204);
+    let left = alice.api(Method::GET, "/api/v1/tokens", None, None).await;
+    assert_eq!(left.body, json!([]), "no descendant survives");
+    let dead = as_token(Method::GET, "/api/v1/me").send().await.expect("me");
+    assert_eq!(dead.status(), 401);
+    assert_eq!(
+        server
+            .db
+            .scalar("SELECT COUNT(*) FROM terminal_tokens WHERE revoked_at IS NULL")
+            .await,
+        0
+    );
+}
+
+// ----- 3. one-click phishing through the device flow ---------------------------------------
+
+async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+        config.device_codes_per_minute = 3;
+    })
+    .await;
+    let (alice, _) = signed_in(&server, "alice").await;
+    // The attacker's terminal, behind our (trusted) proxy, names itself after the victim's.
+    let code = read_reply(
+        server
+            .http
+            .post(format!("{}/api/v1/device/code", server.base_url))
+            .header("X-Forwarded-For", "198.51.100.66, 203.0.113.9")
+            .json(&json!({"client_name": "alice-laptop"}))
+            .send()
+            .await
+            .expect("code"),
+    )
+    .await;
+    assert_eq!(code.status, 200, "{:?}", code.body);
+    assert!(
+        code.body.get("verification_uri_complete").is_none(),
+        "no link carries the code: {:?}",
+        code.body
+    );
+    let user_code = code.body["user_code"].as_str().expect("user code").to_string();
+
+    // A link with the code in it does not pre-fill it, and offers nothing to click.
+    let lured = alice
+        .get(&format!("{}/device?user_code={user_code}", server.base_url))
+        .await;
+    assert_eq!(lured.status, 200);
+    assert!(!lured.body.contains(&user_code), "the code is not pre-filled: {}", lured.body);
+    assert!(!lured.body.contains("value=\"approve\""), "no confirm button before typing");
+    assert!(lured.body.contains("does not take codes from links"), "{}", lured.body);
+
+    // Typed, the page says where and when the sign-in started, and that the name is a claim.
+    let confirm = alice.type_device_code(&user_code).await;
+    assert!(confirm.body.contains(&user_code), "{}", confirm.body);
+    assert!(
+        confirm.body.contains("203.0.113.9"),
+        "the address the trusted proxy saw: {}",
+        confirm.body
+    );
+    assert!(!confirm.body.contains("198.51.100.66"), "not what the client wrote itself");
+    assert!(confirm.body.contains("alice-laptop") && confirm.body.contains("as the terminal claims it"));
+    assert!(confirm.body.contains("Started at"));
+    // A cross-site form cannot skip the typing: the confirmation needs the page's token.
+    let forged = alice
+        .post_form(
+            "/device",
+            &[("csrf", "forged"), ("user_code", &user_code), ("answer", "approve")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // Without trusted proxies, a client's own X-Forwarded-For is ignored.
+    let direct = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let code = read_reply(
+        direct
+            .http
+            .post(format!("{}/api/v1/device/code", direct.base_url))
+            .header("X-Forwarded-For", "203.0.113.9")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("code"),
+    )
+    .await;
+    let (bob, _) = signed_in(&direct, "bob").await;
+    let confirm = bob
+        .type_device_code(code.body["user_code"].as_str().expect("code"))
+        .await;
+    assert!(confirm.body.contains("127.0.0.1"), "{}", confirm.body);
+    assert!(!confirm.body.contains("203.0.113.9"));
+
+    // Code creation is limited per client address (three a minute here; one used above).
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let reply = read_reply(
+            server
+                .http
+                .post(format!("{}/api/v1/device/code", server.base_url))
+                .header("X-Forwarded-For", "203.0.113.9")
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("code"),
+        )
+        .await;
+        statuses.push(reply.status);
+        retry_after = retry_after.or(reply.headers.get("retry-after").cloned());
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    assert!(retry_after.is_some(), "429 says when to retry");
+    let other = read_reply(
+        server
+            .http
+            .post(format!("{}/api/v1/device/code", server.base_url))
+            .header("X-Forwarded-For", "203.0.113.10")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("code"),
+    )
+    .await;
+    assert_eq!(other.status, 200, "another address has its own allowance");
+}
+
+// ----- 4. open redirect after sign-in ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_in_returns_only_to_local_paths() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let browser = server.browser();
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
+        "%5Cevil.example",
+        "%2F%5Cevil.example",
+        "%2F%252F%252Fevil.example",
+        "%2F%40evil.example",
+        "%2F%2Fevil.example",
+    ] {
+        let callback = browser
+            .sign_in_from_until_callback(&format!("/auth/login?next={next}"), "alice")
+            .await;
+        let landed = browser.hop(Method::GET, &callback, None).await;
+        assert_eq!(landed.status, 303, "{next}: {}", landed.body);
+        let location = landed
+            .headers
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(location, "/", "next={next} is not followed");
+    }
+    let callback = browser
+        .sign_in_from_until_callback("/auth/login?next=%2Fhistory%3Fstatus%3Dall", "alice")
+        .await;
+    let landed = browser.hop(Method::GET, &callback, None).await;
+    assert_eq!(
+        landed.headers.get("location").and_then(|l| l.to_str().ok()),
+        Some("/history?status=all"),
+        "a local path is followed"
+    );
+}
+
+// ----- 5. self-approval cannot rest on an unverified or missing email -----------------------
+
+async fn decide(browser: &Browser, csrf: &str, id: &str) -> Reply {
+    browser
+        .api(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/decisions"),
+            Some(csrf),
+            Some(&json!({"verdict": "approve"})),
+        )
+        .await
+}
+
+async fn party_status_needs_a_verified_email(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent_owned_by("deploy-bot", Some("owner@example.com")).await;
+    let named = agent.submit(&request_body("Names its people by email")).await;
+
+    // Uma's provider does not vouch for her email; Nia's sends none. Neither can be
+    // cleared of being the requester, so neither may decide.
+    for login in ["uma", "nia"] {
+        let (browser, csrf) = signed_in(&server, login).await;
+        let view = browser
+            .api(Method::GET, &format!("/api/v1/requests/{named}"), None, None)
+            .await;
+        assert_eq!(view.body["viewer"]["can_decide"], false, "{login}: {:?}", view.body);
+        let refused = decide(&browser, &csrf, &named).await;
+        assert_eq!(refused.status, 403, "{login}: {:?}", refused.body);
+        assert_eq!(refused.error_code(), "party_unknown");
+        assert!(
+            refused.error_message().contains("verified email"),
+            "says why: {}",
+            refused.error_message()
+        );
+        // A request that names nobody by email is theirs to decide.
+        let unowned = server.agent(&format!("plain-{login}")).await;
+        let plain = unowned
+            .submit(&json!({"action": "deploy.service", "resource": "k8s://x", "title": "No parties"}))
+            .await;
+        assert_eq!(decide(&browser, &csrf, &plain).await.status, 200, "{login}");
+        // The agent's owner is a party too, even with nobody named on the request.
+        let owned = agent
+            .submit(&json!({"action": "deploy.service", "resource": "k8s://x", "title": "Owned agent"}))
+            .await;
+        assert_eq!(decide(&browser, &csrf, &owned).await.error_code(), "party_unknown", "{login}");
+    }
+
+    // Case differences do not hide the requester.
+    let shouting = {
+        let mut body = request_body("For Alice, in capitals");
+        body["on_behalf_of"] = json!("ALICE@Example.COM");
+        agent.submit(&body).await
+    };
+    let (alice, alice_csrf) = signed_in(&server, "alice").await;
+    let own = decide(&alice, &alice_csrf, &shouting).await;
+    assert_eq!(own.error_code(), "own_request", "{:?}", own.body);
+    // A verified email that differs clears a reviewer.
+    assert_eq!(decide(&alice, &alice_csrf, &named).await.status, 200);
+
+    // The operator may vouch for the provider's emails.
+    let trusting = TestServer::start_with_sso(backend, &provider, |config| config.oidc.emails_verified = true).await;
+    let agent = trusting.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Uma may decide here")).await;
+    let (uma, uma_csrf) = signed_in(&trusting, "uma").await;
+    assert_eq!(decide(&uma, &uma_csrf, &id).await.status, 200);
+}
+
+// ----- 6. development sign-in only by the flag ----------------------------------------------
+
+#[tokio::test]
+async fn development_mode_needs_the_flag_and_no_provider() {
+    let dir = std::env::temp_dir().join(format!("signoff-dev-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(server_binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SIGNOFF_DATA_DIR", &dir)
+            .env("SIGNOFF_LISTEN", "127.0.0.1:0");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run signoff-server");
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (started, stderr) = run(
+        &["--dev", "serve"],
+        &[("SIGNOFF_OIDC_ISSUER", "https://sso.example.com"), ("SIGNOFF_OIDC_CLIENT_ID", "x")],
+    );
+    assert!(!started, "--dev with a provider must not start");
+    assert!(stderr.contains("--dev"), "{stderr}");
+
+    let file = dir.join("signoff.toml");
+    std::fs::write(&file, "dev = true\n").expect("config");
+    let (started, stderr) = run(&["--config", file.to_str().expect("path"), "serve"], &[]);
+    assert!(!started, "a configuration file cannot turn on dev mode");
+    assert!(stderr.contains("only by the --dev flag"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ----- 7. anonymous writes are limited and unknown codes cost no write -----------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_endpoints_are_rate_limited_per_address() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |config| {
+        config.rate_limit_per_minute = 4;
+    })
+    .await;
+    let browser = server.browser();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            browser
+                .hop(Method::GET, &format!("{}/auth/login", server.base_url), None)
+                .await,
+        );
+    }
+    let codes: Vec<u16> = statuses.iter().map(|page| page.status).collect();
+    assert_eq!(codes, vec![303, 303, 303, 303, 429], "sign-in starts");
+    let limited = &statuses[4];
+    let retry = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("Retry-After");
+    assert!((1..=16).contains(&retry), "retry after {retry}s");
+    assert!(limited.body.contains("too many requests"), "{}", limited.body);
+
+    let mut polls = Vec::new();
+    for _ in 0..5 {
+        polls.push(post_json(&server, "/api/v1/device/token", &json!({"device_code": "so_device_guess"})).await);
+    }
+    let codes: Vec<u16> = polls.iter().map(|reply| reply.status).collect();
+    assert_eq!(codes, vec![400, 400, 400, 400, 429], "token polls");
+    assert_eq!(polls[4].error_code(), "rate_limited");
+}
+
+/// On SQLite every write queues for the one writer: a poll for a code nobody issued must
+/// not join that queue. Another connection holds the write lock while guesses arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_device_codes_are_answered_without_the_writer() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let mut holder = sqlx::SqliteConnection::connect(&server.db.url).await.expect("connect");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("hold the write lock");
+    let asked = Instant::now();
+    let guess = post_json(&server, "/api/v1/device/token", &json!({"device_code": "so_device_guess"})).await;
+    let took = asked.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release");
+    assert_eq!(guess.body["error"], "invalid_grant", "{:?}", guess.body);
+    assert!(took < Duration::from_secs(3), "the guess waited for the writer: {took:?}");
+}
+
+// ----- 10. races: times inside the lock, codes redeemed once, a consistent audit walk -------
+
+/// Holds the lock a decision needs (SQLite's write lock, or the request's row on
+/// Postgres) until `release` is sent.
+async fn hold_request_lock(server: &TestServer, id: &str) -> tokio::sync::oneshot::Sender<()> {
+    use sqlx::Connection;
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (held, is_held) = tokio::sync::oneshot::channel::<()>();
+    let url = server.db.url.clone();
+    let id = id.to_string();
+    match server.db.backend {
+        Backend::Sqlite => {
+            tokio::spawn(async move {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
+                let _ = held.send(());
+                let _ = released.await;
+                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
+            });
+        }
+        Backend::Postgres => {
+            tokio::spawn(async move {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                let mut tx = conn.begin().await.expect("begin");
+                sqlx::query("SELECT id FROM requests WHERE id = $1 FOR UPDATE")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("lock");
+                let _ = held.send(());
+                let _ = released.await;
+                tx.commit().await.expect("unlock");
+            });
+        }
+    }
+    is_held.await.expect("lock taken");
+    release
+}
+
+async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        // The sweeper must not get there first and make the race moot.
+        config.sweep_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let agent = server.agent("deploy-bot").await;
+    let mut body = request_body("Expires while the decision waits for the lock");
+    body["ttl_s"] = json!(1);
+    let id = agent.submit(&body).await;
+    let release = hold_request_lock(&server, &id).await;
+    let service = server.service.clone();
+    let parsed = id.parse().expect("id");
+    let decision = tokio::spawn(async move {
+        let approve = DecisionInput {
+            verdict: Verdict::Approve,
+            comment: String::new(),
+        };
+        service.decide(&reviewer(1), parsed, &approve, Channel::Api).await
+    });
+    // Sent well before expiry, held at the lock until after it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = release.send(());
+    let decided = decision.await.expect("join");
+    assert!(
+        matches!(decided, Err(Error::Rule(RuleError::Expired))),
+        "an approval that got the lock after expiry is refused: {decided:?}"
+    );
+    let now = agent.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(now.body["status"], "expired");
+
+    let id = agent.submit(&body).await;
+    let release = hold_request_lock(&server, &id).await;
+    let cancel = {
+        let agent = agent.clone();
+        let id = id.clone();
+        tokio::spawn(async move { agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = release.send(());
+    let cancelled = cancel.await.expect("join");
+    assert_eq!(cancelled.status, 409, "{:?}", cancelled.body);
+    let now = agent.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(now.body["status"], "expired", "what really happened is recorded");
+}
+
+async fn a_device_code_is_redeemed_once_under_concurrent_polls(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let (alice, _) = signed_in(&server, "alice").await;
+    let code = post_json(&server, "/api/v1/device/code", &json!({"client_name": "laptop"})).await;
+    let user_code = code.body["user_code"].as_str().expect("code");
+    alice.answer_device_code(user_code, "approve").await;
+    let device_code = code.body["device_code"].clone();
+    let polls: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/api/v1/device/token", server.base_url);
+            let http = server.http.clone();
+            let body = json!({ "device_code": device_code });
+            tokio::spawn(async move { read_reply(http.post(url).json(&body).send().await.expect("poll")).await })
+        })
+        .collect();
+    let mut issued = 0;
+    for poll in polls {
+        let reply = poll.await.expect("join");
+        if reply.status == 200 {
+            issued += 1;
+        } else {
+            assert_eq!(reply.body["error"], "invalid_grant", "{:?}", reply.body);
+        }
+    }
+    assert_eq!(issued, 1, "one confirmation, one token");
+    assert_eq!(server.db.count("terminal_tokens").await, 1);
+}
+
+async fn audit_verify_on_a_live_server_sees_a_consistent_trail(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("busy-bot").await;
+    // Enough events that the walk reads several pages.
+    let creators: Vec<_> = (0..4)
+        .map(|n| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    agent.submit(&request_body(&format!("Seed {n}-{i}"))).await;
+                }
+            })
+        })
+        .collect();
+    for creator in creators {
+        creator.await.expect("seed");
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let writer = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let mut written = 0;
+            while !*stopped.borrow() {
+                agent.submit(&request_body("Written during the walk")).await;
+                written += 1;
+            }
+            written
+        })
+    };
+    let store = server.service.store().clone();
+    for _ in 0..5 {
+        let report = verify_chain(&store).await.expect("verify");
+        assert!(matches!(report, ChainReport::Intact { .. }), "{report:?}");
+    }
+    let _ = stop.send(true);
+    let written = writer.await.expect("writer");
+    assert!(written > 0, "writes landed during the walks");
+    assert!(matches!(
+        verify_chain(&store).await.expect("verify"),
+        ChainReport::Intact { .. }
+    ));
+}
+
+// ----- 12. live streams, headers, cookies, long-poll caps, provider errors ---------------------
+
+/// Reads the stream until it ends; panics if it is still open after `limit`.
+async fn ends_within(response: reqwest::Response, limit: Duration) {
+    let mut stream = response.bytes_stream();
+    let ended = tokio::time::timeout(limit, async {
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream was still open after {limit:?}");
+}
+
+async fn live_streams_end_with_their_token_or_session(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let (alice, alice_csrf) = signed_in(&server, "alice").await;
+    let token = terminal_token(&server, &alice, "laptop").await;
+    let stream = server
+        .http
+        .get(format!("{}/api/v1/events", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), 200);
+    let revoke = server
+        .http
+        .post(format!("{}/api/v1/tokens/revoke", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoke.status(), 204);
+    ends_within(stream, Duration::from_secs(8)).await;
+
+    let stream = alice
+        .http
+        .get(format!("{}/api/v1/events", server.base_url))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), 200);
+    let out = alice.post_form("/auth/logout", &[("csrf", &alice_csrf)]).await;
+    assert!(out.status < 500, "{}", out.body);
+    ends_within(stream, Duration::from_secs(8)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |config| {
+        config.public_url = Some("https://signoff.example.test".into());
+    })
+    .await;
+    let start = server.browser().hop(Method::GET, &format!("{}/auth/login", server.base_url), None).await;
+    assert_eq!(start.status, 303);
+    let cookie = start
+        .headers
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.starts_with("__Host-signoff_session="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    let hsts = start.headers.get("strict-transport-security").and_then(|v| v.to_str().ok());
+    assert!(hsts.is_some_and(|v| v.contains("max-age=")), "{hsts:?}");
+    let csp = start
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains(&format!("form-action 'self' {};", provider.issuer)),
+        "forms go only to us and the provider: {csp}"
+    );
+    assert!(!csp.contains("https: http:"), "no longer any site at all: {csp}");
+
+    let plain = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let start = plain.browser().hop(Method::GET, &format!("{}/auth/login", plain.base_url), None).await;
+    assert!(start.headers.get("strict-transport-security").is_none());
+    let cookie = start.headers.get("set-cookie").and_then(|c| c.to_str().ok()).unwrap_or_default();
+    assert!(cookie.starts_with("signoff_session="), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_agent_cannot_hold_every_long_poll() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| config.max_waits_per_agent = 2).await;
+    let greedy = server.agent("greedy").await;
+    let other = server.agent("other").await;
+    let ids = [
+        greedy.submit(&request_body("one")).await,
+        greedy.submit(&request_body("two")).await,
+        greedy.submit(&request_body("three")).await,
+    ];
+    let held: Vec<_> = ids[..2]
+        .iter()
+        .map(|id| {
+            let greedy = greedy.clone();
+            let id = id.clone();
+            tokio::spawn(async move { greedy.wait(&id, 3).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.service.waiting_agents() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = greedy.wait(&ids[2], 1).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    assert!(refused.headers.get("retry-after").is_some());
+    let id = other.submit(&request_body("someone else")).await;
+    assert_eq!(other.wait(&id, 1).await.status, 200, "other agents are not affected");
+    for wait in held {
+        assert_eq!(wait.await.expect("join").status, 200);
+    }
+    assert_eq!(greedy.wait(&ids[2], 1).await.status, 200, "slots come back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn provider_failures_show_people_no_internals() {
+    // The test configuration names a provider on a closed port.
+    let server = TestServer::start(Backend::Sqlite).await;
+    let page = server.browser().get(&format!("{}/auth/login", server.base_url)).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("OpenID Provider"), "{}", page.body);
+    for internal in ["127.0.0.1:9", "error sending request", "onnection refused", ".well-known"] {
+        assert!(!page.body.contains(internal), "the page shows {internal:?}: {}", page.body);
+    }
+    // What a provider writes in the callback URL is not repeated beyond its error code.
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let browser = server.browser();
+    let started = browser
+        .hop(Method::GET, &format!("{}/auth/login", server.base_url), None)
+        .await;
+    assert_eq!(started.status, 303);
+    let callback = browser
+        .hop(
+            Method::GET,
+            &format!(
+                "{}/auth/callback?error=access_denied&error_description=see%20http%3A%2F%2Finternal.example%2Fdebug",
+                server.base_url
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(callback.status, 401, "{}", callback.body);
+    assert!(callback.body.contains("access_denied"), "{}", callback.body);
+    assert!(!callback.body.contains("internal.example"), "{}", callback.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_not_eligible_refusal_does_not_list_approver_groups() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Only for reviewers")).await;
+    let mut outsider = reviewer(9);
+    outsider.groups = vec!["marketing".into()];
+    let approve = DecisionInput {
+        verdict: Verdict::Approve,
+        comment: String::new(),
+    };
+    let refused = server
+        .service
+        .decide(&outsider, id.parse().expect("id"), &approve, Channel::Web)
+        .await
+        .expect_err("not an approver");
+    assert!(matches!(refused, Error::Rule(RuleError::NotEligible)), "{refused:?}");
+    assert!(!refused.to_string().contains("signoff-reviewers"), "{refused}");
+}
+
+// ----- 13. agents create --owner on an existing agent ---------------------------------------
+
+async fn agents_create_sets_a_new_owner_and_audits_it(backend: Backend) {
+    let db = signoff_tests::TestDb::new(backend).await;
+    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "bot", "--owner", "ann@example.com"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "bot", "--owner", "ben@example.com"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("owner changed from ann@example.com to ben@example.com"),
+        "the operator is told: {out}"
+    );
+    let (_, list, _) = run_cli(&db, &["agents", "list"]);
+    assert!(list.contains("owner=ben@example.com"), "{list}");
+    let (_, trail, _) = run_cli(&db, &["audit", "export"]);
+    let change = trail
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|event| event["kind"] == "agent.owner_changed")
+        .expect("the change is audited");
+    assert_eq!(change["data"]["before"]["owner"], "ann@example.com");
+    assert_eq!(change["data"]["after"]["owner"], "ben@example.com");
+    // Without --owner the owner stays.
+    let (_, out, _) = run_cli(&db, &["agents", "create", "--name", "bot"]);
+    assert!(out.contains("issued it a new key"), "{out}");
+    let (_, list, _) = run_cli(&db, &["agents", "list"]);
+    assert!(list.contains("owner=ben@example.com"), "{list}");
+    let (code, out, _) = run_cli(&db, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+}
