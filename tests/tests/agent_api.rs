@@ -246,7 +246,9 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
         body.to_string()
     };
     let huge_diff = "+x\n".repeat(90_000);
-    let huge_document: Vec<String> = (0..30_000).map(|n| format!("line {n}")).collect();
+    // Within the per-side bounds (20,000 lines, 512 KiB), but its diff is over 256 KiB.
+    let huge_document: Vec<String> = (0..19_000).map(|n| format!("line number {n:08}")).collect();
+    let too_long_document: Vec<String> = (0..30_000).map(|n| format!("line {n}")).collect();
 
     let cases = vec![
         (
@@ -337,6 +339,18 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
             413,
             "payload_too_large",
             "256 KiB",
+        ),
+        (
+            "computed diff side over 20,000 lines",
+            raw(
+                with("diff", json!({"before": "", "after": too_long_document.join("\n")})),
+                json_ct,
+                key.clone(),
+            )
+            .await,
+            413,
+            "payload_too_large",
+            "20000 lines per side",
         ),
         (
             "computed diff over 256 KiB",

@@ -295,6 +295,8 @@ fn server_command(binary: &Path, db: &TestDb) -> Command {
         // A placeholder provider, never contacted by the agent API.
         .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
         .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
+        // One agent holds every one of the 10,000 waits measured here.
+        .env("SIGNOFF_MAX_WAITS_PER_AGENT", "100000")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);
