@@ -7,6 +7,10 @@ pub struct FileDiff {
     /// The file's name (the new path, or the old one for deletions); empty for a diff
     /// without file headers.
     pub path: String,
+    /// The lines before the first hunk, as sent, except the `---`/`+++` pair the path
+    /// comes from: `diff --git`, modes, renames, `index`, `Binary files … differ`, a
+    /// `GIT binary patch` and any other text. All a file without hunks has.
+    pub meta: Vec<String>,
     pub hunks: Vec<Hunk>,
     pub added: usize,
     pub removed: usize,
@@ -17,6 +21,9 @@ pub struct Hunk {
     /// The `@@ -a,b +c,d @@ …` line.
     pub header: String,
     pub lines: Vec<DiffLine>,
+    /// Lines after the hunk's counted lines and before the next hunk or file, as sent:
+    /// not part of the change as `git apply` reads it, but never hidden.
+    pub outside: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,103 +43,217 @@ pub struct DiffLine {
     pub text: String,
 }
 
-/// Parses unified diff text. Text that has no hunks comes back as one file whose lines
-/// are all context, numbered from 1, so nothing submitted is ever hidden.
+impl FileDiff {
+    fn new(path: String) -> FileDiff {
+        FileDiff {
+            path,
+            meta: Vec::new(),
+            hunks: Vec::new(),
+            added: 0,
+            removed: 0,
+        }
+    }
+
+    /// Every line it shows: meta, hunk headers, hunk lines and lines outside hunks.
+    pub fn line_count(&self) -> usize {
+        self.meta.len()
+            + self
+                .hunks
+                .iter()
+                .map(|hunk| 1 + hunk.lines.len() + hunk.outside.len())
+                .sum::<usize>()
+    }
+}
+
+/// Where the parser is.
+struct Cursor {
+    /// Lines the current hunk still declares, old and new side (from its header).
+    old_left: u32,
+    new_left: u32,
+    /// The next line numbers.
+    old: u32,
+    new: u32,
+    /// The current file was opened by `diff --git` and has not had its `---`/`+++` yet.
+    awaiting_file_header: bool,
+    /// A rename's old name, until `rename to` names the new one.
+    renamed_from: Option<String>,
+}
+
+/// Parses unified diff text, following hunk headers' line counts (so a removed line that
+/// starts with `--` is not taken for a file header). Nothing submitted is ever dropped but
+/// the `---`/`+++` lines a file's path comes from: git's extended headers, binary patches
+/// and text outside hunks are kept as lines of their file. Text that has no hunks and no
+/// file headers comes back as one file whose lines are all context, numbered from 1.
 pub fn parse(diff: &str) -> Vec<FileDiff> {
     let mut files: Vec<FileDiff> = Vec::new();
     let mut lines = diff.lines().peekable();
-    let (mut old, mut new) = (0_u32, 0_u32);
+    let mut at = Cursor {
+        old_left: 0,
+        new_left: 0,
+        old: 0,
+        new: 0,
+        awaiting_file_header: false,
+        renamed_from: None,
+    };
+    let mut saw_file_header = false;
     while let Some(line) = lines.next() {
+        if at.old_left > 0 || at.new_left > 0 {
+            if let Some(file) = files.last_mut() {
+                push_hunk_line(file, &mut at, line);
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            saw_file_header = true;
+            let mut file = FileDiff::new(git_header_path(rest));
+            file.meta.push(line.to_string());
+            files.push(file);
+            at.awaiting_file_header = true;
+            at.renamed_from = None;
+            continue;
+        }
         if let Some(old_path) = line.strip_prefix("--- ")
             && let Some(new_path) = lines.peek().and_then(|next| next.strip_prefix("+++ "))
         {
+            saw_file_header = true;
             let path = pick_path(old_path, new_path);
             lines.next();
-            files.push(FileDiff {
-                path,
-                hunks: Vec::new(),
-                added: 0,
-                removed: 0,
-            });
+            match files.last_mut() {
+                Some(file) if at.awaiting_file_header => file.path = path,
+                _ => files.push(FileDiff::new(path)),
+            }
+            at.awaiting_file_header = false;
             continue;
         }
         if line.starts_with("@@")
-            && let Some((old_start, new_start)) = hunk_starts(line)
+            && let Some((old_start, old_count, new_start, new_count)) = hunk_ranges(line)
         {
             if files.is_empty() {
-                files.push(FileDiff {
-                    path: String::new(),
-                    hunks: Vec::new(),
-                    added: 0,
-                    removed: 0,
-                });
+                files.push(FileDiff::new(String::new()));
             }
-            (old, new) = (old_start, new_start);
+            (at.old, at.new) = (old_start, new_start);
+            (at.old_left, at.new_left) = (old_count, new_count);
+            at.awaiting_file_header = false;
             if let Some(file) = files.last_mut() {
                 file.hunks.push(Hunk {
                     header: line.to_string(),
                     lines: Vec::new(),
+                    outside: Vec::new(),
                 });
             }
             continue;
         }
-        let Some(file) = files.last_mut() else { continue };
-        let Some(hunk) = file.hunks.last_mut() else { continue };
-        let (kind, text) = match line.chars().next() {
-            Some('+') => (LineKind::Added, &line[1..]),
-            Some('-') => (LineKind::Removed, &line[1..]),
-            Some(' ') => (LineKind::Context, &line[1..]),
-            Some('\\') => (LineKind::Note, line),
-            None => (LineKind::Context, ""),
-            // Headers between files (`diff --git`, `index …`) are not content.
-            Some(_) => continue,
-        };
-        let (old_no, new_no) = match kind {
-            LineKind::Added => (None, Some(bump(&mut new))),
-            LineKind::Removed => (Some(bump(&mut old)), None),
-            LineKind::Context => (Some(bump(&mut old)), Some(bump(&mut new))),
-            LineKind::Note => (None, None),
-        };
-        match kind {
-            LineKind::Added => file.added += 1,
-            LineKind::Removed => file.removed += 1,
-            _ => {}
+        if files.is_empty() {
+            files.push(FileDiff::new(String::new()));
         }
-        hunk.lines.push(DiffLine {
-            kind,
-            old: old_no,
-            new: new_no,
+        let Some(file) = files.last_mut() else { continue };
+        if at.awaiting_file_header {
+            note_rename(file, &mut at, line);
+            // A binary change has no `---`/`+++`: a pair after it starts another file.
+            if line.starts_with("Binary files ") || line.starts_with("GIT binary patch") {
+                at.awaiting_file_header = false;
+            }
+        }
+        match file.hunks.last_mut() {
+            // `\ No newline at end of file` right after a hunk's last line belongs to it.
+            Some(hunk) if line.starts_with('\\') && hunk.outside.is_empty() => hunk.lines.push(DiffLine {
+                kind: LineKind::Note,
+                old: None,
+                new: None,
+                text: line.to_string(),
+            }),
+            Some(hunk) => hunk.outside.push(line.to_string()),
+            None => file.meta.push(line.to_string()),
+        }
+    }
+    let has_hunks = files.iter().any(|file| !file.hunks.is_empty());
+    if has_hunks || saw_file_header {
+        return files;
+    }
+    if diff.trim().is_empty() {
+        return Vec::new();
+    }
+    let lines = diff
+        .lines()
+        .enumerate()
+        .map(|(n, text)| DiffLine {
+            kind: LineKind::Context,
+            old: Some(n as u32 + 1),
+            new: Some(n as u32 + 1),
             text: text.to_string(),
-        });
-    }
-    files.retain(|file| !file.hunks.is_empty());
-    if files.is_empty() && !diff.trim().is_empty() {
-        let lines = diff
-            .lines()
-            .enumerate()
-            .map(|(n, text)| DiffLine {
-                kind: LineKind::Context,
-                old: Some(n as u32 + 1),
-                new: Some(n as u32 + 1),
-                text: text.to_string(),
-            })
-            .collect();
-        files.push(FileDiff {
-            path: String::new(),
-            hunks: vec![Hunk {
-                header: String::new(),
-                lines,
-            }],
-            added: 0,
-            removed: 0,
-        });
-    }
-    files
+        })
+        .collect();
+    let mut whole = FileDiff::new(String::new());
+    whole.hunks.push(Hunk {
+        header: String::new(),
+        lines,
+        outside: Vec::new(),
+    });
+    vec![whole]
 }
 
-fn bump(counter: &mut u32) -> u32 {
-    let current = *counter;
-    *counter += 1;
+/// One line inside a hunk's declared length.
+fn push_hunk_line(file: &mut FileDiff, at: &mut Cursor, line: &str) {
+    let Some(hunk) = file.hunks.last_mut() else { return };
+    let (kind, text) = match line.chars().next() {
+        Some('+') => (LineKind::Added, &line[1..]),
+        Some('-') => (LineKind::Removed, &line[1..]),
+        Some(' ') => (LineKind::Context, &line[1..]),
+        Some('\\') => (LineKind::Note, line),
+        // An empty line (trailing spaces trimmed) or a malformed one: shown whole, as context.
+        _ => (LineKind::Context, line),
+    };
+    let (old_no, new_no) = match kind {
+        LineKind::Added => (None, Some(take_line(&mut at.new, &mut at.new_left))),
+        LineKind::Removed => (Some(take_line(&mut at.old, &mut at.old_left)), None),
+        LineKind::Context => (
+            Some(take_line(&mut at.old, &mut at.old_left)),
+            Some(take_line(&mut at.new, &mut at.new_left)),
+        ),
+        LineKind::Note => (None, None),
+    };
+    match kind {
+        LineKind::Added => file.added += 1,
+        LineKind::Removed => file.removed += 1,
+        _ => {}
+    }
+    hunk.lines.push(DiffLine {
+        kind,
+        old: old_no,
+        new: new_no,
+        text: text.to_string(),
+    });
+}
+
+/// `rename from x` / `rename to y` (and `copy …`) name a file that has no `---`/`+++`.
+fn note_rename(file: &mut FileDiff, at: &mut Cursor, line: &str) {
+    if let Some(from) = line
+        .strip_prefix("rename from ")
+        .or_else(|| line.strip_prefix("copy from "))
+    {
+        at.renamed_from = Some(from.to_string());
+    } else if let Some(to) = line
+        .strip_prefix("rename to ")
+        .or_else(|| line.strip_prefix("copy to "))
+        && let Some(from) = at.renamed_from.take()
+    {
+        file.path = format!("{from} → {to}");
+    }
+}
+
+/// `a/x b/x` from `diff --git a/x b/x`: the file's name, or `old → new`.
+fn git_header_path(names: &str) -> String {
+    match names.rsplit_once(" b/") {
+        Some((old, new)) => pick_path(old, &format!("b/{new}")),
+        None => names.to_string(),
+    }
+}
+
+/// The next line number on one side, counting the line against the hunk's length.
+fn take_line(number: &mut u32, left: &mut u32) -> u32 {
+    let current = *number;
+    *number = number.saturating_add(1);
+    *left = left.saturating_sub(1);
     current
 }
 
@@ -156,13 +277,21 @@ fn pick_path(old: &str, new: &str) -> String {
     }
 }
 
-/// The starting line numbers of a hunk header `@@ -a[,b] +c[,d] @@`.
-fn hunk_starts(header: &str) -> Option<(u32, u32)> {
+/// Start and length of each side of a hunk header `@@ -a[,b] +c[,d] @@`; a missing
+/// length means 1.
+fn hunk_ranges(header: &str) -> Option<(u32, u32, u32, u32)> {
     let mut parts = header.split_whitespace().skip(1);
     let old = parts.next()?.strip_prefix('-')?;
     let new = parts.next()?.strip_prefix('+')?;
-    let start = |range: &str| range.split(',').next()?.parse::<u32>().ok();
-    Some((start(old)?, start(new)?))
+    let range = |range: &str| -> Option<(u32, u32)> {
+        match range.split_once(',') {
+            Some((start, length)) => Some((start.parse().ok()?, length.parse().ok()?)),
+            None => Some((range.parse().ok()?, 1)),
+        }
+    };
+    let (old_start, old_length) = range(old)?;
+    let (new_start, new_length) = range(new)?;
+    Some((old_start, old_length, new_start, new_length))
 }
 
 #[cfg(test)]
@@ -222,5 +351,112 @@ mod tests {
     fn hunks_without_file_headers() {
         let files = parse("@@ -1 +1 @@\n-a\n+b\n");
         assert_eq!((files.len(), files[0].added, files[0].removed), (1, 1, 1));
+    }
+
+    /// A mode change, a pure rename, an edited file and a binary patch, as `git diff --binary` writes them.
+    const GIT_EXTENDED: &str = "\
+diff --git a/run.sh b/run.sh
+old mode 100644
+new mode 100755
+diff --git a/old.txt b/new.txt
+similarity index 100%
+rename from old.txt
+rename to new.txt
+diff --git a/app.yaml b/app.yaml
+index 1..2 100644
+--- a/app.yaml
++++ b/app.yaml
+@@ -1 +1 @@
+-a
++b
+diff --git a/logo.png b/logo.png
+index 3..4 100644
+GIT binary patch
+literal 12
+TcmZ?wbhEHbRA5kG00000
+
+literal 0
+HcmV?d00001
+
+diff --git a/gone.bin b/gone.bin
+deleted file mode 100644
+Binary files a/gone.bin and /dev/null differ
+";
+
+    #[test]
+    fn git_extended_headers_and_binary_patches_are_kept() {
+        let files = parse(GIT_EXTENDED);
+        let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["run.sh", "old.txt → new.txt", "app.yaml", "logo.png", "gone.bin"]
+        );
+        assert_eq!(
+            files[0].meta,
+            ["diff --git a/run.sh b/run.sh", "old mode 100644", "new mode 100755"]
+        );
+        assert!(files[0].hunks.is_empty());
+        assert_eq!(
+            files[1].meta[1..],
+            ["similarity index 100%", "rename from old.txt", "rename to new.txt"]
+        );
+        assert_eq!(files[2].meta, ["diff --git a/app.yaml b/app.yaml", "index 1..2 100644"]);
+        assert_eq!((files[2].hunks.len(), files[2].added, files[2].removed), (1, 1, 1));
+        assert_eq!(
+            files[3].meta[1..],
+            [
+                "index 3..4 100644",
+                "GIT binary patch",
+                "literal 12",
+                "TcmZ?wbhEHbRA5kG00000",
+                "",
+                "literal 0",
+                "HcmV?d00001",
+                ""
+            ]
+        );
+        assert_eq!(
+            files[4].meta[1..],
+            [
+                "deleted file mode 100644",
+                "Binary files a/gone.bin and /dev/null differ"
+            ]
+        );
+        // Every line of the input is somewhere, but the `---`/`+++` pair named by the path.
+        let shown: usize = files.iter().map(FileDiff::line_count).sum();
+        assert_eq!(shown, GIT_EXTENDED.lines().count() - 2);
+    }
+
+    #[test]
+    fn a_binary_only_diff_is_its_lines() {
+        let files = parse("diff --git a/x.bin b/x.bin\nBinary files a/x.bin and b/x.bin differ\n");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "x.bin");
+        assert_eq!(files[0].meta.len(), 2);
+        // A header pair after a binary change is another file.
+        let files = parse(
+            "diff --git a/x.bin b/x.bin\nBinary files a/x.bin and b/x.bin differ\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n",
+        );
+        assert_eq!((files[0].path.as_str(), files[1].path.as_str()), ("x.bin", "y"));
+    }
+
+    #[test]
+    fn hunk_lengths_decide_what_is_inside() {
+        // `--- x` and `+++ y` inside the declared length are a removed and an added line.
+        let files = parse("--- a/q.sql\n+++ b/q.sql\n@@ -1,2 +1,2 @@\n--- old comment\n+++ new comment\n keep\n");
+        assert_eq!(files.len(), 1);
+        let kinds: Vec<LineKind> = files[0].hunks[0].lines.iter().map(|line| line.kind).collect();
+        assert_eq!(kinds, [LineKind::Removed, LineKind::Added, LineKind::Context]);
+        // Past it, lines are outside the hunk (git apply ignores them) and shown as sent.
+        let files = parse("@@ -1 +1 @@\n-a\n+b\n+c\nstray text\n@@ -9 +9 @@\n-x\n+y\n");
+        let hunks = &files[0].hunks;
+        assert_eq!(hunks.len(), 2);
+        assert_eq!(hunks[0].lines.len(), 2);
+        assert_eq!(hunks[0].outside, ["+c", "stray text"]);
+        assert_eq!((files[0].added, files[0].removed), (2, 2));
+        // Text before the first file is kept too.
+        let files = parse("Here is the change:\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n");
+        assert_eq!(files[0].meta, ["Here is the change:"]);
+        assert_eq!(files[1].path, "x");
     }
 }

@@ -374,7 +374,8 @@ mod tests {
         let mut dev_public = Config::load(None, env(&[("SIGNOFF_LISTEN", "0.0.0.0:3000")])).expect("loads");
         dev_public.dev = true;
         assert!(dev_public.validate().is_err());
-        let proxies = Config::load(None, env(&[("SIGNOFF_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")])).expect("loads");
+        let proxies =
+            Config::load(None, env(&[("SIGNOFF_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")])).expect("loads");
         assert_eq!(proxies.trusted_proxies.len(), 2);
         assert!(Config::load(None, env(&[("SIGNOFF_TRUSTED_PROXIES", "proxy.local")])).is_err());
     }

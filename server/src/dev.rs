@@ -53,7 +53,7 @@ pub async fn seed(service: &Service) -> Result<()> {
                 "reason": "The monthly finance report job needs read access to billing exports.",
                 "labels": {"env": "prod", "compliance": "sox"},
                 "payload": {"principal": "arn:aws:iam::123456789012:role/finance-reports", "role": "billing-readonly", "duration": "8h"},
-                "diff": "--- a/iam/finance-reports.tf\n+++ b/iam/finance-reports.tf\n@@ -3,3 +3,4 @@\n   role = \"finance-reports\"\n   policies = [\n     \"reports-write\",\n+    \"billing-readonly\",\n   ]\n"
+                "diff": "--- a/iam/finance-reports.tf\n+++ b/iam/finance-reports.tf\n@@ -3,4 +3,5 @@\n   role = \"finance-reports\"\n   policies = [\n     \"reports-write\",\n+    \"billing-readonly\",\n   ]\n"
             }),
         ),
     ];

@@ -138,6 +138,9 @@ mod tests {
         })
         .await
         .expect_err("too many bytes");
-        assert!(matches!(err, Error::PayloadTooLarge(ref message) if message.contains("`after`")), "{err}");
+        assert!(
+            matches!(err, Error::PayloadTooLarge(ref message) if message.contains("`after`")),
+            "{err}"
+        );
     }
 }

@@ -15,7 +15,9 @@ use signoff_app::wire::{
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
 use crate::bus::{Event, EventBus, EventKind, Waiters};
-use crate::store::{Agent, Created, KeyIssue, Cursor, DecisionRecord, NewRecord, RequestFilter, Store, StoredRequest, Voter};
+use crate::store::{
+    Agent, Created, Cursor, DecisionRecord, KeyIssue, NewRecord, RequestFilter, Store, StoredRequest, Voter,
+};
 use crate::{Error, Result, diff, keys};
 
 /// What the service needs to know from the configuration.
@@ -260,10 +262,7 @@ impl Service {
     }
 
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
-        let (request, seq) = self
-            .store
-            .agent_transition(agent, id, Status::Cancelled, None)
-            .await?;
+        let (request, seq) = self.store.agent_transition(agent, id, Status::Cancelled, None).await?;
         self.publish(EventKind::Cancelled, &request, Some(seq)).await;
         self.with_decisions(request).await
     }
@@ -271,10 +270,7 @@ impl Service {
     /// The agent says what happened when it ran an approved action.
     pub async fn report_result(&self, agent: &Agent, id: RequestId, report: ResultReport) -> Result<RequestView> {
         let status = report.status.status();
-        let (request, seq) = self
-            .store
-            .agent_transition(agent, id, status, Some(&report))
-            .await?;
+        let (request, seq) = self.store.agent_transition(agent, id, status, Some(&report)).await?;
         self.publish(EventKind::Reported, &request, Some(seq)).await;
         self.with_decisions(request).await
     }

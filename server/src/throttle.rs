@@ -171,7 +171,10 @@ mod tests {
             client_address(ip("10.0.0.2"), &headers("garbage, 10.0.0.3"), &trusted),
             ip("10.0.0.3")
         );
-        assert_eq!(client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
         assert_eq!(
             client_address(ip("10.0.0.2"), &headers("203.0.113.9"), &[]),
             ip("10.0.0.2")
@@ -187,13 +190,17 @@ mod tests {
         let throttle = Throttle::new(&config);
         let client = ip("203.0.113.9");
         for _ in 0..3 {
-            throttle.check(Bucket::DeviceCode, client).expect("within the allowance");
+            throttle
+                .check(Bucket::DeviceCode, client)
+                .expect("within the allowance");
         }
         let refused = throttle.check(Bucket::DeviceCode, client).expect_err("over it");
         assert!(matches!(refused, Error::TooManyRequests { retry_after_s, .. } if (1..=21).contains(&retry_after_s)));
         throttle
             .check(Bucket::DeviceCode, ip("203.0.113.10"))
             .expect("another address has its own allowance");
-        throttle.check(Bucket::SignIn, client).expect("another bucket has its own allowance");
+        throttle
+            .check(Bucket::SignIn, client)
+            .expect("another bucket has its own allowance");
     }
 }

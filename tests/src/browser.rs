@@ -119,12 +119,7 @@ impl Browser {
     pub async fn sign_in_from_until_callback(&self, start: &str, login: &str) -> String {
         let callback = format!("{}/auth/callback", self.origin);
         let form_page = match self
-            .follow(
-                Method::GET,
-                &format!("{}{start}", self.origin),
-                None,
-                Some(&callback),
-            )
+            .follow(Method::GET, &format!("{}{start}", self.origin), None, Some(&callback))
             .await
         {
             Ok(page) => page,

@@ -522,7 +522,7 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         );
     }
     assert!(
-        matches!(refusals[3].0, Err(Error::Rule(RuleError::NotEligible { .. }))),
+        matches!(refusals[3].0, Err(Error::Rule(RuleError::NotEligible))),
         "{:?}",
         refusals[3].0
     );

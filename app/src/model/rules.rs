@@ -399,7 +399,14 @@ mod tests {
             );
             // With no party named by email, there is nothing to be unsure of.
             assert_eq!(
-                decide(&policy(1), &RequestParties::default(), &[], reviewer, Verdict::Approve, ""),
+                decide(
+                    &policy(1),
+                    &RequestParties::default(),
+                    &[],
+                    reviewer,
+                    Verdict::Approve,
+                    ""
+                ),
                 Ok(Outcome::Approved)
             );
         }
@@ -415,7 +422,14 @@ mod tests {
         );
         // A verified email that differs clears the reviewer.
         assert_eq!(
-            decide(&policy(1), &named, &[], &person(7, &["reviewers"]), Verdict::Approve, ""),
+            decide(
+                &policy(1),
+                &named,
+                &[],
+                &person(7, &["reviewers"]),
+                Verdict::Approve,
+                ""
+            ),
             Ok(Outcome::Approved)
         );
     }

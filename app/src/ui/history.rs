@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::format::timestamp;
 use super::request::status_badge;
 use super::shell::{Chrome, render};
+use super::visible::agent_text;
 use crate::wire::RequestSummary;
 
 /// Filters, as they appear in the URL (and in the CSV link).
@@ -90,10 +91,10 @@ pub fn history_page(chrome: Chrome, view: HistoryView) -> String {
                             let deciders = item.deciders.iter().map(|d| format!("{} ({})", d.name, d.verdict.as_str())).collect::<Vec<_>>().join(", ");
                             view! {
                                 <tr class="request" data-id=item.id.to_string()>
-                                    <td><a class="open" href=href>{item.title}</a><div class="sub"><code class="action">{item.action}</code> <span class="resource">{item.resource}</span></div></td>
+                                    <td><a class="open" href=href>{agent_text(item.title)}</a><div class="sub"><code class="action">{agent_text(item.action)}</code> <span class="resource">{agent_text(item.resource)}</span></div></td>
                                     <td>{status_badge(item.status)}</td>
-                                    <td class="wide">{item.agent}</td>
-                                    <td class="wide">{if deciders.is_empty() { "—".to_string() } else { deciders }}</td>
+                                    <td class="wide">{agent_text(item.agent)}</td>
+                                    <td class="wide">{if deciders.is_empty() { "—".to_string().into_any() } else { agent_text(deciders) }}</td>
                                     <td>{timestamp(item.created_at)}</td>
                                 </tr>
                             }

@@ -1,8 +1,9 @@
 //! The console's pages, rendered on the server with Leptos. Every action is a plain
 //! HTML form; `/static/console.js` only adds live updates and keyboard triage.
 //!
-//! All text from agents is untrusted: Leptos escapes every text node and attribute, and
-//! no page uses inline script or style (the Content-Security-Policy forbids both).
+//! All text from agents is untrusted: Leptos escapes every text node and attribute, no
+//! page uses inline script or style (the Content-Security-Policy forbids both), and
+//! [`visible::agent_text`] shows the characters a reviewer could not otherwise see.
 
 mod account;
 pub mod format;
@@ -11,6 +12,7 @@ mod queue;
 mod request;
 mod shell;
 mod signin;
+pub mod visible;
 
 pub use account::{account_page, admin_page};
 pub use history::{HistoryFilters, HistoryView, history_page};

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::format::{age, time_left};
 use super::shell::{Chrome, render};
+use super::visible::agent_text;
 use crate::wire::RequestSummary;
 
 /// Filters, as they appear in the URL.
@@ -46,7 +47,7 @@ pub fn queue_page(mut chrome: Chrome, view: QueueView) -> String {
             <h1>"Queue" <span class="count" id="pending-count">{view.pending_total}</span></h1>
             <p class="muted">{if filters.by_expiry { "Pending requests, expiring first. " } else { "Pending requests, oldest first. " }} <kbd>"?"</kbd> " shows the keys."</p>
         </div>
-        {view.flash.map(|flash| view! { <p class="notice good" role="status">{flash}</p> })}
+        {view.flash.map(|flash| view! { <p class="notice good" role="status">{agent_text(flash)}</p> })}
         {filter_form(&filters)}
         {queue_rows(view.items, view.selected, view.now, !filters.is_empty())}
         {view.more.map(|href| view! { <p class="more"><a href=href>{format!("Showing the oldest {shown}; next page")}</a></p> })}
@@ -124,19 +125,19 @@ fn row(item: RequestSummary, selected: bool, now: OffsetDateTime) -> impl IntoVi
     view! {
         <tr class=class data-id=item.id.to_string()>
             <td>
-                <a class="open" href=href>{item.title}</a>
+                <a class="open" href=href>{agent_text(item.title)}</a>
                 <div class="sub">
-                    <code class="action">{item.action}</code>
-                    <span class="resource">{item.resource}</span>
+                    <code class="action">{agent_text(item.action)}</code>
+                    <span class="resource">{agent_text(item.resource)}</span>
                     {labels.into_iter().map(|(key, value)| {
                         let class = if key == "env" && value == "prod" { "label hot" } else { "label" };
-                        view! { <span class=class>{format!("{key}={value}")}</span> }
+                        view! { <span class=class>{agent_text(format!("{key}={value}"))}</span> }
                     }).collect_view()}
                 </div>
             </td>
             <td class="wide">
-                <span class="agent">{item.agent}</span>
-                {item.on_behalf_of.map(|person| view! { <div class="sub">"for " {person}</div> })}
+                <span class="agent">{agent_text(item.agent)}</span>
+                {item.on_behalf_of.map(|person| view! { <div class="sub">"for " {agent_text(person)}</div> })}
             </td>
             <td>{age(item.created_at, now)}</td>
             <td class=if urgent { "urgent" } else { "" }>{time_left(item.expires_at, now)}</td>

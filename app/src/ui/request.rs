@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::format::{age, time_left, timestamp};
 use super::queue::keys_dialog;
 use super::shell::{Chrome, render};
+use super::visible::agent_text;
 use crate::difftext::{self, DiffLine, FileDiff, LineKind};
 use crate::wire::{DecisionView, ReviewView};
 use crate::{Status, Verdict};
@@ -74,26 +75,26 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
     let body = view! {
         <p class="crumbs"><a href="/">"← Queue"</a></p>
         <div class="request-head">
-            <h1>{request.title.clone()}</h1>
+            <h1>{agent_text(request.title.clone())}</h1>
             <div class="meta">
                 {status_badge(request.status)}
                 <span class="approvals">{format!("{}/{} approvals", request.approvals, request.policy.approvals_required)}</span>
-                <code class="action">{request.action.clone()}</code>
-                <span class="resource">{request.resource.clone()}</span>
-                {labels.into_iter().map(|(key, value)| view! { <span class="label">{format!("{key}={value}")}</span> }).collect_view()}
+                <code class="action">{agent_text(request.action.clone())}</code>
+                <span class="resource">{agent_text(request.resource.clone())}</span>
+                {labels.into_iter().map(|(key, value)| view! { <span class="label">{agent_text(format!("{key}={value}"))}</span> }).collect_view()}
             </div>
         </div>
         <div class="request-grid">
             <div class="main-col">
                 <section class="card">
                     <h2>"Why"</h2>
-                    <p id="reason" class="reason">{if request.reason.is_empty() { "The agent gave no reason.".to_string() } else { request.reason.clone() }}</p>
+                    <p id="reason" class="reason">{if request.reason.is_empty() { "The agent gave no reason.".into_any() } else { agent_text(request.reason.clone()) }}</p>
                     <dl class="facts">
                         <dt>"Agent"</dt>
-                        <dd>{request.agent.name.clone()} {request.agent.owner.clone().map(|owner| view! { <span class="muted">{format!(" (owner {owner})")}</span> })}</dd>
-                        <dt>"On behalf of"</dt><dd>{request.on_behalf_of.clone().unwrap_or_else(|| "nobody named".into())}</dd>
-                        {origin.map(|origin| view! { <dt>"Origin"</dt><dd>{origin}</dd> })}
-                        {trace.map(|trace| view! { <dt>"Trace"</dt><dd><a href=trace.clone() rel="noreferrer noopener" target="_blank">{trace.clone()}</a></dd> })}
+                        <dd>{agent_text(request.agent.name.clone())} {request.agent.owner.clone().map(|owner| view! { <span class="muted">{agent_text(format!(" (owner {owner})"))}</span> })}</dd>
+                        <dt>"On behalf of"</dt><dd>{request.on_behalf_of.clone().map_or_else(|| "nobody named".into_any(), agent_text)}</dd>
+                        {origin.map(|origin| view! { <dt>"Origin"</dt><dd>{agent_text(origin)}</dd> })}
+                        {trace.map(|trace| view! { <dt>"Trace"</dt><dd><a href=trace.clone() rel="noreferrer noopener" target="_blank">{agent_text(trace.clone())}</a></dd> })}
                         <dt>"Created"</dt><dd>{format!("{} ({})", timestamp(request.created_at), age(request.created_at, page.now))}</dd>
                         <dt>"Expires"</dt><dd>{format!("{} ({})", timestamp(request.expires_at), time_left(request.expires_at, page.now))}</dd>
                     </dl>
@@ -107,9 +108,9 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
                 </section>
                 <section class="card">
                     <h2>"Payload"</h2>
-                    <pre id="payload" class="code">{payload}</pre>
+                    <pre id="payload" class="code">{agent_text(payload)}</pre>
                 </section>
-                {context_text.map(|text| view! { <section class="card"><h2>"Context"</h2><pre class="code">{text}</pre></section> })}
+                {context_text.map(|text| view! { <section class="card"><h2>"Context"</h2><pre class="code">{agent_text(text)}</pre></section> })}
             </div>
             <aside class="side-col">
                 {decide_panel(&id, &csrf, viewer.can_decide, viewer.reason.clone(), page.notice, page.comment)}
@@ -132,7 +133,7 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
                     <h2>"Timeline"</h2>
                     <ol class="timeline">
                         {page.timeline.into_iter().map(|entry| view! {
-                            <li><span class="when">{timestamp(entry.at)}</span> " " <strong>{entry.what}</strong> " " <span class="muted">{entry.who}</span></li>
+                            <li><span class="when">{timestamp(entry.at)}</span> " " <strong>{agent_text(entry.what)}</strong> " " <span class="muted">{agent_text(entry.who)}</span></li>
                         }).collect_view()}
                     </ol>
                 </section>
@@ -208,9 +209,9 @@ fn decisions_list(decisions: Vec<DecisionView>) -> impl IntoView {
                 view! {
                     <li>
                         <span class=class>{if verdict == "approve" { "approved" } else { "denied" }}</span>
-                        " " <strong>{who}</strong> " " <span class="muted">{email}</span>
+                        " " <strong>{agent_text(who)}</strong> " " <span class="muted">{agent_text(email)}</span>
                         <div class="muted small">{format!("{} · via {}", timestamp(decision.decided_at), decision.channel.as_str())}</div>
-                        {(!decision.comment.is_empty()).then(|| view! { <blockquote>{decision.comment.clone()}</blockquote> })}
+                        {(!decision.comment.is_empty()).then(|| view! { <blockquote>{agent_text(decision.comment.clone())}</blockquote> })}
                     </li>
                 }
             }).collect_view()}
@@ -231,20 +232,27 @@ fn diff_view(files: Vec<FileDiff>, mode: DiffMode) -> impl IntoView {
             <span class="plus">{format!("+{total_added}")}</span> " " <span class="minus">{format!("−{total_removed}")}</span>
         </p>
         {files.into_iter().map(|file| {
-            let lines: usize = file.hunks.iter().map(|h| h.lines.len()).sum();
+            let lines = file.line_count();
             let open = lines <= COLLAPSE_LINES;
             let name = if file.path.is_empty() { "changes".to_string() } else { file.path.clone() };
+            // Modes, renames, `index`, binary patches: part of what is signed, so shown.
+            let meta = (!file.meta.is_empty()).then(|| {
+                let text = file.meta.join("\n");
+                view! { <pre class="diff-meta">{agent_text(text)}</pre> }
+            });
+            let table = (!file.hunks.is_empty()).then(|| match mode {
+                DiffMode::Unified => unified_table(&file).into_any(),
+                DiffMode::Split => split_table(&file).into_any(),
+            });
             view! {
                 <details class="file" open=open>
                     <summary>
-                        <span class="path">{name}</span> " "
+                        <span class="path">{agent_text(name)}</span> " "
                         <span class="plus">{format!("+{}", file.added)}</span> " " <span class="minus">{format!("−{}", file.removed)}</span>
                         {(!open).then(|| view! { <span class="muted">{format!(" · {lines} lines, collapsed")}</span> })}
                     </summary>
-                    {match mode {
-                        DiffMode::Unified => unified_table(&file).into_any(),
-                        DiffMode::Split => split_table(&file).into_any(),
-                    }}
+                    {meta}
+                    {table}
                 </details>
             }
         }).collect_view()}
@@ -279,16 +287,19 @@ fn unified_table(file: &FileDiff) -> impl IntoView + use<> {
         <table class="diff">
             {hunks.into_iter().map(|hunk| view! {
                 <tbody>
-                    {(!hunk.header.is_empty()).then(|| view! { <tr class="hunk"><td class="ln"></td><td class="ln"></td><td class="code">{hunk.header.clone()}</td></tr> })}
+                    {(!hunk.header.is_empty()).then(|| view! { <tr class="hunk"><td class="ln"></td><td class="ln"></td><td class="code">{agent_text(hunk.header.clone())}</td></tr> })}
                     {hunk.lines.into_iter().map(|line| {
                         let class = line_class(line.kind);
                         view! {
                             <tr class=class>
                                 <td class="ln">{number(line.old)}</td>
                                 <td class="ln">{number(line.new)}</td>
-                                <td class="code"><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{line.text}</td>
+                                <td class="code"><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{agent_text(line.text)}</td>
                             </tr>
                         }
+                    }).collect_view()}
+                    {hunk.outside.into_iter().map(|text| view! {
+                        <tr class="outside"><td class="ln"></td><td class="ln"></td><td class="code">{agent_text(text)}</td></tr>
                     }).collect_view()}
                 </tbody>
             }).collect_view()}
@@ -296,20 +307,31 @@ fn unified_table(file: &FileDiff) -> impl IntoView + use<> {
     }
 }
 
+/// One row of the side-by-side table.
+enum SplitRow {
+    Hunk(String),
+    /// Old beside new: a removed line paired with the added line that replaces it, or a
+    /// context line on both sides.
+    Pair(Option<DiffLine>, Option<DiffLine>),
+    /// A line outside any hunk, across both sides.
+    Outside(String),
+}
+
 /// Side by side: removed lines on the left paired with the added lines that replace them.
 fn split_table(file: &FileDiff) -> impl IntoView + use<> {
-    let mut rows: Vec<(Option<DiffLine>, Option<DiffLine>)> = Vec::new();
+    let mut rows: Vec<SplitRow> = Vec::new();
     for hunk in &file.hunks {
+        if !hunk.header.is_empty() {
+            rows.push(SplitRow::Hunk(hunk.header.clone()));
+        }
         let mut removed: Vec<DiffLine> = Vec::new();
         let mut added: Vec<DiffLine> = Vec::new();
-        let flush = |rows: &mut Vec<(Option<DiffLine>, Option<DiffLine>)>,
-                     removed: &mut Vec<DiffLine>,
-                     added: &mut Vec<DiffLine>| {
+        let flush = |rows: &mut Vec<SplitRow>, removed: &mut Vec<DiffLine>, added: &mut Vec<DiffLine>| {
             let count = removed.len().max(added.len());
             let mut left = removed.drain(..);
             let mut right = added.drain(..);
             for _ in 0..count {
-                rows.push((left.next(), right.next()));
+                rows.push(SplitRow::Pair(left.next(), right.next()));
             }
         };
         for line in &hunk.lines {
@@ -318,33 +340,82 @@ fn split_table(file: &FileDiff) -> impl IntoView + use<> {
                 LineKind::Added => added.push(line.clone()),
                 _ => {
                     flush(&mut rows, &mut removed, &mut added);
-                    rows.push((Some(line.clone()), Some(line.clone())));
+                    rows.push(SplitRow::Pair(Some(line.clone()), Some(line.clone())));
                 }
             }
         }
         flush(&mut rows, &mut removed, &mut added);
+        rows.extend(hunk.outside.iter().cloned().map(SplitRow::Outside));
     }
     let cell = |line: Option<DiffLine>, old_side: bool| match line {
         Some(line) => {
             let class = format!("code {}", line_class(line.kind));
             let n = if old_side { line.old } else { line.new };
-            view! { <td class="ln">{number(n)}</td><td class=class><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{line.text}</td> }.into_any()
+            view! { <td class="ln">{number(n)}</td><td class=class><span class="sign" aria-hidden="true">{sign(line.kind)}</span>{agent_text(line.text)}</td> }.into_any()
         }
         None => view! { <td class="ln"></td><td class="code empty"></td> }.into_any(),
     };
     view! {
         <table class="diff split">
             <tbody>
-                {rows.into_iter().map(|(left, right)| {
-                    let class = match (&left, &right) {
-                        (Some(l), Some(r)) if l.kind == LineKind::Context && r.kind == LineKind::Context => "ctx",
-                        (Some(_), None) => "del",
-                        (None, Some(_)) => "add",
-                        _ => "change",
-                    };
-                    view! { <tr class=class>{cell(left, true)}{cell(right, false)}</tr> }
+                {rows.into_iter().map(|row| match row {
+                    SplitRow::Hunk(header) => view! {
+                        <tr class="hunk"><td class="ln"></td><td class="code" colspan="3">{agent_text(header)}</td></tr>
+                    }.into_any(),
+                    SplitRow::Outside(text) => view! {
+                        <tr class="outside"><td class="ln"></td><td class="code" colspan="3">{agent_text(text)}</td></tr>
+                    }.into_any(),
+                    SplitRow::Pair(left, right) => {
+                        let class = match (&left, &right) {
+                            (Some(l), Some(r)) if l.kind == LineKind::Context && r.kind == LineKind::Context => "ctx",
+                            (Some(_), None) => "del",
+                            (None, Some(_)) => "add",
+                            _ => "change",
+                        };
+                        view! { <tr class=class>{cell(left, true)}{cell(right, false)}</tr> }.into_any()
+                    }
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIT_DIFF: &str = "\
+diff --git a/run.sh b/run.sh
+old mode 100644
+new mode 100755
+diff --git a/x.bin b/x.bin
+Binary files a/x.bin and b/x.bin differ
+diff --git a/a.txt b/a.txt
+index 1..2 100644
+--- a/a.txt
++++ b/a.txt
+@@ -1 +1 @@ fn main\u{202E}
+-a
++b
+stray text
+";
+
+    #[test]
+    fn both_modes_show_what_is_outside_hunks() {
+        for mode in [DiffMode::Unified, DiffMode::Split] {
+            let html = view! { <div>{diff_view(difftext::parse(GIT_DIFF), mode)}</div> }.to_html();
+            for shown in [
+                "old mode 100644",
+                "new mode 100755",
+                "Binary files a/x.bin and b/x.bin differ",
+                "index 1..2 100644",
+                "@@ -1 +1 @@ fn main",
+                "stray text",
+            ] {
+                assert!(html.contains(shown), "{mode:?} shows {shown:?}: {html}");
+            }
+            assert!(!html.contains('\u{202E}'), "{mode:?}: {html}");
+            assert!(html.contains("⟨U+202E⟩"), "{mode:?}: {html}");
+        }
     }
 }

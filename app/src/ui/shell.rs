@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use super::visible::visible_text;
 use crate::wire::Role;
 
 /// The person at the keyboard, as the navigation shows them.
@@ -46,7 +47,8 @@ impl Chrome {
 
 /// A whole HTML document.
 pub fn render(chrome: Chrome, body: impl IntoView + 'static) -> String {
-    let title = format!("{} · Signoff", chrome.title);
+    // A request page is titled by the agent's title.
+    let title = format!("{} · Signoff", visible_text(&chrome.title));
     let csrf = chrome.csrf.clone().unwrap_or_default();
     let document = view! {
         <html lang="en">

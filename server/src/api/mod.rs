@@ -40,7 +40,11 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Rou
     let https = state.auth.is_https();
     // On https the `__Host-` prefix makes browsers refuse the cookie unless it is Secure,
     // host-only and for the whole site, so no sibling domain can plant or shadow it.
-    let cookie_name = if https { "__Host-signoff_session" } else { "signoff_session" };
+    let cookie_name = if https {
+        "__Host-signoff_session"
+    } else {
+        "signoff_session"
+    };
     let session_layer = tower_sessions::SessionManagerLayer::new(state.sessions.clone())
         .with_name(cookie_name)
         .with_http_only(true)
@@ -73,7 +77,10 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Rou
         .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), web::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::security_headers,
+        ))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // Only the method, path and request id: never headers (keys, cookies).

@@ -19,9 +19,9 @@ use signoff_app::Channel;
 
 use super::{Person, TERMINAL_TOKEN_PREFIX};
 use crate::api::AppState;
-use crate::throttle::{Bucket, ClientAddress};
 use crate::service::now;
 use crate::store::{DeviceState, NewToken, Poll};
+use crate::throttle::{Bucket, ClientAddress};
 use crate::web::{PageError, chrome, sign_in_redirect};
 use crate::{Error, keys};
 
@@ -179,16 +179,16 @@ struct CodeQuery {
 /// Only a person signed in through the provider, in a browser, may let a terminal in: a
 /// terminal token confirming a code would renew itself forever and outlive its own
 /// revocation.
-fn browser_reviewer(state: &AppState, person: &Person) -> Result<(), Response> {
+fn browser_reviewer(state: &AppState, person: &Person) -> Result<(), Box<Response>> {
     if person.channel != Channel::Web {
         let refusal = Error::Forbidden(
             "terminal sign-ins are confirmed in a browser signed in through your provider, not with a terminal token"
                 .into(),
         );
-        return Err(PageError::new(refusal, state, Some(person)).into_response());
+        return Err(Box::new(PageError::new(refusal, state, Some(person)).into_response()));
     }
     if person.roles.is_empty() {
-        return Err(no_access(state, person));
+        return Err(Box::new(no_access(state, person)));
     }
     Ok(())
 }
@@ -202,7 +202,7 @@ async fn device_form(
         return Ok(sign_in_redirect("/device"));
     };
     if let Err(refusal) = browser_reviewer(&state, &person) {
-        return Ok(refusal);
+        return Ok(*refusal);
     }
     let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
     let page = DevicePage::Enter {
@@ -245,7 +245,7 @@ async fn device_answer(
     };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     if let Err(refusal) = browser_reviewer(&state, &person) {
-        return Ok(refusal);
+        return Ok(*refusal);
     }
     person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     let code = normalise_user_code(&form.user_code);

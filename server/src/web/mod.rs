@@ -60,7 +60,9 @@ pub fn safe_next(next: Option<&str>) -> String {
         path.starts_with('/')
             && !path.starts_with("//")
             && path.len() < 2048
-            && path.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'\\' && byte != b'@')
+            && path
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && byte != b'\\' && byte != b'@')
     };
     match next {
         Some(path) if local(path) && local(&percent_decoded(path)) => path.to_string(),
@@ -75,7 +77,11 @@ fn percent_decoded(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(high), Some(low)) => {
                 out.push((high * 16 + low) as u8);
                 i += 3;
@@ -87,39 +93,6 @@ fn percent_decoded(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn only_plain_local_paths_are_followed_after_sign_in() {
-        for good in ["/", "/requests/0193?view=split", "/history?status=all&label=env%3Dprod", "/device"] {
-            assert_eq!(safe_next(Some(good)), good);
-        }
-        for bad in [
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "/\r\n/evil.example",
-            "/ /evil.example",
-            "\\\\evil.example",
-            "/\\evil.example",
-            "//evil.example",
-            "/%2F%2Fevil.example",
-            "%2F%2Fevil.example",
-            "/%2F/evil.example",
-            "/%5Cevil.example",
-            "/%09/evil.example",
-            "/@evil.example",
-            "https://evil.example/",
-            "javascript:alert(1)",
-            "evil.example",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} is refused");
-        }
-        assert_eq!(safe_next(None), "/");
-    }
 }
 
 const STYLESHEET: &str = include_str!("../../../style/signoff.css");
@@ -177,4 +150,42 @@ pub async fn security_headers(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed_after_sign_in() {
+        for good in [
+            "/",
+            "/requests/0193?view=split",
+            "/history?status=all&label=env%3Dprod",
+            "/device",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "\\\\evil.example",
+            "/\\evil.example",
+            "//evil.example",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/@evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} is refused");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -696,10 +696,7 @@ mod tests {
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("-1"), "\"'-1\"");
         // With `;` as the spreadsheet's separator, the middle cell would be a live formula.
-        assert_eq!(
-            csv_field("x;=cmd|' /C calc'!A0;y"),
-            "\"x;'=cmd|' /C calc'!A0;y\""
-        );
+        assert_eq!(csv_field("x;=cmd|' /C calc'!A0;y"), "\"x;'=cmd|' /C calc'!A0;y\"");
         assert_eq!(csv_field("a|@SUM(A1)"), "\"a|'@SUM(A1)\"");
         assert_eq!(csv_field("a\n+1\r\n-2"), "\"a\n'+1\r\n'-2\"");
         assert_eq!(csv_field("a\t=1"), "\"a\t'=1\"");
