@@ -118,7 +118,10 @@ async fn a_huge_diff_cannot_stall_the_server(backend: Backend) {
         slowest_health < Duration::from_millis(500),
         "/healthz took {slowest_health:?}"
     );
-    assert!(ordinary < Duration::from_secs(2), "an ordinary create took {ordinary:?}");
+    assert!(
+        ordinary < Duration::from_secs(2),
+        "an ordinary create took {ordinary:?}"
+    );
     assert_eq!(server.db.count("requests").await, 1, "only the ordinary request exists");
 
     // Within the bounds, a diff of two wholly different sides still ends on its deadline.
@@ -164,7 +167,11 @@ async fn terminal_tokens_cannot_mint_terminal_tokens(backend: Backend) {
         &json!({ "device_code": code.body["device_code"] }),
     )
     .await;
-    assert_eq!(poll.body["error"], "authorization_pending", "no child token: {:?}", poll.body);
+    assert_eq!(
+        poll.body["error"], "authorization_pending",
+        "no child token: {:?}",
+        poll.body
+    );
 
     // Revoking the parent leaves alice with no token at all.
     let tokens = alice.api(Method::GET, "/api/v1/tokens", None, None).await;
@@ -222,8 +229,15 @@ async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: 
         .get(&format!("{}/device?user_code={user_code}", server.base_url))
         .await;
     assert_eq!(lured.status, 200);
-    assert!(!lured.body.contains(&user_code), "the code is not pre-filled: {}", lured.body);
-    assert!(!lured.body.contains("value=\"approve\""), "no confirm button before typing");
+    assert!(
+        !lured.body.contains(&user_code),
+        "the code is not pre-filled: {}",
+        lured.body
+    );
+    assert!(
+        !lured.body.contains("value=\"approve\""),
+        "no confirm button before typing"
+    );
     assert!(lured.body.contains("does not take codes from links"), "{}", lured.body);
 
     // Typed, the page says where and when the sign-in started, and that the name is a claim.
@@ -234,7 +248,10 @@ async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: 
         "the address the trusted proxy saw: {}",
         confirm.body
     );
-    assert!(!confirm.body.contains("198.51.100.66"), "not what the client wrote itself");
+    assert!(
+        !confirm.body.contains("198.51.100.66"),
+        "not what the client wrote itself"
+    );
     assert!(confirm.body.contains("alice-laptop") && confirm.body.contains("as the terminal claims it"));
     assert!(confirm.body.contains("Started at"));
     // A cross-site form cannot skip the typing: the confirmation needs the page's token.
@@ -384,7 +401,11 @@ async fn party_status_needs_a_verified_email(backend: Backend) {
         let owned = agent
             .submit(&json!({"action": "deploy.service", "resource": "k8s://x", "title": "Owned agent"}))
             .await;
-        assert_eq!(decide(&browser, &csrf, &owned).await.error_code(), "party_unknown", "{login}");
+        assert_eq!(
+            decide(&browser, &csrf, &owned).await.error_code(),
+            "party_unknown",
+            "{login}"
+        );
     }
 
     // Case differences do not hide the requester.
@@ -425,11 +446,17 @@ async fn development_mode_needs_the_flag_and_no_provider() {
             command.env(name, value);
         }
         let output = command.output().expect("run signoff-server");
-        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     let (started, stderr) = run(
         &["--dev", "serve"],
-        &[("SIGNOFF_OIDC_ISSUER", "https://sso.example.com"), ("SIGNOFF_OIDC_CLIENT_ID", "x")],
+        &[
+            ("SIGNOFF_OIDC_ISSUER", "https://sso.example.com"),
+            ("SIGNOFF_OIDC_CLIENT_ID", "x"),
+        ],
     );
     assert!(!started, "--dev with a provider must not start");
     assert!(stderr.contains("--dev"), "{stderr}");
@@ -474,7 +501,14 @@ async fn anonymous_endpoints_are_rate_limited_per_address() {
 
     let mut polls = Vec::new();
     for _ in 0..5 {
-        polls.push(post_json(&server, "/api/v1/device/token", &json!({"device_code": "so_device_guess"})).await);
+        polls.push(
+            post_json(
+                &server,
+                "/api/v1/device/token",
+                &json!({"device_code": "so_device_guess"}),
+            )
+            .await,
+        );
     }
     let codes: Vec<u16> = polls.iter().map(|reply| reply.status).collect();
     assert_eq!(codes, vec![400, 400, 400, 400, 429], "token polls");
@@ -488,13 +522,24 @@ async fn unknown_device_codes_are_answered_without_the_writer() {
     use sqlx::Connection;
     let server = TestServer::start(Backend::Sqlite).await;
     let mut holder = sqlx::SqliteConnection::connect(&server.db.url).await.expect("connect");
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("hold the write lock");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .expect("hold the write lock");
     let asked = Instant::now();
-    let guess = post_json(&server, "/api/v1/device/token", &json!({"device_code": "so_device_guess"})).await;
+    let guess = post_json(
+        &server,
+        "/api/v1/device/token",
+        &json!({"device_code": "so_device_guess"}),
+    )
+    .await;
     let took = asked.elapsed();
     sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release");
     assert_eq!(guess.body["error"], "invalid_grant", "{:?}", guess.body);
-    assert!(took < Duration::from_secs(3), "the guess waited for the writer: {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the guess waited for the writer: {took:?}"
+    );
 }
 
 // ----- 10. races: times inside the lock, codes redeemed once, a consistent audit walk -------
@@ -712,7 +757,10 @@ async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
         config.public_url = Some("https://signoff.example.test".into());
     })
     .await;
-    let start = server.browser().hop(Method::GET, &format!("{}/auth/login", server.base_url), None).await;
+    let start = server
+        .browser()
+        .hop(Method::GET, &format!("{}/auth/login", server.base_url), None)
+        .await;
     assert_eq!(start.status, 303);
     let cookie = start
         .headers
@@ -721,8 +769,14 @@ async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
         .unwrap_or_default()
         .to_string();
     assert!(cookie.starts_with("__Host-signoff_session="), "{cookie}");
-    assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
-    let hsts = start.headers.get("strict-transport-security").and_then(|v| v.to_str().ok());
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let hsts = start
+        .headers
+        .get("strict-transport-security")
+        .and_then(|v| v.to_str().ok());
     assert!(hsts.is_some_and(|v| v.contains("max-age=")), "{hsts:?}");
     let csp = start
         .headers
@@ -737,9 +791,16 @@ async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
     assert!(!csp.contains("https: http:"), "no longer any site at all: {csp}");
 
     let plain = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
-    let start = plain.browser().hop(Method::GET, &format!("{}/auth/login", plain.base_url), None).await;
+    let start = plain
+        .browser()
+        .hop(Method::GET, &format!("{}/auth/login", plain.base_url), None)
+        .await;
     assert!(start.headers.get("strict-transport-security").is_none());
-    let cookie = start.headers.get("set-cookie").and_then(|c| c.to_str().ok()).unwrap_or_default();
+    let cookie = start
+        .headers
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default();
     assert!(cookie.starts_with("signoff_session="), "{cookie}");
 }
 
@@ -783,8 +844,17 @@ async fn provider_failures_show_people_no_internals() {
     let page = server.browser().get(&format!("{}/auth/login", server.base_url)).await;
     assert_eq!(page.status, 502, "{}", page.body);
     assert!(page.body.contains("OpenID Provider"), "{}", page.body);
-    for internal in ["127.0.0.1:9", "error sending request", "onnection refused", ".well-known"] {
-        assert!(!page.body.contains(internal), "the page shows {internal:?}: {}", page.body);
+    for internal in [
+        "127.0.0.1:9",
+        "error sending request",
+        "onnection refused",
+        ".well-known",
+    ] {
+        assert!(
+            !page.body.contains(internal),
+            "the page shows {internal:?}: {}",
+            page.body
+        );
     }
     // What a provider writes in the callback URL is not repeated beyond its error code.
     let provider = Provider::start().await;
@@ -833,9 +903,15 @@ async fn the_not_eligible_refusal_does_not_list_approver_groups() {
 
 async fn agents_create_sets_a_new_owner_and_audits_it(backend: Backend) {
     let db = signoff_tests::TestDb::new(backend).await;
-    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "bot", "--owner", "ann@example.com"]);
+    let (code, out, err) = run_cli(
+        &db,
+        &["agents", "create", "--name", "bot", "--owner", "ann@example.com"],
+    );
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "bot", "--owner", "ben@example.com"]);
+    let (code, out, err) = run_cli(
+        &db,
+        &["agents", "create", "--name", "bot", "--owner", "ben@example.com"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("owner changed from ann@example.com to ben@example.com"),

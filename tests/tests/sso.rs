@@ -540,9 +540,7 @@ async fn terminal_signs_in_through_the_device_flow(backend: Backend) {
 
     // The reviewer types the code in the browser and sees the terminal and the code.
     let (alice, _) = signed_in(&server, "alice").await;
-    let confirm = alice
-        .type_device_code(&user_code.to_lowercase().replace('-', ""))
-        .await;
+    let confirm = alice.type_device_code(&user_code.to_lowercase().replace('-', "")).await;
     assert!(
         confirm.body.contains(&user_code) && confirm.body.contains("oncall-laptop"),
         "{}",
