@@ -12,6 +12,7 @@ use tokio::sync::{Notify, broadcast};
 use signoff_app::{RequestId, Status};
 
 use crate::Result;
+use crate::store::Store;
 
 const CHANNEL: &str = "signoff_events";
 
@@ -47,34 +48,35 @@ impl EventBus {
         Self { sender, postgres: None }
     }
 
-    /// A bus shared by every replica on `pool`'s database: events are published with
-    /// NOTIFY and every replica (this one included) hears them through LISTEN.
+    /// A bus shared by every replica on `pool`'s database. A writer announces "the log
+    /// grew" with one NOTIFY per committed batch; every replica (this one included) then
+    /// reads the audit trail forward from the last event it delivered, so what it delivers
+    /// is exactly what committed, in order, whoever wrote it.
     pub async fn postgres(pool: PgPool) -> Result<Self> {
         let (sender, _) = broadcast::channel(4096);
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
+        let store = Store::Postgres(pool.clone());
+        let (mut delivered, _) = store.audit_head().await?;
         let forward = sender.clone();
         tokio::spawn(async move {
             loop {
-                // `try_recv` reconnects by itself and returns None after a lost
-                // connection: the events sent meanwhile are gone, so wake everyone to
-                // look again.
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => match serde_json::from_str::<Event>(notification.payload()) {
-                        Ok(event) => {
-                            let _ = forward.send(event);
-                        }
-                        Err(err) => {
-                            tracing::warn!(%err, "ignoring a malformed event notification")
-                        }
-                    },
-                    Ok(None) => {
-                        tracing::warn!("event listener reconnected; waking every waiter");
-                        let _ = forward.send(Event::resync());
-                    }
+                    Ok(Some(_)) => {}
+                    // `try_recv` reconnected after a lost connection: notifications sent
+                    // meanwhile are gone, but the log is not; catch up from it.
+                    Ok(None) => tracing::warn!("event listener reconnected; catching up from the audit trail"),
                     Err(err) => {
                         tracing::error!(%err, "event listener failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                match deliver_after(&store, delivered, &forward).await {
+                    Ok(last) => delivered = last,
+                    Err(err) => {
+                        tracing::error!(%err, "could not read the audit trail; waking every waiter");
+                        let _ = forward.send(Event::resync());
                     }
                 }
             }
@@ -85,23 +87,32 @@ impl EventBus {
         })
     }
 
-    pub async fn publish(&self, event: Event) {
+    /// Delivers the events of a batch that has just committed.
+    pub fn publish_committed(&self, events: Vec<Event>) {
         match &self.postgres {
             None => {
-                // No receiver is not an error: nobody is listening right now.
-                let _ = self.sender.send(event);
+                for event in events {
+                    // No receiver is not an error: nobody is listening right now.
+                    let _ = self.sender.send(event);
+                }
             }
             Some(pool) => {
-                let payload = serde_json::to_string(&event).unwrap_or_default();
-                if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(payload)
-                    .execute(pool)
-                    .await
-                {
-                    // The change is committed; waiters will see it when they look again.
-                    tracing::error!(%err, "could not publish an event");
-                }
+                let Some(head) = events.iter().filter_map(|event| event.seq).max() else {
+                    return;
+                };
+                let pool = pool.clone();
+                // Off the writer's path: the next batch need not wait for the round trip.
+                tokio::spawn(async move {
+                    if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(head.to_string())
+                        .execute(&pool)
+                        .await
+                    {
+                        // The change is committed; replicas see it at the next notification.
+                        tracing::error!(%err, "could not announce committed events");
+                    }
+                });
             }
         }
     }
@@ -111,7 +122,45 @@ impl EventBus {
     }
 }
 
+/// Sends every request event after `after` in the audit trail; returns the last seq read.
+async fn deliver_after(store: &Store, mut after: i64, forward: &broadcast::Sender<Event>) -> Result<i64> {
+    loop {
+        let page = store.request_events_after(after, 1000).await?;
+        let Some(&(last, _, _)) = page.last() else {
+            return Ok(after);
+        };
+        for (seq, kind, request_id) in page {
+            if let Some(event) = Event::from_audit(seq, &kind, request_id) {
+                let _ = forward.send(event);
+            }
+        }
+        after = last;
+    }
+}
+
 impl Event {
+    /// The live event an audit event stands for (others, such as key management, are not
+    /// request events).
+    pub fn from_audit(seq: i64, kind: &str, request_id: RequestId) -> Option<Event> {
+        let (kind, status) = match kind {
+            "request.created" => (EventKind::Created, Status::Pending),
+            "decision.recorded" => (EventKind::Decided, Status::Pending),
+            "request.approved" => (EventKind::Decided, Status::Approved),
+            "request.denied" => (EventKind::Decided, Status::Denied),
+            "request.expired" => (EventKind::Expired, Status::Expired),
+            "request.cancelled" => (EventKind::Cancelled, Status::Cancelled),
+            "request.executed" => (EventKind::Reported, Status::Executed),
+            "request.failed" => (EventKind::Reported, Status::Failed),
+            _ => return None,
+        };
+        Some(Event {
+            kind,
+            request_id,
+            status,
+            seq: Some(seq),
+        })
+    }
+
     /// A marker meaning "events may have been lost: look again".
     fn resync() -> Self {
         Event {

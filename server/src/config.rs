@@ -14,6 +14,9 @@ use crate::Error;
 pub struct Config {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// When set, `GET /metrics` is served on this address only, not on `listen`, so that
+    /// the scrape can stay on an internal network.
+    pub metrics_listen: Option<SocketAddr>,
     /// The URL users reach; the OIDC redirect is `public_url/auth/callback`.
     pub public_url: Option<String>,
     /// `sqlite://PATH` or `postgres://…`; a SQLite file in `data_dir` when absent.
@@ -96,6 +99,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            metrics_listen: None,
             public_url: None,
             database_url: None,
             data_dir: PathBuf::from("data"),
@@ -165,6 +169,13 @@ impl Config {
                     "SIGNOFF_LISTEN `{listen}` is not an address such as 127.0.0.1:3000"
                 ))
             })?;
+        }
+        if let Some(listen) = var("SIGNOFF_METRICS_LISTEN") {
+            self.metrics_listen = Some(listen.parse().map_err(|_| {
+                Error::Config(format!(
+                    "SIGNOFF_METRICS_LISTEN `{listen}` is not an address such as 127.0.0.1:9090"
+                ))
+            })?);
         }
         if let Some(url) = var("SIGNOFF_PUBLIC_URL") {
             self.public_url = Some(url);
@@ -239,6 +250,15 @@ impl Config {
                 "rate_limit_per_minute, device_codes_per_minute and max_waits_per_agent must be at least 1".into(),
             ));
         }
+        if let Some(metrics_listen) = self
+            .metrics_listen
+            .filter(|address| *address == self.listen && address.port() != 0)
+        {
+            return Err(Error::Config(format!(
+                "metrics_listen {metrics_listen} is the main address; give metrics another port, or unset it \
+                 to serve /metrics on the main address"
+            )));
+        }
         if self.dev {
             if self.oidc.issuer.is_some() {
                 return Err(Error::Config(
@@ -251,6 +271,11 @@ impl Config {
                 return Err(Error::Config(format!(
                     "--dev serves on 127.0.0.1 only; {} is not a loopback address",
                     self.listen
+                )));
+            }
+            if let Some(metrics_listen) = self.metrics_listen.filter(|address| !address.ip().is_loopback()) {
+                return Err(Error::Config(format!(
+                    "--dev serves on 127.0.0.1 only; metrics_listen {metrics_listen} is not a loopback address"
                 )));
             }
         } else if self.oidc.issuer.is_none() {

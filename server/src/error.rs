@@ -38,6 +38,10 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Internal(String),
+    /// The change could not be committed (the database failed under it); nothing of it
+    /// was stored, and the caller may try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// The OpenID Provider answered wrongly or not at all. People read only `public`;
     /// `detail` (URLs, error chains) goes to the log.
     #[error("{public}: {detail}")]
@@ -72,6 +76,7 @@ impl Error {
                 RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Provider { .. } => (StatusCode::BAD_GATEWAY, "provider_error"),
             Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

@@ -14,10 +14,9 @@ use signoff_app::wire::{
 };
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
-use crate::bus::{Event, EventBus, EventKind, Waiters};
-use crate::store::{
-    Agent, Created, Cursor, DecisionRecord, KeyIssue, NewRecord, RequestFilter, Store, StoredRequest, Voter,
-};
+use crate::bus::{EventBus, Waiters};
+use crate::engine::{Answer, Command, Engine};
+use crate::store::{Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, RequestFilter, Store, StoredRequest, Voter};
 use crate::{Error, Result, diff, keys};
 
 /// What the service needs to know from the configuration.
@@ -45,6 +44,7 @@ impl Settings {
 pub struct Service {
     store: Store,
     bus: EventBus,
+    engine: Engine,
     waiters: Arc<Waiters>,
     /// Long-polls held open, per agent.
     waits_by_agent: Arc<Mutex<HashMap<AgentId, usize>>>,
@@ -63,9 +63,11 @@ pub fn now() -> OffsetDateTime {
 impl Service {
     pub fn new(store: Store, bus: EventBus, settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
         let waiters = Waiters::start(&bus);
+        let engine = Engine::start(store.clone(), bus.clone());
         Self {
             store,
             bus,
+            engine,
             waiters,
             waits_by_agent: Arc::default(),
             settings,
@@ -188,21 +190,11 @@ impl Service {
             request,
             idempotency_key,
         };
-        // A lost race on the same idempotency key is retried once: then the winner's
-        // request is there to be returned (or the bodies differ: a conflict).
-        for _ in 0..2 {
-            match self.store.create_request(&record).await? {
-                Created::New(request, seq) => {
-                    self.publish(EventKind::Created, &request, Some(seq)).await;
-                    return Ok((request.into_view(Vec::new()), true));
-                }
-                Created::Replayed(request) => {
-                    return Ok((self.with_decisions(request).await?, false));
-                }
-                Created::Raced => continue,
-            }
+        match self.engine.submit(Command::create(record)?).await? {
+            Answer::Created(request) => Ok((request.into_view(Vec::new()), true)),
+            Answer::Replayed(request) => Ok((self.with_decisions(request).await?, false)),
+            other => Err(unexpected(other)),
         }
-        Err(Error::Internal("idempotent create kept racing".into()))
     }
 
     /// A request as `agent` may see it: its own only.
@@ -262,17 +254,17 @@ impl Service {
     }
 
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
-        let (request, seq) = self.store.agent_transition(agent, id, Status::Cancelled, None).await?;
-        self.publish(EventKind::Cancelled, &request, Some(seq)).await;
-        self.with_decisions(request).await
+        self.change(Command::Cancel { agent: agent.id, id }).await
     }
 
     /// The agent says what happened when it ran an approved action.
     pub async fn report_result(&self, agent: &Agent, id: RequestId, report: ResultReport) -> Result<RequestView> {
-        let status = report.status.status();
-        let (request, seq) = self.store.agent_transition(agent, id, status, Some(&report)).await?;
-        self.publish(EventKind::Reported, &request, Some(seq)).await;
-        self.with_decisions(request).await
+        self.change(Command::Report {
+            agent: agent.id,
+            id,
+            report,
+        })
+        .await
     }
 
     /// Records a reviewer's decision under every rule (eligibility, no self-approval,
@@ -290,47 +282,38 @@ impl Service {
                 limits::COMMENT_CHARS
             )));
         }
-        let result = self
-            .store
-            .decide(id, reviewer, input.verdict, input.comment.trim(), channel)
-            .await;
-        match result {
-            Ok(decided) => {
-                self.publish(EventKind::Decided, &decided.request, Some(decided.seq))
-                    .await;
-                self.with_decisions(decided.request).await
-            }
-            Err(Error::Rule(signoff_app::RuleError::Expired)) => {
-                // The decision found it expired and recorded that: tell the waiters.
-                if let Some(request) = self.store.get_request(id).await? {
-                    self.publish(EventKind::Expired, &request, None).await;
-                }
-                Err(Error::Rule(signoff_app::RuleError::Expired))
-            }
-            Err(err) => Err(err),
-        }
+        self.change(Command::Decide {
+            id,
+            reviewer: reviewer.clone(),
+            verdict: input.verdict,
+            comment: input.comment.trim().to_string(),
+            channel,
+        })
+        .await
     }
 
     /// Expires every pending request past its time; returns how many.
     pub async fn expire_due(&self) -> Result<usize> {
+        const PER_COMMAND: usize = 500;
         let mut expired = 0;
         loop {
-            let due = self.store.due_for_expiry(now(), 500).await?;
-            if due.is_empty() {
-                return Ok(expired);
-            }
-            for id in due {
-                if let Some(seq) = self.store.expire(id, now()).await? {
-                    expired += 1;
-                    let event = Event {
-                        kind: EventKind::Expired,
-                        request_id: id,
-                        status: Status::Expired,
-                        seq: Some(seq),
-                    };
-                    self.bus.publish(event).await;
+            match self.engine.submit(Command::ExpireDue { limit: PER_COMMAND }).await? {
+                Answer::Expired(count) => {
+                    expired += count;
+                    if count < PER_COMMAND {
+                        return Ok(expired);
+                    }
                 }
+                other => return Err(unexpected(other)),
             }
+        }
+    }
+
+    /// Applies a change to one request and shows the request as it then stands.
+    async fn change(&self, command: Command) -> Result<RequestView> {
+        match self.engine.submit(command).await? {
+            Answer::Changed(request) => self.with_decisions(request).await,
+            other => Err(unexpected(other)),
         }
     }
 
@@ -429,16 +412,6 @@ impl Service {
         };
         Ok(request.into_view(decisions))
     }
-
-    async fn publish(&self, kind: EventKind, request: &StoredRequest, seq: Option<i64>) {
-        let event = Event {
-            kind,
-            request_id: request.id,
-            status: request.status,
-            seq,
-        };
-        self.bus.publish(event).await;
-    }
 }
 
 /// Whether `viewer` may decide `request` now, and if not, why not.
@@ -484,6 +457,10 @@ impl Drop for WaitSlot {
             }
         }
     }
+}
+
+fn unexpected(answer: Answer) -> Error {
+    Error::Internal(format!("the engine answered {answer:?} to another kind of command"))
 }
 
 fn not_found(id: RequestId) -> Error {

@@ -91,6 +91,15 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (waiting
     /// agents are answered at once with the request as it stands).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        // Bound before anything starts, so an unusable metrics address stops the start cleanly.
+        let metrics_listener = match self.config.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|err| Error::Config(format!("cannot listen for metrics on {address}: {err}")))?,
+            ),
+            None => None,
+        };
         let sweeper = tokio::spawn(sweep(
             Arc::clone(&self.service),
             self.config.sweep_interval,
@@ -105,7 +114,14 @@ impl Application {
             throttle,
             sessions: self.sessions,
         };
-        let router = api::router(state, self.config.session_idle_timeout);
+        let metrics_server = metrics_listener.map(|listener| {
+            tokio::spawn(serve_metrics(
+                listener,
+                api::metrics_router(state.clone()),
+                self.shutdown.subscribe(),
+            ))
+        });
+        let router = api::router(state, self.config.session_idle_timeout, metrics_server.is_none());
         let stop = self.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -119,7 +135,25 @@ impl Application {
         .await;
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         served.map_err(|err| Error::Internal(format!("server stopped: {err}")))
+    }
+}
+
+/// Serves `/metrics` on its own listener until the server shuts down.
+async fn serve_metrics(listener: TcpListener, router: axum::Router, mut shutdown: watch::Receiver<bool>) {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "serving /metrics on its own address");
+    }
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(%err, "the metrics listener stopped");
     }
 }
 

@@ -266,6 +266,33 @@ impl ServerProcess {
         ServerProcess { base_url, child }
     }
 
+    /// The binary signing reviewers in with `provider` (client `signoff-web`), with `env`
+    /// on top.
+    pub async fn start_with_provider(
+        db: &TestDb,
+        provider: &crate::oidc::Provider,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut all = vec![
+            ("SIGNOFF_OIDC_ISSUER", provider.issuer.as_str()),
+            ("SIGNOFF_OIDC_CLIENT_ID", "signoff-web"),
+            ("SIGNOFF_OIDC_CLIENT_SECRET", "signoff-web-secret"),
+        ];
+        all.extend_from_slice(env);
+        Self::start(db, &all).await
+    }
+
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would: it gets no chance
+    /// to finish anything. Returns once the process is gone.
+    pub async fn kill(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(15), async {
+            self.child.kill().await.expect("send SIGKILL");
+            self.child.wait().await.expect("wait for exit")
+        })
+        .await
+        .expect("gone within 15 s of SIGKILL")
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {

@@ -36,7 +36,9 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Router {
+/// `serve_metrics`: whether `GET /metrics` is on this router (false when it has a listener of
+/// its own, see [`metrics_router`]).
+pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_metrics: bool) -> Router {
     let https = state.auth.is_https();
     // On https the `__Host-` prefix makes browsers refuse the cookie unless it is Secure,
     // host-only and for the whole site, so no sibling domain can plant or shadow it.
@@ -73,6 +75,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Rou
         .route("/static/signoff.css", get(web::stylesheet))
         .route("/static/console.js", get(web::script))
         .route("/favicon.ico", get(web::favicon))
+        .merge(if serve_metrics { metrics_routes() } else { Router::new() })
         .merge(requests::router())
         .merge(for_people)
         .fallback(not_found)
@@ -93,7 +96,33 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration) -> Rou
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost, so responses made by the layers above (body limit, ...) count too.
+        .layer(axum::middleware::from_fn(crate::metrics::count_responses))
         .with_state(state)
+}
+
+/// `GET /metrics` alone, for a listener of its own (`metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    metrics_routes().with_state(state)
+}
+
+fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics_text))
+}
+
+/// Prometheus' scrape. Open without sign-in, like /healthz: scrapers carry no session, and
+/// operators who want it private give it its own address.
+async fn metrics_text(State(state): State<AppState>) -> axum::response::Response {
+    // Read from the waiters at scrape time rather than tracked on every wait and wake-up.
+    crate::metrics::waiting_agents(state.service.waiting_agents());
+    match crate::metrics::render() {
+        Some(text) => ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics unavailable: another recorder is installed in this process",
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

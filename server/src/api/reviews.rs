@@ -23,6 +23,7 @@ use super::extract::{JsonBody, Query};
 use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
 use crate::bus::{Event, EventKind};
+use crate::metrics;
 use crate::service::now;
 use crate::store::{Cursor, RequestFilter};
 
@@ -178,15 +179,8 @@ async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: 
     let mut last_replayed = 0;
     if let Some(after) = resume_after {
         for (seq, kind, request_id) in state.service.store().request_events_after(after, 1000).await? {
-            if let Some((kind, status)) = replayed_event(&kind) {
-                backlog.push(sse_event(
-                    &LiveEvent {
-                        kind,
-                        request_id,
-                        status,
-                    },
-                    Some(seq),
-                ));
+            if let Some(event) = Event::from_audit(seq, &kind, request_id) {
+                backlog.push(sse_event(&live_event(&event), Some(seq)));
             }
             last_replayed = seq;
         }
@@ -226,7 +220,12 @@ async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: 
             _ = revoked => {}
         }
     };
-    let stream = stream::iter(backlog).chain(live).take_until(stopped);
+    // Counted as a subscriber for exactly as long as the stream exists, however it ends.
+    let subscriber = metrics::LiveStreamSubscriber::opened();
+    let stream = stream::iter(backlog).chain(live).take_until(stopped).map(move |event| {
+        let _counted = &subscriber;
+        event
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
         .into_response())
@@ -256,21 +255,6 @@ fn live_event(event: &Event) -> LiveEvent {
         request_id: event.request_id,
         status: event.status,
     }
-}
-
-/// Audit kinds as live events (others, such as key management, are not shown live).
-fn replayed_event(kind: &str) -> Option<(LiveEventKind, Status)> {
-    Some(match kind {
-        "request.created" => (LiveEventKind::Created, Status::Pending),
-        "decision.recorded" => (LiveEventKind::Decided, Status::Pending),
-        "request.approved" => (LiveEventKind::Decided, Status::Approved),
-        "request.denied" => (LiveEventKind::Decided, Status::Denied),
-        "request.expired" => (LiveEventKind::Expired, Status::Expired),
-        "request.cancelled" => (LiveEventKind::Cancelled, Status::Cancelled),
-        "request.executed" => (LiveEventKind::Reported, Status::Executed),
-        "request.failed" => (LiveEventKind::Reported, Status::Failed),
-        _ => return None,
-    })
 }
 
 fn sse_event(event: &LiveEvent, seq: Option<i64>) -> Result<SseEvent, Infallible> {

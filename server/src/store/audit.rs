@@ -2,7 +2,7 @@
 //! state change, so the trail cannot disagree with the data or be edited unnoticed.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use signoff_app::{Identity, RequestId, canonical_json, sha256_hex};
 
@@ -94,10 +94,36 @@ pub fn chain_hash(
     actor: &Value,
     data: &Value,
 ) -> String {
-    let body = json!({
-        "seq": seq, "at": at, "kind": kind, "request_id": request_id, "actor": actor, "data": data,
-    });
-    sha256_hex(format!("{prev_hash}\n{}", canonical_json(&body)))
+    chain_hash_canonical(
+        prev_hash,
+        seq,
+        at,
+        kind,
+        request_id,
+        &canonical_json(actor),
+        &canonical_json(data),
+    )
+}
+
+/// [`chain_hash`] from the canonical JSON of the actor and data, as the writer has them:
+/// the RFC 8785 text of `{actor, at, data, kind, request_id, seq}` (keys in that order,
+/// which is the canonical one) is assembled without serialising them again.
+pub fn chain_hash_canonical(
+    prev_hash: &str,
+    seq: i64,
+    at: i64,
+    kind: &str,
+    request_id: Option<&str>,
+    actor: &str,
+    data: &str,
+) -> String {
+    let text = |value: &str| canonical_json(&Value::String(value.to_string()));
+    let request_id = request_id.map_or_else(|| "null".to_string(), text);
+    let body = format!(
+        "{{\"actor\":{actor},\"at\":{at},\"data\":{data},\"kind\":{},\"request_id\":{request_id},\"seq\":{seq}}}",
+        text(kind)
+    );
+    sha256_hex(format!("{prev_hash}\n{body}"))
 }
 
 pub fn to_value<T: Serialize>(value: &T) -> Result<Value> {
@@ -170,3 +196,38 @@ macro_rules! event_from_row {
     }};
 }
 pub(crate) use event_from_row;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_writer_and_the_verifier_hash_alike() {
+        let actor = json!({"type": "reviewer", "email": "a\"b@example.com", "groups": ["x", "ä"]});
+        let data = json!({"verdict": "approve", "comment": "line\nbreak \u{202e}", "approvals": 2, "z": null});
+        let body = json!({
+            "seq": 7, "at": 1_800_000_000_123_i64, "kind": "decision.recorded",
+            "request_id": "0193a4c2-0000-7000-8000-000000000001", "actor": actor, "data": data,
+        });
+        let expected = sha256_hex(format!("prev\n{}", canonical_json(&body)));
+        assert_eq!(
+            chain_hash(
+                "prev",
+                7,
+                1_800_000_000_123,
+                "decision.recorded",
+                Some("0193a4c2-0000-7000-8000-000000000001"),
+                &actor,
+                &data
+            ),
+            expected
+        );
+        let without_request =
+            json!({"seq": 1, "at": 5, "kind": "agent.created", "request_id": null, "actor": actor, "data": data});
+        assert_eq!(
+            chain_hash("0", 1, 5, "agent.created", None, &actor, &data),
+            sha256_hex(format!("0\n{}", canonical_json(&without_request)))
+        );
+    }
+}

@@ -7,24 +7,22 @@
 mod audit;
 mod records;
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
-use signoff_app::wire::ResultReport;
-use signoff_app::{AgentId, Channel, Identity, Outcome, RequestId, RuleError, Status, Verdict, evaluate};
+use signoff_app::{AgentId, RequestId};
 
-pub use audit::{Actor, AuditEvent, ChainReport};
-pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis};
+pub use audit::{Actor, AuditEvent, ChainReport, chain_hash_canonical, to_value as audit_value};
+pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis, millis};
 
 use crate::{Error, Result};
-use records::{decision_from_row, millis, request_from_row};
+use records::{decision_from_row, request_from_row};
 
 /// Which database, and its pools.
 #[derive(Clone, Debug)]
@@ -81,26 +79,13 @@ macro_rules! in_write_tx {
     };
 }
 
-/// Marks `$request` expired inside the open transaction `$tx`, with its audit event;
-/// evaluates to the event's sequence number.
-macro_rules! expire_in_tx {
-    ($tx:ident, $request:expr, $now:expr) => {{
-        let request: &StoredRequest = $request;
-        sqlx::query("UPDATE requests SET status = 'expired', decided_at = $1 WHERE id = $2 AND status = 'pending'")
-            .bind(millis($now))
-            .bind(request.id.to_string())
-            .execute(&mut *$tx)
-            .await?;
-        let data = serde_json::json!({ "expires_at": millis(request.expires_at) });
-        audit::append!($tx, $now, "request.expired", Some(request.id), &Actor::System, &data)
-    }};
-}
-
 mod review;
 mod signin;
+mod write;
 
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, NewToken, Poll, TokenRecord};
+pub use write::{AuditRow, NewRow, WriteTx};
 
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
@@ -125,38 +110,11 @@ pub enum KeyIssue {
     OwnerChanged { previous: Option<String> },
 }
 
-/// What creating a request did.
-#[derive(Debug)]
-pub enum Created {
-    /// Stored, with the sequence number of its audit event.
-    New(StoredRequest, i64),
-    /// The agent sent the same `Idempotency-Key` and body before: this is that request.
-    Replayed(StoredRequest),
-    /// A concurrent request with the same `Idempotency-Key` committed first; try again.
-    Raced,
-}
-
-/// A recorded decision and the request as it now stands.
-#[derive(Debug)]
-pub struct Decided {
-    pub request: StoredRequest,
-    pub outcome: Outcome,
-    /// Sequence number of the last audit event it wrote.
-    pub seq: i64,
-}
-
-fn migrator(sql: &'static str) -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
-        ..Migrator::DEFAULT
-    }
-}
+/// The schema of each dialect: every numbered file of `migrations/<dialect>/`, embedded at
+/// build time. A schema change is a new file; a store at any earlier version upgrades in
+/// place at start.
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if needed.
@@ -208,16 +166,8 @@ impl Store {
     /// Brings the schema up to date (run at every start; a no-op when current).
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(sqlite) => {
-                migrator(include_str!("../../../migrations/sqlite/0001_init.sql"))
-                    .run(&sqlite.writer)
-                    .await?
-            }
-            Store::Postgres(pg) => {
-                migrator(include_str!("../../../migrations/postgres/0001_init.sql"))
-                    .run(pg)
-                    .await?
-            }
+            Store::Sqlite(sqlite) => SQLITE_MIGRATIONS.run(&sqlite.writer).await?,
+            Store::Postgres(pg) => POSTGRES_MIGRATIONS.run(pg).await?,
         }
         Ok(())
     }
@@ -387,94 +337,6 @@ impl Store {
 
     // ----- requests ----------------------------------------------------------------------
 
-    /// Stores a new request with its audit event, or finds the one this idempotency key
-    /// already created. The same key with another body is a conflict.
-    pub async fn create_request(&self, new: &NewRecord) -> Result<Created> {
-        let created = in_write_tx!(self, |tx, _lock| {
-            if let Some(key) = &new.idempotency_key {
-                let existing =
-                    sqlx::query("SELECT id, body_hash FROM requests WHERE agent_id = $1 AND idempotency_key = $2")
-                        .bind(new.request.agent.id.to_string())
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(row) = existing {
-                    let id: String = row.try_get("id")?;
-                    let body_hash: Option<String> = row.try_get("body_hash")?;
-                    if body_hash != new.request.body_hash {
-                        return Err(idempotency_conflict());
-                    }
-                    let row = sqlx::query(&select_request("")).bind(&id).fetch_one(&mut *tx).await?;
-                    return Ok(Created::Replayed(request_from_row!(row)));
-                }
-            }
-            let request = &new.request;
-            let result = sqlx::query(
-                "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
-                 diff, context, digest, status, policy, approvals, created_at, expires_at, idempotency_key, body_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-            )
-            .bind(request.id.to_string())
-            .bind(request.agent.id.to_string())
-            .bind(&request.on_behalf_of)
-            .bind(&request.action)
-            .bind(&request.resource)
-            .bind(&request.title)
-            .bind(&request.reason)
-            .bind(records::to_json(&request.labels))
-            .bind(records::to_json(&request.payload))
-            .bind(&request.diff)
-            .bind(request.context.as_ref().map(records::to_json))
-            .bind(&request.digest)
-            .bind(request.status.as_str())
-            .bind(records::to_json(&request.policy))
-            .bind(0_i64)
-            .bind(millis(request.created_at))
-            .bind(millis(request.expires_at))
-            .bind(&new.idempotency_key)
-            .bind(&request.body_hash)
-            .execute(&mut *tx)
-            .await;
-            if let Err(err) = result {
-                // Another transaction inserted the same idempotency key first (Postgres).
-                return if is_unique_violation(&err) {
-                    Ok(Created::Raced)
-                } else {
-                    Err(err.into())
-                };
-            }
-            let data = serde_json::json!({
-                "action": request.action,
-                "resource": request.resource,
-                "title": request.title,
-                "on_behalf_of": request.on_behalf_of,
-                "digest": request.digest,
-                "policy": request.policy,
-                "expires_at": millis(request.expires_at),
-            });
-            let actor = Actor::agent(&request.agent);
-            for (key, value) in &request.labels {
-                sqlx::query("INSERT INTO request_labels (request_id, key, value, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(request.id.to_string())
-                    .bind(key)
-                    .bind(value)
-                    .bind(millis(request.created_at))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let seq = audit::append!(
-                tx,
-                request.created_at,
-                "request.created",
-                Some(request.id),
-                &actor,
-                &data
-            );
-            Created::New(request.clone(), seq)
-        });
-        Ok(created)
-    }
-
     pub async fn get_request(&self, id: RequestId) -> Result<Option<StoredRequest>> {
         let request = on_read_pool!(self, |pool| {
             match sqlx::query(&select_request(""))
@@ -504,200 +366,6 @@ impl Store {
             decisions
         });
         Ok(decisions)
-    }
-
-    /// Records `reviewer`'s decision under every rule, atomically: concurrent decisions on
-    /// one request are serialised (row lock on Postgres, the write lock on SQLite), so
-    /// exactly one of them can end it. A request found past its expiry is expired here.
-    /// The decision's time is read once the lock is held, so a decision that waited for
-    /// the lock past the request's expiry is refused, never recorded late.
-    pub async fn decide(
-        &self,
-        id: RequestId,
-        reviewer: &Identity,
-        verdict: Verdict,
-        comment: &str,
-        channel: Channel,
-    ) -> Result<Decided> {
-        let decided: Result<Decided, RuleError> = in_write_tx!(self, |tx, lock| {
-            let row = sqlx::query(&select_request(lock))
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found(format_args!("request {id}")))?;
-            let now = crate::service::now();
-            let mut request = request_from_row!(row);
-            let rows = sqlx::query(&format!(
-                "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id = $1"
-            ))
-            .bind(id.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut ballots = Vec::with_capacity(rows.len());
-            for row in rows {
-                let decision: DecisionRecord = decision_from_row!(row);
-                ballots.push(decision.ballot());
-            }
-            let parties = request.parties();
-            let context = request.decision_context(&parties, &ballots);
-            match evaluate(context, reviewer, verdict, comment, now) {
-                Err(RuleError::Expired) => {
-                    expire_in_tx!(tx, &request, now);
-                    Err(RuleError::Expired)
-                }
-                Err(refusal) => Err(refusal),
-                Ok(outcome) => {
-                    sqlx::query(&format!(
-                        "INSERT INTO decisions (id, {DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    ))
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .bind(id.to_string())
-                    .bind(&reviewer.issuer)
-                    .bind(&reviewer.subject)
-                    .bind(&reviewer.email)
-                    .bind(&reviewer.name)
-                    .bind(records::to_json(&reviewer.groups))
-                    .bind(verdict.as_str())
-                    .bind(comment)
-                    .bind(channel.as_str())
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?;
-                    let approvals = match outcome {
-                        Outcome::Pending { approvals } => approvals,
-                        _ => request.approvals + u32::from(verdict == Verdict::Approve),
-                    };
-                    let status = outcome.status();
-                    let decided_at = (status != Status::Pending).then_some(now);
-                    sqlx::query("UPDATE requests SET status = $1, approvals = $2, decided_at = $3 WHERE id = $4")
-                        .bind(status.as_str())
-                        .bind(i64::from(approvals))
-                        .bind(decided_at.map(millis))
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    let actor = Actor::Reviewer(reviewer.clone());
-                    let data = serde_json::json!({
-                        "verdict": verdict,
-                        "comment": comment,
-                        "channel": channel,
-                        "digest": request.digest,
-                        "approvals": approvals,
-                        "approvals_required": request.policy.approvals_required,
-                    });
-                    let mut seq = audit::append!(tx, now, "decision.recorded", Some(id), &actor, &data);
-                    if status != Status::Pending {
-                        let kind = if status == Status::Approved {
-                            "request.approved"
-                        } else {
-                            "request.denied"
-                        };
-                        let data = serde_json::json!({ "approvals": approvals });
-                        seq = audit::append!(tx, now, kind, Some(id), &Actor::System, &data);
-                    }
-                    request.status = status;
-                    request.approvals = approvals;
-                    request.decided_at = decided_at;
-                    Ok(Decided { request, outcome, seq })
-                }
-            }
-        });
-        Ok(decided?)
-    }
-
-    /// Moves a request made by `agent` from its status to `to` (cancel, result report),
-    /// at the time the lock is held (see [`Store::decide`]).
-    pub async fn agent_transition(
-        &self,
-        agent: &Agent,
-        id: RequestId,
-        to: Status,
-        result: Option<&ResultReport>,
-    ) -> Result<(StoredRequest, i64)> {
-        in_write_tx!(self, |tx, lock| {
-            let row = sqlx::query(&select_request(lock))
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let now = crate::service::now();
-            let mut request = match row {
-                Some(row) => request_from_row!(row),
-                None => return Err(Error::not_found(format_args!("request {id}"))),
-            };
-            if request.agent.id != agent.id {
-                return Err(Error::not_found(format_args!("request {id}")));
-            }
-            if request.status == Status::Pending && to == Status::Cancelled && now >= request.expires_at {
-                // Its time ran out before the cancel arrived: record what really happened.
-                expire_in_tx!(tx, &request, now);
-                Err(Error::Transition(signoff_app::TransitionError {
-                    from: Status::Expired,
-                    to,
-                }))
-            } else {
-                request.status = request.status.transition(to)?;
-                let result_json = result.map(records::to_json);
-                sqlx::query("UPDATE requests SET status = $1, result = COALESCE($2, result), decided_at = COALESCE(decided_at, $3) WHERE id = $4")
-                    .bind(to.as_str())
-                    .bind(&result_json)
-                    .bind(millis(now))
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                let kind = match to {
-                    Status::Cancelled => "request.cancelled",
-                    Status::Executed => "request.executed",
-                    _ => "request.failed",
-                };
-                let data = serde_json::json!({ "result": result });
-                let seq = audit::append!(tx, now, kind, Some(id), &Actor::agent(agent), &data);
-                request.result = result.cloned();
-                request.decided_at.get_or_insert(now);
-                Ok((request, seq))
-            }
-        })
-    }
-
-    /// Pending requests whose time is up, oldest expiry first.
-    pub async fn due_for_expiry(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<RequestId>> {
-        let ids = on_read_pool!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT id FROM requests WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-            )
-            .bind(millis(now))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for row in rows {
-                ids.push(records::parse_id(&row.try_get::<String, _>("id")?)?);
-            }
-            ids
-        });
-        Ok(ids)
-    }
-
-    /// Expires one request if it is still pending and past its time; returns the audit
-    /// event's sequence number when it did.
-    pub async fn expire(&self, id: RequestId, now: OffsetDateTime) -> Result<Option<i64>> {
-        let expired = in_write_tx!(self, |tx, lock| {
-            let row = sqlx::query(&select_request(lock))
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            match row {
-                Some(row) => {
-                    let request = request_from_row!(row);
-                    if request.status == Status::Pending && now >= request.expires_at {
-                        Some(expire_in_tx!(tx, &request, now))
-                    } else {
-                        None
-                    }
-                }
-                None => None,
-            }
-        });
-        Ok(expired)
     }
 
     // ----- audit -------------------------------------------------------------------------
@@ -750,17 +418,6 @@ impl Store {
         });
         Ok(head)
     }
-}
-
-fn idempotency_conflict() -> Error {
-    Error::Conflict {
-        code: "idempotency_key_reused",
-        message: "this Idempotency-Key was already used with a different request body".into(),
-    }
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Walks the audit trail, recomputing every hash and link, and compares the end with the

@@ -1,0 +1,181 @@
+//! The lifecycle engine: every change to a request goes through here.
+//!
+//! Callers hand the engine a [`Command`] and await its answer. One writer task takes the
+//! commands queued (up to [`MAX_BATCH`]) and applies them as one batch in one transaction
+//! (group commit): it locks the audit chain's head, reads what the batch needs in a few
+//! statements, applies the rules of `signoff_app` to each command in order in memory (so
+//! two decisions on one request in one batch behave exactly as if they came one after
+//! the other), writes the rows with multi-row statements, chains the audit events from
+//! the head it holds, commits, and only then answers each caller and publishes the
+//! events. A rule refusal answers its own command only; a database failure fails the
+//! batch, and each of its callers gets a 503. See ARCHITECTURE.md, "The write path".
+
+mod batch;
+
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use signoff_app::wire::ResultReport;
+use signoff_app::{AgentId, Channel, Identity, RequestId, Verdict, canonical_json};
+
+use crate::bus::EventBus;
+use crate::store::{Actor, NewRecord, Store, StoredRequest};
+use crate::{Error, Result};
+
+/// Commands per batch at most.
+pub const MAX_BATCH: usize = 256;
+/// Commands waiting beyond the batch being applied; callers wait for room past it.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// A change someone asks for.
+pub enum Command {
+    /// A new request, its audit event prepared by the caller (see [`Command::create`]).
+    Create(Box<NewRequest>),
+    Decide {
+        id: RequestId,
+        reviewer: Identity,
+        verdict: Verdict,
+        comment: String,
+        channel: Channel,
+    },
+    Cancel {
+        agent: AgentId,
+        id: RequestId,
+    },
+    Report {
+        agent: AgentId,
+        id: RequestId,
+        report: ResultReport,
+    },
+    /// Expires up to `limit` pending requests past their time.
+    ExpireDue {
+        limit: usize,
+    },
+}
+
+/// A request to store, with its `request.created` event's actor and data already in
+/// canonical JSON: that work is done by the caller, in parallel, not by the one writer.
+pub struct NewRequest {
+    pub record: NewRecord,
+    actor: String,
+    data: String,
+}
+
+impl Command {
+    pub fn create(record: NewRecord) -> Result<Command> {
+        let request = &record.request;
+        let actor = crate::store::audit_value(&Actor::agent(&request.agent))?;
+        let data = serde_json::json!({
+            "action": request.action,
+            "resource": request.resource,
+            "title": request.title,
+            "on_behalf_of": request.on_behalf_of,
+            "digest": request.digest,
+            "policy": request.policy,
+            "expires_at": crate::store::millis(request.expires_at),
+        });
+        Ok(Command::Create(Box::new(NewRequest {
+            actor: canonical_json(&actor),
+            data: canonical_json(&data),
+            record,
+        })))
+    }
+
+    fn is_decision(&self) -> bool {
+        matches!(self, Command::Decide { .. })
+    }
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub enum Answer {
+    /// Stored, as it now stands.
+    Created(StoredRequest),
+    /// The agent sent this `Idempotency-Key` and body before: that request, unchanged.
+    Replayed(StoredRequest),
+    /// Decided, cancelled or reported: the request as it now stands.
+    Changed(StoredRequest),
+    /// How many requests expired.
+    Expired(usize),
+}
+
+struct Job {
+    command: Command,
+    submitted: Instant,
+    reply: oneshot::Sender<Result<Answer>>,
+}
+
+/// The handle callers submit commands through.
+#[derive(Clone)]
+pub struct Engine {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Engine {
+    /// Starts the writer on `store`; it stops when the last handle is dropped.
+    pub fn start(store: Store, bus: EventBus) -> Engine {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(write(store, bus, jobs));
+        Engine { queue }
+    }
+
+    /// Applies `command` and answers once it has committed (or was refused).
+    pub async fn submit(&self, command: Command) -> Result<Answer> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            command,
+            submitted: Instant::now(),
+            reply,
+        };
+        self.queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commands waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the server is stopping; try again".into())
+}
+
+/// The writer: one batch at a time, each answered after its commit.
+async fn write(store: Store, bus: EventBus, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        crate::metrics::queue_depth(queue.len());
+        let started = Instant::now();
+        let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
+        match batch::apply(&store, &commands).await {
+            Ok(applied) => {
+                crate::metrics::batch_committed(jobs.len(), started.elapsed());
+                for (job, answer) in jobs.drain(..).zip(applied.answers) {
+                    if job.command.is_decision() {
+                        crate::metrics::decision_latency(job.submitted.elapsed());
+                    }
+                    let _ = job.reply.send(answer);
+                }
+                bus.publish_committed(applied.events);
+            }
+            Err(err) => {
+                crate::metrics::batch_failed();
+                tracing::error!(%err, commands = jobs.len(), "a batch failed; nothing of it was stored");
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(Error::Unavailable(
+                        "the change could not be stored just now; nothing was changed, try again".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// The time a batch is applied at, at the storage's precision: taken once the batch holds
+/// the lock, so nothing is decided at a time earlier than its commit's order says.
+fn batch_time() -> OffsetDateTime {
+    crate::service::now()
+}

@@ -1,0 +1,314 @@
+//! The write side of the store: SQL primitives over one open transaction, used by the
+//! lifecycle engine for a whole batch. They read and write rows; they decide nothing.
+//! Rows are written with multi-row statements, so a batch costs a handful of round trips
+//! whatever its size (see ARCHITECTURE.md, "The write path").
+
+use sqlx::{QueryBuilder, Row};
+
+use signoff_app::{AgentId, RequestId};
+
+use super::records::{DecisionRecord, StoredRequest, decision_from_row, millis, request_from_row, to_json};
+use super::{DECISION_COLUMNS, REQUEST_COLUMNS, Store};
+use crate::Result;
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// An open write transaction on either store.
+pub enum WriteTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` the transaction's connection and `$Db` its database type.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $Db:ident| $body:expr) => {
+        match $tx {
+            WriteTx::Sqlite(tx) => {
+                #[allow(dead_code)]
+                type $Db = sqlx::Sqlite;
+                let $conn = &mut **tx;
+                $body
+            }
+            WriteTx::Postgres(tx) => {
+                #[allow(dead_code)]
+                type $Db = sqlx::Postgres;
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// One audit event, hashed and ready to store.
+#[derive(Clone, Debug)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: &'static str,
+    pub request_id: Option<String>,
+    /// Canonical JSON.
+    pub actor: String,
+    /// Canonical JSON.
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A new request row and the idempotency key it was created under.
+pub struct NewRow<'a> {
+    pub request: &'a StoredRequest,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl WriteTx {
+    /// Opens a write transaction: on SQLite it holds the database's one write lock.
+    pub async fn begin(store: &Store) -> Result<WriteTx> {
+        Ok(match store {
+            Store::Sqlite(sqlite) => WriteTx::Sqlite(sqlite.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pg) => WriteTx::Postgres(pg.begin().await?),
+        })
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.commit().await?,
+            WriteTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// The audit chain's head, locked until commit: every writer (of any replica) appends
+    /// one after another, so the chain never forks.
+    pub async fn lock_head(&mut self) -> Result<(i64, String)> {
+        let lock = match self {
+            WriteTx::Sqlite(_) => "",
+            WriteTx::Postgres(_) => " FOR UPDATE",
+        };
+        let sql = format!("SELECT seq, hash FROM audit_head WHERE id = 1{lock}");
+        on_tx!(self, |conn, Db| {
+            let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;
+            Ok((row.try_get("seq")?, row.try_get("hash")?))
+        })
+    }
+
+    pub async fn set_head(&mut self, seq: i64, hash: &str) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The requests with these ids (those that exist).
+    pub async fn requests(&mut self, ids: &[RequestId]) -> Result<Vec<StoredRequest>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id IN ("
+                ));
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.to_string());
+                }
+                query.push(")");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    found.push(request_from_row!(row));
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// The decisions recorded on these requests.
+    pub async fn decisions(&mut self, ids: &[RequestId]) -> Result<Vec<DecisionRecord>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(format!(
+                    "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id IN ("
+                ));
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.to_string());
+                }
+                query.push(") ORDER BY decided_at, id");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    found.push(decision_from_row!(row));
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// Requests created under these (agent, idempotency key) pairs, with their keys.
+    pub async fn idempotent(&mut self, keys: &[(AgentId, &str)]) -> Result<Vec<(StoredRequest, String)>> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT / 2) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(format!(
+                    "SELECT {REQUEST_COLUMNS}, r.idempotency_key FROM requests r JOIN agents a ON a.id = r.agent_id WHERE "
+                ));
+                for (n, (agent, key)) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        query.push(" OR ");
+                    }
+                    query.push("(r.agent_id = ");
+                    query.push_bind(agent.to_string());
+                    query.push(" AND r.idempotency_key = ");
+                    query.push_bind(*key);
+                    query.push(")");
+                }
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    let key: String = row.try_get("idempotency_key")?;
+                    found.push((request_from_row!(row), key));
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// Pending requests whose time is up, soonest first.
+    pub async fn due(&mut self, now: i64, limit: usize) -> Result<Vec<StoredRequest>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
+             WHERE r.status = 'pending' AND r.expires_at <= $1 ORDER BY r.expires_at LIMIT $2"
+        );
+        on_tx!(self, |conn, Db| {
+            let rows = sqlx::query(&sql)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut due = Vec::with_capacity(rows.len());
+            for row in rows {
+                due.push(request_from_row!(row));
+            }
+            Ok(due)
+        })
+    }
+
+    pub async fn insert_requests(&mut self, rows: &[NewRow<'_>]) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
+                     diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
+                     idempotency_key, body_hash) ",
+                );
+                query.push_values(chunk, |mut row, new| {
+                    let request = new.request;
+                    row.push_bind(request.id.to_string())
+                        .push_bind(request.agent.id.to_string())
+                        .push_bind(request.on_behalf_of.as_deref())
+                        .push_bind(request.action.as_str())
+                        .push_bind(request.resource.as_str())
+                        .push_bind(request.title.as_str())
+                        .push_bind(request.reason.as_str())
+                        .push_bind(to_json(&request.labels))
+                        .push_bind(to_json(&request.payload))
+                        .push_bind(request.diff.as_deref())
+                        .push_bind(request.context.as_ref().map(to_json))
+                        .push_bind(request.digest.as_str())
+                        .push_bind(request.status.as_str())
+                        .push_bind(to_json(&request.policy))
+                        .push_bind(i64::from(request.approvals))
+                        .push_bind(millis(request.created_at))
+                        .push_bind(millis(request.expires_at))
+                        .push_bind(request.decided_at.map(millis))
+                        .push_bind(request.result.as_ref().map(to_json))
+                        .push_bind(new.idempotency_key)
+                        .push_bind(request.body_hash.as_deref());
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        let labels: Vec<(&StoredRequest, &String, &String)> = rows
+            .iter()
+            .flat_map(|new| new.request.labels.iter().map(|(key, value)| (new.request, key, value)))
+            .collect();
+        for chunk in labels.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(self, |conn, Db| {
+                let mut query =
+                    QueryBuilder::<Db>::new("INSERT INTO request_labels (request_id, key, value, created_at) ");
+                query.push_values(chunk, |mut row, (request, key, value)| {
+                    row.push_bind(request.id.to_string())
+                        .push_bind(key.as_str())
+                        .push_bind(value.as_str())
+                        .push_bind(millis(request.created_at));
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the changing columns of requests that already exist.
+    pub async fn update_requests(&mut self, requests: &[&StoredRequest]) -> Result<()> {
+        for request in requests {
+            on_tx!(self, |conn, Db| {
+                sqlx::query(
+                    "UPDATE requests SET status = $1, approvals = $2, decided_at = $3, result = $4 WHERE id = $5",
+                )
+                .bind(request.status.as_str())
+                .bind(i64::from(request.approvals))
+                .bind(request.decided_at.map(millis))
+                .bind(request.result.as_ref().map(to_json))
+                .bind(request.id.to_string())
+                .execute(&mut *conn)
+                .await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_decisions(&mut self, decisions: &[&DecisionRecord]) -> Result<()> {
+        for chunk in decisions.chunks(ROWS_PER_STATEMENT / 2) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(format!("INSERT INTO decisions (id, {DECISION_COLUMNS}) "));
+                query.push_values(chunk, |mut row, decision| {
+                    let reviewer = &decision.reviewer;
+                    row.push_bind(uuid::Uuid::now_v7().to_string())
+                        .push_bind(decision.request_id.to_string())
+                        .push_bind(reviewer.issuer.as_str())
+                        .push_bind(reviewer.subject.as_str())
+                        .push_bind(reviewer.email.as_deref())
+                        .push_bind(reviewer.name.as_deref())
+                        .push_bind(to_json(&reviewer.groups))
+                        .push_bind(decision.verdict.as_str())
+                        .push_bind(decision.comment.as_str())
+                        .push_bind(decision.channel.as_str())
+                        .push_bind(millis(decision.decided_at));
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_audit(&mut self, events: &[AuditRow]) -> Result<()> {
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO audit_events (seq, at, kind, request_id, actor, data, prev_hash, hash) ",
+                );
+                query.push_values(chunk, |mut row, event| {
+                    row.push_bind(event.seq)
+                        .push_bind(event.at)
+                        .push_bind(event.kind)
+                        .push_bind(event.request_id.as_deref())
+                        .push_bind(event.actor.as_str())
+                        .push_bind(event.data.as_str())
+                        .push_bind(event.prev_hash.as_str())
+                        .push_bind(event.hash.as_str());
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+}
