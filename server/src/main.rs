@@ -145,11 +145,7 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
                 )?;
             }
         }
-        AgentsCommand::Revoke { name } => match service
-            .store()
-            .revoke_agent_keys(&name, signoff_server::service::now())
-            .await?
-        {
+        AgentsCommand::Revoke { name } => match service.revoke_agent_keys(&name).await? {
             Some(count) => writeln!(out, "revoked {count} key(s) of agent {name}")?,
             None => {
                 eprintln!("no agent named {name}");

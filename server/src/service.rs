@@ -15,8 +15,10 @@ use signoff_app::wire::{
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
 
 use crate::bus::{EventBus, Waiters};
-use crate::engine::{Answer, Command, Engine};
-use crate::store::{Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, RequestFilter, Store, StoredRequest, Voter};
+use crate::engine::{AdminChange, Answer, Command, Engine};
+use crate::store::{
+    Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, Poll, RequestFilter, Store, StoredRequest, Voter,
+};
 use crate::{Error, Result, diff, keys};
 
 /// What the service needs to know from the configuration.
@@ -83,6 +85,11 @@ impl Service {
         &self.bus
     }
 
+    /// The one writer every change goes through.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Becomes true when the server starts shutting down (long-lived responses end then).
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
@@ -105,17 +112,81 @@ impl Service {
             ));
         }
         let key = keys::generate(keys::AGENT_KEY_PREFIX);
-        let (agent, issue) = self
-            .store
-            .issue_key(
-                name,
-                owner.map(str::trim).filter(|o| !o.is_empty()),
-                &keys::hash(&key),
-                &keys::display_prefix(&key),
-                now(),
-            )
-            .await?;
-        Ok((agent, key, issue))
+        let change = AdminChange::IssueKey {
+            name: name.to_string(),
+            owner: owner.map(str::trim).filter(|o| !o.is_empty()).map(String::from),
+            key_hash: keys::hash(&key),
+            key_prefix: keys::display_prefix(&key),
+        };
+        match self.engine.submit(Command::Admin(change)).await? {
+            Answer::KeyIssued(agent, issue) => Ok((agent, key, issue)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revokes every key of the named agent, at once; `None` when there is no such agent.
+    pub async fn revoke_agent_keys(&self, name: &str) -> Result<Option<u64>> {
+        let change = AdminChange::RevokeKeys { name: name.to_string() };
+        match self.engine.submit(Command::Admin(change)).await? {
+            Answer::KeysRevoked(revoked) => Ok(revoked),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    // ----- terminal sign-in --------------------------------------------------------------
+
+    /// A reviewer confirms or refuses a terminal sign-in; false when the code is unknown,
+    /// answered already or expired.
+    pub async fn answer_device_code(&self, user_code: &str, identity: &Identity, approve: bool) -> Result<bool> {
+        let change = AdminChange::AnswerDeviceCode {
+            user_code: user_code.to_string(),
+            identity: identity.clone(),
+            approve,
+        };
+        self.done(change).await
+    }
+
+    /// One poll of a terminal's device code; once confirmed, issues the token whose hash
+    /// is `token_hash`. Unknown codes are answered from a read, so guessing costs the
+    /// writer nothing.
+    pub async fn poll_device_code(
+        &self,
+        code_hash: &str,
+        interval: time::Duration,
+        token_hash: &str,
+        lifetime: time::Duration,
+    ) -> Result<Poll> {
+        if !self.store.device_code_exists(code_hash).await? {
+            return Ok(Poll::Unknown);
+        }
+        let change = AdminChange::PollDeviceCode {
+            code_hash: code_hash.to_string(),
+            interval,
+            token_hash: token_hash.to_string(),
+            lifetime,
+        };
+        match self.engine.submit(Command::Admin(change)).await? {
+            Answer::Polled(poll) => Ok(poll),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revokes a terminal token: `owner`'s (issuer, subject), or anyone's (admins);
+    /// false when there is no such active token.
+    pub async fn revoke_terminal_token(&self, id: &str, owner: Option<(&str, &str)>, by: &Identity) -> Result<bool> {
+        let change = AdminChange::RevokeToken {
+            id: id.to_string(),
+            owner: owner.map(|(issuer, subject)| (issuer.to_string(), subject.to_string())),
+            by: by.clone(),
+        };
+        self.done(change).await
+    }
+
+    async fn done(&self, change: AdminChange) -> Result<bool> {
+        match self.engine.submit(Command::Admin(change)).await? {
+            Answer::Done(changed) => Ok(changed),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The agent holding `key`, or 401.

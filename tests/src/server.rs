@@ -44,7 +44,12 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestServer {
-        let db = TestDb::new(backend).await;
+        Self::start_on(TestDb::new(backend).await, configure).await
+    }
+
+    /// A server on an existing database (one a test prepared, say as an older version
+    /// left it).
+    pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = test_config(&db);
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -212,12 +212,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
     let other_agent = server.agent("other-bot").await;
     let own = agent.submit(&request_body("Mine")).await;
     let revoked = server.agent("old-bot").await;
-    server
-        .service
-        .store()
-        .revoke_agent_keys("old-bot", signoff_server::service::now())
-        .await
-        .expect("revoke");
+    server.service.revoke_agent_keys("old-bot").await.expect("revoke");
 
     let tables = ["requests", "decisions", "audit_events", "agents", "api_keys"];
     let mut before = Vec::new();

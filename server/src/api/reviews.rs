@@ -314,8 +314,7 @@ async fn revoke_token(
         .then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
     if state
         .service
-        .store()
-        .revoke_terminal_token(&id, owner, &person.identity, now())
+        .revoke_terminal_token(&id, owner, &person.identity)
         .await?
     {
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -334,8 +333,9 @@ async fn revoke_own_token(State(state): State<AppState>, parts: axum::http::requ
         .terminal_token(&crate::keys::hash(token), now())
         .await?
         .ok_or_else(|| Error::Unauthorized("unknown, expired or revoked terminal token".into()))?;
-    store
-        .revoke_terminal_token(&record.id, None, &record.identity, now())
+    state
+        .service
+        .revoke_terminal_token(&record.id, None, &record.identity)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -20,7 +20,7 @@ use signoff_app::Channel;
 use super::{Person, TERMINAL_TOKEN_PREFIX};
 use crate::api::AppState;
 use crate::service::now;
-use crate::store::{DeviceState, NewToken, Poll};
+use crate::store::{DeviceState, Poll};
 use crate::throttle::{Bucket, ClientAddress};
 use crate::web::{PageError, chrome, sign_in_redirect};
 use crate::{Error, keys};
@@ -127,19 +127,13 @@ async fn poll_token(
             .device_code
     };
     let token = keys::generate(TERMINAL_TOKEN_PREFIX);
-    let token_hash = keys::hash(&token);
-    let new_token = NewToken {
-        token_hash: &token_hash,
-        lifetime: state.auth.terminal_token_lifetime,
-    };
     let poll = state
         .service
-        .store()
         .poll_device_code(
             &keys::hash(&device_code),
             state.auth.device_poll_interval,
-            new_token,
-            now(),
+            &keys::hash(&token),
+            state.auth.terminal_token_lifetime,
         )
         .await?;
     Ok(match poll {
@@ -258,8 +252,7 @@ async fn device_answer(
     };
     let answered = state
         .service
-        .store()
-        .answer_device_code(&code, &person.identity, approve, now())
+        .answer_device_code(&code, &person.identity, approve)
         .await
         .map_err(page_error)?;
     if !answered {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use signoff_app::{AgentId, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json, evaluate};
 
-use super::{Answer, Command, NewRequest, batch_time};
+use super::{Answer, Command, NewRequest, admin, batch_time};
 use crate::bus::Event;
 use crate::store::{
     Actor, AuditRow, DecisionRecord, NewRow, Store, StoredRequest, WriteTx, audit_value, chain_hash_canonical, millis,
@@ -33,7 +33,7 @@ struct Loaded {
 }
 
 /// The audit chain, continued in memory from the head the batch holds.
-struct Chain {
+pub(super) struct Chain {
     seq: i64,
     hash: String,
     rows: Vec<AuditRow>,
@@ -71,16 +71,16 @@ impl Chain {
         self.seq = seq;
     }
 
-    fn append_value(
+    pub(super) fn append_value(
         &mut self,
         at: OffsetDateTime,
         kind: &'static str,
-        request: RequestId,
+        request: Option<RequestId>,
         actor: &Actor,
         data: &Value,
     ) -> Result<()> {
         let actor = canonical_json(&audit_value(actor)?);
-        self.append(at, kind, Some(request), actor, canonical_json(data));
+        self.append(at, kind, request, actor, canonical_json(data));
         Ok(())
     }
 }
@@ -104,7 +104,14 @@ pub(super) async fn apply(store: &Store, commands: &[&Command]) -> Result<Applie
         },
     };
     batch.load(&mut tx, commands).await?;
-    let answers = commands.iter().map(|command| batch.apply(command)).collect();
+    let mut answers = Vec::with_capacity(commands.len());
+    for command in commands {
+        answers.push(match command {
+            // Its statements run now, in the batch's transaction; a failure fails the batch.
+            Command::Admin(change) => Ok(admin::apply(&mut tx, &mut batch.chain, now, change).await?),
+            other => batch.apply(other),
+        });
+    }
     batch.write(&mut tx).await?;
     tx.commit().await?;
     Ok(Applied {
@@ -142,6 +149,7 @@ impl Batch {
                 }
                 Command::Decide { id, .. } | Command::Cancel { id, .. } | Command::Report { id, .. } => ids.push(*id),
                 Command::ExpireDue { limit } => expire_limit += limit,
+                Command::Admin(_) => {}
             }
         }
         ids.sort_unstable();
@@ -207,6 +215,7 @@ impl Batch {
             Command::Report { agent, id, report } => {
                 self.agent_transition(*agent, *id, report.status.status(), Some(report))
             }
+            Command::Admin(_) => Err(Error::Internal("admin changes are applied by `admin::apply`".into())),
             Command::ExpireDue { limit } => {
                 let due: Vec<RequestId> = self.due.drain(..self.due.len().min(*limit)).collect();
                 let mut expired = 0;
@@ -312,8 +321,13 @@ impl Batch {
             "approvals": request.approvals,
             "approvals_required": request.policy.approvals_required,
         });
-        self.chain
-            .append_value(now, "decision.recorded", id, &Actor::Reviewer(reviewer.clone()), &data)?;
+        self.chain.append_value(
+            now,
+            "decision.recorded",
+            Some(id),
+            &Actor::Reviewer(reviewer.clone()),
+            &data,
+        )?;
         if request.status != Status::Pending {
             let kind = if request.status == Status::Approved {
                 "request.approved"
@@ -323,7 +337,7 @@ impl Batch {
             self.chain.append_value(
                 now,
                 kind,
-                id,
+                Some(id),
                 &Actor::System,
                 &json!({ "approvals": request.approvals }),
             )?;
@@ -371,7 +385,7 @@ impl Batch {
         };
         let actor = Actor::agent(&request.agent);
         self.chain
-            .append_value(now, kind, id, &actor, &json!({ "result": report }))?;
+            .append_value(now, kind, Some(id), &actor, &json!({ "result": report }))?;
         loaded.changed = true;
         Ok(Answer::Changed(loaded.request.clone()))
     }
@@ -420,7 +434,7 @@ fn expire(chain: &mut Chain, loaded: &mut Loaded, now: OffsetDateTime) -> Result
     request.decided_at = Some(now);
     loaded.changed = true;
     let data = json!({ "expires_at": millis(request.expires_at) });
-    chain.append_value(now, "request.expired", request.id, &Actor::System, &data)
+    chain.append_value(now, "request.expired", Some(request.id), &Actor::System, &data)
 }
 
 fn not_found(id: RequestId) -> Error {

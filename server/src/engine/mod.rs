@@ -10,7 +10,10 @@
 //! events. A rule refusal answers its own command only; a database failure fails the
 //! batch, and each of its callers gets a 503. See ARCHITECTURE.md, "The write path".
 
+mod admin;
 mod batch;
+
+pub use admin::AdminChange;
 
 use std::time::Instant;
 
@@ -21,7 +24,7 @@ use signoff_app::wire::ResultReport;
 use signoff_app::{AgentId, Channel, Identity, RequestId, Verdict, canonical_json};
 
 use crate::bus::EventBus;
-use crate::store::{Actor, NewRecord, Store, StoredRequest};
+use crate::store::{Actor, Agent, KeyIssue, NewRecord, Poll, Store, StoredRequest};
 use crate::{Error, Result};
 
 /// Commands per batch at most.
@@ -53,6 +56,8 @@ pub enum Command {
     ExpireDue {
         limit: usize,
     },
+    /// Agents, keys and terminal sign-in.
+    Admin(AdminChange),
 }
 
 /// A request to store, with its `request.created` event's actor and data already in
@@ -99,6 +104,14 @@ pub enum Answer {
     Changed(StoredRequest),
     /// How many requests expired.
     Expired(usize),
+    /// An agent's new key was stored (the agent as it now is).
+    KeyIssued(Agent, KeyIssue),
+    /// How many keys were revoked; `None` when there is no such agent.
+    KeysRevoked(Option<u64>),
+    /// A terminal sign-in poll's answer.
+    Polled(Poll),
+    /// Whether the change found something to change (a code to answer, a token to revoke).
+    Done(bool),
 }
 
 struct Job {

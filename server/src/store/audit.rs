@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use signoff_app::{Identity, RequestId, canonical_json, sha256_hex};
+use signoff_app::{Identity, canonical_json, sha256_hex};
 
 use super::records::Agent;
 use crate::{Error, Result};
@@ -130,54 +130,12 @@ pub fn to_value<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|err| Error::Internal(format!("audit event: {err}")))
 }
 
-pub fn request_id_text(id: Option<RequestId>) -> Option<String> {
-    id.map(|id| id.to_string())
-}
-
 /// What `audit verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChainReport {
     Intact { events: i64, head: String },
     Broken { seq: i64, reason: String },
 }
-
-/// Appends one event inside the open write transaction `$tx`; evaluates to its sequence
-/// number. Bumping the head first
-/// takes its row lock (Postgres), so concurrent appends chain one after another.
-macro_rules! append {
-    ($tx:ident, $at:expr, $kind:expr, $request_id:expr, $actor:expr, $data:expr) => {{
-        let at_ms = $crate::store::records::millis($at);
-        let actor = $crate::store::audit::to_value($actor)?;
-        let data: &serde_json::Value = $data;
-        let request_id = $crate::store::audit::request_id_text($request_id);
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *$tx)
-            .await?;
-        let seq: i64 = head.try_get("seq")?;
-        let prev_hash: String = head.try_get("hash")?;
-        let hash = $crate::store::audit::chain_hash(&prev_hash, seq, at_ms, $kind, request_id.as_deref(), &actor, data);
-        sqlx::query(
-            "INSERT INTO audit_events (seq, at, kind, request_id, actor, data, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(seq)
-        .bind(at_ms)
-        .bind($kind)
-        .bind(&request_id)
-        .bind(signoff_app::canonical_json(&actor))
-        .bind(signoff_app::canonical_json(data))
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *$tx)
-        .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *$tx)
-            .await?;
-        seq
-    }};
-}
-pub(crate) use append;
 
 /// Reads a row of audit_events into an [`AuditEvent`].
 macro_rules! event_from_row {

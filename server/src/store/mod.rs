@@ -1,7 +1,8 @@
 //! Storage: one interface over SQLite (embedded default) and Postgres (scale-out).
 //!
 //! Every query is written once with `$N` placeholders (both dialects accept them) and
-//! expanded for each pool by [`on_read_pool!`] and [`in_write_tx!`]; the few places where
+//! expanded for each pool by [`on_read_pool!`] and [`in_write_tx!`] (and by `WriteTx`'s
+//! own macro for the engine's batches); the few places where
 //! the dialects differ are marked. Times are stored as Unix milliseconds, JSON as text.
 
 mod audit;
@@ -14,9 +15,8 @@ use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use time::OffsetDateTime;
 
-use signoff_app::{AgentId, RequestId};
+use signoff_app::RequestId;
 
 pub use audit::{Actor, AuditEvent, ChainReport, chain_hash_canonical, to_value as audit_value};
 pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis, millis};
@@ -84,8 +84,8 @@ mod signin;
 mod write;
 
 pub use review::{Cursor, RequestFilter, Voter};
-pub use signin::{DeviceCodeInfo, DeviceState, NewToken, Poll, TokenRecord};
-pub use write::{AuditRow, NewRow, WriteTx};
+pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
+pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
@@ -192,80 +192,6 @@ impl Store {
 
     // ----- agents and keys -------------------------------------------------------------
 
-    /// Creates the agent if it does not exist and stores a new key hash for it. An owner
-    /// given for an existing agent replaces its owner (audited with before and after).
-    pub async fn issue_key(
-        &self,
-        name: &str,
-        owner: Option<&str>,
-        key_hash: &str,
-        key_prefix: &str,
-        now: OffsetDateTime,
-    ) -> Result<(Agent, KeyIssue)> {
-        let (agent, issue) = in_write_tx!(self, |tx, _lock| {
-            let existing = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (agent, issue) = match existing {
-                Some(row) => {
-                    let mut agent: Agent = records::agent_from_row!(row);
-                    match owner {
-                        Some(owner) if agent.owner.as_deref() != Some(owner) => {
-                            sqlx::query("UPDATE agents SET owner = $1 WHERE id = $2")
-                                .bind(owner)
-                                .bind(agent.id.to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                            let previous = agent.owner.replace(owner.to_string());
-                            let data = serde_json::json!({
-                                "agent": agent.name, "before": { "owner": previous }, "after": { "owner": owner },
-                            });
-                            audit::append!(tx, now, "agent.owner_changed", None, &Actor::Operator, &data);
-                            (agent, KeyIssue::OwnerChanged { previous })
-                        }
-                        _ => (agent, KeyIssue::NewKey),
-                    }
-                }
-                None => {
-                    let agent = Agent {
-                        id: AgentId::new(),
-                        name: name.to_string(),
-                        owner: owner.map(String::from),
-                        created_at: now,
-                    };
-                    sqlx::query("INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(agent.id.to_string())
-                        .bind(&agent.name)
-                        .bind(&agent.owner)
-                        .bind(millis(now))
-                        .execute(&mut *tx)
-                        .await?;
-                    (agent, KeyIssue::Created)
-                }
-            };
-            sqlx::query(
-                "INSERT INTO api_keys (id, agent_id, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(agent.id.to_string())
-            .bind(key_hash)
-            .bind(key_prefix)
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
-            let kind = if issue == KeyIssue::Created {
-                "agent.created"
-            } else {
-                "agent.key_issued"
-            };
-            let data = serde_json::json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
-            audit::append!(tx, now, kind, None, &Actor::Operator, &data);
-            (agent, issue)
-        });
-        Ok((agent, issue))
-    }
-
     /// The agent holding an active key with this hash.
     pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>> {
         let row = on_read_pool!(self, |pool| {
@@ -304,35 +230,6 @@ impl Store {
             agents
         });
         Ok(agents)
-    }
-
-    /// Revokes every active key of the named agent; returns how many, or `None` when
-    /// there is no such agent.
-    pub async fn revoke_agent_keys(&self, name: &str, now: OffsetDateTime) -> Result<Option<u64>> {
-        let revoked = in_write_tx!(self, |tx, _lock| {
-            let agent_id: Option<String> = sqlx::query("SELECT id FROM agents WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("id"))
-                .transpose()?;
-            match agent_id {
-                None => None,
-                Some(agent_id) => {
-                    let revoked =
-                        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
-                            .bind(millis(now))
-                            .bind(&agent_id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    let data = serde_json::json!({ "agent": name, "keys_revoked": revoked });
-                    audit::append!(tx, now, "agent.keys_revoked", None, &Actor::Operator, &data);
-                    Some(revoked)
-                }
-            }
-        });
-        Ok(revoked)
     }
 
     // ----- requests ----------------------------------------------------------------------

@@ -5,9 +5,11 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use signoff_app::{AgentId, RequestId};
+use signoff_app::{AgentId, Identity, RequestId};
 
-use super::records::{DecisionRecord, StoredRequest, decision_from_row, millis, request_from_row, to_json};
+use super::records::{
+    Agent, DecisionRecord, StoredRequest, agent_from_row, decision_from_row, millis, request_from_row, to_json,
+};
 use super::{DECISION_COLUMNS, REQUEST_COLUMNS, Store};
 use crate::Result;
 
@@ -310,5 +312,194 @@ impl WriteTx {
             });
         }
         Ok(())
+    }
+}
+
+/// A device code as a poll sees it.
+pub struct DeviceCodeRow {
+    pub client_name: Option<String>,
+    pub expires_at: i64,
+    pub last_polled_at: Option<i64>,
+    pub state: String,
+    /// JSON of the confirming reviewer's identity, once confirmed.
+    pub identity: Option<String>,
+}
+
+/// A terminal token to store.
+pub struct NewTokenRow<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub identity: &'a Identity,
+    pub client_name: Option<&'a str>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl WriteTx {
+    pub async fn agent_by_name(&mut self, name: &str) -> Result<Option<Agent>> {
+        on_tx!(self, |conn, Db| {
+            let row = sqlx::query("SELECT id, name, owner, created_at FROM agents WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(match row {
+                Some(row) => Some(agent_from_row!(row)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn insert_agent(&mut self, agent: &Agent) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("INSERT INTO agents (id, name, owner, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(agent.id.to_string())
+                .bind(&agent.name)
+                .bind(&agent.owner)
+                .bind(millis(agent.created_at))
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_agent_owner(&mut self, agent: AgentId, owner: &str) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE agents SET owner = $1 WHERE id = $2")
+                .bind(owner)
+                .bind(agent.to_string())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_api_key(&mut self, agent: AgentId, key_hash: &str, key_prefix: &str, now: i64) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query(
+                "INSERT INTO api_keys (id, agent_id, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(agent.to_string())
+            .bind(key_hash)
+            .bind(key_prefix)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Revokes the agent's active keys; returns how many.
+    pub async fn revoke_api_keys(&mut self, agent: AgentId, now: i64) -> Result<u64> {
+        on_tx!(self, |conn, Db| {
+            Ok(
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(agent.to_string())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+            )
+        })
+    }
+
+    /// Records the answer to a pending, unexpired code; false when it was not.
+    pub async fn answer_device_code(
+        &mut self,
+        user_code: &str,
+        identity: &Identity,
+        state: &str,
+        now: i64,
+    ) -> Result<bool> {
+        on_tx!(self, |conn, Db| {
+            let changed = sqlx::query(
+                "UPDATE device_codes SET state = $1, identity = $2 WHERE user_code = $3 AND state = 'pending' AND expires_at > $4",
+            )
+            .bind(state)
+            .bind(to_json(identity))
+            .bind(user_code)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        })
+    }
+
+    /// Reads a device code for a poll and records the poll's time.
+    pub async fn poll_device_code(&mut self, code_hash: &str, now: i64) -> Result<Option<DeviceCodeRow>> {
+        on_tx!(self, |conn, Db| {
+            let row = sqlx::query(
+                "SELECT client_name, expires_at, last_polled_at, state, identity FROM device_codes WHERE code_hash = $1",
+            )
+            .bind(code_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            sqlx::query("UPDATE device_codes SET last_polled_at = $1 WHERE code_hash = $2")
+                .bind(now)
+                .bind(code_hash)
+                .execute(&mut *conn)
+                .await?;
+            Ok(Some(DeviceCodeRow {
+                client_name: row.try_get("client_name")?,
+                expires_at: row.try_get("expires_at")?,
+                last_polled_at: row.try_get("last_polled_at")?,
+                state: row.try_get("state")?,
+                identity: row.try_get("identity")?,
+            }))
+        })
+    }
+
+    /// Marks a confirmed code used. Of two polls racing to it, exactly one gets true.
+    pub async fn claim_device_code(&mut self, code_hash: &str) -> Result<bool> {
+        on_tx!(self, |conn, Db| {
+            let claimed =
+                sqlx::query("UPDATE device_codes SET state = 'used' WHERE code_hash = $1 AND state = 'approved'")
+                    .bind(code_hash)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            Ok(claimed == 1)
+        })
+    }
+
+    pub async fn insert_terminal_token(&mut self, token: &NewTokenRow<'_>) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query(
+                "INSERT INTO terminal_tokens (id, token_hash, issuer, subject, identity, client_name, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(token.id)
+            .bind(token.token_hash)
+            .bind(&token.identity.issuer)
+            .bind(&token.identity.subject)
+            .bind(to_json(token.identity))
+            .bind(token.client_name)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Revokes an active token (of `owner` (issuer, subject), or anyone's); false if none.
+    pub async fn revoke_terminal_token(&mut self, id: &str, owner: Option<(&str, &str)>, now: i64) -> Result<bool> {
+        let (issuer, subject) = owner.unwrap_or_default();
+        on_tx!(self, |conn, Db| {
+            let changed = sqlx::query(
+                "UPDATE terminal_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 OR (issuer = $4 AND subject = $5))",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(owner.is_none())
+            .bind(issuer)
+            .bind(subject)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        })
     }
 }

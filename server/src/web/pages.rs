@@ -650,8 +650,7 @@ async fn revoke_token(
     let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
     let revoked = state
         .service
-        .store()
-        .revoke_terminal_token(&id, Some(owner), &person.identity, now())
+        .revoke_terminal_token(&id, Some(owner), &person.identity)
         .await
         .map_err(page_error)?;
     if !revoked {
