@@ -178,6 +178,8 @@ fn corrupt(field: &str, value: &str) -> Error {
     ))
 }
 
+/// A row of `REQUEST_COLUMNS`, as stored (decoded by sqlx's derive, on either dialect).
+#[derive(sqlx::FromRow)]
 pub struct RequestColumns {
     pub id: String,
     pub agent_id: String,
@@ -242,13 +244,15 @@ impl RequestColumns {
     }
 }
 
+/// A row of `DECISION_COLUMNS`, as stored.
+#[derive(sqlx::FromRow)]
 pub struct DecisionColumns {
     pub request_id: String,
-    pub issuer: String,
-    pub subject: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub groups: String,
+    pub reviewer_issuer: String,
+    pub reviewer_subject: String,
+    pub reviewer_email: Option<String>,
+    pub reviewer_name: Option<String>,
+    pub reviewer_groups: String,
     pub verdict: String,
     pub comment: String,
     pub channel: String,
@@ -260,14 +264,14 @@ impl DecisionColumns {
         Ok(DecisionRecord {
             request_id: parse_id(&self.request_id)?,
             reviewer: Identity {
-                issuer: self.issuer,
-                subject: self.subject,
-                email: self.email,
+                issuer: self.reviewer_issuer,
+                subject: self.reviewer_subject,
+                email: self.reviewer_email,
                 // Not stored with decisions; ballots compare people by any email
                 // (see `Identity::same_person`), so nothing depends on it here.
                 email_verified: false,
-                name: self.name,
-                groups: from_json("reviewer_groups", &self.groups)?,
+                name: self.reviewer_name,
+                groups: from_json("reviewer_groups", &self.reviewer_groups)?,
             },
             verdict: signoff_app::Verdict::parse(&self.verdict).ok_or_else(|| corrupt("verdict", &self.verdict))?,
             comment: self.comment,
@@ -279,55 +283,17 @@ impl DecisionColumns {
 
 /// Reads a row of `REQUEST_COLUMNS` (either dialect) into a [`StoredRequest`].
 macro_rules! request_from_row {
-    ($row:expr) => {{
-        let row = &$row;
-        $crate::store::records::RequestColumns {
-            id: row.try_get("id")?,
-            agent_id: row.try_get("agent_id")?,
-            agent_name: row.try_get("agent_name")?,
-            agent_owner: row.try_get("agent_owner")?,
-            on_behalf_of: row.try_get("on_behalf_of")?,
-            action: row.try_get("action")?,
-            resource: row.try_get("resource")?,
-            title: row.try_get("title")?,
-            reason: row.try_get("reason")?,
-            labels: row.try_get("labels")?,
-            payload: row.try_get("payload")?,
-            diff: row.try_get("diff")?,
-            context: row.try_get("context")?,
-            digest: row.try_get("digest")?,
-            status: row.try_get("status")?,
-            policy: row.try_get("policy")?,
-            approvals: row.try_get("approvals")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-            decided_at: row.try_get("decided_at")?,
-            result: row.try_get("result")?,
-            body_hash: row.try_get("body_hash")?,
-        }
-        .decode()?
-    }};
+    ($row:expr) => {
+        <$crate::store::records::RequestColumns as sqlx::FromRow<_>>::from_row(&$row)?.decode()?
+    };
 }
 pub(crate) use request_from_row;
 
 /// Reads a row of `DECISION_COLUMNS` into a [`DecisionRecord`].
 macro_rules! decision_from_row {
-    ($row:expr) => {{
-        let row = &$row;
-        $crate::store::records::DecisionColumns {
-            request_id: row.try_get("request_id")?,
-            issuer: row.try_get("reviewer_issuer")?,
-            subject: row.try_get("reviewer_subject")?,
-            email: row.try_get("reviewer_email")?,
-            name: row.try_get("reviewer_name")?,
-            groups: row.try_get("reviewer_groups")?,
-            verdict: row.try_get("verdict")?,
-            comment: row.try_get("comment")?,
-            channel: row.try_get("channel")?,
-            decided_at: row.try_get("decided_at")?,
-        }
-        .decode()?
-    }};
+    ($row:expr) => {
+        <$crate::store::records::DecisionColumns as sqlx::FromRow<_>>::from_row(&$row)?.decode()?
+    };
 }
 pub(crate) use decision_from_row;
 
