@@ -366,6 +366,9 @@ impl Service {
     /// Expires every pending request past its time; returns how many.
     pub async fn expire_due(&self) -> Result<usize> {
         const PER_COMMAND: usize = 500;
+        if !self.store.any_due(now()).await? {
+            return Ok(0);
+        }
         let mut expired = 0;
         loop {
             match self.engine.submit(Command::ExpireDue { limit: PER_COMMAND }).await? {

@@ -5,6 +5,7 @@
 //! other's waiting agents.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -173,6 +174,12 @@ async fn crash_loses_nothing_acknowledged(backend: Backend) {
     }
     let in_flight_at_kill = load.in_flight.load(Ordering::SeqCst);
     let killed = server.kill().await;
+    // Killed by our SIGKILL, not dead of something else before it.
+    assert_eq!(
+        killed.signal(),
+        Some(9),
+        "the server was running until the kill: {killed:?}"
+    );
     load.stop.store(true, Ordering::SeqCst);
     tokio::time::timeout(Duration::from_secs(60), join_all(clients))
         .await
@@ -235,7 +242,8 @@ async fn crash_loses_nothing_acknowledged(backend: Backend) {
         .buffer_unordered(16)
         .collect::<Vec<_>>()
         .await;
-    let mut told: HashMap<String, String> = HashMap::new();
+    // Each request's status, and who decided it, as the agents are told after the restart.
+    let mut told: HashMap<String, (String, Vec<String>)> = HashMap::new();
     for (id, reply) in waits {
         let reply = reply.expect("the restarted server answers");
         let status = reply.body["status"].as_str().unwrap_or_default().to_string();
@@ -245,13 +253,19 @@ async fn crash_loses_nothing_acknowledged(backend: Backend) {
                 reply.status, reply.body, stored.requests[&id].status
             ));
         }
-        told.insert(id, status);
+        let deciders = reply.body["decisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|decision| decision["reviewer"]["subject"].as_str().map(str::to_string))
+            .collect();
+        told.insert(id, (status, deciders));
     }
     for decision in &acked.decisions {
-        let after = told.get(&decision.request_id).map(String::as_str);
-        if after != Some(decision.status.as_str()) {
+        let told = told.get(&decision.request_id);
+        if !told.is_some_and(|(status, deciders)| status == &decision.status && deciders.contains(&decision.subject)) {
             problems.push(format!(
-                "{decision:?} was acknowledged; after the restart the agent is told {after:?}"
+                "{decision:?} was acknowledged; after the restart its agent is told {told:?}"
             ));
         }
     }
@@ -361,7 +375,7 @@ async fn crash_loses_nothing_acknowledged(backend: Backend) {
 /// each one (half of them).
 async fn create_and_wait(load: Arc<Load>, base_url: String, agent: usize, key: String, worker: usize) {
     let http = reqwest::Client::new();
-    let idempotent = worker % 3 == 0;
+    let idempotent = worker.is_multiple_of(3);
     let waits = worker % 2 == 1;
     let mut n = 0;
     while !load.stopped() {
@@ -473,7 +487,7 @@ async fn decide_pending(load: Arc<Load>, reviewer: Arc<Reviewer>, worker: usize)
         }
         // Reviewers spread over the queue, so not all of them race for its head.
         let id = &ids[n * 7 % ids.len()];
-        let (verdict, body) = if n % 3 == 0 {
+        let (verdict, body) = if n.is_multiple_of(3) {
             ("deny", json!({"verdict": "deny", "comment": "not during the freeze"}))
         } else {
             ("approve", json!({"verdict": "approve"}))
@@ -771,7 +785,7 @@ async fn two_replicas_share_one_chain_and_wake_the_right_waiters() {
                     continue;
                 }
                 let id = &ready[n * 7 % ready.len()];
-                let body = if n % 2 == 0 {
+                let body = if n.is_multiple_of(2) {
                     json!({"verdict": "approve"})
                 } else {
                     json!({"verdict": "deny", "comment": "wrong window"})
@@ -831,7 +845,7 @@ async fn two_replicas_share_one_chain_and_wake_the_right_waiters() {
                 );
                 let id = created.body["id"].as_str().expect("id").to_string();
                 // Every third waits on the other replica than it created on.
-                let waited_on = if (worker + n) % 3 == 0 {
+                let waited_on = if (worker + n).is_multiple_of(3) {
                     1 - created_on
                 } else {
                     created_on

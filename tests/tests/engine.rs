@@ -92,14 +92,22 @@ fn decide(server: &TestServer, n: u32, id: &str, verdict: Verdict) -> tokio::tas
 async fn block_the_writer(server: &TestServer) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let release = hold_the_writer(server).await;
     let service = server.service.clone();
-    let first = tokio::spawn(async move {
+    let mut first = Box::pin(async move {
         service
-            .expire_due()
+            .engine()
+            .submit(Command::ExpireDue { limit: 1 })
             .await
             .expect("the first batch commits once released");
     });
+    // Polled once: the command is in the queue...
+    tokio::select! {
+        biased;
+        _ = &mut first => panic!("answered while the writer's lock is held"),
+        _ = std::future::ready(()) => {}
+    }
+    // ...and once the writer has taken it, the writer waits for the lock.
     queued(server, 0).await;
-    (release, first)
+    (release, tokio::spawn(first))
 }
 
 async fn commands_in_one_batch_apply_in_order(backend: Backend) {

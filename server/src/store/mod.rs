@@ -265,6 +265,19 @@ impl Store {
         Ok(decisions)
     }
 
+    /// Whether some pending request is past its time (a read, so an idle sweeper writes
+    /// nothing).
+    pub async fn any_due(&self, now: time::OffsetDateTime) -> Result<bool> {
+        let due = on_read_pool!(self, |pool| {
+            sqlx::query("SELECT 1 FROM requests WHERE status = 'pending' AND expires_at <= $1 LIMIT 1")
+                .bind(records::millis(now))
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        Ok(due)
+    }
+
     // ----- audit -------------------------------------------------------------------------
 
     /// Audit events after `after_seq`, in order, at most `limit`.
