@@ -106,6 +106,42 @@ impl TestServer {
         AgentClient::new(&self.base_url, &key)
     }
 
+    /// Holds the lock every write of the server begins with (SQLite's write lock, or the
+    /// audit head's row on Postgres) until the returned sender is used or dropped, so a
+    /// test can make changes wait, and pile up, at a moment of its choosing.
+    pub async fn hold_the_writer(&self) -> tokio::sync::oneshot::Sender<()> {
+        use sqlx::Connection;
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (held, is_held) = tokio::sync::oneshot::channel::<()>();
+        let url = self.db.url.clone();
+        match self.db.backend {
+            Backend::Sqlite => {
+                tokio::spawn(async move {
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
+                    let _ = held.send(());
+                    let _ = released.await;
+                    sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
+                });
+            }
+            Backend::Postgres => {
+                tokio::spawn(async move {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                    let mut tx = conn.begin().await.expect("begin");
+                    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+                        .execute(&mut *tx)
+                        .await
+                        .expect("lock");
+                    let _ = held.send(());
+                    let _ = released.await;
+                    tx.commit().await.expect("unlock");
+                });
+            }
+        }
+        is_held.await.expect("lock taken");
+        release
+    }
+
     /// Stops serving and waits for the server to finish.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

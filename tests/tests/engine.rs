@@ -20,41 +20,6 @@ on_both_stores!(
     a_store_made_by_the_previous_version_upgrades_in_place,
 );
 
-/// Holds the lock every batch begins with (SQLite's write lock, or the audit head's row
-/// on Postgres) until `release` is sent, so commands pile up into one batch.
-async fn hold_the_writer(server: &TestServer) -> tokio::sync::oneshot::Sender<()> {
-    use sqlx::Connection;
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let (held, is_held) = tokio::sync::oneshot::channel::<()>();
-    let url = server.db.url.clone();
-    match server.db.backend {
-        Backend::Sqlite => {
-            tokio::spawn(async move {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
-                let _ = held.send(());
-                let _ = released.await;
-                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
-            });
-        }
-        Backend::Postgres => {
-            tokio::spawn(async move {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-                let mut tx = conn.begin().await.expect("begin");
-                sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await
-                    .expect("lock");
-                let _ = held.send(());
-                let _ = released.await;
-                tx.commit().await.expect("unlock");
-            });
-        }
-    }
-    is_held.await.expect("lock taken");
-    release
-}
-
 /// Waits until the engine's queue holds `depth` commands.
 async fn queued(server: &TestServer, depth: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -90,7 +55,7 @@ fn decide(server: &TestServer, n: u32, id: &str, verdict: Verdict) -> tokio::tas
 /// Blocks the writer on its lock with a first batch, so that what is submitted next
 /// queues up and is taken as one batch when `release` is sent.
 async fn block_the_writer(server: &TestServer) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let release = hold_the_writer(server).await;
+    let release = server.hold_the_writer().await;
     let service = server.service.clone();
     let mut first = Box::pin(async move {
         service

@@ -544,42 +544,6 @@ async fn unknown_device_codes_are_answered_without_the_writer() {
 
 // ----- 10. races: times inside the lock, codes redeemed once, a consistent audit walk -------
 
-/// Holds the lock a decision needs (SQLite's write lock, or the audit head's row on
-/// Postgres) until `release` is sent.
-async fn hold_request_lock(server: &TestServer) -> tokio::sync::oneshot::Sender<()> {
-    use sqlx::Connection;
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let (held, is_held) = tokio::sync::oneshot::channel::<()>();
-    let url = server.db.url.clone();
-    match server.db.backend {
-        Backend::Sqlite => {
-            tokio::spawn(async move {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
-                let _ = held.send(());
-                let _ = released.await;
-                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
-            });
-        }
-        Backend::Postgres => {
-            tokio::spawn(async move {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-                let mut tx = conn.begin().await.expect("begin");
-                // Every writer's batch starts by locking the audit chain's head.
-                sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await
-                    .expect("lock");
-                let _ = held.send(());
-                let _ = released.await;
-                tx.commit().await.expect("unlock");
-            });
-        }
-    }
-    is_held.await.expect("lock taken");
-    release
-}
-
 async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend) {
     let server = TestServer::start_with(backend, |config| {
         // The sweeper must not get there first and make the race moot.
@@ -590,7 +554,7 @@ async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend)
     let mut body = request_body("Expires while the decision waits for the lock");
     body["ttl_s"] = json!(1);
     let id = agent.submit(&body).await;
-    let release = hold_request_lock(&server).await;
+    let release = server.hold_the_writer().await;
     let service = server.service.clone();
     let parsed = id.parse().expect("id");
     let decision = tokio::spawn(async move {
@@ -612,7 +576,7 @@ async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend)
     assert_eq!(now.body["status"], "expired");
 
     let id = agent.submit(&body).await;
-    let release = hold_request_lock(&server).await;
+    let release = server.hold_the_writer().await;
     let cancel = {
         let agent = agent.clone();
         let id = id.clone();
