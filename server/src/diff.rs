@@ -28,6 +28,9 @@ static DIFF_WORKERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
 pub async fn unified(input: DiffInput) -> Result<String> {
     let text = match input {
         DiffInput::Unified(text) => text,
+        // A small diff costs microseconds whatever its content (Myers' work grows with
+        // the product of the sides' lengths), less than handing it to another thread.
+        DiffInput::BeforeAfter { before, after } if is_small(&before) && is_small(&after) => compute(&before, &after)?,
         DiffInput::BeforeAfter { before, after } => {
             let _turn = DIFF_WORKERS
                 .acquire()
@@ -46,6 +49,30 @@ pub async fn unified(input: DiffInput) -> Result<String> {
         )));
     }
     Ok(text)
+}
+
+/// Values whose diff is computed in place: at most 64 leaves (lines, as pretty JSON) and
+/// 4 KiB of text.
+fn is_small(value: &Value) -> bool {
+    fn leaves(value: &Value, budget: &mut i64) -> bool {
+        *budget -= 1;
+        match value {
+            Value::String(text) => {
+                *budget -= (text.len() / 64) as i64 + text.matches('\n').count() as i64;
+            }
+            Value::Array(items) => return items.iter().all(|item| leaves(item, budget)) && *budget >= 0,
+            Value::Object(fields) => {
+                return fields
+                    .iter()
+                    .all(|(key, item)| key.len() < 256 && leaves(item, budget))
+                    && *budget >= 0;
+            }
+            _ => {}
+        }
+        *budget >= 0
+    }
+    let mut budget = 64;
+    leaves(value, &mut budget)
 }
 
 fn compute(before: &Value, after: &Value) -> Result<String> {

@@ -347,20 +347,43 @@ impl Service {
         input: &DecisionInput,
         channel: Channel,
     ) -> Result<RequestView> {
+        self.decide_and_review(reviewer, id, input, channel)
+            .await
+            .map(|review| review.request)
+    }
+
+    /// [`Service::decide`], answered as the reviewer then sees the request (with what
+    /// they may still do), from what the engine answered: no second read.
+    pub async fn decide_and_review(
+        &self,
+        reviewer: &Identity,
+        id: RequestId,
+        input: &DecisionInput,
+        channel: Channel,
+    ) -> Result<ReviewView> {
         if input.comment.chars().count() > limits::COMMENT_CHARS {
             return Err(Error::Invalid(format!(
                 "the comment is longer than {} characters",
                 limits::COMMENT_CHARS
             )));
         }
-        self.change(Command::Decide {
+        let command = Command::Decide {
             id,
             reviewer: reviewer.clone(),
             verdict: input.verdict,
             comment: input.comment.trim().to_string(),
             channel,
-        })
-        .await
+        };
+        match self.engine.submit(command).await? {
+            Answer::Changed(request, decisions) => {
+                let viewer = eligibility(&request, &decisions, reviewer, now());
+                Ok(ReviewView {
+                    request: request.into_view(decisions),
+                    viewer,
+                })
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Expires every pending request past its time; returns how many.
@@ -386,7 +409,7 @@ impl Service {
     /// Applies a change to one request and shows the request as it then stands.
     async fn change(&self, command: Command) -> Result<RequestView> {
         match self.engine.submit(command).await? {
-            Answer::Changed(request) => self.with_decisions(request).await,
+            Answer::Changed(request, decisions) => Ok(request.into_view(decisions)),
             other => Err(unexpected(other)),
         }
     }

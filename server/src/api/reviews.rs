@@ -147,11 +147,10 @@ async fn decide(
     let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
     person.check_csrf(csrf)?;
     let id = request_id(&id)?;
-    state
+    let view = state
         .service
-        .decide(&person.identity, id, &body.value, person.channel)
+        .decide_and_review(&person.identity, id, &body.value, person.channel)
         .await?;
-    let view = state.service.review(&person.identity, id).await?;
     Ok(Json(view).into_response())
 }
 

@@ -345,7 +345,7 @@ impl Batch {
         loaded.changed = true;
         loaded.decisions.push(decision.clone());
         self.decisions.push(decision);
-        Ok(Answer::Changed(loaded.request.clone()))
+        Ok(Answer::Changed(loaded.request.clone(), loaded.decisions.clone()))
     }
 
     /// Cancel (`to` cancelled) or a result report (executed or failed), by the request's
@@ -387,7 +387,7 @@ impl Batch {
         self.chain
             .append_value(now, kind, Some(id), &actor, &json!({ "result": report }))?;
         loaded.changed = true;
-        Ok(Answer::Changed(loaded.request.clone()))
+        Ok(Answer::Changed(loaded.request.clone(), loaded.decisions.clone()))
     }
 
     /// Writes the batch: new requests in their final state, changes to stored ones,

@@ -24,7 +24,7 @@ use signoff_app::wire::ResultReport;
 use signoff_app::{AgentId, Channel, Identity, RequestId, Verdict, canonical_json};
 
 use crate::bus::EventBus;
-use crate::store::{Actor, Agent, KeyIssue, NewRecord, Poll, Store, StoredRequest};
+use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
 use crate::{Error, Result};
 
 /// Commands per batch at most.
@@ -100,8 +100,8 @@ pub enum Answer {
     Created(StoredRequest),
     /// The agent sent this `Idempotency-Key` and body before: that request, unchanged.
     Replayed(StoredRequest),
-    /// Decided, cancelled or reported: the request as it now stands.
-    Changed(StoredRequest),
+    /// Decided, cancelled or reported: the request as it now stands, with its decisions.
+    Changed(StoredRequest, Vec<DecisionRecord>),
     /// How many requests expired.
     Expired(usize),
     /// An agent's new key was stored (the agent as it now is).

@@ -249,20 +249,33 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Writes the changing columns of requests that already exist.
+    /// Writes the changing columns of requests that already exist, many rows per
+    /// statement (`UPDATE … FROM (VALUES …)`; SQLite names the columns `columnN`).
     pub async fn update_requests(&mut self, requests: &[&StoredRequest]) -> Result<()> {
-        for request in requests {
+        let (set, alias) = match self {
+            WriteTx::Sqlite(_) => (
+                "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
+                 result = v.column5 FROM (",
+                ") AS v WHERE requests.id = v.column1",
+            ),
+            WriteTx::Postgres(_) => (
+                "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
+                 result = v.result FROM (",
+                ") AS v (id, status, approvals, decided_at, result) WHERE requests.id = v.id",
+            ),
+        };
+        for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
             on_tx!(self, |conn, Db| {
-                sqlx::query(
-                    "UPDATE requests SET status = $1, approvals = $2, decided_at = $3, result = $4 WHERE id = $5",
-                )
-                .bind(request.status.as_str())
-                .bind(i64::from(request.approvals))
-                .bind(request.decided_at.map(millis))
-                .bind(request.result.as_ref().map(to_json))
-                .bind(request.id.to_string())
-                .execute(&mut *conn)
-                .await?;
+                let mut query = QueryBuilder::<Db>::new(set);
+                query.push_values(chunk, |mut row, request| {
+                    row.push_bind(request.id.to_string())
+                        .push_bind(request.status.as_str())
+                        .push_bind(i64::from(request.approvals))
+                        .push_bind(request.decided_at.map(millis))
+                        .push_bind(request.result.as_ref().map(to_json));
+                });
+                query.push(alias);
+                query.build().execute(&mut *conn).await?;
             });
         }
         Ok(())
