@@ -12,7 +12,7 @@ use tokio::sync::{Notify, broadcast};
 use signoff_app::{RequestId, Status};
 
 use crate::Result;
-use crate::store::Store;
+use crate::store::{DecisionRecord, Store, StoredRequest};
 
 const CHANNEL: &str = "signoff_events";
 
@@ -26,13 +26,23 @@ pub enum EventKind {
     Reported,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub kind: EventKind,
     pub request_id: RequestId,
     pub status: Status,
     /// The audit event's sequence number: a position live views can resume from.
     pub seq: Option<i64>,
+    /// The request as the change left it, when the change was made in this process: a
+    /// waiting agent is answered from it without reading the database again.
+    pub snapshot: Option<Arc<Snapshot>>,
+}
+
+/// A request and its decisions, as committed.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub request: StoredRequest,
+    pub decisions: Vec<DecisionRecord>,
 }
 
 #[derive(Clone)]
@@ -158,6 +168,7 @@ impl Event {
             request_id,
             status,
             seq: Some(seq),
+            snapshot: None,
         })
     }
 
@@ -168,6 +179,7 @@ impl Event {
             request_id: RequestId::from(uuid::Uuid::nil()),
             status: Status::Pending,
             seq: None,
+            snapshot: None,
         }
     }
 
@@ -180,7 +192,14 @@ impl Event {
 /// waiters of the request an event is about, so 10,000 waiters cost one wake each.
 #[derive(Default)]
 pub struct Waiters {
-    by_request: Mutex<HashMap<RequestId, Arc<Notify>>>,
+    by_request: Mutex<HashMap<RequestId, Arc<Slot>>>,
+}
+
+/// Where the waiters of one request are woken, and the latest snapshot left for them.
+#[derive(Default)]
+pub struct Slot {
+    notify: Notify,
+    latest: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Waiters {
@@ -192,7 +211,7 @@ impl Waiters {
             loop {
                 match events.recv().await {
                     Ok(event) if event.is_resync() => dispatch.wake_all(),
-                    Ok(event) => dispatch.wake(event.request_id),
+                    Ok(event) => dispatch.wake(event.request_id, event.snapshot),
                     // Missed some events: wake everyone to look again.
                     Err(broadcast::error::RecvError::Lagged(_)) => dispatch.wake_all(),
                     Err(broadcast::error::RecvError::Closed) => break,
@@ -204,11 +223,11 @@ impl Waiters {
 
     /// Registers interest in `id`; the registration ends when the handle drops.
     pub fn register(self: &Arc<Self>, id: RequestId) -> Registration {
-        let notify = Arc::clone(self.map().entry(id).or_default());
+        let slot = Arc::clone(self.map().entry(id).or_default());
         Registration {
             waiters: Arc::clone(self),
             id,
-            notify,
+            slot,
         }
     }
 
@@ -216,33 +235,45 @@ impl Waiters {
         self.map().len()
     }
 
-    fn wake(&self, id: RequestId) {
-        if let Some(notify) = self.map().get(&id) {
-            notify.notify_waiters();
+    fn wake(&self, id: RequestId, snapshot: Option<Arc<Snapshot>>) {
+        if let Some(slot) = self.map().get(&id) {
+            // A change without one (from another replica) leaves nothing to answer from.
+            *lock(&slot.latest) = snapshot;
+            slot.notify.notify_waiters();
         }
     }
 
     fn wake_all(&self) {
-        for notify in self.map().values() {
-            notify.notify_waiters();
+        for slot in self.map().values() {
+            slot.notify.notify_waiters();
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Arc<Notify>>> {
-        // The map stays consistent even if a holder panicked: every change is one call.
-        self.by_request.lock().unwrap_or_else(PoisonError::into_inner)
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Arc<Slot>>> {
+        lock(&self.by_request)
     }
+}
+
+/// The maps stay consistent even if a holder panicked: every change is one call.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub struct Registration {
     waiters: Arc<Waiters>,
     id: RequestId,
-    notify: Arc<Notify>,
+    slot: Arc<Slot>,
 }
 
 impl Registration {
     pub fn notify(&self) -> &Notify {
-        &self.notify
+        &self.slot.notify
+    }
+
+    /// The request as the latest change made in this process left it, if one did since
+    /// the registration.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        lock(&self.slot.latest).clone()
     }
 }
 
@@ -250,7 +281,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut map = self.waiters.map();
         // Two references left: the map's and ours. Nobody else waits on this request.
-        if Arc::strong_count(&self.notify) <= 2 {
+        if Arc::strong_count(&self.slot) <= 2 {
             map.remove(&self.id);
         }
     }

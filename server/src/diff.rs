@@ -62,10 +62,7 @@ fn is_small(value: &Value) -> bool {
             }
             Value::Array(items) => return items.iter().all(|item| leaves(item, budget)) && *budget >= 0,
             Value::Object(fields) => {
-                return fields
-                    .iter()
-                    .all(|(key, item)| key.len() < 256 && leaves(item, budget))
-                    && *budget >= 0;
+                return fields.iter().all(|(key, item)| key.len() < 256 && leaves(item, budget)) && *budget >= 0;
             }
             _ => {}
         }

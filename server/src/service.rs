@@ -292,6 +292,13 @@ impl Service {
             let notified = registration.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Woken by a change made here: answer from what it committed, no read.
+            if let Some(snapshot) = registration.latest()
+                && snapshot.request.agent.id == agent.id
+                && snapshot.request.status != Status::Pending
+            {
+                return Ok(snapshot.request.clone().into_view(snapshot.decisions.clone()));
+            }
             let request = self.own_request(agent, id).await?;
             if request.status != Status::Pending || *shutdown.borrow() {
                 return self.with_decisions(request).await;

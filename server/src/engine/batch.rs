@@ -2,6 +2,7 @@
 //! commit. Nothing here is answered or published; the writer does that after the commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -9,7 +10,7 @@ use time::OffsetDateTime;
 use signoff_app::{AgentId, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json, evaluate};
 
 use super::{Answer, Command, NewRequest, admin, batch_time};
-use crate::bus::Event;
+use crate::bus::{Event, Snapshot};
 use crate::store::{
     Actor, AuditRow, DecisionRecord, NewRow, Store, StoredRequest, WriteTx, audit_value, chain_hash_canonical, millis,
 };
@@ -116,7 +117,7 @@ pub(super) async fn apply(store: &Store, commands: &[&Command]) -> Result<Applie
     tx.commit().await?;
     Ok(Applied {
         answers,
-        events: batch.chain.events,
+        events: batch.events_with_snapshots(),
     })
 }
 
@@ -388,6 +389,26 @@ impl Batch {
             .append_value(now, kind, Some(id), &actor, &json!({ "result": report }))?;
         loaded.changed = true;
         Ok(Answer::Changed(loaded.request.clone(), loaded.decisions.clone()))
+    }
+
+    /// The batch's events, each change's carrying the request as the batch left it (new
+    /// requests have nobody waiting on them yet, so theirs carry none).
+    fn events_with_snapshots(self) -> Vec<Event> {
+        let mut snapshots: HashMap<RequestId, Arc<Snapshot>> = HashMap::new();
+        let mut events = self.chain.events;
+        for event in &mut events {
+            let Some(loaded) = self.requests.get(&event.request_id).filter(|loaded| loaded.changed) else {
+                continue;
+            };
+            let snapshot = snapshots.entry(event.request_id).or_insert_with(|| {
+                Arc::new(Snapshot {
+                    request: loaded.request.clone(),
+                    decisions: loaded.decisions.clone(),
+                })
+            });
+            event.snapshot = Some(Arc::clone(snapshot));
+        }
+        events
     }
 
     /// Writes the batch: new requests in their final state, changes to stored ones,
