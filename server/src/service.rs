@@ -299,13 +299,15 @@ impl Service {
             {
                 return Ok(snapshot.request.clone().into_view(snapshot.decisions.clone()));
             }
-            let request = self.own_request(agent, id).await?;
+            // The reads are boxed: a parked wait then holds a pointer, not the space of a
+            // database call's state, which matters at 10,000 waiting agents.
+            let request = Box::pin(self.own_request(agent, id)).await?;
             if request.status != Status::Pending || *shutdown.borrow() {
-                return self.with_decisions(request).await;
+                return Box::pin(self.with_decisions(request)).await;
             }
             tokio::select! {
                 _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => return self.with_decisions(request).await,
+                _ = tokio::time::sleep_until(deadline) => return Box::pin(self.with_decisions(request)).await,
                 _ = shutdown.changed() => {}
             }
         }
