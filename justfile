@@ -15,10 +15,12 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Throughput, wake-up latency and memory against a release build (both stores).
+# Signoff beside the reference baseline (../shared/bench/baseline, or SIGNOFF_BASELINE_DIR) in one
+# run, release builds, the same load generator: the ratios land in target/bench/ratios.md. Then the
+# console page times and the terminal client's first frame.
 bench:
     cargo build --release -p signoff-server -p signoff-tui -p signoff-tests --bins
-    ./target/release/signoff-bench
+    tests/bench/ratios.sh
     ./target/release/signoff-bench-pages
 
 # The test OpenID Provider (Node) and, where missing, the system packages tests use.

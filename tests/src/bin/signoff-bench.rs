@@ -1,12 +1,22 @@
-//! `just bench`: request creations per second, decision-to-waiting-agent wake-up latency
-//! and the memory of 10,000 waiting agents, against a release build on 127.0.0.1, on
-//! SQLite and (when one answers) Postgres. Prints a Markdown report and writes it to
-//! `target/bench/report.md`.
+//! Without a subcommand, Signoff's own report: request creations per second,
+//! decision-to-waiting-agent wake-up latency and the memory of 10,000 waiting agents, against
+//! a release build on 127.0.0.1, on SQLite and (when one answers) Postgres. Prints a Markdown
+//! report and writes it to `target/bench/report.md`.
 //!
 //! The real `signoff-server` binary (next to this one in `target/release`) serves the
 //! creation, cancel and 10,000-waiter runs. Reviewer decisions over HTTP need SSO, so the
 //! decision wake-up is measured through the service layer of a server built in this
 //! process (the same release code, the same HTTP path for the waiting agent).
+//!
+//! With a subcommand, it is one instrument of `tests/bench/ratios.sh` (`just bench`), which
+//! measures Signoff beside the reference baseline and prints the ratios; each prints one
+//! JSON line (or, `tokens` and `seed`, one value a line) on stdout:
+//!
+//!   signoff-bench tokens DATABASE_URL N            N reviewer terminal tokens, inserted directly
+//!   signoff-bench seed URL KEY N BODY_FILE [WHO]   N pending requests (on behalf of WHO); their ids
+//!   signoff-bench wake URL KEY TOKEN [N=1000]      decision (HTTP, terminal token) → waiting agent
+//!   signoff-bench open-loop URL KEY BODY_FILE [RATE=1000] [SECONDS=60] [CONNECTIONS=64]
+//!   signoff-bench hold URL KEY PID IDS_FILE        park one long-poll per id, read the server's RSS
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -62,7 +72,7 @@ const NOT_SELECTED: &str = "not run (SIGNOFF_BENCH_PHASES)";
 
 /// Whether `SIGNOFF_BENCH_<what>` (a comma-separated list; all when unset) names `item`.
 /// `SIGNOFF_BENCH_STORES=sqlite,postgres` and `SIGNOFF_BENCH_PHASES=create,decide,many`
-/// narrow a run when profiling; `just bench` runs everything.
+/// narrow a run when profiling; a plain run runs everything.
 fn selected(what: &str, item: &str) -> bool {
     std::env::var(format!("SIGNOFF_BENCH_{what}")).map_or(true, |list| {
         list.split(',').any(|entry| entry.trim().eq_ignore_ascii_case(item))
@@ -73,6 +83,16 @@ fn selected(what: &str, item: &str) -> bool {
 async fn main() -> ExitCode {
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("could not raise the open-files limit: {err}");
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(command) = args.first() {
+        return match ratios::run(command, &args[1..]).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("signoff-bench {command}: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let started = Instant::now();
     let binary = match server_binary() {
@@ -633,6 +653,11 @@ struct WakeRun {
     latencies: Vec<Duration>,
     /// How long the trigger call itself took.
     triggers: Vec<Duration>,
+    /// The trigger call's answer → the waiter's whole response read, in ms; negative when
+    /// the waiter was answered first.
+    after_trigger_ms: Vec<f64>,
+    /// The decision's recorded time → the waiter's whole response read, in ms (wall clock).
+    since_decided_ms: Vec<f64>,
 }
 
 /// An agent talking to a server over HTTP.
@@ -660,8 +685,10 @@ impl Agent {
             .context("a created request came back without an id")
     }
 
-    /// Long-polls `id`; returns when the whole answer is read, and the request's status.
-    fn spawn_wait(&self, id: &str) -> JoinHandle<Result<(Instant, String)>> {
+    /// Long-polls `id`; returns when the whole answer is read, the request's status, and
+    /// the milliseconds from the decision's recorded time (`decided_at`, taken in the
+    /// engine's batch, before its commit; whole ms) to the answer's end.
+    fn spawn_wait(&self, id: &str) -> JoinHandle<Result<(Instant, String, Option<f64>)>> {
         let request = self
             .http
             .get(format!("{}/api/v1/requests/{id}/wait?timeout_s=60", self.base_url))
@@ -672,18 +699,28 @@ impl Agent {
             let status = response.status();
             let bytes = response.bytes().await?;
             let at = Instant::now();
+            let wall = time::OffsetDateTime::now_utc();
             ensure!(status == reqwest::StatusCode::OK, "wait: HTTP {status}");
             let body: Value = serde_json::from_slice(&bytes)?;
-            Ok((at, body["status"].as_str().unwrap_or_default().to_string()))
+            let since_decided = body["decided_at"]
+                .as_str()
+                .and_then(|at| time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok())
+                .map(|decided| (wall - decided).as_seconds_f64() * 1e3);
+            Ok((
+                at,
+                body["status"].as_str().unwrap_or_default().to_string(),
+                since_decided,
+            ))
         })
     }
 }
 
-/// `WAITS` waits in batches of `WAIT_BATCH` concurrent waiters: each batch is created,
+/// `waits` waits in batches of `WAIT_BATCH` concurrent waiters: each batch is created,
 /// its waiters are started, `in_flight` confirms they are parked, then `trigger` ends
 /// each request in turn and the time until its waiter's answer is recorded.
 async fn wake_batches<R, T>(
     agent: &Agent,
+    waits: usize,
     in_flight: impl Fn(usize) -> R,
     trigger: impl Fn(String) -> T,
     expect: &str,
@@ -694,14 +731,14 @@ where
 {
     let started = Instant::now();
     let mut run = WakeRun {
-        latencies: Vec::with_capacity(WAITS),
-        triggers: Vec::with_capacity(WAITS),
+        latencies: Vec::with_capacity(waits),
+        triggers: Vec::with_capacity(waits),
+        after_trigger_ms: Vec::with_capacity(waits),
+        since_decided_ms: Vec::with_capacity(waits),
     };
-    for batch in 0..WAITS / WAIT_BATCH {
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "wake-up batches took more than 60 s"
-        );
+    let limit = Duration::from_secs(60).max(Duration::from_millis(60 * waits as u64));
+    for batch in 0..waits.div_ceil(WAIT_BATCH) {
+        ensure!(started.elapsed() < limit, "wake-up batches took more than {limit:?}");
         let ids = join_all((0..WAIT_BATCH).map(|n| agent.submit(1000 + batch, n)))
             .await
             .into_iter()
@@ -716,20 +753,29 @@ where
         for id in &ids {
             let t0 = Instant::now();
             trigger(id.clone()).await?;
-            run.triggers.push(t0.elapsed());
-            triggered.push(t0);
+            let took = t0.elapsed();
+            run.triggers.push(took);
+            triggered.push((t0, t0 + took));
         }
         let answers = tokio::time::timeout(Duration::from_secs(10), join_all(waiters))
             .await
             .context("waiters did not wake within 10 s")?;
-        for (answer, t0) in answers.into_iter().zip(triggered) {
-            let (at, status) = answer.context("waiter panicked")??;
+        for (answer, (t0, answered)) in answers.into_iter().zip(triggered) {
+            let (at, status, since_decided) = answer.context("waiter panicked")??;
             ensure!(status == expect, "a waiter woke to `{status}`, not `{expect}`");
             run.latencies.push(at.saturating_duration_since(t0));
+            run.since_decided_ms.extend(since_decided);
+            run.after_trigger_ms.push(if at >= answered {
+                (at - answered).as_secs_f64() * 1e3
+            } else {
+                -(answered - at).as_secs_f64() * 1e3
+            });
         }
     }
     run.latencies.sort_unstable();
     run.triggers.sort_unstable();
+    run.after_trigger_ms.sort_unstable_by(f64::total_cmp);
+    run.since_decided_ms.sort_unstable_by(f64::total_cmp);
     Ok(run)
 }
 
@@ -755,6 +801,7 @@ async fn decision_wakeups(backend: Backend) -> Result<WakeRun> {
     };
     let run = wake_batches(
         &agent,
+        WAITS,
         |count| {
             let service = Arc::clone(&service);
             async move {
@@ -803,6 +850,7 @@ async fn cancel_wakeups(server: &ServerProcess, key: &str) -> Result<WakeRun> {
     let canceller = http_client(1)?;
     wake_batches(
         &agent,
+        WAITS,
         // No waiter count outside the process: give the batch time to park.
         |_| async {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1504,4 +1552,575 @@ fn render(context: &str, stores: &[StoreReport], took: Duration) -> String {
         took.as_secs_f64()
     );
     out
+}
+
+// ----- instruments of tests/bench/ratios.sh ----------------------------------------------
+
+/// The subcommands `tests/bench/ratios.sh` runs against servers it started itself.
+mod ratios {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+
+    /// Reviewer tokens identify as this issuer's people (the placeholder provider the
+    /// script configures; the agent and reviewer APIs never contact it).
+    const ISSUER: &str = "http://127.0.0.1:9";
+    /// Connections the `seed` and `hold` cancellations use at once.
+    const SEED_CONNECTIONS: usize = 64;
+    /// Open-loop requests allowed in flight before the sender counts new ones as errors.
+    const OPEN_LOOP_MAX_IN_FLIGHT: usize = 10_000;
+
+    pub async fn run(command: &str, args: &[String]) -> Result<()> {
+        let arg = |i: usize, what: &str| {
+            args.get(i)
+                .map(String::as_str)
+                .with_context(|| format!("missing {what} (see the top of signoff-bench.rs)"))
+        };
+        let num = |i: usize, default: Option<u64>| -> Result<u64> {
+            match (args.get(i), default) {
+                (Some(value), _) => value.parse().with_context(|| format!("not a number: {value}")),
+                (None, Some(default)) => Ok(default),
+                (None, None) => bail!("missing argument {} (see the top of signoff-bench.rs)", i + 1),
+            }
+        };
+        let out = match command {
+            "tokens" => {
+                let tokens = tokens(arg(0, "DATABASE_URL")?, num(1, Some(8))? as usize).await?;
+                return print_lines(&tokens);
+            }
+            "seed" => {
+                let ids = seed(
+                    arg(0, "URL")?,
+                    arg(1, "KEY")?,
+                    num(2, None)? as usize,
+                    arg(3, "BODY_FILE")?,
+                    args.get(4).map(String::as_str),
+                )
+                .await?;
+                return print_lines(&ids);
+            }
+            "wake" => {
+                wake(
+                    arg(0, "URL")?,
+                    arg(1, "KEY")?,
+                    arg(2, "TOKEN")?,
+                    num(3, Some(1000))? as usize,
+                )
+                .await?
+            }
+            "open-loop" => {
+                open_loop(
+                    arg(0, "URL")?,
+                    arg(1, "KEY")?,
+                    arg(2, "BODY_FILE")?,
+                    num(3, Some(1000))?,
+                    num(4, Some(60))?,
+                    num(5, Some(64))? as usize,
+                )
+                .await?
+            }
+            "hold" => {
+                hold(
+                    arg(0, "URL")?,
+                    arg(1, "KEY")?,
+                    num(2, None)? as u32,
+                    arg(3, "IDS_FILE")?,
+                )
+                .await?
+            }
+            _ => bail!("unknown subcommand `{command}`: tokens | seed | wake | open-loop | hold"),
+        };
+        println!("{out}");
+        Ok(())
+    }
+
+    fn print_lines(lines: &[String]) -> Result<()> {
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        for line in lines {
+            writeln!(stdout, "{line}")?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+
+    fn unix_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64)
+    }
+
+    fn random_hex() -> Result<String> {
+        let mut bytes = [0_u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut random| random.read_exact(&mut bytes))
+            .context("read /dev/urandom")?;
+        Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+
+    /// Terminal tokens for `count` reviewers (group `signoff-reviewers`, verified emails),
+    /// written straight into `terminal_tokens`: the benchmark's stand-in for `signoff login`.
+    async fn tokens(url: &str, count: usize) -> Result<Vec<String>> {
+        let now = unix_ms();
+        let mut tokens = Vec::with_capacity(count);
+        let mut rows = Vec::with_capacity(count);
+        for n in 0..count {
+            let token = format!("{}{}", signoff_server::auth::TERMINAL_TOKEN_PREFIX, random_hex()?);
+            let subject = format!("bench-reviewer-{n}");
+            let identity = json!({
+                "issuer": ISSUER,
+                "subject": subject,
+                "email": format!("reviewer-{n}@bench.example"),
+                "email_verified": true,
+                "name": format!("Bench reviewer {n}"),
+                "groups": ["signoff-reviewers"],
+            });
+            rows.push((
+                uuid::Uuid::now_v7().to_string(),
+                signoff_app::sha256_hex(token.as_bytes()),
+                subject,
+                identity.to_string(),
+            ));
+            tokens.push(token);
+        }
+        const INSERT: &str = "INSERT INTO terminal_tokens \
+             (id, token_hash, issuer, subject, identity, client_name, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, 'signoff-bench', $6, $7, NULL)";
+        macro_rules! insert_all {
+            ($conn:expr) => {{
+                let mut conn = $conn;
+                for (id, hash, subject, identity) in &rows {
+                    sqlx::query(INSERT)
+                        .bind(id)
+                        .bind(hash)
+                        .bind(ISSUER)
+                        .bind(subject)
+                        .bind(identity)
+                        .bind(now)
+                        .bind(now + 24 * 3600 * 1000)
+                        .execute(&mut conn)
+                        .await
+                        .context("insert a terminal token")?;
+                }
+            }};
+        }
+        if url.starts_with("sqlite:") {
+            insert_all!(
+                sqlx::SqliteConnection::connect(url)
+                    .await
+                    .with_context(|| format!("open {url}"))?
+            );
+        } else {
+            insert_all!(
+                sqlx::PgConnection::connect(url)
+                    .await
+                    .with_context(|| format!("open {url}"))?
+            );
+        }
+        Ok(tokens)
+    }
+
+    /// Creates `count` requests with the body in `body_file` (its `on_behalf_of` replaced by
+    /// `on_behalf_of`) over 64 connections; their ids.
+    async fn seed(
+        base: &str,
+        key: &str,
+        count: usize,
+        body_file: &str,
+        on_behalf_of: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let mut body: Value =
+            serde_json::from_slice(&std::fs::read(body_file).with_context(|| format!("read {body_file}"))?)?;
+        if let Some(who) = on_behalf_of {
+            body["on_behalf_of"] = json!(who);
+        }
+        let body = serde_json::to_vec(&body)?;
+        let started = Instant::now();
+        let left = Arc::new(AtomicUsize::new(count));
+        let url: Arc<str> = format!("{base}/api/v1/requests").into();
+        let mut workers = Vec::new();
+        for _ in 0..SEED_CONNECTIONS.min(count.max(1)) {
+            let (client, url, left, body, key) = (
+                http_client(1)?,
+                Arc::clone(&url),
+                Arc::clone(&left),
+                body.clone(),
+                key.to_string(),
+            );
+            workers.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+                    .is_ok()
+                {
+                    let response = client
+                        .post(&*url)
+                        .bearer_auth(&key)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    let bytes = response.bytes().await?;
+                    ensure!(
+                        status == reqwest::StatusCode::CREATED,
+                        "create: HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    );
+                    let reply: Value = serde_json::from_slice(&bytes)?;
+                    ids.push(
+                        reply["id"]
+                            .as_str()
+                            .context("a created request came back without an id")?
+                            .to_string(),
+                    );
+                }
+                anyhow::Ok(ids)
+            }));
+        }
+        let mut ids = Vec::with_capacity(count);
+        for worker in join_all(workers).await {
+            ids.extend(worker.context("seed worker panicked")??);
+        }
+        let took = started.elapsed().as_secs_f64();
+        eprintln!(
+            "seeded {} requests in {took:.1} s ({:.0}/s)",
+            ids.len(),
+            ids.len() as f64 / took
+        );
+        Ok(ids)
+    }
+
+    /// Agents long-polling now, from `/metrics`.
+    async fn waiting_agents(client: &reqwest::Client, base: &str) -> Result<usize> {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix("signoff_waiting_agents "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Ok(value as usize)
+    }
+
+    fn round3(x: f64) -> f64 {
+        (x * 1000.0).round() / 1000.0
+    }
+
+    /// p50 / p99 / max (and min) of samples sorted ascending, in ms.
+    fn summary_ms(sorted: &[f64]) -> Value {
+        let at = |p: f64| {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+            round3(sorted[rank.clamp(1, sorted.len()) - 1])
+        };
+        json!({ "p50_ms": at(50.0), "p99_ms": at(99.0), "p999_ms": at(99.9), "max_ms": at(100.0),
+                "min_ms": sorted.first().copied().map_or(0.0, round3) })
+    }
+
+    fn durations_ms(sorted: &[Duration]) -> Vec<f64> {
+        sorted.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+    }
+
+    /// Decision over HTTP (a reviewer's terminal token) → the waiting agent's response, in
+    /// batches of 50 parked waiters decided one after the other.
+    async fn wake(base: &str, key: &str, token: &str, waits: usize) -> Result<Value> {
+        let agent = Agent {
+            base_url: base.to_string(),
+            key: key.to_string(),
+            http: http_client(WAIT_BATCH * 2)?,
+        };
+        let reviewer = http_client(1)?;
+        let metrics = http_client(1)?;
+        // Warm the reviewer's connection and the token's row.
+        reviewer
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()
+            .context("the reviewer token is refused")?;
+        let run = wake_batches(
+            &agent,
+            waits,
+            |count| {
+                let metrics = metrics.clone();
+                async move {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        let waiting = waiting_agents(&metrics, base).await?;
+                        if waiting >= count {
+                            break;
+                        }
+                        ensure!(
+                            Instant::now() < deadline,
+                            "only {waiting} of {count} waiters registered within 10 s"
+                        );
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    // Registered before their first look at the request: let them park.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(())
+                }
+            },
+            |id| {
+                let request = reviewer
+                    .post(format!("{base}/api/v1/requests/{id}/decisions"))
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(r#"{"verdict":"approve"}"#);
+                async move {
+                    let response = request.send().await?;
+                    let status = response.status();
+                    let bytes = response.bytes().await?;
+                    ensure!(
+                        status == reqwest::StatusCode::OK,
+                        "decide: HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    );
+                    Ok(())
+                }
+            },
+            "approved",
+        )
+        .await?;
+        let before_reply = run.after_trigger_ms.iter().filter(|&&ms| ms < 0.0).count();
+        Ok(json!({
+            "waits": run.latencies.len(),
+            "decision_sent_to_waiter": summary_ms(&durations_ms(&run.latencies)),
+            "decision_recorded_to_waiter": summary_ms(&run.since_decided_ms),
+            "decision_reply_to_waiter": summary_ms(&run.after_trigger_ms),
+            "decision_call": summary_ms(&durations_ms(&run.triggers)),
+            "waiter_before_decision_reply": before_reply,
+        }))
+    }
+
+    /// Creations sent at a fixed rate whatever the answers (open loop): each request is
+    /// timed from the moment it was due, so a stalled server shows as latency, not as a
+    /// lower rate.
+    async fn open_loop(
+        base: &str,
+        key: &str,
+        body_file: &str,
+        rate: u64,
+        seconds: u64,
+        connections: usize,
+    ) -> Result<Value> {
+        ensure!(rate > 0 && seconds > 0, "rate and seconds must be positive");
+        let body = std::fs::read(body_file).with_context(|| format!("read {body_file}"))?;
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(OPEN_LOOP_MAX_IN_FLIGHT)
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        // Open the connections before the clock starts.
+        for reply in join_all((0..connections.max(1)).map(|_| client.get(format!("{base}/healthz")).send())).await {
+            reply?.error_for_status()?;
+        }
+        let port = base
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.trim_end_matches('/').parse::<u16>().ok())
+            .context("no port in the URL")?;
+        let url: Arc<str> = format!("{base}/api/v1/requests").into();
+        let total = rate * seconds;
+        let interval = Duration::from_nanos(1_000_000_000 / rate);
+        let start = Instant::now() + Duration::from_millis(20);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let sampler = tokio::spawn(async move {
+            let mut most = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                most = most.max(tcp_sockets(port).map_or(0, |sockets| sockets.client_side));
+                if start.elapsed() >= Duration::from_secs(seconds) {
+                    return most;
+                }
+            }
+        });
+        let mut tasks = Vec::with_capacity(total as usize);
+        let (mut refused, mut lag_max) = (0_u64, Duration::ZERO);
+        for n in 0..total {
+            let due = start + interval * n as u32;
+            tokio::time::sleep_until(due.into()).await;
+            lag_max = lag_max.max(due.elapsed());
+            if in_flight.load(Ordering::Relaxed) >= OPEN_LOOP_MAX_IN_FLIGHT {
+                refused += 1;
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let request = client
+                .post(&*url)
+                .bearer_auth(key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            let in_flight = Arc::clone(&in_flight);
+            tasks.push(tokio::spawn(async move {
+                let outcome = async {
+                    let response = request.send().await?;
+                    let status = response.status();
+                    let bytes = response.bytes().await?;
+                    ensure!(
+                        status == reqwest::StatusCode::CREATED,
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                    );
+                    Ok(())
+                }
+                .await;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                (due.elapsed(), outcome.map_err(|err| format!("{err:#}")))
+            }));
+        }
+        let sending = start.elapsed();
+        let mut latencies = Vec::with_capacity(tasks.len());
+        let (mut errors, mut first_error) = (refused, None);
+        if refused > 0 {
+            first_error = Some(format!(
+                "{refused} not sent: {OPEN_LOOP_MAX_IN_FLIGHT} already in flight"
+            ));
+        }
+        for task in join_all(tasks).await {
+            match task.context("open-loop request panicked")? {
+                (took, Ok(())) => latencies.push(took.as_secs_f64() * 1e3),
+                (_, Err(err)) => {
+                    errors += 1;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        let connections_seen = sampler.await.unwrap_or(0);
+        latencies.sort_unstable_by(f64::total_cmp);
+        let mut out = summary_ms(&latencies);
+        out["rate"] = json!(rate);
+        out["seconds"] = json!(seconds);
+        out["scheduled"] = json!(total);
+        out["ok"] = json!(latencies.len());
+        out["errors"] = json!(errors);
+        out["first_error"] = json!(first_error);
+        out["sent_per_second"] = json!(((total - refused) as f64 / sending.as_secs_f64()).round());
+        out["sender_late_max_ms"] = json!(round3(lag_max.as_secs_f64() * 1e3));
+        out["connections_max"] = json!(connections_seen);
+        Ok(out)
+    }
+
+    /// The equivalent of the baseline's `wakebench hold`: one long-poll per id in `ids_file`,
+    /// each on its own connection; once the server counts them all as waiting (or every wait
+    /// not waiting has ended: `ended_early`), its VmRSS and VmHWM; then every request is
+    /// cancelled and each waiter must wake to `cancelled`, or counts as an error.
+    async fn hold(base: &str, key: &str, pid: u32, ids_file: &str) -> Result<Value> {
+        let ids: Vec<String> = std::fs::read_to_string(ids_file)
+            .with_context(|| format!("read {ids_file}"))?
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(String::from)
+            .collect();
+        let n = ids.len();
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("not http://ADDRESS:PORT: {base}"))?;
+        let metrics = http_client(1)?;
+        let waiting_before = waiting_agents(&metrics, base).await?;
+        let (rss_idle, _) = memory(pid)?;
+        let started = Instant::now();
+        let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<JoinHandle<Result<RawAnswer>>> = ids
+            .iter()
+            .map(|id| {
+                let request: Arc<str> = format!(
+                    "GET /api/v1/requests/{id}/wait?timeout_s={LONG_WAIT_S} HTTP/1.1\r\n\
+                     Host: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+                )
+                .into();
+                tokio::spawn(raw_wait(
+                    addr,
+                    request,
+                    Arc::clone(&connecting),
+                    Arc::clone(&sent),
+                    Arc::clone(&answered),
+                ))
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (parked, ended_early) = loop {
+            let waiting = waiting_agents(&metrics, base).await?.saturating_sub(waiting_before);
+            // Answered or failed before anything woke them.
+            let ended = waiters.iter().filter(|waiter| waiter.is_finished()).count();
+            if waiting + ended >= n {
+                break (waiting, ended);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "only {waiting} of {n} waiters parked after 60 s ({} sent, {ended} ended)",
+                sent.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let ramp = started.elapsed();
+        let (rss_parked, hwm) = memory(pid)?;
+
+        let woke_at = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let ids = Arc::new(ids);
+        let mut cancellers = Vec::new();
+        for _ in 0..SEED_CONNECTIONS {
+            let (client, next, ids, base, key) = (
+                http_client(1)?,
+                Arc::clone(&next),
+                Arc::clone(&ids),
+                base.to_string(),
+                key.to_string(),
+            );
+            cancellers.push(tokio::spawn(async move {
+                let mut errors = 0;
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(index) else { break };
+                    let ok = client
+                        .post(format!("{base}/api/v1/requests/{id}/cancel"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .is_ok_and(|response| response.status() == reqwest::StatusCode::OK);
+                    errors += usize::from(!ok);
+                }
+                errors
+            }));
+        }
+        let mut errors = 0;
+        for canceller in join_all(cancellers).await {
+            errors += canceller.unwrap_or(1);
+        }
+        let answers = tokio::time::timeout(Duration::from_secs(60), join_all(waiters))
+            .await
+            .context("cancelled waiters were not all answered within 60 s")?;
+        let mut first_error = None;
+        for answer in answers {
+            let problem = match answer {
+                Ok(Ok((_, 200, status))) if status == "cancelled" => continue,
+                Ok(Ok((_, code, status))) => format!("HTTP {code} `{status}`"),
+                Ok(Err(err)) => format!("{err:#}"),
+                Err(err) => format!("{err}"),
+            };
+            errors += 1;
+            first_error.get_or_insert(problem);
+        }
+        let mb = |kb: u64| (kb as f64 / 1024.0 * 10.0).round() / 10.0;
+        Ok(json!({
+            "waiters": n, "parked": parked, "ended_early": ended_early,
+            "ramp_s": (ramp.as_secs_f64() * 100.0).round() / 100.0,
+            "rss_idle_mb": mb(rss_idle), "rss_parked_mb": mb(rss_parked), "hwm_mb": mb(hwm),
+            "wake_all_s": (woke_at.elapsed().as_secs_f64() * 100.0).round() / 100.0, "errors": errors,
+            "first_error": first_error,
+        }))
+    }
 }
