@@ -1,5 +1,5 @@
-//! The service layer: every rule of DESIGN.md enforced in one place, whichever door
-//! (agent API, console, terminal) a call comes through.
+//! The service layer: what every door (agent API, console, terminal) calls. Changes go
+//! to the lifecycle engine, which applies the rules; reads go to the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

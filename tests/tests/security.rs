@@ -52,6 +52,21 @@ async fn post_json(server: &TestServer, path: &str, body: &Value) -> Reply {
     .await
 }
 
+/// A device code asked for through a proxy that says the client is `forwarded_for`.
+async fn device_code_via(server: &TestServer, forwarded_for: &str, body: Value) -> Reply {
+    read_reply(
+        server
+            .http
+            .post(format!("{}/api/v1/device/code", server.base_url))
+            .header("X-Forwarded-For", forwarded_for)
+            .json(&body)
+            .send()
+            .await
+            .expect("code"),
+    )
+    .await
+}
+
 /// A terminal token for `browser`'s person, through the device flow.
 async fn terminal_token(server: &TestServer, browser: &Browser, client_name: &str) -> String {
     let code = post_json(server, "/api/v1/device/code", &json!({ "client_name": client_name })).await;
@@ -205,15 +220,10 @@ async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: 
     .await;
     let (alice, _) = signed_in(&server, "alice").await;
     // The attacker's terminal, behind our (trusted) proxy, names itself after the victim's.
-    let code = read_reply(
-        server
-            .http
-            .post(format!("{}/api/v1/device/code", server.base_url))
-            .header("X-Forwarded-For", "198.51.100.66, 203.0.113.9")
-            .json(&json!({"client_name": "alice-laptop"}))
-            .send()
-            .await
-            .expect("code"),
+    let code = device_code_via(
+        &server,
+        "198.51.100.66, 203.0.113.9",
+        json!({"client_name": "alice-laptop"}),
     )
     .await;
     assert_eq!(code.status, 200, "{:?}", code.body);
@@ -265,17 +275,7 @@ async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: 
 
     // Without trusted proxies, a client's own X-Forwarded-For is ignored.
     let direct = TestServer::start_with_sso(backend, &provider, |_| {}).await;
-    let code = read_reply(
-        direct
-            .http
-            .post(format!("{}/api/v1/device/code", direct.base_url))
-            .header("X-Forwarded-For", "203.0.113.9")
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("code"),
-    )
-    .await;
+    let code = device_code_via(&direct, "203.0.113.9", json!({})).await;
     let (bob, _) = signed_in(&direct, "bob").await;
     let confirm = bob
         .type_device_code(code.body["user_code"].as_str().expect("code"))
@@ -287,33 +287,13 @@ async fn device_sign_in_needs_the_code_typed_and_says_where_it_started(backend: 
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..3 {
-        let reply = read_reply(
-            server
-                .http
-                .post(format!("{}/api/v1/device/code", server.base_url))
-                .header("X-Forwarded-For", "203.0.113.9")
-                .json(&json!({}))
-                .send()
-                .await
-                .expect("code"),
-        )
-        .await;
+        let reply = device_code_via(&server, "203.0.113.9", json!({})).await;
         statuses.push(reply.status);
         retry_after = retry_after.or(reply.headers.get("retry-after").cloned());
     }
     assert_eq!(statuses, vec![200, 200, 429]);
     assert!(retry_after.is_some(), "429 says when to retry");
-    let other = read_reply(
-        server
-            .http
-            .post(format!("{}/api/v1/device/code", server.base_url))
-            .header("X-Forwarded-For", "203.0.113.10")
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("code"),
-    )
-    .await;
+    let other = device_code_via(&server, "203.0.113.10", json!({})).await;
     assert_eq!(other.status, 200, "another address has its own allowance");
 }
 

@@ -1,4 +1,4 @@
-//! The request model and the rules that hold everywhere (DESIGN.md).
+//! The request model and the rules that hold everywhere (ARCHITECTURE.md, "Who may do what").
 
 mod digest;
 mod exact;

@@ -1,4 +1,5 @@
-//! Who may decide, and what a decision does: the rules of DESIGN.md, as pure functions.
+//! Who may decide, and what a decision does: the rules that hold everywhere, as pure
+//! functions (see ARCHITECTURE.md).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
