@@ -380,11 +380,11 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport> {
 }
 
 impl Store {
-    /// The pools the session store shares: SQLite's writer (sessions are writes), or
-    /// the Postgres pool.
-    pub fn session_pools(&self) -> (Option<&SqlitePool>, Option<&PgPool>) {
+    /// The pools the session store shares: SQLite's reader and writer (sessions are read
+    /// on the first and written on the second), or the Postgres pool.
+    pub fn session_pools(&self) -> (Option<(&SqlitePool, &SqlitePool)>, Option<&PgPool>) {
         match self {
-            Store::Sqlite(sqlite) => (Some(&sqlite.writer), None),
+            Store::Sqlite(sqlite) => (Some((&sqlite.reader, &sqlite.writer)), None),
             Store::Postgres(pg) => (None, Some(pg)),
         }
     }
