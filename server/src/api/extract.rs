@@ -17,10 +17,19 @@ use crate::store::Agent;
 
 /// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it
 /// is not JSON, 422 when it is JSON of the wrong shape or has an integer beyond ±2^53 or
-/// a duplicate key (the digest could not tell it apart). Keeps the parsed document too.
+/// a duplicate key (the digest could not tell it apart). Keeps the text, for callers
+/// that need the document as sent.
 pub struct JsonBody<T> {
     pub value: T,
-    pub document: Value,
+    bytes: Bytes,
+}
+
+impl<T> JsonBody<T> {
+    /// The body as a JSON document (parsed again: only the few callers that need it pay).
+    pub fn document(&self) -> Result<Value, Error> {
+        serde_json::from_slice(&self.bytes)
+            .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))
+    }
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -52,13 +61,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 Error::BadRequest(rejection.body_text())
             }
         })?;
-        let document: Value = serde_json::from_slice(&bytes)
-            .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
-        // Checked on the raw text: the parsed document already dropped a duplicate key's
+        // Straight from the text into `T`: no intermediate document to build and drop.
+        let value = serde_json::from_slice::<T>(&bytes).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => Error::Invalid(format!("the body does not fit: {err}")),
+            _ => Error::BadRequest(format!("the body is not valid JSON: {err}")),
+        })?;
+        // Checked on the raw text: a parsed document has already dropped a duplicate key's
         // first value, and the digest would round integers past ±2^53.
         check_exact_json(&bytes).map_err(|refusal| Error::Invalid(refusal.to_string()))?;
-        let value = T::deserialize(&document).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?;
-        Ok(JsonBody { value, document })
+        Ok(JsonBody { value, bytes })
     }
 }
 

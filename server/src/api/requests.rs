@@ -48,9 +48,10 @@ async fn create(
     };
     // The same request sent again may differ in whitespace or key order: compare the
     // canonical form (only needed when the agent asked for idempotency).
-    let body_hash = idempotency_key
-        .as_ref()
-        .map(|_| sha256_hex(canonical_json(&body.document)));
+    let body_hash = match idempotency_key {
+        Some(_) => Some(sha256_hex(canonical_json(&body.document()?))),
+        None => None,
+    };
     let (request, created) = state
         .service
         .create_request(&agent, body.value, idempotency_key, body_hash)
