@@ -14,6 +14,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// A response header as text; empty when absent or not text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
     /// The CSRF token the console puts in every page's `<meta name="csrf-token">`.
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf-token\" content=\"";

@@ -318,11 +318,7 @@ async fn sign_in_returns_only_to_local_paths() {
             .await;
         let landed = browser.hop(Method::GET, &callback, None).await;
         assert_eq!(landed.status, 303, "{next}: {}", landed.body);
-        let location = landed
-            .headers
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .unwrap_or_default();
+        let location = landed.header("location");
         assert_eq!(location, "/", "next={next} is not followed");
     }
     let callback = browser
@@ -330,8 +326,8 @@ async fn sign_in_returns_only_to_local_paths() {
         .await;
     let landed = browser.hop(Method::GET, &callback, None).await;
     assert_eq!(
-        landed.headers.get("location").and_then(|l| l.to_str().ok()),
-        Some("/history?status=all"),
+        landed.header("location"),
+        "/history?status=all",
         "a local path is followed"
     );
 }
@@ -470,12 +466,7 @@ async fn anonymous_endpoints_are_rate_limited_per_address() {
     let codes: Vec<u16> = statuses.iter().map(|page| page.status).collect();
     assert_eq!(codes, vec![303, 303, 303, 303, 429], "sign-in starts");
     let limited = &statuses[4];
-    let retry = limited
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("Retry-After");
+    let retry: u64 = limited.header("retry-after").parse().expect("Retry-After");
     assert!((1..=16).contains(&retry), "retry after {retry}s");
     assert!(limited.body.contains("too many requests"), "{}", limited.body);
 
@@ -705,28 +696,15 @@ async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
         .hop(Method::GET, &format!("{}/auth/login", server.base_url), None)
         .await;
     assert_eq!(start.status, 303);
-    let cookie = start
-        .headers
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let cookie = start.header("set-cookie").to_string();
     assert!(cookie.starts_with("__Host-signoff_session="), "{cookie}");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
         "{cookie}"
     );
-    let hsts = start
-        .headers
-        .get("strict-transport-security")
-        .and_then(|v| v.to_str().ok());
-    assert!(hsts.is_some_and(|v| v.contains("max-age=")), "{hsts:?}");
-    let csp = start
-        .headers
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let hsts = start.header("strict-transport-security");
+    assert!(hsts.contains("max-age="), "{hsts:?}");
+    let csp = start.header("content-security-policy").to_string();
     assert!(
         csp.contains(&format!("form-action 'self' {};", provider.issuer)),
         "forms go only to us and the provider: {csp}"
@@ -738,12 +716,8 @@ async fn https_deployments_get_hsts_host_cookies_and_a_narrow_form_action() {
         .browser()
         .hop(Method::GET, &format!("{}/auth/login", plain.base_url), None)
         .await;
-    assert!(start.headers.get("strict-transport-security").is_none());
-    let cookie = start
-        .headers
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or_default();
+    assert!(start.header("strict-transport-security").is_empty());
+    let cookie = start.header("set-cookie");
     assert!(cookie.starts_with("signoff_session="), "{cookie}");
 }
 

@@ -56,21 +56,19 @@ macro_rules! on_read_pool {
 }
 
 /// Runs `$body` in a write transaction `$tx`, committing when it completes (an early
-/// `?` return rolls back). `$lock` is the suffix that locks selected rows on Postgres;
-/// SQLite's `BEGIN IMMEDIATE` already holds the database's one write lock.
+/// `?` return rolls back). Only for rows outside the lifecycle (device codes): every
+/// change to requests, decisions and the audit trail goes through the engine.
 macro_rules! in_write_tx {
-    ($store:expr, |$tx:ident, $lock:ident| $body:expr) => {
+    ($store:expr, |$tx:ident| $body:expr) => {
         match $store {
             Store::Sqlite(sqlite) => {
                 let mut $tx = sqlite.writer.begin_with("BEGIN IMMEDIATE").await?;
-                let $lock = "";
                 let value = $body;
                 $tx.commit().await?;
                 value
             }
             Store::Postgres(pg) => {
                 let mut $tx = pg.begin().await?;
-                let $lock = " FOR UPDATE OF r";
                 let value = $body;
                 $tx.commit().await?;
                 value
@@ -95,8 +93,8 @@ const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner A
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
 
-fn select_request(lock: &str) -> String {
-    format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1{lock}")
+fn select_request() -> String {
+    format!("SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id = $1")
 }
 
 /// What issuing an agent key did besides storing the key.
@@ -236,7 +234,7 @@ impl Store {
 
     pub async fn get_request(&self, id: RequestId) -> Result<Option<StoredRequest>> {
         let request = on_read_pool!(self, |pool| {
-            match sqlx::query(&select_request(""))
+            match sqlx::query(&select_request())
                 .bind(id.to_string())
                 .fetch_optional(pool)
                 .await?

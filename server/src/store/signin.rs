@@ -88,7 +88,7 @@ impl Store {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<()> {
-        in_write_tx!(self, |tx, _lock| {
+        in_write_tx!(self, |tx| {
             // Anyone may ask for a code: codes long past their expiry go as new ones come.
             sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
                 .bind(millis(now) - 3_600_000)
