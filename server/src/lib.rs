@@ -8,6 +8,7 @@ mod dev;
 pub mod diff;
 pub mod engine;
 mod error;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod service;

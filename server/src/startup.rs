@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{self, AppState};
 use crate::auth::sessions::SessionBackend;
 use crate::auth::{AuthState, RoleMap, oidc::Oidc};
 use crate::bus::EventBus;
+use crate::http::{self, AppState};
 use crate::service::{Service, Settings};
 use crate::store::Store;
 use crate::throttle::Throttle;
@@ -117,11 +117,11 @@ impl Application {
         let metrics_server = metrics_listener.map(|listener| {
             tokio::spawn(serve_metrics(
                 listener,
-                api::metrics_router(state.clone()),
+                http::metrics_router(state.clone()),
                 self.shutdown.subscribe(),
             ))
         });
-        let router = api::router(state, self.config.session_idle_timeout, metrics_server.is_none());
+        let router = http::router(state, self.config.session_idle_timeout, metrics_server.is_none());
         let stop = self.shutdown.clone();
         let served = axum::serve(
             self.listener,

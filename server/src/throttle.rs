@@ -12,7 +12,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::{Config, Error};
 
 /// What an anonymous call is for; each has its own allowance per address.

@@ -10,9 +10,9 @@ use serde_json::Value;
 use signoff_app::check_exact_json;
 use signoff_app::wire::limits;
 
-use super::AppState;
 use crate::Error;
 use crate::auth::Person;
+use crate::http::AppState;
 use crate::store::Agent;
 
 /// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use signoff_app::wire::{NewRequest, ResultReport, limits};
 use signoff_app::{canonical_json, sha256_hex};
 
-use super::AppState;
 use super::extract::{AgentAuth, Caller, JsonBody, Query};
 use crate::Error;
+use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -18,11 +18,11 @@ use time::format_description::well_known::Rfc3339;
 use signoff_app::wire::{DecisionInput, LiveEvent, LiveEventKind, Me, TokenInfo};
 use signoff_app::{RequestId, Status};
 
-use super::AppState;
 use super::extract::{JsonBody, Query};
 use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
 use crate::bus::{Event, EventKind};
+use crate::http::AppState;
 use crate::metrics;
 use crate::service::now;
 use crate::store::{Cursor, RequestFilter};

@@ -18,7 +18,7 @@ use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenE
 use signoff_app::Channel;
 
 use super::{Person, TERMINAL_TOKEN_PREFIX};
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::service::now;
 use crate::store::{DeviceState, Poll};
 use crate::throttle::{Bucket, ClientAddress};

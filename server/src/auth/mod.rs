@@ -17,7 +17,7 @@ use signoff_app::ui::UserBadge;
 use signoff_app::wire::Role;
 use signoff_app::{Channel, Identity};
 
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::service::now;
 use crate::{Error, Result, keys};
 

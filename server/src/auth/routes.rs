@@ -14,7 +14,7 @@ use super::oidc::PendingLogin;
 use super::{
     CSRF_KEY, LOGIN_KEY, Person, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error,
 };
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::service::now;
 use crate::throttle::{Bucket, ClientAddress};
 use crate::web::{PageError, chrome, safe_next};

@@ -9,8 +9,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use signoff_app::ui::{Chrome, Nav, error_page};
 
 use crate::Error;
-use crate::api::AppState;
 use crate::auth::Person;
+use crate::http::AppState;
 
 /// An error shown to a person as a page with a way back, not as JSON.
 pub struct PageError(Box<(Error, Chrome)>);

@@ -19,10 +19,10 @@ use signoff_app::ui::{
 use signoff_app::wire::{DecisionInput, Me, RequestSummary, Role, TokenInfo};
 use signoff_app::{RequestId, Verdict};
 
-use crate::api::AppState;
 use crate::api::reviews::{ListParams, request_id};
 use crate::auth::Person;
 use crate::auth::device::no_access;
+use crate::http::AppState;
 use crate::service::now;
 use crate::store::{AuditEvent, Cursor};
 use crate::web::{PageError, chrome, sign_in_redirect};
