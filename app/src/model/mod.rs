@@ -3,6 +3,8 @@
 mod digest;
 mod exact;
 mod ids;
+#[cfg(feature = "policy")]
+pub mod policy;
 mod rules;
 mod status;
 
