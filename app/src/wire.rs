@@ -176,6 +176,9 @@ pub struct RequestView {
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub decided_at: Option<OffsetDateTime>,
     pub result: Option<ResultReport>,
+    /// Approved by an admin the policy lets approve their own request, in an emergency.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +205,27 @@ pub struct DecisionInput {
     pub verdict: Verdict,
     #[serde(default)]
     pub comment: String,
+    /// An admin the request's policy names approves their own request in an emergency:
+    /// marked everywhere, and another admin must acknowledge it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Approve later requests of the same agent, action and resource too, within bounds
+    /// the policy sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantInput>,
+}
+
+/// How far an approval's grant reaches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantInput {
+    /// How long, e.g. `1h`.
+    pub duration: String,
+    /// How many later requests it may approve.
+    pub max_uses: u32,
+    /// Payload fields (dotted paths) later requests must match this one on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 /// `POST /api/v1/requests/{id}/result`: what happened when the agent ran the action.

@@ -12,9 +12,11 @@ pub async fn seed(service: &Service) -> Result<()> {
     if !service.store().list_agents().await?.is_empty() {
         return Ok(());
     }
-    let (deploy_bot, deploy_key, _) = service.issue_agent_key("deploy-bot", Some("ops@example.com")).await?;
+    let (deploy_bot, deploy_key, _) = service
+        .issue_agent_key("deploy-bot", Some("ops@example.com"), None)
+        .await?;
     let (exporter, export_key, _) = service
-        .issue_agent_key("data-exporter", Some("data@example.com"))
+        .issue_agent_key("data-exporter", Some("data@example.com"), None)
         .await?;
     // Printed (not logged): demo keys for a local database, shown once like any key.
     println!("dev: agent deploy-bot key: {deploy_key}");

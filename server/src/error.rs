@@ -23,6 +23,9 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Invalid(String),
+    /// A policy (or policy file) that cannot be saved, each problem at its field.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    PolicyInvalid(Vec<signoff_app::policy::PolicyProblem>),
     /// Over a rate or concurrency limit; the caller may try again after this many seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_s: u64 },
@@ -65,6 +68,7 @@ impl Error {
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::PolicyInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Rule(rule) => match rule {
                 RuleError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
@@ -73,7 +77,11 @@ impl Error {
                 RuleError::OwnRequest => (StatusCode::FORBIDDEN, "own_request"),
                 RuleError::PartyUnknown => (StatusCode::FORBIDDEN, "party_unknown"),
                 RuleError::AlreadyDecided => (StatusCode::CONFLICT, "already_decided"),
-                RuleError::CommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
+                RuleError::CommentRequired | RuleError::ApprovalCommentRequired => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "comment_required")
+                }
+                RuleError::BreakGlassNotAllowed => (StatusCode::FORBIDDEN, "break_glass_not_allowed"),
+                RuleError::BreakGlassCommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

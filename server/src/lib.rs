@@ -11,6 +11,7 @@ mod error;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod policy_file;
 pub mod service;
 pub mod startup;
 pub mod store;

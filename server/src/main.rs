@@ -8,7 +8,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use signoff_server::store::{AuditEvent, ChainReport, KeyIssue};
+use signoff_app::policy::PolicyFile;
+use signoff_server::policy_file::{self, Format};
+use signoff_server::service::{Service, draft_set};
+use signoff_server::store::{Actor, AuditEvent, ChainReport, KeyIssue};
 use signoff_server::{Application, Config, startup};
 
 #[derive(Parser)]
@@ -40,6 +43,28 @@ enum Command {
     /// Check or export the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Keep policies as code: export them, check a file against history, import it.
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
+}
+
+#[derive(Subcommand)]
+enum PoliciesCommand {
+    /// Write the stored policies, in order, to FILE (TOML, or YAML for .yaml/.yml), or
+    /// to standard output as TOML without FILE.
+    Export { file: Option<PathBuf> },
+    /// Make the stored policies what FILE says, all or nothing: policies by name, in the
+    /// file's order; stored ones the file does not name are disabled. Nothing is stored
+    /// when any policy in it is invalid.
+    Import { file: PathBuf },
+    /// Validate FILE and replay it over recent requests: which would change outcome.
+    /// Exits 1 when the file is invalid.
+    Check {
+        file: PathBuf,
+        /// How many of the newest requests to replay.
+        #[arg(long, default_value_t = 1000)]
+        last: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,20 +123,134 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Agents(command) => return agents(command, &config).await,
         Command::Audit(command) => return audit(command, &config).await,
+        Command::Policies(command) => return policies(command, &config).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+/// The service over the configured database, for one command-line change.
+async fn operator_service(config: &Config) -> anyhow::Result<Service> {
     let store = startup::open_store(config).await?;
     let bus = signoff_server::bus::EventBus::in_process();
-    let (_keep_running, shutdown) = tokio::sync::watch::channel(false);
+    let (keep_running, shutdown) = tokio::sync::watch::channel(false);
+    // The engine runs until the command ends with the process.
+    std::mem::forget(keep_running);
     let settings = signoff_server::service::Settings::from_config(config);
-    let service = signoff_server::service::Service::new(store, bus, settings, shutdown);
+    let service = Service::new(store, bus, settings, shutdown);
+    service.load_policies().await?;
+    Ok(service)
+}
+
+async fn policies(command: PoliciesCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let read = |path: &PathBuf| -> anyhow::Result<PolicyFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(policy_file::parse(&text, Format::of(path))?)
+    };
+    match command {
+        PoliciesCommand::Export { file } => {
+            let store = startup::open_store(config).await?;
+            let exported = PolicyFile {
+                policies: store.policies().await?.into_iter().map(|p| p.doc).collect(),
+            };
+            match file {
+                Some(path) => {
+                    let text = policy_file::render(&exported, Format::of(&path))?;
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("exported {} policies to {}", exported.policies.len(), path.display());
+                }
+                None => print!("{}", policy_file::render(&exported, Format::Toml)?),
+            }
+        }
+        PoliciesCommand::Import { file } => {
+            let parsed = match read(&file) {
+                Ok(parsed) => parsed,
+                Err(err) => {
+                    eprintln!("{err:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let service = operator_service(config).await?;
+            match service.import_policies(parsed, Actor::Operator).await {
+                Ok(report) => {
+                    for (what, names) in [
+                        ("created", &report.created),
+                        ("updated", &report.updated),
+                        ("disabled", &report.disabled),
+                        ("unchanged", &report.unchanged),
+                    ] {
+                        if !names.is_empty() {
+                            println!("{what}: {}", names.join(", "));
+                        }
+                    }
+                }
+                Err(err @ (signoff_server::Error::PolicyInvalid(_) | signoff_server::Error::Conflict { .. })) => {
+                    print_problems(&err);
+                    eprintln!("nothing was imported");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        PoliciesCommand::Check { file, last } => {
+            let parsed = match read(&file) {
+                Ok(parsed) => parsed,
+                Err(err) => {
+                    eprintln!("{err:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let service = operator_service(config).await?;
+            let draft = match draft_set(&parsed, service.policy_set().default.clone()) {
+                Ok(draft) => draft,
+                Err(err) => {
+                    print_problems(&err);
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            println!("{}: {} policies, valid", file.display(), parsed.policies.len());
+            let what_if = service.what_if(&draft, last).await?;
+            println!(
+                "replayed the last {} requests in {} ms: {} would change outcome",
+                what_if.examined,
+                what_if.elapsed.as_millis(),
+                what_if.changes.len()
+            );
+            for change in &what_if.changes {
+                println!(
+                    "  {} {} ({}, {}): {} [{}] -> {} [{}]",
+                    change.request,
+                    change.title,
+                    change.action,
+                    change.agent,
+                    change.before,
+                    change.before_policy,
+                    change.after,
+                    change.after_policy
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_problems(err: &signoff_server::Error) {
+    match err {
+        signoff_server::Error::PolicyInvalid(problems) => {
+            eprintln!("the policy file is invalid:");
+            for problem in problems {
+                eprintln!("  {problem}");
+            }
+        }
+        other => eprintln!("{other}"),
+    }
+}
+
+async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let service = operator_service(config).await?;
     let mut out = std::io::stdout().lock();
     match command {
         AgentsCommand::Create { name, owner } => {
-            let (agent, key, issue) = service.issue_agent_key(&name, owner.as_deref()).await?;
+            let (agent, key, issue) = service.issue_agent_key(&name, owner.as_deref(), None).await?;
             match issue {
                 KeyIssue::Created => writeln!(out, "created agent {}", agent.name)?,
                 KeyIssue::NewKey => writeln!(out, "agent {} exists; issued it a new key", agent.name)?,
@@ -145,7 +284,7 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
                 )?;
             }
         }
-        AgentsCommand::Revoke { name } => match service.revoke_agent_keys(&name).await? {
+        AgentsCommand::Revoke { name } => match service.revoke_agent_keys(&name, None).await? {
             Some(count) => writeln!(out, "revoked {count} key(s) of agent {name}")?,
             None => {
                 eprintln!("no agent named {name}");

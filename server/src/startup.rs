@@ -45,6 +45,7 @@ impl Application {
         let settings = Settings::from_config(&config);
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
+        service.load_policies().await?;
         if config.dev {
             dev::seed(&service).await?;
         }

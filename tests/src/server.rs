@@ -102,7 +102,11 @@ impl TestServer {
     }
 
     pub async fn agent_owned_by(&self, name: &str, owner: Option<&str>) -> AgentClient {
-        let (_, key, _) = self.service.issue_agent_key(name, owner).await.expect("issue key");
+        let (_, key, _) = self
+            .service
+            .issue_agent_key(name, owner, None)
+            .await
+            .expect("issue key");
         AgentClient::new(&self.base_url, &key)
     }
 

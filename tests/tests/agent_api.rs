@@ -24,6 +24,8 @@ fn approve() -> DecisionInput {
     DecisionInput {
         verdict: Verdict::Approve,
         comment: "looks right".into(),
+        break_glass: false,
+        grant: None,
     }
 }
 
@@ -212,7 +214,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing(backend: Backend) {
     let other_agent = server.agent("other-bot").await;
     let own = agent.submit(&request_body("Mine")).await;
     let revoked = server.agent("old-bot").await;
-    server.service.revoke_agent_keys("old-bot").await.expect("revoke");
+    server.service.revoke_agent_keys("old-bot", None).await.expect("revoke");
 
     let tables = ["requests", "decisions", "audit_events", "agents", "api_keys"];
     let mut before = Vec::new();
@@ -478,6 +480,8 @@ async fn decisions_enforce_the_rules(backend: Backend) {
     let deny_silently = DecisionInput {
         verdict: Verdict::Deny,
         comment: "  ".into(),
+        break_glass: false,
+        grant: None,
     };
 
     let mut requester = reviewer(9);
@@ -559,6 +563,8 @@ async fn decisions_enforce_the_rules(backend: Backend) {
             &DecisionInput {
                 verdict: Verdict::Deny,
                 comment: "not during the freeze".into(),
+                break_glass: false,
+                grant: None,
             },
             Channel::Web,
         )

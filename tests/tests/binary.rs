@@ -65,6 +65,8 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
         let input = DecisionInput {
             verdict: Verdict::Approve,
             comment: String::new(),
+            break_glass: false,
+            grant: None,
         };
         replica
             .decide(&reviewer(1), id.parse().expect("id"), &input, Channel::Web)

@@ -36,11 +36,15 @@ async fn concurrent_decisions_yield_exactly_one_outcome(backend: Backend) {
                         DecisionInput {
                             verdict: Verdict::Deny,
                             comment: "no".into(),
+                            break_glass: false,
+                            grant: None,
                         }
                     } else {
                         DecisionInput {
                             verdict: Verdict::Approve,
                             comment: String::new(),
+                            break_glass: false,
+                            grant: None,
                         }
                     };
                     (
@@ -111,6 +115,8 @@ async fn a_decision_racing_expiry_yields_one_outcome(backend: Backend) {
                         &DecisionInput {
                             verdict: Verdict::Approve,
                             comment: String::new(),
+                            break_glass: false,
+                            grant: None,
                         },
                         Channel::Web,
                     )
@@ -172,11 +178,15 @@ async fn many_waiters_all_wake(backend: Backend) {
             DecisionInput {
                 verdict: Verdict::Approve,
                 comment: String::new(),
+                break_glass: false,
+                grant: None,
             }
         } else {
             DecisionInput {
                 verdict: Verdict::Deny,
                 comment: "not now".into(),
+                break_glass: false,
+                grant: None,
             }
         };
         server

@@ -44,6 +44,8 @@ fn decide(server: &TestServer, n: u32, id: &str, verdict: Verdict) -> tokio::tas
         let input = DecisionInput {
             verdict,
             comment: "checked".into(),
+            break_glass: false,
+            grant: None,
         };
         service
             .decide(&person, id, &input, Channel::Api)
@@ -303,6 +305,8 @@ async fn a_store_made_by_the_previous_version_upgrades_in_place(backend: Backend
     let input = DecisionInput {
         verdict: Verdict::Approve,
         comment: String::new(),
+        break_glass: false,
+        grant: None,
     };
     let view = server
         .service

@@ -532,6 +532,8 @@ async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend)
         let approve = DecisionInput {
             verdict: Verdict::Approve,
             comment: String::new(),
+            break_glass: false,
+            grant: None,
         };
         service.decide(&reviewer(1), parsed, &approve, Channel::Api).await
     });
@@ -806,6 +808,8 @@ async fn the_not_eligible_refusal_does_not_list_approver_groups() {
     let approve = DecisionInput {
         verdict: Verdict::Approve,
         comment: String::new(),
+        break_glass: false,
+        grant: None,
     };
     let refused = server
         .service

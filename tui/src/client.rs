@@ -170,6 +170,8 @@ impl Client {
         let body = DecisionInput {
             verdict,
             comment: comment.to_string(),
+            break_glass: false,
+            grant: None,
         };
         let request = self
             .request(Method::POST, &format!("/api/v1/requests/{id}/decisions"))?

@@ -12,7 +12,8 @@ pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use ids::{AgentId, ParseIdError, RequestId};
 pub use rules::{
-    Ballot, Channel, DecisionContext, Identity, Outcome, PartyMatch, PolicySnapshot, RequestParties, RuleError,
-    Verdict, check_eligibility, count_distinct_approvals, evaluate,
+    Ballot, Channel, DecisionContext, EffectKind, Escalation, GrantTerms, Identity, Outcome, PartyMatch,
+    PolicySnapshot, RequestParties, RuleError, Verdict, check_eligibility, count_distinct_approvals, evaluate,
+    evaluate_break_glass, parse_duration,
 };
 pub use status::{Status, TransitionError, UnknownStatus};

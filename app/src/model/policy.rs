@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::rules::{EffectKind, Escalation, GrantTerms, parse_duration};
+
 /// A policy as admins write it (console form, TOML or YAML file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +65,9 @@ pub enum Effect {
     /// Approved at once (still audited, the agent told which policy).
     Allow,
     /// Refused at once, with the reason the agent is told.
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
     RequireApproval(Requirement),
 }
 
@@ -73,25 +77,6 @@ impl Effect {
             Effect::Allow => EffectKind::Allow,
             Effect::Deny { .. } => EffectKind::Deny,
             Effect::RequireApproval(_) => EffectKind::RequireApproval,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EffectKind {
-    Allow,
-    Deny,
-    #[default]
-    RequireApproval,
-}
-
-impl EffectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EffectKind::Allow => "allow",
-            EffectKind::Deny => "deny",
-            EffectKind::RequireApproval => "require_approval",
         }
     }
 }
@@ -146,28 +131,6 @@ impl Requirement {
             grants: None,
             break_glass: Vec::new(),
         }
-    }
-}
-
-/// After `after_minutes` pending, members of `groups` may approve too.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Escalation {
-    pub after_minutes: u32,
-    pub groups: Vec<String>,
-}
-
-/// How far a grant may reach: at most `max_duration` (e.g. `8h`) and `max_uses` uses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantTerms {
-    pub max_duration: String,
-    pub max_uses: u32,
-}
-
-impl GrantTerms {
-    pub fn max_duration_s(&self) -> u64 {
-        parse_duration(&self.max_duration).unwrap_or(0)
     }
 }
 
@@ -309,37 +272,6 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
         }
     }
     pattern[p..].iter().all(|c| *c == '*')
-}
-
-/// Durations as admins write them: `90s`, `30m`, `8h`, `2d`, or combined `1h30m`.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            ' ' => continue,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return None;
-    }
-    Some(total)
 }
 
 /// A policy ready to match: its text checked, its condition compiled.
@@ -549,14 +481,16 @@ pub fn compile_condition(source: &str) -> Result<cel::Program, PolicyProblem> {
 /// Whether `name` is a comprehension variable (`all(x, …)`, `exists(x, …)`, `map(x, …)`):
 /// those are bound by the macro, not read from the request.
 fn bound_in_macro(source: &str, name: &str) -> bool {
-    ["all", "exists", "exists_one", "map", "filter"].iter().any(|macro_name| {
-        source.match_indices(&format!("{macro_name}(")).any(|(at, found)| {
-            source[at + found.len()..]
-                .trim_start()
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.trim_start().starts_with(','))
+    ["all", "exists", "exists_one", "map", "filter"]
+        .iter()
+        .any(|macro_name| {
+            source.match_indices(&format!("{macro_name}(")).any(|(at, found)| {
+                source[at + found.len()..]
+                    .trim_start()
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.trim_start().starts_with(','))
+            })
         })
-    })
 }
 
 /// Line and column (1-based) of the first whole-word occurrence of `word`.
@@ -687,7 +621,10 @@ impl PolicyFile {
         let mut seen: Vec<&str> = Vec::new();
         for (i, doc) in self.policies.iter().enumerate() {
             if seen.contains(&doc.name.trim()) {
-                problems.push((i, problem("name", format!("`{}` is used by an earlier policy", doc.name))));
+                problems.push((
+                    i,
+                    problem("name", format!("`{}` is used by an earlier policy", doc.name)),
+                ));
             }
             seen.push(doc.name.trim());
             if let Err(found) = CompiledPolicy::compile("", 0, doc.clone()) {
@@ -703,11 +640,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn facts<'a>(
-        action: &'a str,
-        labels: &'a BTreeMap<String, String>,
-        payload: &'a Value,
-    ) -> RequestFacts<'a> {
+    fn facts<'a>(action: &'a str, labels: &'a BTreeMap<String, String>, payload: &'a Value) -> RequestFacts<'a> {
         RequestFacts {
             agent: "deploy-bot",
             action,
@@ -748,13 +681,7 @@ mod tests {
     fn first_enabled_match_wins_and_the_default_never_allows() {
         let labels: BTreeMap<String, String> = [("env".to_string(), "prod".to_string())].into();
         let payload = json!({"rows": 5000});
-        let mut disabled = doc(
-            "off",
-            Matcher::default(),
-            Effect::Deny {
-                reason: "never".into(),
-            },
-        );
+        let mut disabled = doc("off", Matcher::default(), Effect::Deny { reason: "never".into() });
         disabled.enabled = false;
         let set = PolicySet {
             policies: vec![

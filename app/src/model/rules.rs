@@ -126,7 +126,8 @@ impl Channel {
 }
 
 /// The policy that matched a request, frozen on the request when it was created so a
-/// later policy edit cannot change what an in-flight request needs.
+/// later policy edit cannot change what an in-flight request needs. Requests stored
+/// before policies existed read with the defaults of the newer fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySnapshot {
     pub name: String,
@@ -134,6 +135,141 @@ pub struct PolicySnapshot {
     pub approvals_required: u32,
     /// Groups whose members may decide. A reviewer in none of them is not eligible.
     pub approver_groups: Vec<String>,
+    /// The stored policy's id; none for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub effect: EffectKind,
+    /// Why it matched: which patterns, labels, condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<String>,
+    /// What the agent is told when the policy denies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_reason: Option<String>,
+    /// At least one approver from each of these groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_from_each: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comment_required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<GrantTerms>,
+    /// Admins (email or subject) who may approve their own request in an emergency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub break_glass: Vec<String>,
+}
+
+impl PolicySnapshot {
+    /// `approvals_required` from `approver_groups` and nothing more.
+    pub fn simple(name: &str, approvals_required: u32, approver_groups: Vec<String>) -> PolicySnapshot {
+        PolicySnapshot {
+            name: name.into(),
+            version: 0,
+            approvals_required,
+            approver_groups,
+            id: None,
+            effect: EffectKind::RequireApproval,
+            why: Vec::new(),
+            deny_reason: None,
+            one_from_each: Vec::new(),
+            comment_required: false,
+            escalation: None,
+            grants: None,
+            break_glass: Vec::new(),
+        }
+    }
+
+    /// When eligibility widens to the escalation groups, if it does.
+    pub fn escalates_at(&self, created_at: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.escalation
+            .as_ref()
+            .map(|escalation| created_at + time::Duration::minutes(i64::from(escalation.after_minutes)))
+    }
+
+    /// Whether `reviewer` is one of the admins this policy lets approve their own request.
+    pub fn allows_break_glass(&self, reviewer: &Identity) -> bool {
+        self.break_glass.iter().any(|named| {
+            let named = named.trim();
+            named == reviewer.subject
+                || reviewer
+                    .verified_email()
+                    .is_some_and(|email| email.eq_ignore_ascii_case(named))
+        })
+    }
+}
+
+/// What a policy does with a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    Allow,
+    Deny,
+    #[default]
+    RequireApproval,
+}
+
+impl EffectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectKind::Allow => "allow",
+            EffectKind::Deny => "deny",
+            EffectKind::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// After `after_minutes` pending, members of `groups` may approve too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    pub after_minutes: u32,
+    pub groups: Vec<String>,
+}
+
+/// How far a grant may reach: at most `max_duration` (e.g. `8h`) and `max_uses` uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantTerms {
+    pub max_duration: String,
+    pub max_uses: u32,
+}
+
+/// Durations as admins write them: `90s`, `30m`, `8h`, `2d`, or combined `1h30m`.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            ' ' => continue,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+impl GrantTerms {
+    pub fn max_duration_s(&self) -> u64 {
+        parse_duration(&self.max_duration).unwrap_or(0)
+    }
 }
 
 /// The humans a request is for: none of them may decide it.
@@ -192,12 +328,19 @@ pub enum RuleError {
     AlreadyDecided,
     #[error("a deny needs a comment saying why")]
     CommentRequired,
+    #[error("this request's policy needs a comment with each approval")]
+    ApprovalCommentRequired,
+    #[error("this request's policy does not let you approve your own request (break-glass is not allowed to you)")]
+    BreakGlassNotAllowed,
+    #[error("a break-glass approval needs a comment saying why it is an emergency")]
+    BreakGlassCommentRequired,
 }
 
 /// The request as a decision sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct DecisionContext<'a> {
     pub status: Status,
+    pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub policy: &'a PolicySnapshot,
     pub parties: &'a RequestParties,
@@ -229,8 +372,7 @@ pub fn check_eligibility(
     if matches.contains(&PartyMatch::Unknown) {
         return Err(RuleError::PartyUnknown);
     }
-    let approver_groups = &request.policy.approver_groups;
-    if !reviewer.groups.iter().any(|group| approver_groups.contains(group)) {
+    if !in_approver_groups(request, reviewer, now) {
         return Err(RuleError::NotEligible);
     }
     if request
@@ -241,6 +383,22 @@ pub fn check_eligibility(
         return Err(RuleError::AlreadyDecided);
     }
     Ok(())
+}
+
+/// Whether `reviewer` is in the policy's approver groups, or, once the request has
+/// escalated, its escalation groups.
+fn in_approver_groups(request: DecisionContext<'_>, reviewer: &Identity, now: OffsetDateTime) -> bool {
+    let policy = request.policy;
+    let escalated = policy
+        .escalates_at(request.created_at)
+        .is_some_and(|at| now >= at)
+        .then(|| policy.escalation.as_ref().map(|e| e.groups.as_slice()))
+        .flatten()
+        .unwrap_or_default();
+    reviewer
+        .groups
+        .iter()
+        .any(|group| policy.approver_groups.contains(group) || escalated.contains(group))
 }
 
 /// Checks every rule for `reviewer` deciding `verdict` at `now`, and says what the
@@ -260,12 +418,51 @@ pub fn evaluate(
         }
         return Ok(Outcome::Denied);
     }
+    if request.policy.comment_required && comment.trim().is_empty() {
+        return Err(RuleError::ApprovalCommentRequired);
+    }
     let approvals = 1 + count_distinct_approvals(request.ballots);
-    if approvals >= request.policy.approvals_required.max(1) {
+    let approvers: Vec<&Identity> = request
+        .ballots
+        .iter()
+        .filter(|ballot| ballot.verdict == Verdict::Approve)
+        .map(|ballot| &ballot.reviewer)
+        .chain([reviewer])
+        .collect();
+    let each_group_covered = request
+        .policy
+        .one_from_each
+        .iter()
+        .all(|group| approvers.iter().any(|approver| approver.groups.contains(group)));
+    if approvals >= request.policy.approvals_required.max(1) && each_group_covered {
         Ok(Outcome::Approved)
     } else {
         Ok(Outcome::Pending { approvals })
     }
+}
+
+/// A break-glass approval: an admin the policy names approves their own request in an
+/// emergency. It approves at once and needs a comment; the caller marks the request and
+/// opens a follow-up for another admin. Everything else still holds: pending, not expired.
+pub fn evaluate_break_glass(
+    request: DecisionContext<'_>,
+    reviewer: &Identity,
+    comment: &str,
+    now: OffsetDateTime,
+) -> Result<Outcome, RuleError> {
+    if request.status != Status::Pending {
+        return Err(RuleError::NotPending(request.status));
+    }
+    if now >= request.expires_at {
+        return Err(RuleError::Expired);
+    }
+    if !request.policy.allows_break_glass(reviewer) {
+        return Err(RuleError::BreakGlassNotAllowed);
+    }
+    if comment.trim().is_empty() {
+        return Err(RuleError::BreakGlassCommentRequired);
+    }
+    Ok(Outcome::Approved)
 }
 
 /// Distinct people among the approvals recorded so far.
@@ -299,12 +496,7 @@ mod tests {
     }
 
     fn policy(required: u32) -> PolicySnapshot {
-        PolicySnapshot {
-            name: "default".into(),
-            version: 1,
-            approvals_required: required,
-            approver_groups: vec!["reviewers".into()],
-        }
+        PolicySnapshot::simple("default", required, vec!["reviewers".into()])
     }
 
     fn now() -> OffsetDateTime {
@@ -321,6 +513,7 @@ mod tests {
     ) -> Result<Outcome, RuleError> {
         let request = DecisionContext {
             status: Status::Pending,
+            created_at: now() - Duration::minutes(5),
             expires_at: now() + Duration::hours(1),
             policy,
             parties,
@@ -474,6 +667,7 @@ mod tests {
         let pol = policy(1);
         let late = DecisionContext {
             status: Status::Pending,
+            created_at: now() - Duration::hours(1),
             expires_at: now(),
             policy: &pol,
             parties: &parties,

@@ -5,12 +5,30 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use signoff_app::{AgentId, Identity};
+use signoff_app::policy::PolicyDoc;
+use signoff_app::{AgentId, Identity, RequestId};
 
 use super::Answer;
 use super::batch::Chain;
-use crate::store::{Actor, Agent, DeviceCodeRow, KeyIssue, NewTokenRow, Poll, WriteTx, millis};
+use crate::store::{Actor, Agent, DeviceCodeRow, KeyIssue, NewTokenRow, Poll, StoredPolicy, WriteTx, millis};
 use crate::{Error, Result};
+
+/// What an admin change did: answered, refused (nothing written), or changed the
+/// policies (the batch then reloads them).
+pub(super) enum Applied {
+    Done(Answer),
+    Refused(Error),
+    PoliciesChanged(Answer),
+}
+
+/// What importing a policy file changed, by policy name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub disabled: Vec<String>,
+    pub unchanged: Vec<String>,
+}
 
 /// A change to agents, keys or terminal sign-in.
 pub enum AdminChange {
@@ -21,9 +39,27 @@ pub enum AdminChange {
         owner: Option<String>,
         key_hash: String,
         key_prefix: String,
+        /// The admin who asked, or `None` for the operator's command line.
+        by: Option<Identity>,
     },
     /// Revokes every active key of the named agent.
-    RevokeKeys { name: String },
+    RevokeKeys { name: String, by: Option<Identity> },
+    /// Saves a new version of a policy (`id`), or a new policy (at the end of the order).
+    /// The document was checked by the caller.
+    SavePolicy {
+        id: Option<String>,
+        doc: PolicyDoc,
+        by: Actor,
+    },
+    /// Moves a policy one place earlier or later in the order.
+    MovePolicy { id: String, earlier: bool, by: Identity },
+    /// Makes the stored set what the file says, all or nothing: policies by name,
+    /// in the file's order; stored ones the file does not name are disabled.
+    ImportPolicies { docs: Vec<PolicyDoc>, by: Actor },
+    /// Ends a grant at once: by one of its grantors, or an admin.
+    RevokeGrant { id: String, by: Identity, admin: bool },
+    /// Another admin has looked at a break-glass approval.
+    AcknowledgeFollowup { request: RequestId, by: Identity },
     /// A reviewer confirms (or refuses) the terminal sign-in with this user code.
     AnswerDeviceCode {
         user_code: String,
@@ -51,6 +87,86 @@ pub(super) async fn apply(
     chain: &mut Chain,
     now: OffsetDateTime,
     change: &AdminChange,
+) -> Result<Applied> {
+    match change {
+        AdminChange::SavePolicy { id, doc, by } => save_policy(tx, chain, now, id.as_deref(), doc, by).await,
+        AdminChange::MovePolicy { id, earlier, by } => {
+            let mut order: Vec<String> = tx.policies().await?.into_iter().map(|p| p.id).collect();
+            let Some(at) = order.iter().position(|p| p == id) else {
+                return Ok(Applied::Refused(Error::not_found(format_args!("policy {id}"))));
+            };
+            let to = if *earlier {
+                at.checked_sub(1)
+            } else {
+                Some(at + 1).filter(|to| *to < order.len())
+            };
+            let Some(to) = to else {
+                return Ok(Applied::Done(Answer::Done(false)));
+            };
+            order.swap(at, to);
+            tx.set_policy_positions(&order).await?;
+            let data = json!({ "policy": id, "before": at, "after": to });
+            chain.append_value(now, "policy.moved", None, &Actor::Reviewer(by.clone()), &data)?;
+            Ok(Applied::PoliciesChanged(Answer::Done(true)))
+        }
+        AdminChange::ImportPolicies { docs, by } => import_policies(tx, chain, now, docs, by).await,
+        AdminChange::RevokeGrant { id, by, admin } => {
+            let Some(grant) = tx.grant(id).await? else {
+                return Ok(Applied::Refused(Error::not_found(format_args!("grant {id}"))));
+            };
+            if !admin && !grant.granted_by.iter().any(|who| who.same_person(by)) {
+                return Ok(Applied::Refused(Error::Forbidden(
+                    "only the people who granted it, or an admin, can revoke a grant".into(),
+                )));
+            }
+            if grant.revoked_at.is_some() {
+                return Ok(Applied::Done(Answer::Done(false)));
+            }
+            tx.revoke_grant(id, by, now).await?;
+            let data = json!({ "grant": id, "uses": grant.uses, "max_uses": grant.max_uses });
+            chain.append_value(
+                now,
+                "grant.revoked",
+                Some(grant.request_id),
+                &Actor::Reviewer(by.clone()),
+                &data,
+            )?;
+            Ok(Applied::Done(Answer::Done(true)))
+        }
+        AdminChange::AcknowledgeFollowup { request, by } => {
+            let Some((opener, open)) = tx.followup(*request).await? else {
+                return Ok(Applied::Refused(Error::not_found(format_args!(
+                    "follow-up for request {request}"
+                ))));
+            };
+            if opener.same_person(by) {
+                return Ok(Applied::Refused(Error::Forbidden(
+                    "another admin must acknowledge a break-glass approval, not the one who made it".into(),
+                )));
+            }
+            if !open {
+                return Ok(Applied::Done(Answer::Done(false)));
+            }
+            tx.acknowledge_followup(*request, by, now).await?;
+            chain.append_value(
+                now,
+                "followup.acknowledged",
+                Some(*request),
+                &Actor::Reviewer(by.clone()),
+                &json!({}),
+            )?;
+            Ok(Applied::Done(Answer::Done(true)))
+        }
+        other => Ok(Applied::Done(apply_access(tx, chain, now, other).await?)),
+    }
+}
+
+/// Agents, keys and terminal sign-in.
+async fn apply_access(
+    tx: &mut WriteTx,
+    chain: &mut Chain,
+    now: OffsetDateTime,
+    change: &AdminChange,
 ) -> Result<Answer> {
     let at = millis(now);
     match change {
@@ -59,7 +175,9 @@ pub(super) async fn apply(
             owner,
             key_hash,
             key_prefix,
+            by,
         } => {
+            let actor = by.clone().map_or(Actor::Operator, Actor::Reviewer);
             let (agent, issue) = match tx.agent_by_name(name).await? {
                 Some(mut agent) => match owner {
                     Some(owner) if agent.owner.as_deref() != Some(owner.as_str()) => {
@@ -68,7 +186,7 @@ pub(super) async fn apply(
                         let data = json!({
                             "agent": agent.name, "before": { "owner": previous }, "after": { "owner": owner },
                         });
-                        chain.append_value(now, "agent.owner_changed", None, &Actor::Operator, &data)?;
+                        chain.append_value(now, "agent.owner_changed", None, &actor, &data)?;
                         (agent, KeyIssue::OwnerChanged { previous })
                     }
                     _ => (agent, KeyIssue::NewKey),
@@ -91,16 +209,17 @@ pub(super) async fn apply(
                 "agent.key_issued"
             };
             let data = json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
-            chain.append_value(now, kind, None, &Actor::Operator, &data)?;
+            chain.append_value(now, kind, None, &actor, &data)?;
             Ok(Answer::KeyIssued(agent, issue))
         }
-        AdminChange::RevokeKeys { name } => {
+        AdminChange::RevokeKeys { name, by } => {
+            let actor = by.clone().map_or(Actor::Operator, Actor::Reviewer);
             let Some(agent) = tx.agent_by_name(name).await? else {
                 return Ok(Answer::KeysRevoked(None));
             };
             let revoked = tx.revoke_api_keys(agent.id, at).await?;
             let data = json!({ "agent": name, "keys_revoked": revoked });
-            chain.append_value(now, "agent.keys_revoked", None, &Actor::Operator, &data)?;
+            chain.append_value(now, "agent.keys_revoked", None, &actor, &data)?;
             Ok(Answer::KeysRevoked(Some(revoked)))
         }
         AdminChange::AnswerDeviceCode {
@@ -170,7 +289,149 @@ pub(super) async fn apply(
             }
             Ok(Answer::Done(revoked))
         }
+        _ => Err(Error::Internal("not an access change".into())),
     }
+}
+
+/// A new version of one policy, or a new policy at the end of the order.
+async fn save_policy(
+    tx: &mut WriteTx,
+    chain: &mut Chain,
+    now: OffsetDateTime,
+    id: Option<&str>,
+    doc: &PolicyDoc,
+    by: &Actor,
+) -> Result<Applied> {
+    let stored = tx.policies().await?;
+    if stored
+        .iter()
+        .any(|p| p.doc.name.trim() == doc.name.trim() && Some(p.id.as_str()) != id)
+    {
+        return Ok(Applied::Refused(Error::Conflict {
+            code: "policy_name_taken",
+            message: format!("another policy is already named `{}`", doc.name.trim()),
+        }));
+    }
+    let (saved, before) = match id {
+        Some(id) => {
+            let Some(current) = stored.iter().find(|p| p.id == id) else {
+                return Ok(Applied::Refused(Error::not_found(format_args!("policy {id}"))));
+            };
+            if current.doc == *doc {
+                return Ok(Applied::Done(Answer::Policy(current.clone())));
+            }
+            let saved = StoredPolicy {
+                version: current.version + 1,
+                doc: doc.clone(),
+                updated_at: now,
+                ..current.clone()
+            };
+            (saved, Some(current.doc.clone()))
+        }
+        None => (
+            StoredPolicy {
+                id: uuid::Uuid::now_v7().to_string(),
+                position: stored.iter().map(|p| p.position + 1).max().unwrap_or(0),
+                version: 1,
+                doc: doc.clone(),
+                updated_at: now,
+            },
+            None,
+        ),
+    };
+    record_version(tx, chain, now, &saved, before, by).await?;
+    Ok(Applied::PoliciesChanged(Answer::Policy(saved)))
+}
+
+/// Stores a policy version with its audit event (before and after).
+async fn record_version(
+    tx: &mut WriteTx,
+    chain: &mut Chain,
+    now: OffsetDateTime,
+    saved: &StoredPolicy,
+    before: Option<PolicyDoc>,
+    by: &Actor,
+) -> Result<()> {
+    tx.save_policy(saved, &crate::store::audit_value(by)?).await?;
+    let kind = if saved.version == 1 {
+        "policy.created"
+    } else {
+        "policy.updated"
+    };
+    let data = json!({
+        "policy": saved.id, "name": saved.doc.name, "version": saved.version,
+        "before": before, "after": saved.doc,
+    });
+    chain.append_value(now, kind, None, by, &data)
+}
+
+async fn import_policies(
+    tx: &mut WriteTx,
+    chain: &mut Chain,
+    now: OffsetDateTime,
+    docs: &[PolicyDoc],
+    by: &Actor,
+) -> Result<Applied> {
+    let stored = tx.policies().await?;
+    let mut report = ImportReport::default();
+    let mut order: Vec<String> = Vec::new();
+    for doc in docs {
+        let name = doc.name.trim();
+        match stored.iter().find(|p| p.doc.name.trim() == name) {
+            Some(current) if current.doc == *doc => {
+                report.unchanged.push(name.to_string());
+                order.push(current.id.clone());
+            }
+            Some(current) => {
+                let saved = StoredPolicy {
+                    version: current.version + 1,
+                    doc: doc.clone(),
+                    updated_at: now,
+                    ..current.clone()
+                };
+                record_version(tx, chain, now, &saved, Some(current.doc.clone()), by).await?;
+                report.updated.push(name.to_string());
+                order.push(saved.id);
+            }
+            None => {
+                let saved = StoredPolicy {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    position: 1_000_000 + order.len() as i64,
+                    version: 1,
+                    doc: doc.clone(),
+                    updated_at: now,
+                };
+                record_version(tx, chain, now, &saved, None, by).await?;
+                report.created.push(name.to_string());
+                order.push(saved.id);
+            }
+        }
+    }
+    for current in &stored {
+        if docs.iter().any(|doc| doc.name.trim() == current.doc.name.trim()) {
+            continue;
+        }
+        if current.doc.enabled {
+            let mut doc = current.doc.clone();
+            doc.enabled = false;
+            let saved = StoredPolicy {
+                version: current.version + 1,
+                doc,
+                updated_at: now,
+                ..current.clone()
+            };
+            record_version(tx, chain, now, &saved, Some(current.doc.clone()), by).await?;
+            report.disabled.push(current.doc.name.clone());
+        }
+        order.push(current.id.clone());
+    }
+    tx.set_policy_positions(&order).await?;
+    let data = json!({
+        "created": report.created, "updated": report.updated,
+        "disabled": report.disabled, "unchanged": report.unchanged,
+    });
+    chain.append_value(now, "policy.imported", None, by, &data)?;
+    Ok(Applied::PoliciesChanged(Answer::Imported(report)))
 }
 
 enum PollOutcome {

@@ -7,12 +7,17 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use signoff_app::{AgentId, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json, evaluate};
+use signoff_app::policy::PolicySet;
+use signoff_app::{
+    AgentId, Identity, Outcome, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json, evaluate,
+    evaluate_break_glass,
+};
 
-use super::{Answer, Command, NewRequest, admin, batch_time};
+use super::{Answer, Command, GrantAsk, NewRequest, Policies, admin, batch_time, created_event};
 use crate::bus::{Event, Snapshot};
 use crate::store::{
-    Actor, AuditRow, DecisionRecord, NewRow, Store, StoredRequest, WriteTx, audit_value, chain_hash_canonical, millis,
+    Actor, AuditRow, DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, audit_value,
+    chain_hash_canonical, millis,
 };
 use crate::{Error, Result};
 
@@ -21,6 +26,8 @@ pub(super) struct Applied {
     /// One per command, in order.
     pub answers: Vec<Result<Answer>>,
     pub events: Vec<Event>,
+    /// The policy set as this batch left it, when it changed it.
+    pub policies: Option<Arc<PolicySet>>,
 }
 
 /// A request as the batch sees it: as stored (or created in this batch), with every
@@ -86,12 +93,18 @@ impl Chain {
     }
 }
 
-pub(super) async fn apply(store: &Store, commands: &[&Command]) -> Result<Applied> {
+pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Command]) -> Result<Applied> {
     let mut tx = WriteTx::begin(store).await?;
     let (seq, hash) = tx.lock_head().await?;
     let now = batch_time();
     let mut batch = Batch {
         now,
+        policies: policies.current(),
+        policy_changed: false,
+        grants: HashMap::new(),
+        grant_uses: HashMap::new(),
+        new_grants: Vec::new(),
+        followups: Vec::new(),
         requests: HashMap::new(),
         by_key: HashMap::new(),
         due: Vec::new(),
@@ -104,25 +117,46 @@ pub(super) async fn apply(store: &Store, commands: &[&Command]) -> Result<Applie
             events: Vec::new(),
         },
     };
-    batch.load(&mut tx, commands).await?;
+    batch.load(&mut tx, policies, commands).await?;
     let mut answers = Vec::with_capacity(commands.len());
     for command in commands {
         answers.push(match command {
             // Its statements run now, in the batch's transaction; a failure fails the batch.
-            Command::Admin(change) => Ok(admin::apply(&mut tx, &mut batch.chain, now, change).await?),
-            other => batch.apply(other),
+            Command::Admin(change) => match admin::apply(&mut tx, &mut batch.chain, now, change).await? {
+                admin::Applied::Done(answer) => Ok(answer),
+                admin::Applied::Refused(refusal) => Err(refusal),
+                admin::Applied::PoliciesChanged(answer) => {
+                    let generation = tx.bump_policy_generation().await?;
+                    batch.policies = policies.compile(tx.policies().await?, generation)?;
+                    batch.policy_changed = true;
+                    Ok(answer)
+                }
+            },
+            other => batch.apply(policies, other),
         });
     }
     batch.write(&mut tx).await?;
     tx.commit().await?;
+    let changed = batch.policy_changed.then(|| Arc::clone(&batch.policies));
     Ok(Applied {
         answers,
         events: batch.events_with_snapshots(),
+        policies: changed,
     })
 }
 
 struct Batch {
     now: OffsetDateTime,
+    /// The policy set requests created in this batch are matched under.
+    policies: Arc<PolicySet>,
+    policy_changed: bool,
+    /// Usable grants by (agent, action, resource), for requests created in this batch.
+    grants: HashMap<(AgentId, String, String), Vec<GrantRecord>>,
+    /// Uses of grants in this batch.
+    grant_uses: HashMap<String, i64>,
+    new_grants: Vec<GrantRecord>,
+    /// Break-glass follow-ups opened in this batch.
+    followups: Vec<(RequestId, Identity, OffsetDateTime)>,
     requests: HashMap<RequestId, Loaded>,
     /// Requests by (agent, idempotency key), stored or created in this batch.
     by_key: HashMap<(AgentId, String), RequestId>,
@@ -137,15 +171,30 @@ struct Batch {
 
 impl Batch {
     /// Reads, in a few statements, every row the commands will look at.
-    async fn load(&mut self, tx: &mut WriteTx, commands: &[&Command]) -> Result<()> {
+    async fn load(&mut self, tx: &mut WriteTx, policies: &Policies, commands: &[&Command]) -> Result<()> {
         let mut ids: Vec<RequestId> = Vec::new();
         let mut keys: Vec<(AgentId, &str)> = Vec::new();
         let mut expire_limit = 0;
+        let creates = commands.iter().any(|command| matches!(command, Command::Create(_)));
+        if creates {
+            // Another replica may have changed the policies since this one loaded them.
+            let generation = tx.policy_generation().await?;
+            if generation != self.policies.generation {
+                self.policies = policies.compile(tx.policies().await?, generation)?;
+                self.policy_changed = true;
+            }
+        }
+        let mut grant_keys: Vec<(AgentId, String, String)> = Vec::new();
         for command in commands {
             match command {
                 Command::Create(new) => {
                     if let Some(key) = &new.record.idempotency_key {
                         keys.push((new.record.request.agent.id, key.as_str()));
+                    }
+                    let request = &new.record.request;
+                    // Grants can only matter where a policy allowing them may match.
+                    if self.policies.policies.iter().any(|p| allows_grants(&p.doc.effect)) {
+                        grant_keys.push((request.agent.id, request.action.clone(), request.resource.clone()));
                     }
                 }
                 Command::Decide { id, .. } | Command::Cancel { id, .. } | Command::Report { id, .. } => ids.push(*id),
@@ -186,6 +235,14 @@ impl Batch {
                 });
             }
         }
+        grant_keys.sort_unstable();
+        grant_keys.dedup();
+        for key in grant_keys {
+            let usable = tx.usable_grants(key.0, &key.1, &key.2, self.now).await?;
+            if !usable.is_empty() {
+                self.grants.insert(key, usable);
+            }
+        }
         if expire_limit > 0 {
             for request in tx.due(millis(self.now), expire_limit).await? {
                 let id = request.id;
@@ -202,16 +259,18 @@ impl Batch {
         Ok(())
     }
 
-    fn apply(&mut self, command: &Command) -> Result<Answer> {
+    fn apply(&mut self, policies: &Policies, command: &Command) -> Result<Answer> {
         match command {
-            Command::Create(new) => self.create(new),
+            Command::Create(new) => self.create(policies, new),
             Command::Decide {
                 id,
                 reviewer,
                 verdict,
                 comment,
                 channel,
-            } => self.decide(*id, reviewer, *verdict, comment, *channel),
+                break_glass,
+                grant,
+            } => self.decide(*id, reviewer, *verdict, comment, *channel, *break_glass, grant.as_ref()),
             Command::Cancel { agent, id } => self.agent_transition(*agent, *id, Status::Cancelled, None),
             Command::Report { agent, id, report } => {
                 self.agent_transition(*agent, *id, report.status.status(), Some(report))
@@ -234,9 +293,16 @@ impl Batch {
         }
     }
 
-    fn create(&mut self, new: &NewRequest) -> Result<Answer> {
-        let request = &new.record.request;
+    fn create(&mut self, policies: &Policies, new: &NewRequest) -> Result<Answer> {
         let key = new.record.idempotency_key.clone();
+        let mut reframed = None;
+        if new.generation != self.policies.generation {
+            // Matched under an older set: match again under the one in force now.
+            let mut request = new.record.request.clone();
+            policies.frame(&self.policies, &mut request, new.asked_ttl);
+            reframed = Some(request);
+        }
+        let request = reframed.as_ref().unwrap_or(&new.record.request);
         if let Some(key) = &key
             && let Some(existing) = self.by_key.get(&(request.agent.id, key.clone()))
             && let Some(existing) = self.requests.get(existing)
@@ -252,13 +318,29 @@ impl Batch {
             };
         }
         let id = request.id;
-        self.chain.append(
-            request.created_at,
-            "request.created",
-            Some(id),
-            new.actor.clone(),
-            new.data.clone(),
-        );
+        let data = match &reframed {
+            Some(request) => created_event(request),
+            None => new.data.clone(),
+        };
+        let mut request = request.clone();
+        self.chain
+            .append(request.created_at, "request.created", Some(id), new.actor.clone(), data);
+        match request.status {
+            Status::Approved => {
+                let data = json!({ "policy": request.policy.name, "version": request.policy.version, "why": request.policy.why });
+                self.chain
+                    .append_value(request.created_at, "request.approved", Some(id), &Actor::System, &data)?;
+            }
+            Status::Denied => {
+                let data = json!({
+                    "policy": request.policy.name, "version": request.policy.version,
+                    "why": request.policy.why, "reason": request.policy.deny_reason,
+                });
+                self.chain
+                    .append_value(request.created_at, "request.denied", Some(id), &Actor::System, &data)?;
+            }
+            _ => self.approve_by_grant(&mut request)?,
+        }
         if let Some(key) = &key {
             self.by_key.insert((request.agent.id, key.clone()), id);
         }
@@ -272,9 +354,71 @@ impl Batch {
                 changed: false,
             },
         );
-        Ok(Answer::Created(request.clone()))
+        Ok(Answer::Created(request))
     }
 
+    /// Approves a new pending request under a grant its policy version allowed, if one
+    /// covers it: same agent, action and resource, the granted payload fields equal,
+    /// unexpired, unrevoked and with uses left. The use is audited with the grantors.
+    fn approve_by_grant(&mut self, request: &mut StoredRequest) -> Result<()> {
+        let Some(policy_id) = request.policy.id.clone() else {
+            return Ok(());
+        };
+        if request.policy.grants.is_none() {
+            return Ok(());
+        }
+        let key = (request.agent.id, request.action.clone(), request.resource.clone());
+        let Some(candidates) = self.grants.get(&key) else {
+            return Ok(());
+        };
+        let grant = candidates.iter().find(|grant| {
+            let used = self.grant_uses.get(&grant.id).copied().unwrap_or(0);
+            grant.policy_id == policy_id
+                && grant.policy_version == request.policy.version
+                && grant.uses + used < grant.max_uses
+                && grant
+                    .fields
+                    .iter()
+                    .all(|(path, value)| field(&request.payload, path) == Some(value))
+        });
+        let Some(grant) = grant.cloned() else {
+            return Ok(());
+        };
+        let uses = self.grant_uses.entry(grant.id.clone()).or_insert(0);
+        *uses += 1;
+        let now = request.created_at;
+        request.status = Status::Approved;
+        request.decided_at = Some(now);
+        request.policy.why.push(format!(
+            "approved under grant {} by {}",
+            grant.id,
+            grant
+                .granted_by
+                .iter()
+                .map(|who| who.display_name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let data = json!({
+            "grant": grant.id,
+            "granted_by": grant.granted_by,
+            "use": grant.uses + *uses,
+            "max_uses": grant.max_uses,
+            "granted_on": grant.request_id,
+        });
+        self.chain
+            .append_value(now, "grant.used", Some(request.id), &Actor::System, &data)?;
+        self.chain.append_value(
+            now,
+            "request.approved",
+            Some(request.id),
+            &Actor::System,
+            &json!({ "grant": grant.id }),
+        )?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         id: RequestId,
@@ -282,13 +426,35 @@ impl Batch {
         verdict: Verdict,
         comment: &str,
         channel: signoff_app::Channel,
+        break_glass: bool,
+        grant: Option<&GrantAsk>,
     ) -> Result<Answer> {
         let now = self.now;
         let loaded = self.requests.get_mut(&id).ok_or_else(|| not_found(id))?;
         let ballots: Vec<_> = loaded.decisions.iter().map(DecisionRecord::ballot).collect();
         let parties = loaded.request.parties();
         let context = loaded.request.decision_context(&parties, &ballots);
-        let outcome = match evaluate(context, reviewer, verdict, comment, now) {
+        let ruled = if break_glass {
+            if verdict != Verdict::Approve {
+                return Err(Error::Invalid("break-glass is for approving; deny as usual".into()));
+            }
+            evaluate_break_glass(context, reviewer, comment, now)
+        } else {
+            evaluate(context, reviewer, verdict, comment, now)
+        };
+        let new_grant = match (grant, &ruled) {
+            (Some(ask), Ok(outcome)) => Some(grant_for(
+                &loaded.request,
+                &loaded.decisions,
+                reviewer,
+                verdict,
+                *outcome,
+                ask,
+                now,
+            )?),
+            _ => None,
+        };
+        let outcome = match ruled {
             Ok(outcome) => outcome,
             Err(RuleError::Expired) => {
                 // Found past its time: record what really happened, then refuse.
@@ -307,9 +473,10 @@ impl Batch {
         };
         let request = &mut loaded.request;
         request.approvals = match outcome {
-            signoff_app::Outcome::Pending { approvals } => approvals,
+            Outcome::Pending { approvals } => approvals,
             _ => request.approvals + u32::from(verdict == Verdict::Approve),
         };
+        request.break_glass |= break_glass;
         request.status = outcome.status();
         if request.status != Status::Pending {
             request.decided_at = Some(now);
@@ -321,6 +488,7 @@ impl Batch {
             "digest": request.digest,
             "approvals": request.approvals,
             "approvals_required": request.policy.approvals_required,
+            "break_glass": break_glass,
         });
         self.chain.append_value(
             now,
@@ -329,6 +497,17 @@ impl Batch {
             &Actor::Reviewer(reviewer.clone()),
             &data,
         )?;
+        if break_glass {
+            let data = json!({ "comment": comment, "policy": request.policy.name, "version": request.policy.version });
+            self.chain.append_value(
+                now,
+                "request.break_glass",
+                Some(id),
+                &Actor::Reviewer(reviewer.clone()),
+                &data,
+            )?;
+            self.followups.push((id, reviewer.clone(), now));
+        }
         if request.status != Status::Pending {
             let kind = if request.status == Status::Approved {
                 "request.approved"
@@ -342,6 +521,21 @@ impl Batch {
                 &Actor::System,
                 &json!({ "approvals": request.approvals }),
             )?;
+        }
+        if let Some(grant) = new_grant {
+            let data = json!({
+                "grant": grant.id, "granted_by": grant.granted_by, "action": grant.action,
+                "resource": grant.resource, "fields": grant.fields, "expires_at": millis(grant.expires_at),
+                "max_uses": grant.max_uses, "policy": grant.policy_id, "version": grant.policy_version,
+            });
+            self.chain.append_value(
+                now,
+                "grant.created",
+                Some(id),
+                &Actor::Reviewer(reviewer.clone()),
+                &data,
+            )?;
+            self.new_grants.push(grant);
         }
         loaded.changed = true;
         loaded.decisions.push(decision.clone());
@@ -440,6 +634,22 @@ impl Batch {
             let decisions: Vec<&DecisionRecord> = self.decisions.iter().collect();
             tx.insert_decisions(&decisions).await?;
         }
+        for grant in &self.new_grants {
+            tx.insert_grant(grant).await?;
+        }
+        let used: Vec<&str> = self
+            .grant_uses
+            .iter()
+            .flat_map(|(id, uses)| std::iter::repeat_n(id.as_str(), *uses as usize))
+            .collect();
+        if !used.is_empty() {
+            tx.use_grants(&used).await?;
+        }
+        if !self.followups.is_empty() {
+            let opened: Vec<(RequestId, &Identity, OffsetDateTime)> =
+                self.followups.iter().map(|(id, who, at)| (*id, who, *at)).collect();
+            tx.insert_followups(&opened).await?;
+        }
         if let Some(last) = self.chain.rows.last() {
             tx.insert_audit(&self.chain.rows).await?;
             tx.set_head(last.seq, &last.hash).await?;
@@ -456,6 +666,89 @@ fn expire(chain: &mut Chain, loaded: &mut Loaded, now: OffsetDateTime) -> Result
     loaded.changed = true;
     let data = json!({ "expires_at": millis(request.expires_at) });
     chain.append_value(now, "request.expired", Some(request.id), &Actor::System, &data)
+}
+
+fn allows_grants(effect: &signoff_app::policy::Effect) -> bool {
+    matches!(effect, signoff_app::policy::Effect::RequireApproval(terms) if terms.grants.is_some())
+}
+
+/// A payload field by dotted path (`table`, `target.region`).
+fn field<'a>(payload: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(payload, |value, key| value.get(key))
+}
+
+/// The grant an approval asks for, checked against the policy's terms: only with the
+/// approval that approves the request, within the policy's bounds, on fields the
+/// payload has. Its grantors are every approver of the request.
+fn grant_for(
+    request: &StoredRequest,
+    decisions: &[DecisionRecord],
+    reviewer: &Identity,
+    verdict: Verdict,
+    outcome: Outcome,
+    ask: &GrantAsk,
+    now: OffsetDateTime,
+) -> Result<GrantRecord> {
+    let policy = &request.policy;
+    let (Some(terms), Some(policy_id)) = (&policy.grants, &policy.id) else {
+        return Err(Error::Forbidden(format!(
+            "the policy `{}` does not allow approving with a grant",
+            policy.name
+        )));
+    };
+    if verdict != Verdict::Approve {
+        return Err(Error::Invalid("only an approval can come with a grant".into()));
+    }
+    if outcome != Outcome::Approved {
+        return Err(Error::Conflict {
+            code: "grant_needs_quorum",
+            message: "a grant comes with the approval that approves the request; more approvals are needed first"
+                .into(),
+        });
+    }
+    let max = std::time::Duration::from_secs(terms.max_duration_s());
+    if ask.duration.is_zero() || ask.duration > max {
+        return Err(Error::Invalid(format!(
+            "a grant lasts at most {} under this policy",
+            terms.max_duration
+        )));
+    }
+    if ask.max_uses == 0 || ask.max_uses > terms.max_uses {
+        return Err(Error::Invalid(format!(
+            "a grant covers 1 to {} uses under this policy",
+            terms.max_uses
+        )));
+    }
+    let mut fields = std::collections::BTreeMap::new();
+    for path in &ask.fields {
+        let value = field(&request.payload, path)
+            .ok_or_else(|| Error::Invalid(format!("the payload has no field `{path}` to bind the grant to")))?;
+        fields.insert(path.clone(), value.clone());
+    }
+    let mut granted_by: Vec<Identity> = decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Approve)
+        .map(|d| d.reviewer.clone())
+        .collect();
+    granted_by.push(reviewer.clone());
+    Ok(GrantRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        request_id: request.id,
+        policy_id: policy_id.clone(),
+        policy_version: policy.version,
+        agent_id: request.agent.id,
+        agent_name: request.agent.name.clone(),
+        action: request.action.clone(),
+        resource: request.resource.clone(),
+        fields,
+        granted_by,
+        created_at: now,
+        expires_at: now + ask.duration,
+        max_uses: i64::from(ask.max_uses),
+        uses: 0,
+        revoked_at: None,
+        revoked_by: None,
+    })
 }
 
 fn not_found(id: RequestId) -> Error {

@@ -12,10 +12,13 @@
 
 mod admin;
 mod batch;
+pub mod policy;
 
-pub use admin::AdminChange;
+pub use admin::{AdminChange, ImportReport};
+pub use policy::Policies;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -42,6 +45,10 @@ pub enum Command {
         verdict: Verdict,
         comment: String,
         channel: Channel,
+        /// An admin the policy names approves their own request in an emergency.
+        break_glass: bool,
+        /// Approve later requests like this one too, within these bounds.
+        grant: Option<GrantAsk>,
     },
     Cancel {
         agent: AgentId,
@@ -60,30 +67,36 @@ pub enum Command {
     Admin(AdminChange),
 }
 
-/// A request to store, with its `request.created` event's actor and data already in
-/// canonical JSON: that work is done by the caller, in parallel, not by the one writer.
+/// What an approver asks for when approving with a grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantAsk {
+    pub duration: Duration,
+    pub max_uses: u32,
+    /// Payload fields (dotted paths) later requests must match the approved one on.
+    pub fields: Vec<String>,
+}
+
+/// A request to store, matched against the policy set of `generation` and with its
+/// `request.created` event's actor and data already in canonical JSON: that work is
+/// done by the caller, in parallel, not by the one writer.
 pub struct NewRequest {
     pub record: NewRecord,
+    /// The policy set it was matched under; the writer matches again if that changed.
+    generation: i64,
+    /// The TTL the agent asked for, to apply again if it is matched again.
+    asked_ttl: Option<Duration>,
     actor: String,
     data: String,
 }
 
 impl Command {
-    pub fn create(record: NewRecord) -> Result<Command> {
-        let request = &record.request;
-        let actor = crate::store::audit_value(&Actor::agent(&request.agent))?;
-        let data = serde_json::json!({
-            "action": request.action,
-            "resource": request.resource,
-            "title": request.title,
-            "on_behalf_of": request.on_behalf_of,
-            "digest": request.digest,
-            "policy": request.policy,
-            "expires_at": crate::store::millis(request.expires_at),
-        });
+    pub fn create(record: NewRecord, generation: i64, asked_ttl: Option<Duration>) -> Result<Command> {
+        let actor = crate::store::audit_value(&Actor::agent(&record.request.agent))?;
         Ok(Command::Create(Box::new(NewRequest {
             actor: canonical_json(&actor),
-            data: canonical_json(&data),
+            data: created_event(&record.request),
+            generation,
+            asked_ttl,
             record,
         })))
     }
@@ -91,6 +104,20 @@ impl Command {
     fn is_decision(&self) -> bool {
         matches!(self, Command::Decide { .. })
     }
+}
+
+/// The `request.created` event's data, in canonical JSON.
+fn created_event(request: &StoredRequest) -> String {
+    canonical_json(&serde_json::json!({
+        "action": request.action,
+        "resource": request.resource,
+        "title": request.title,
+        "on_behalf_of": request.on_behalf_of,
+        "digest": request.digest,
+        "policy": request.policy,
+        "status": request.status,
+        "expires_at": crate::store::millis(request.expires_at),
+    }))
 }
 
 /// What a command did.
@@ -112,6 +139,10 @@ pub enum Answer {
     Polled(Poll),
     /// Whether the change found something to change (a code to answer, a token to revoke).
     Done(bool),
+    /// A policy as saved.
+    Policy(crate::store::StoredPolicy),
+    /// What a policy import changed.
+    Imported(ImportReport),
 }
 
 struct Job {
@@ -128,9 +159,9 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the writer on `store`; it stops when the last handle is dropped.
-    pub fn start(store: Store, bus: EventBus) -> Engine {
+    pub fn start(store: Store, bus: EventBus, policies: Arc<Policies>) -> Engine {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, bus, jobs));
+        tokio::spawn(write(store, bus, policies, jobs));
         Engine { queue }
     }
 
@@ -157,15 +188,19 @@ fn stopped() -> Error {
 }
 
 /// The writer: one batch at a time, each answered after its commit.
-async fn write(store: Store, bus: EventBus, mut queue: mpsc::Receiver<Job>) {
+async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         crate::metrics::queue_depth(queue.len());
         let started = Instant::now();
         let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
-        match batch::apply(&store, &commands).await {
+        match batch::apply(&store, &policies, &commands).await {
             Ok(applied) => {
                 crate::metrics::batch_committed(jobs.len(), started.elapsed());
+                if let Some(changed) = applied.policies {
+                    // In force from the next batch on; callers read it once answered.
+                    policies.install(changed);
+                }
                 for (job, answer) in jobs.drain(..).zip(applied.answers) {
                     if job.command.is_decision() {
                         crate::metrics::decision_latency(job.submitted.elapsed());

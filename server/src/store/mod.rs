@@ -79,8 +79,11 @@ macro_rules! in_write_tx {
 
 mod review;
 mod signin;
+#[macro_use]
 mod write;
+mod policy;
 
+pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
 pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
@@ -88,7 +91,7 @@ pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
     r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
-    r.decided_at, r.result, r.body_hash";
+    r.decided_at, r.result, r.body_hash, r.break_glass";
 
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";

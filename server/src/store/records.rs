@@ -60,6 +60,8 @@ pub struct StoredRequest {
     pub decided_at: Option<OffsetDateTime>,
     pub result: Option<ResultReport>,
     pub body_hash: Option<String>,
+    /// Approved by a break-glass approval: marked everywhere.
+    pub break_glass: bool,
 }
 
 impl StoredRequest {
@@ -78,6 +80,7 @@ impl StoredRequest {
         ballots: &'a [signoff_app::Ballot],
     ) -> signoff_app::DecisionContext<'a> {
         signoff_app::DecisionContext {
+            created_at: self.created_at,
             status: self.status,
             expires_at: self.expires_at,
             policy: &self.policy,
@@ -108,6 +111,7 @@ impl StoredRequest {
             expires_at: self.expires_at,
             decided_at: self.decided_at,
             result: self.result,
+            break_glass: self.break_glass,
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct RequestColumns {
     pub decided_at: Option<i64>,
     pub result: Option<String>,
     pub body_hash: Option<String>,
+    pub break_glass: i64,
 }
 
 impl RequestColumns {
@@ -240,6 +245,7 @@ impl RequestColumns {
                 .map(|text| from_json("result", text))
                 .transpose()?,
             body_hash: self.body_hash,
+            break_glass: self.break_glass != 0,
         })
     }
 }

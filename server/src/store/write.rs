@@ -200,7 +200,7 @@ impl WriteTx {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
                      diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
-                     idempotency_key, body_hash) ",
+                     idempotency_key, body_hash, break_glass) ",
                 );
                 query.push_values(chunk, |mut row, new| {
                     let request = new.request;
@@ -224,7 +224,8 @@ impl WriteTx {
                         .push_bind(request.decided_at.map(millis))
                         .push_bind(request.result.as_ref().map(to_json))
                         .push_bind(new.idempotency_key)
-                        .push_bind(request.body_hash.as_deref());
+                        .push_bind(request.body_hash.as_deref())
+                        .push_bind(i64::from(request.break_glass));
                 });
                 query.build().execute(&mut *conn).await?;
             });
@@ -255,13 +256,13 @@ impl WriteTx {
         let (set, alias) = match self {
             WriteTx::Sqlite(_) => (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
-                 result = v.column5 FROM (",
+                 result = v.column5, break_glass = v.column6 FROM (",
                 ") AS v WHERE requests.id = v.column1",
             ),
             WriteTx::Postgres(_) => (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
-                 result = v.result FROM (",
-                ") AS v (id, status, approvals, decided_at, result) WHERE requests.id = v.id",
+                 result = v.result, break_glass = v.break_glass FROM (",
+                ") AS v (id, status, approvals, decided_at, result, break_glass) WHERE requests.id = v.id",
             ),
         };
         for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
@@ -272,7 +273,8 @@ impl WriteTx {
                         .push_bind(request.status.as_str())
                         .push_bind(i64::from(request.approvals))
                         .push_bind(request.decided_at.map(millis))
-                        .push_bind(request.result.as_ref().map(to_json));
+                        .push_bind(request.result.as_ref().map(to_json))
+                        .push_bind(i64::from(request.break_glass));
                 });
                 query.push(alias);
                 query.build().execute(&mut *conn).await?;

@@ -315,6 +315,30 @@ struct DecideForm {
     verdict: String,
     #[serde(default)]
     comment: String,
+    /// "on" when an admin approves their own request under break-glass.
+    break_glass: Option<String>,
+    /// A grant with the approval: how long, how many uses, which payload fields.
+    #[serde(default)]
+    grant_duration: String,
+    grant_uses: Option<u32>,
+    #[serde(default)]
+    grant_fields: String,
+}
+
+impl DecideForm {
+    fn grant(&self) -> Option<signoff_app::wire::GrantInput> {
+        let duration = self.grant_duration.trim();
+        (!duration.is_empty()).then(|| signoff_app::wire::GrantInput {
+            duration: duration.to_string(),
+            max_uses: self.grant_uses.unwrap_or(1),
+            fields: self
+                .grant_fields
+                .split(',')
+                .map(|field| field.trim().to_string())
+                .filter(|field| !field.is_empty())
+                .collect(),
+        })
+    }
 }
 
 async fn decide(
@@ -339,9 +363,15 @@ async fn decide(
     let verdict = Verdict::parse(&form.verdict)
         .ok_or_else(|| page_error(Error::BadRequest("the verdict must be approve or deny".into())))?;
     let request = request_id(&id).map_err(page_error)?;
+    let break_glass = form.break_glass.as_deref() == Some("on");
+    if break_glass && !person.has(Role::Admin) {
+        return Err(page_error(Error::Forbidden("break-glass is for admins".into())));
+    }
     let input = DecisionInput {
         verdict,
         comment: form.comment.clone(),
+        break_glass,
+        grant: form.grant(),
     };
     match state
         .service

@@ -785,7 +785,7 @@ async fn decision_wakeups(backend: Backend) -> Result<WakeRun> {
     let server = TestServer::start(backend).await;
     let (_, key, _) = server
         .service
-        .issue_agent_key("bench-waiter", None)
+        .issue_agent_key("bench-waiter", None, None)
         .await
         .map_err(|err| anyhow!("issue key: {err}"))?;
     let agent = Agent {
@@ -798,6 +798,8 @@ async fn decision_wakeups(backend: Backend) -> Result<WakeRun> {
     let approve = DecisionInput {
         verdict: Verdict::Approve,
         comment: String::new(),
+        break_glass: false,
+        grant: None,
     };
     let run = wake_batches(
         &agent,

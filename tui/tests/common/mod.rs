@@ -286,10 +286,12 @@ pub fn review(n: u128, diff: Option<String>, viewer: Eligibility) -> ReviewView 
             context: Some(json!({"trace": "https://trace.example.com/t/8f2e", "risk": "medium"})),
             digest: "3f9a1c2b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd".into(),
             policy: PolicySnapshot {
-                name: "prod-changes".into(),
                 version: 3,
-                approvals_required: row.approvals_required,
-                approver_groups: vec!["sre".into(), "payments-leads".into()],
+                ..PolicySnapshot::simple(
+                    "prod-changes",
+                    row.approvals_required,
+                    vec!["sre".into(), "payments-leads".into()],
+                )
             },
             approvals: row.approvals,
             decisions: if row.approvals > 0 {
@@ -307,6 +309,7 @@ pub fn review(n: u128, diff: Option<String>, viewer: Eligibility) -> ReviewView 
             expires_at: row.expires_at,
             decided_at: None,
             result: None,
+            break_glass: false,
         },
         viewer,
     }

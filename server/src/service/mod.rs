@@ -12,10 +12,14 @@ use signoff_app::wire::{
     Decider, DecisionInput, Eligibility, NewRequest, RequestPage, RequestSummary, RequestView, ResultReport,
     ReviewView, limits,
 };
-use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, action_digest, check_eligibility};
+use signoff_app::{AgentId, Channel, Identity, RequestId, Status, action_digest, check_eligibility};
+
+mod admin;
+
+pub use admin::{WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
 
 use crate::bus::{EventBus, Waiters};
-use crate::engine::{AdminChange, Answer, Command, Engine};
+use crate::engine::{AdminChange, Answer, Command, Engine, GrantAsk, Policies};
 use crate::store::{
     Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, Poll, RequestFilter, Store, StoredRequest, Voter,
 };
@@ -47,6 +51,7 @@ pub struct Service {
     store: Store,
     bus: EventBus,
     engine: Engine,
+    policies: Arc<Policies>,
     waiters: Arc<Waiters>,
     /// Long-polls held open, per agent.
     waits_by_agent: Arc<Mutex<HashMap<AgentId, usize>>>,
@@ -65,11 +70,17 @@ pub fn now() -> OffsetDateTime {
 impl Service {
     pub fn new(store: Store, bus: EventBus, settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
         let waiters = Waiters::start(&bus);
-        let engine = Engine::start(store.clone(), bus.clone());
+        let policies = Arc::new(Policies::new(
+            settings.default_approvals,
+            settings.reviewer_groups.clone(),
+            settings.request_ttl,
+        ));
+        let engine = Engine::start(store.clone(), bus.clone(), Arc::clone(&policies));
         Self {
             store,
             bus,
             engine,
+            policies,
             waiters,
             waits_by_agent: Arc::default(),
             settings,
@@ -104,7 +115,12 @@ impl Service {
 
     /// Issues a new API key for `name` (creating the agent if needed). The key is
     /// returned once and stored only as its hash.
-    pub async fn issue_agent_key(&self, name: &str, owner: Option<&str>) -> Result<(Agent, String, KeyIssue)> {
+    pub async fn issue_agent_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        by: Option<&Identity>,
+    ) -> Result<(Agent, String, KeyIssue)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(Error::Invalid(
@@ -117,6 +133,7 @@ impl Service {
             owner: owner.map(str::trim).filter(|o| !o.is_empty()).map(String::from),
             key_hash: keys::hash(&key),
             key_prefix: keys::display_prefix(&key),
+            by: by.cloned(),
         };
         match self.engine.submit(Command::Admin(change)).await? {
             Answer::KeyIssued(agent, issue) => Ok((agent, key, issue)),
@@ -125,8 +142,11 @@ impl Service {
     }
 
     /// Revokes every key of the named agent, at once; `None` when there is no such agent.
-    pub async fn revoke_agent_keys(&self, name: &str) -> Result<Option<u64>> {
-        let change = AdminChange::RevokeKeys { name: name.to_string() };
+    pub async fn revoke_agent_keys(&self, name: &str, by: Option<&Identity>) -> Result<Option<u64>> {
+        let change = AdminChange::RevokeKeys {
+            name: name.to_string(),
+            by: by.cloned(),
+        };
         match self.engine.submit(Command::Admin(change)).await? {
             Answer::KeysRevoked(revoked) => Ok(revoked),
             other => Err(unexpected(other)),
@@ -224,10 +244,7 @@ impl Service {
             None => None,
         };
         let created_at = now();
-        let ttl = input
-            .ttl_s
-            .map(Duration::from_secs)
-            .unwrap_or(self.settings.request_ttl);
+        let asked_ttl = input.ttl_s.map(Duration::from_secs);
         let digest = action_digest(
             &input.action,
             &input.resource,
@@ -235,7 +252,7 @@ impl Service {
             &input.payload,
             diff.as_deref(),
         );
-        let request = StoredRequest {
+        let mut request = StoredRequest {
             id: RequestId::new(),
             agent: agent.to_ref(),
             on_behalf_of: input.on_behalf_of.map(|person| person.trim().to_string()),
@@ -249,19 +266,27 @@ impl Service {
             context: input.context,
             digest,
             status: Status::Pending,
-            policy: self.default_policy(),
+            policy: signoff_app::PolicySnapshot::simple("default", 1, Vec::new()),
             approvals: 0,
             created_at,
-            expires_at: created_at + ttl,
+            expires_at: created_at,
             decided_at: None,
             result: None,
             body_hash: idempotency_key.as_ref().and(body_hash),
+            break_glass: false,
         };
+        // Matched here, in parallel; the writer matches again only if the set changed.
+        let set = self.policies.current();
+        self.policies.frame(&set, &mut request, asked_ttl);
         let record = NewRecord {
             request,
             idempotency_key,
         };
-        match self.engine.submit(Command::create(record)?).await? {
+        match self
+            .engine
+            .submit(Command::create(record, set.generation, asked_ttl)?)
+            .await?
+        {
             Answer::Created(request) => Ok((request.into_view(Vec::new()), true)),
             Answer::Replayed(request) => Ok((self.with_decisions(request).await?, false)),
             other => Err(unexpected(other)),
@@ -376,12 +401,29 @@ impl Service {
                 limits::COMMENT_CHARS
             )));
         }
+        let grant = match &input.grant {
+            None => None,
+            Some(grant) => Some(GrantAsk {
+                duration: signoff_app::parse_duration(&grant.duration)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "grant.duration `{}` is not a duration such as `30m` or `8h`",
+                            grant.duration
+                        ))
+                    })?,
+                max_uses: grant.max_uses,
+                fields: grant.fields.clone(),
+            }),
+        };
         let command = Command::Decide {
             id,
             reviewer: reviewer.clone(),
             verdict: input.verdict,
             comment: input.comment.trim().to_string(),
             channel,
+            break_glass: input.break_glass,
+            grant,
         };
         match self.engine.submit(command).await? {
             Answer::Changed(request, decisions) => {
@@ -491,15 +533,6 @@ impl Service {
             request: request.into_view(decisions),
             viewer,
         })
-    }
-
-    fn default_policy(&self) -> PolicySnapshot {
-        PolicySnapshot {
-            name: "default".into(),
-            version: 0,
-            approvals_required: self.settings.default_approvals,
-            approver_groups: self.settings.reviewer_groups.clone(),
-        }
     }
 
     async fn own_request(&self, agent: &Agent, id: RequestId) -> Result<StoredRequest> {

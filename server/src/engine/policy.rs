@@ -1,0 +1,154 @@
+//! The policies in force, held in memory for matching, and how a match shapes a new
+//! request. Callers match with the set they hold (in parallel, off the writer); the
+//! writer re-matches only when the stored set changed since (another replica saved a
+//! policy), so every request is matched against the set current at its commit.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use signoff_app::policy::{CompiledPolicy, Effect, Matched, PolicySet, RequestFacts, Requirement};
+use signoff_app::{EffectKind, PolicySnapshot, Status, parse_duration};
+
+use crate::store::{StoredPolicy, StoredRequest};
+use crate::{Error, Result};
+
+/// The set in force, swapped whole when a change commits.
+pub struct Policies {
+    current: RwLock<Arc<PolicySet>>,
+    /// Groups that approve when a policy names none (and under the default).
+    reviewer_groups: Vec<String>,
+    request_ttl: Duration,
+}
+
+impl Policies {
+    pub fn new(default_approvals: u32, reviewer_groups: Vec<String>, request_ttl: Duration) -> Policies {
+        Policies {
+            current: RwLock::new(Arc::new(PolicySet {
+                policies: Vec::new(),
+                default: Requirement::simple(default_approvals.max(1)),
+                generation: -1,
+            })),
+            reviewer_groups,
+            request_ttl,
+        }
+    }
+
+    pub fn current(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.current.read().unwrap_or_else(|poison| poison.into_inner()))
+    }
+
+    /// Puts the stored set in force (at start).
+    pub async fn load(&self, store: &crate::store::Store) -> Result<()> {
+        let generation = store.policy_generation().await?;
+        let set = self.compile(store.policies().await?, generation)?;
+        self.install(set);
+        Ok(())
+    }
+
+    /// Puts `set` in force (it was loaded inside a committed batch).
+    pub fn install(&self, set: Arc<PolicySet>) {
+        let mut current = self.current.write().unwrap_or_else(|poison| poison.into_inner());
+        if set.generation >= current.generation {
+            *current = set;
+        }
+    }
+
+    /// The set `stored` at `generation`, compiled, with this server's default.
+    pub fn compile(&self, stored: Vec<StoredPolicy>, generation: i64) -> Result<Arc<PolicySet>> {
+        Ok(Arc::new(compile_set(
+            stored,
+            self.current().default.clone(),
+            generation,
+        )?))
+    }
+
+    /// Matches `request` under `set` and shapes it: the frozen policy, its status (an
+    /// allow or deny decides at once), and its expiry (the policy's TTL, or the agent's
+    /// when shorter, or the server's default).
+    pub fn frame(&self, set: &PolicySet, request: &mut StoredRequest, asked_ttl: Option<Duration>) {
+        let matched = set.decide(&facts(request));
+        let ttl = match &matched.effect {
+            Effect::RequireApproval(terms) => terms
+                .ttl
+                .as_deref()
+                .and_then(parse_duration)
+                .map(Duration::from_secs)
+                .map(|policy_ttl| asked_ttl.map_or(policy_ttl, |asked| asked.min(policy_ttl))),
+            _ => None,
+        }
+        .or(asked_ttl)
+        .unwrap_or(self.request_ttl);
+        request.expires_at = request.created_at + ttl;
+        request.status = match matched.effect.kind() {
+            EffectKind::Allow => Status::Approved,
+            EffectKind::Deny => Status::Denied,
+            EffectKind::RequireApproval => Status::Pending,
+        };
+        request.decided_at = (request.status != Status::Pending).then_some(request.created_at);
+        request.policy = self.snapshot(matched);
+    }
+
+    /// What a request keeps of the policy it matched.
+    pub fn snapshot(&self, matched: Matched) -> PolicySnapshot {
+        let mut snapshot = PolicySnapshot::simple(&matched.name, 1, self.reviewer_groups.clone());
+        snapshot.id = matched.policy_id;
+        snapshot.version = matched.version;
+        snapshot.why = matched.why;
+        snapshot.effect = matched.effect.kind();
+        match matched.effect {
+            Effect::Allow => snapshot.approvals_required = 0,
+            Effect::Deny { reason } => {
+                snapshot.approvals_required = 0;
+                snapshot.deny_reason = Some(reason);
+            }
+            Effect::RequireApproval(terms) => {
+                snapshot.approvals_required = terms.approvals.max(1);
+                if !terms.approver_groups.is_empty() {
+                    snapshot.approver_groups = terms.approver_groups;
+                }
+                snapshot.one_from_each = terms.one_from_each;
+                snapshot.comment_required = terms.comment_required;
+                snapshot.escalation = terms.escalation;
+                snapshot.grants = terms.grants;
+                snapshot.break_glass = terms.break_glass;
+            }
+        }
+        snapshot
+    }
+}
+
+/// Compiles stored policies into a set; a stored policy that no longer compiles is a
+/// server fault (every save is checked), reported rather than skipped.
+pub fn compile_set(stored: Vec<StoredPolicy>, default: Requirement, generation: i64) -> Result<PolicySet> {
+    let mut policies = Vec::with_capacity(stored.len());
+    for policy in stored {
+        let name = policy.doc.name.clone();
+        let compiled = CompiledPolicy::compile(policy.id, policy.version, policy.doc).map_err(|problems| {
+            Error::Internal(format!(
+                "stored policy `{name}` does not compile: {}",
+                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            ))
+        })?;
+        policies.push(compiled);
+    }
+    Ok(PolicySet {
+        policies,
+        default,
+        generation,
+    })
+}
+
+/// What matching reads of a request.
+pub fn facts(request: &StoredRequest) -> RequestFacts<'_> {
+    RequestFacts {
+        agent: &request.agent.name,
+        action: &request.action,
+        resource: &request.resource,
+        labels: &request.labels,
+        payload: &request.payload,
+        context: request.context.as_ref(),
+        on_behalf_of: request.on_behalf_of.as_deref(),
+        title: &request.title,
+        reason: &request.reason,
+    }
+}
