@@ -147,6 +147,11 @@ async fn decide(
     let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
     person.check_csrf(csrf)?;
     let id = request_id(&id)?;
+    if body.value.break_glass && !person.has(signoff_app::wire::Role::Admin) {
+        return Err(Error::Forbidden(
+            "break-glass is for admins the request's policy names".into(),
+        ));
+    }
     let view = state
         .service
         .decide_and_review(&person.identity, id, &body.value, person.channel)

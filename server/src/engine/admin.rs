@@ -48,7 +48,7 @@ pub enum AdminChange {
     /// The document was checked by the caller.
     SavePolicy {
         id: Option<String>,
-        doc: PolicyDoc,
+        doc: Box<PolicyDoc>,
         by: Actor,
     },
     /// Moves a policy one place earlier or later in the order.

@@ -72,7 +72,7 @@ impl Service {
         CompiledPolicy::compile("", 0, doc.clone()).map_err(Error::PolicyInvalid)?;
         let change = AdminChange::SavePolicy {
             id: id.map(String::from),
-            doc,
+            doc: Box::new(doc),
             by,
         };
         match self.engine.submit(Command::Admin(change)).await? {
