@@ -569,7 +569,7 @@ type = "require_approval"
     .await
     .expect("approved with a grant");
     assert_eq!(status(&create(&agent, &export("orders")).await), "approved");
-    import(&server, &POLICIES_WITH_LONGER_GRANTS).await;
+    import(&server, POLICIES_WITH_LONGER_GRANTS).await;
     assert_eq!(
         status(&create(&agent, &export("orders")).await),
         "pending",
