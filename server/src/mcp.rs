@@ -63,7 +63,12 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 /// Puts the calling agent in the request's extensions, where the tools find it.
-async fn authenticate(State(_): State<AppState>, AgentAuth(agent): AgentAuth, mut request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(_): State<AppState>,
+    AgentAuth(agent): AgentAuth,
+    mut request: Request,
+    next: Next,
+) -> Response {
     request.extensions_mut().insert(agent);
     next.run(request).await
 }
@@ -166,7 +171,8 @@ impl Tools {
             };
             refuse_inexact(&new_request)?;
             let (request, _) = self.service.create_request(agent, new_request, None, None).await?;
-            self.wait_for_decision(agent, &request, wait, Progress { peer, meta }).await
+            self.wait_for_decision(agent, &request, wait, Progress { peer, meta })
+                .await
         }
         .await;
         Ok(decision_result(outcome))
@@ -188,7 +194,8 @@ impl Tools {
         let outcome = async {
             let wait = wait_time(input.wait_s)?;
             let request = self.service.request_for_agent(agent, request_id(&input.id)?).await?;
-            self.wait_for_decision(agent, &request, wait, Progress { peer, meta }).await
+            self.wait_for_decision(agent, &request, wait, Progress { peer, meta })
+                .await
         }
         .await;
         Ok(decision_result(outcome))
@@ -231,7 +238,10 @@ impl Tools {
             if current.status != Status::Pending || remaining.is_zero() || *shutdown.borrow() {
                 return Ok(current);
             }
-            current = self.service.wait(agent, request.id, remaining.min(PROGRESS_EVERY)).await?;
+            current = self
+                .service
+                .wait(agent, request.id, remaining.min(PROGRESS_EVERY))
+                .await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Some(token) = &token
                 && current.status == Status::Pending
@@ -329,7 +339,10 @@ fn decision_result(outcome: Result<RequestView, Error>) -> CallToolResult {
             "do not run the action",
         ),
         Status::Executed | Status::Failed => (
-            format!("Request {id} was approved and has already been run ({}).", request.status.as_str()),
+            format!(
+                "Request {id} was approved and has already been run ({}).",
+                request.status.as_str()
+            ),
             "nothing: the action already ran",
         ),
     };
@@ -381,6 +394,8 @@ fn error_result(err: &Error) -> CallToolResult {
         _ => err.to_string(),
     };
     let mut result = CallToolResult::structured_error(json!({"error": {"code": code, "message": message}}));
-    result.content.insert(0, ContentBlock::text(format!("Error ({code}): {message}")));
+    result
+        .content
+        .insert(0, ContentBlock::text(format!("Error ({code}): {message}")));
     result
 }

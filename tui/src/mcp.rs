@@ -135,7 +135,10 @@ impl ServerHandler for Proxy {
                 result.result_type.get_or_insert(ResultType::COMPLETE);
                 Ok(CallToolResponse::Complete(result))
             }
-            _ => Err(ErrorData::internal_error("the server answered a tool call with something else", None)),
+            _ => Err(ErrorData::internal_error(
+                "the server answered a tool call with something else",
+                None,
+            )),
         }
     }
 }
