@@ -10,6 +10,7 @@ pub mod engine;
 mod error;
 pub mod http;
 pub mod keys;
+pub mod mcp;
 pub mod metrics;
 pub mod policy_file;
 pub mod service;

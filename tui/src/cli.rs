@@ -24,6 +24,7 @@ Files:
 
 Environment:
   SIGNOFF_SERVER  the server      NO_COLOR  no colours (bold and reverse only)
+  SIGNOFF_AGENT_KEY  the agent key `signoff mcp` uses (never printed)
 
 In the interactive client, press ? for every key.";
 
@@ -108,6 +109,9 @@ pub enum Command {
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },
+    /// Serve the agent tools (request_approval, check_approval, get_request) over MCP on
+    /// standard input and output, through the server's /mcp with the key in SIGNOFF_AGENT_KEY.
+    Mcp,
 }
 
 #[cfg(test)]

@@ -30,6 +30,13 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
             Ok(exit::OK)
         }
         Some(Command::Login) => login(server).await,
+        Some(Command::Mcp) => {
+            let key = std::env::var("SIGNOFF_AGENT_KEY")
+                .ok()
+                .filter(|key| !key.trim().is_empty())
+                .ok_or_else(|| ClientError::Usage("set SIGNOFF_AGENT_KEY to the agent's API key".into()))?;
+            crate::mcp::serve_stdio(&target(server)?.server, key.trim()).await
+        }
         Some(Command::Logout) => logout().await,
         Some(Command::List {
             json,

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod layout;
 pub mod logging;
+pub mod mcp;
 pub mod runtime;
 pub mod sse;
 pub mod state;

@@ -1,0 +1,99 @@
+"""Drives Signoff's MCP tools with the official MCP Python client (PyPI `mcp`).
+
+Usage: client.py PLAN_JSON
+
+PLAN_JSON is an object:
+  transport  "http" (url, key) or "stdio" (command, args, env)
+  steps      a list of {"list_tools": true} or {"tool": NAME, "args": {...}}; in args, the
+             string "$id" stands for the id the previous tool call answered.
+
+Prints one JSON object on standard output: {"ok": true, "steps": [...]} with, for each
+step, the tool names or the call's is_error, structured content, texts and progress
+notifications; or {"ok": false, "error": "..."} when the client could not connect or a
+call failed at the protocol level. The Rust test (tests/tests/mcp.rs) asserts on it.
+"""
+
+import asyncio
+import json
+import sys
+import traceback
+
+import httpx2
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+
+def substitute(value, last_id):
+    if value == "$id":
+        return last_id
+    if isinstance(value, dict):
+        return {key: substitute(item, last_id) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, last_id) for item in value]
+    return value
+
+
+async def run(plan):
+    if plan["transport"] == "http":
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {plan['key']}"},
+            timeout=httpx2.Timeout(30.0, read=120.0),
+        )
+        server = streamable_http_client(plan["url"], http_client=http)
+    else:
+        server = StdioServerParameters(command=plan["command"], args=plan.get("args", []), env=plan.get("env"))
+
+    steps = []
+    last_id = None
+    async with Client(server, read_timeout_seconds=120) as client:
+        for step in plan["steps"]:
+            if step.get("list_tools"):
+                listed = await client.list_tools()
+                steps.append({"tools": sorted(tool.name for tool in listed.tools)})
+                continue
+            progress = []
+
+            async def on_progress(done, total, message, progress=progress):
+                progress.append({"progress": done, "total": total, "message": message})
+
+            result = await client.call_tool(
+                step["tool"],
+                substitute(step.get("args", {}), last_id),
+                progress_callback=on_progress,
+            )
+            structured = result.structured_content
+            if isinstance(structured, dict) and isinstance(structured.get("id"), str):
+                last_id = structured["id"]
+            steps.append(
+                {
+                    "tool": step["tool"],
+                    "is_error": bool(result.is_error),
+                    "structured": structured,
+                    "texts": [block.text for block in result.content if getattr(block, "type", None) == "text"],
+                    "progress": progress,
+                }
+            )
+    return steps
+
+
+def main():
+    plan = json.loads(sys.argv[1])
+    try:
+        steps = asyncio.run(run(plan))
+        print(json.dumps({"ok": True, "steps": steps}))
+    except BaseException as error:  # noqa: BLE001 - the test reads what failed
+        traceback.print_exc()
+        print(json.dumps({"ok": False, "error": "; ".join(describe(error))}))
+
+
+def describe(error):
+    """The causes an exception group (anyio task groups) hides inside it."""
+    inner = getattr(error, "exceptions", None)
+    if inner:
+        return [text for cause in inner for text in describe(cause)]
+    return [f"{type(error).__name__}: {error}"]
+
+
+if __name__ == "__main__":
+    main()
