@@ -310,7 +310,15 @@ fn decision_result(outcome: Result<RequestView, Error>) -> CallToolResult {
         .iter()
         .rev()
         .find(|decision| decision.verdict == Verdict::Deny)
-        .map(|decision| decision.comment.clone());
+        .map(|decision| decision.comment.clone())
+        // Denied by policy at once: the policy's reason is what the agent adapts to.
+        .or_else(|| {
+            request
+                .policy
+                .deny_reason
+                .as_ref()
+                .map(|reason| format!("denied by policy `{}`: {reason}", request.policy.name))
+        });
     let (text, next) = match request.status {
         Status::Approved => (
             format!("Approved: request {id} was approved. You may run the action now, exactly as submitted."),
@@ -356,6 +364,8 @@ fn decision_result(outcome: Result<RequestView, Error>) -> CallToolResult {
         "resource": request.resource,
         "approvals": request.approvals,
         "decisions": request.decisions,
+        "policy": request.policy.name,
+        "break_glass": request.break_glass,
         "expires_at": request.expires_at.format(&time::format_description::well_known::Rfc3339).ok(),
     });
     with_text(CallToolResult::structured(decision), text)
