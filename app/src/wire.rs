@@ -416,6 +416,8 @@ pub enum LiveEventKind {
     Expired,
     Cancelled,
     Reported,
+    /// Pending long enough that the policy's escalation groups may now approve too.
+    Escalated,
 }
 
 impl LiveEventKind {
@@ -426,6 +428,7 @@ impl LiveEventKind {
             LiveEventKind::Expired => "expired",
             LiveEventKind::Cancelled => "cancelled",
             LiveEventKind::Reported => "reported",
+            LiveEventKind::Escalated => "escalated",
         }
     }
 }

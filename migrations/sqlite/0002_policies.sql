@@ -57,3 +57,7 @@ CREATE TABLE followups (
 );
 
 ALTER TABLE requests ADD COLUMN break_glass BIGINT NOT NULL DEFAULT 0;
+-- When a pending request's eligibility widens to its escalation groups; cleared once the
+-- sweeper has announced it.
+ALTER TABLE requests ADD COLUMN escalates_at BIGINT;
+CREATE INDEX requests_escalation ON requests (escalates_at) WHERE status = 'pending' AND escalates_at IS NOT NULL;

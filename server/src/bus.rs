@@ -24,6 +24,7 @@ pub enum EventKind {
     Expired,
     Cancelled,
     Reported,
+    Escalated,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -161,6 +162,7 @@ impl Event {
             "request.cancelled" => (EventKind::Cancelled, Status::Cancelled),
             "request.executed" => (EventKind::Reported, Status::Executed),
             "request.failed" => (EventKind::Reported, Status::Failed),
+            "request.escalated" => (EventKind::Escalated, Status::Pending),
             _ => return None,
         };
         Some(Event {

@@ -372,7 +372,11 @@ async fn a_bad_key_is_refused(backend: Backend) {
     let server = TestServer::start(backend).await;
     let agent = server.agent("deploy-bot").await;
     let revoked = server.agent("retired-bot").await;
-    server.service.revoke_agent_keys("retired-bot", None).await.expect("revoke");
+    server
+        .service
+        .revoke_agent_keys("retired-bot", None)
+        .await
+        .expect("revoke");
     let bad_keys = [
         "so_agent_0000000000000000000000000000000000000000000".to_string(),
         revoked.key.clone(),

@@ -374,14 +374,31 @@ groups = ["signoff-reviewers"]
 
     let refused = approve(&server, &reviewer(1), &id).await.expect_err("not a dba yet");
     assert!(refused.to_string().contains("not an approver"), "{refused}");
-    // Six minutes later (moved in the database), the reviewers may approve too.
+    // Six minutes later (moved in the database), the reviewers may approve too, and the
+    // sweeper announces the escalation to live views once.
     server
         .db
         .execute(&format!(
-            "UPDATE requests SET created_at = created_at - 360000 WHERE id = '{id}'"
+            "UPDATE requests SET created_at = created_at - 360000, escalates_at = escalates_at - 360000 \
+             WHERE id = '{id}'"
         ))
         .await
         .expect("age the request");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !audit_kinds(&server, &id)
+        .await
+        .contains(&"request.escalated".to_string())
+    {
+        assert!(std::time::Instant::now() < deadline, "the escalation is announced");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let announced = audit_kinds(&server, &id).await;
+    assert_eq!(
+        announced.iter().filter(|kind| *kind == "request.escalated").count(),
+        1,
+        "{announced:?}"
+    );
     let approved = approve(&server, &reviewer(1), &id).await.expect("escalated");
     assert_eq!(status(&approved), "approved");
     server.stop().await;

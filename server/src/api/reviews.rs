@@ -253,6 +253,7 @@ fn live_event(event: &Event) -> LiveEvent {
         EventKind::Expired => LiveEventKind::Expired,
         EventKind::Cancelled => LiveEventKind::Cancelled,
         EventKind::Reported => LiveEventKind::Reported,
+        EventKind::Escalated => LiveEventKind::Escalated,
     };
     LiveEvent {
         kind,

@@ -280,12 +280,17 @@ impl Batch {
                 let due: Vec<RequestId> = self.due.drain(..self.due.len().min(*limit)).collect();
                 let mut expired = 0;
                 for id in due {
-                    if let Some(loaded) = self.requests.get_mut(&id)
-                        && loaded.request.status == Status::Pending
-                        && self.now >= loaded.request.expires_at
-                    {
+                    let Some(loaded) = self.requests.get_mut(&id) else {
+                        continue;
+                    };
+                    if loaded.request.status != Status::Pending {
+                        continue;
+                    }
+                    if self.now >= loaded.request.expires_at {
                         expire(&mut self.chain, loaded, self.now)?;
                         expired += 1;
+                    } else if loaded.request.escalates_at.is_some_and(|at| self.now >= at) {
+                        escalate(&mut self.chain, loaded, self.now)?;
                     }
                 }
                 Ok(Answer::Expired(expired))
@@ -656,6 +661,22 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// Announces that a pending request's escalation groups may now approve it: the event
+/// reaches live views (and, through the audit trail, anything that notifies people).
+fn escalate(chain: &mut Chain, loaded: &mut Loaded, now: OffsetDateTime) -> Result<()> {
+    let request = &mut loaded.request;
+    request.escalates_at = None;
+    loaded.changed = true;
+    let groups = request
+        .policy
+        .escalation
+        .as_ref()
+        .map(|escalation| escalation.groups.clone())
+        .unwrap_or_default();
+    let data = json!({ "groups": groups, "policy": request.policy.name });
+    chain.append_value(now, "request.escalated", Some(request.id), &Actor::System, &data)
 }
 
 /// Marks a pending request expired, with its audit event.

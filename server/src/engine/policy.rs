@@ -86,6 +86,10 @@ impl Policies {
         };
         request.decided_at = (request.status != Status::Pending).then_some(request.created_at);
         request.policy = self.snapshot(matched);
+        request.escalates_at = match request.status {
+            Status::Pending => request.policy.escalates_at(request.created_at),
+            _ => None,
+        };
     }
 
     /// What a request keeps of the policy it matched.

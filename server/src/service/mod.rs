@@ -274,6 +274,7 @@ impl Service {
             result: None,
             body_hash: idempotency_key.as_ref().and(body_hash),
             break_glass: false,
+            escalates_at: None,
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();

@@ -91,7 +91,7 @@ pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
     r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
-    r.decided_at, r.result, r.body_hash, r.break_glass";
+    r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at";
 
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
@@ -270,11 +270,13 @@ impl Store {
     /// nothing).
     pub async fn any_due(&self, now: time::OffsetDateTime) -> Result<bool> {
         let due = on_read_pool!(self, |pool| {
-            sqlx::query("SELECT 1 FROM requests WHERE status = 'pending' AND expires_at <= $1 LIMIT 1")
-                .bind(records::millis(now))
-                .fetch_optional(pool)
-                .await?
-                .is_some()
+            sqlx::query(
+                "SELECT 1 FROM requests WHERE status = 'pending' AND (expires_at <= $1 OR escalates_at <= $1) LIMIT 1",
+            )
+            .bind(records::millis(now))
+            .fetch_optional(pool)
+            .await?
+            .is_some()
         });
         Ok(due)
     }

@@ -62,6 +62,8 @@ pub struct StoredRequest {
     pub body_hash: Option<String>,
     /// Approved by a break-glass approval: marked everywhere.
     pub break_glass: bool,
+    /// When its policy's escalation groups may approve too, until that is announced.
+    pub escalates_at: Option<OffsetDateTime>,
 }
 
 impl StoredRequest {
@@ -208,6 +210,7 @@ pub struct RequestColumns {
     pub result: Option<String>,
     pub body_hash: Option<String>,
     pub break_glass: i64,
+    pub escalates_at: Option<i64>,
 }
 
 impl RequestColumns {
@@ -246,6 +249,7 @@ impl RequestColumns {
                 .transpose()?,
             body_hash: self.body_hash,
             break_glass: self.break_glass != 0,
+            escalates_at: self.escalates_at.map(from_millis).transpose()?,
         })
     }
 }

@@ -178,7 +178,8 @@ impl WriteTx {
     pub async fn due(&mut self, now: i64, limit: usize) -> Result<Vec<StoredRequest>> {
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
-             WHERE r.status = 'pending' AND r.expires_at <= $1 ORDER BY r.expires_at LIMIT $2"
+             WHERE r.status = 'pending' AND (r.expires_at <= $1 OR r.escalates_at <= $1) \
+             ORDER BY r.expires_at LIMIT $2"
         );
         on_tx!(self, |conn, Db| {
             let rows = sqlx::query(&sql)
@@ -200,7 +201,7 @@ impl WriteTx {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
                      diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
-                     idempotency_key, body_hash, break_glass) ",
+                     idempotency_key, body_hash, break_glass, escalates_at) ",
                 );
                 query.push_values(chunk, |mut row, new| {
                     let request = new.request;
@@ -225,7 +226,8 @@ impl WriteTx {
                         .push_bind(request.result.as_ref().map(to_json))
                         .push_bind(new.idempotency_key)
                         .push_bind(request.body_hash.as_deref())
-                        .push_bind(i64::from(request.break_glass));
+                        .push_bind(i64::from(request.break_glass))
+                        .push_bind(request.escalates_at.map(millis));
                 });
                 query.build().execute(&mut *conn).await?;
             });
@@ -256,13 +258,13 @@ impl WriteTx {
         let (set, alias) = match self {
             WriteTx::Sqlite(_) => (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
-                 result = v.column5, break_glass = v.column6 FROM (",
+                 result = v.column5, break_glass = v.column6, escalates_at = v.column7 FROM (",
                 ") AS v WHERE requests.id = v.column1",
             ),
             WriteTx::Postgres(_) => (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
-                 result = v.result, break_glass = v.break_glass FROM (",
-                ") AS v (id, status, approvals, decided_at, result, break_glass) WHERE requests.id = v.id",
+                 result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at FROM (",
+                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at) WHERE requests.id = v.id",
             ),
         };
         for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
@@ -274,7 +276,8 @@ impl WriteTx {
                         .push_bind(i64::from(request.approvals))
                         .push_bind(request.decided_at.map(millis))
                         .push_bind(request.result.as_ref().map(to_json))
-                        .push_bind(i64::from(request.break_glass));
+                        .push_bind(i64::from(request.break_glass))
+                        .push_bind(request.escalates_at.map(millis));
                 });
                 query.push(alias);
                 query.build().execute(&mut *conn).await?;
