@@ -84,6 +84,10 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
             }
             decide(server, &id, Verdict::Deny, &message, digest.as_deref()).await
         }
+        Some(Command::Request(args)) => crate::gate::run(args, server).await,
+        Some(Command::Hook(crate::hook::HookCommand::ClaudeCode { timeout })) => {
+            Ok(crate::hook::claude_code(server, timeout.into()).await)
+        }
     }
 }
 
@@ -215,7 +219,7 @@ pub fn decision_summary(review: &ReviewView, verdict: Verdict) -> String {
     )
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())
