@@ -341,9 +341,38 @@ async fn the_gate_runs_the_command_only_after_approval(backend: Backend) {
     assert!(shell.marker("ran-ok").exists());
     assert_eq!(status_of(&agent, &id).await["status"], "executed");
 
-    // Without a command, approval is exit code 0, for `signoff request … && deploy.sh`.
-    let gate = shell.gate(DEPLOY);
+    // A retried job resumes its request with --idempotency-key, and a request runs at
+    // most once.
+    let mut args = deploy_then(&[]);
+    args.extend(["--idempotency-key", "ci-job-42", "--", "sh", "-c", "echo x >> ran-once"].map(String::from));
+    let gate = shell.gate(&strs(&args));
     let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
+    reviewer.decide(&id, "approve", "").await;
+    assert_eq!(finish(gate).await.code, 0);
+    let again = finish(shell.gate(&strs(&args))).await;
+    assert_eq!(again.code, 1, "{again:?}");
+    assert_eq!(announced_id(&again.stderr), id, "the same request");
+    assert!(again.stderr.contains("not run again"), "{}", again.stderr);
+    let runs = std::fs::read_to_string(shell.marker("ran-once")).expect("ran");
+    assert_eq!(runs.lines().count(), 1, "ran once");
+
+    // Without a command, approval is exit code 0, for `signoff request … && deploy.sh`;
+    // a diff file goes to reviewers as it is.
+    let diff =
+        "--- a/values.yaml\n+++ b/values.yaml\n@@ -1 +1 @@\n-image: payments-api:1.4.2\n+image: payments-api:1.5.0\n";
+    std::fs::write(shell.marker("change.diff"), diff).expect("write the diff");
+    let mut args = deploy_then(&[]);
+    args.extend(["--diff-file", "change.diff", "--title", "Deploy payments-api 1.5.0"].map(String::from));
+    let gate = shell.gate(&strs(&args));
+    let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
+    let submitted = status_of(&agent, &id).await;
+    assert_eq!(submitted["title"], "Deploy payments-api 1.5.0");
+    assert!(
+        submitted["diff"]
+            .as_str()
+            .is_some_and(|text| text.contains("+image: payments-api:1.5.0")),
+        "{submitted}"
+    );
     reviewer.decide(&id, "approve", "").await;
     let run = finish(gate).await;
     assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:?}");

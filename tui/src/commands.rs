@@ -219,7 +219,7 @@ pub fn decision_summary(review: &ReviewView, verdict: Verdict) -> String {
     )
 }
 
-pub(crate) fn host_name() -> String {
+fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())

@@ -119,12 +119,9 @@ impl RequestArgs {
             None if !self.command.is_empty() => format!("Run {}", shell_words(&self.command)),
             None => format!("{} {}", self.action, self.resource),
         };
-        let mut context = serde_json::Map::new();
-        context.insert("host".into(), json!(crate::commands::host_name()));
-        if let Ok(cwd) = std::env::current_dir() {
-            context.insert("cwd".into(), json!(cwd.display().to_string()));
-        }
-        context.insert("via".into(), json!("signoff request"));
+        // Nothing that differs between machines: a CI job retried elsewhere with the same
+        // --idempotency-key must send the same body to resume its request.
+        let context = json!({ "via": "signoff request" });
         let request = NewRequest {
             action: self.action.clone(),
             resource: self.resource.clone(),
@@ -133,7 +130,7 @@ impl RequestArgs {
             labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
             payload,
             diff,
-            context: Some(Value::Object(context)),
+            context: Some(context),
             on_behalf_of: self.on_behalf_of.clone(),
             ttl_s: self.ttl.map(|ttl| Duration::from(ttl).as_secs().max(1)),
         };
