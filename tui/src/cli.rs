@@ -17,6 +17,8 @@ Exit codes:
   4  the server could not be reached or answered with a server error (for `logout`: the
      token could not be revoked; the stored credentials are deleted all the same)
   5  local problem: the credentials file or the terminal could not be used
+  For agents, `signoff request` (the CLI gate) adds 10 denied, 11 expired, 12 cancelled,
+  13 timed out and passes its command's code through: see `signoff request --help`.
 
 Files:
   credentials  $XDG_CONFIG_HOME/signoff/credentials.json (mode 0600)
@@ -98,6 +100,12 @@ pub enum Command {
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },
+    /// For agents: ask for approval, wait, then run `-- CMD ARGS…` only if approved.
+    #[command(after_help = crate::gate::REQUEST_AFTER_HELP)]
+    Request(crate::gate::RequestArgs),
+    /// For agents: hooks that put a coding agent's tool calls behind approval.
+    #[command(subcommand)]
+    Hook(crate::hook::HookCommand),
     /// Deny a request; a comment saying why is required.
     Deny {
         /// The request id (UUID).

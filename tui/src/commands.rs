@@ -91,6 +91,10 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
             }
             decide(server, &id, Verdict::Deny, &message, digest.as_deref()).await
         }
+        Some(Command::Request(args)) => crate::gate::run(args, server).await,
+        Some(Command::Hook(crate::hook::HookCommand::ClaudeCode { timeout })) => {
+            Ok(crate::hook::claude_code(server, timeout.into()).await)
+        }
     }
 }
 

@@ -16,6 +16,24 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 4;
     /// A local problem: the credentials file or the terminal could not be used.
     pub const LOCAL: u8 = 5;
+
+    // `signoff request` (the CLI gate): how a request ended when its command did not run.
+    /// A reviewer denied the request.
+    pub const DENIED: u8 = 10;
+    /// Nobody decided before the request expired.
+    pub const EXPIRED: u8 = 11;
+    /// The request was cancelled (by this agent elsewhere, or an earlier run).
+    pub const CANCELLED: u8 = 12;
+    /// No decision within `--timeout`; the gate cancelled the request.
+    pub const TIMED_OUT: u8 = 13;
+    /// The approved command could not be started (as shells say: not executable).
+    pub const CANNOT_RUN: u8 = 126;
+    /// The approved command was not found (as shells say).
+    pub const COMMAND_NOT_FOUND: u8 = 127;
+    /// Interrupted (Ctrl-C, SIGINT) while waiting; the request was cancelled.
+    pub const INTERRUPTED: u8 = 130;
+    /// Terminated (SIGTERM) while waiting; the request was cancelled.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// Errors of the client, plain enough to show to a person as they are.
@@ -36,6 +54,10 @@ pub enum ClientError {
     /// The server understood and said no; `code` is the API's error code.
     #[error("{}", Refusal { code, message })]
     Refused { status: u16, code: String, message: String },
+    #[error("no agent key: set SIGNOFF_AGENT_KEY to the key `signoff-server agents create` printed")]
+    NoAgentKey,
+    #[error("{server} refused the agent key ({detail}): check SIGNOFF_AGENT_KEY")]
+    AgentKeyRefused { server: String, detail: String },
     #[error("cannot reach {server}: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("unexpected answer from the server: {0}")]
@@ -55,7 +77,9 @@ impl ClientError {
             ClientError::NoServer
             | ClientError::NotSignedIn { .. }
             | ClientError::Unauthorized { .. }
-            | ClientError::SignInFailed(_) => exit::AUTH,
+            | ClientError::SignInFailed(_)
+            | ClientError::NoAgentKey
+            | ClientError::AgentKeyRefused { .. } => exit::AUTH,
             ClientError::Unreachable { .. } | ClientError::Protocol(_) => exit::UNREACHABLE,
             ClientError::Local(_) => exit::LOCAL,
         }

@@ -4,6 +4,7 @@
 //! The interactive part is `State` + pure `update` (state.rs) + pure `view` (view.rs);
 //! runtime.rs connects them to the terminal and the network.
 
+pub mod agent;
 pub mod bench;
 pub mod cli;
 pub mod client;
@@ -12,6 +13,8 @@ pub mod config;
 pub mod detail;
 pub mod diff;
 pub mod error;
+pub mod gate;
+pub mod hook;
 pub mod layout;
 pub mod logging;
 pub mod mcp;
