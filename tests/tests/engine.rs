@@ -271,17 +271,26 @@ async fn a_store_made_by_the_previous_version_upgrades_in_place(backend: Backend
     };
     let insert_agent = "INSERT INTO agents (id, name, owner, created_at) \
                         VALUES ('0193a4c2-0000-7000-8000-00000000a9e1', 'legacy-bot', 'ops@example.com', 1764000000000)";
+    // A pending request as the previous version stored it: its policy snapshot has only
+    // the four fields that version knew.
+    let insert_request = "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
+         digest, status, policy, approvals, created_at, expires_at) VALUES ('0193a4c2-0000-7000-8000-0000000000f1', \
+         '0193a4c2-0000-7000-8000-00000000a9e1', 'db.export', 'orders', 'Made before the upgrade', '', '{}', '{}', \
+         'abc', 'pending', '{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}', \
+         0, 1764000000000, 4102444800000)";
     match backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&pool_url).await.expect("connect");
             previous.run(&pool).await.expect("the previous schema");
             sqlx::query(insert_agent).execute(&pool).await.expect("old data");
+            sqlx::query(insert_request).execute(&pool).await.expect("old request");
             pool.close().await;
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&pool_url).await.expect("connect");
             previous.run(&pool).await.expect("the previous schema");
             sqlx::query(insert_agent).execute(&pool).await.expect("old data");
+            sqlx::query(insert_request).execute(&pool).await.expect("old request");
             pool.close().await;
         }
     }
@@ -313,5 +322,24 @@ async fn a_store_made_by_the_previous_version_upgrades_in_place(backend: Backend
         .decide(&reviewer(1), id.parse().expect("id"), &input, Channel::Api)
         .await
         .expect("decide");
+    assert_eq!(view.status, Status::Approved);
+
+    // The request made before the upgrade reads with the new fields' defaults and is
+    // decided under the terms it was made with.
+    let old = agent.get("/api/v1/requests/0193a4c2-0000-7000-8000-0000000000f1").await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert_eq!(old.body["policy"]["name"], "default");
+    assert_eq!(old.body["policy"]["effect"], "require_approval");
+    assert!(old.body.get("break_glass").is_none_or(|flag| flag == false));
+    let view = server
+        .service
+        .decide(
+            &reviewer(2),
+            "0193a4c2-0000-7000-8000-0000000000f1".parse().expect("id"),
+            &input,
+            Channel::Api,
+        )
+        .await
+        .expect("decide the old request");
     assert_eq!(view.status, Status::Approved);
 }
