@@ -128,7 +128,18 @@ pub fn document(review: &ReviewView, width: usize, theme: &Theme) -> Document {
     };
 
     b.field("Title", &request.title);
-    b.field("Status", request.status.as_str());
+    if request.break_glass {
+        b.field_styled(
+            "Status",
+            &format!(
+                "{} · BREAK-GLASS: an admin approved their own request",
+                request.status.as_str()
+            ),
+            theme.warn(),
+        );
+    } else {
+        b.field("Status", request.status.as_str());
+    }
     b.field("Action", &request.action);
     b.field("Resource", &request.resource);
     let agent = match &request.agent.owner {
@@ -164,6 +175,15 @@ pub fn document(review: &ReviewView, width: usize, theme: &Theme) -> Document {
             if policy.approvals_required == 1 { "" } else { "s" }
         ),
     );
+    if !policy.one_from_each.is_empty() {
+        b.field("One from each", &policy.one_from_each.join(", "));
+    }
+    if let Some(reason) = &policy.deny_reason {
+        b.field("Denied by policy", reason);
+    }
+    for why in &policy.why {
+        b.field("Matched", why);
+    }
     b.field(
         "Approvals",
         &format!("{} of {}", request.approvals, policy.approvals_required),

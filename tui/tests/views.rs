@@ -405,3 +405,28 @@ fn tiny_windows_do_not_panic() {
         render(&state);
     }
 }
+
+#[test]
+fn break_glass_and_why_the_policy_matched_are_shown() {
+    let mut state = loaded(160, 48, queue());
+    let index = state
+        .queue
+        .visible_items()
+        .position(|row| row.id == id(1))
+        .expect("row");
+    state.queue.selected = index;
+    update(&mut state, key(KeyCode::Enter));
+    let mut answer = review(1, None, eligible());
+    answer.request.break_glass = true;
+    answer.request.policy.why = vec!["action deploy.service matches `deploy.*`".into()];
+    update(
+        &mut state,
+        Msg::DetailLoaded {
+            id: id(1),
+            result: Ok(answer),
+        },
+    );
+    let screen = render(&state).to_string();
+    assert!(screen.contains("BREAK-GLASS"), "{screen}");
+    assert!(screen.contains("matches `deploy.*`"), "{screen}");
+}
