@@ -94,6 +94,17 @@ type = "allow"
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_policy_file() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Policies").expect("a Policies section")..];
+        let start = section.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("closed")];
+        let file = parse(example, Format::Toml).expect("the example parses");
+        assert_eq!(file.policies.len(), 3);
+        assert!(file.problems().is_empty(), "{:?}", file.problems());
+    }
+
+    #[test]
     fn unknown_fields_are_refused_with_their_place() {
         let refused = parse(
             "[[policy]]\nname = \"x\"\neffect = { type = \"allow\" }\napprovals = 2\n",
