@@ -179,6 +179,7 @@ fn columns(screen: Screen, total: usize) -> Vec<(Column, usize)> {
 fn cell(state: &State, item: &RequestSummary, column: Column) -> String {
     let clean = |text: &str| sanitize(text, false);
     match column {
+        Column::Title if item.break_glass => format!("BREAK-GLASS {}", clean(&item.title)),
         Column::Title => clean(&item.title),
         Column::Action => clean(&item.action),
         Column::Resource => clean(&item.resource),

@@ -430,3 +430,11 @@ fn break_glass_and_why_the_policy_matched_are_shown() {
     assert!(screen.contains("BREAK-GLASS"), "{screen}");
     assert!(screen.contains("matches `deploy.*`"), "{screen}");
 }
+
+#[test]
+fn break_glass_rows_are_marked_in_lists() {
+    let mut rows = queue();
+    rows[0].break_glass = true;
+    let screen = render(&loaded(160, 48, rows)).to_string();
+    assert!(screen.contains("BREAK-GLASS"), "{screen}");
+}

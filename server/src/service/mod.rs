@@ -520,6 +520,7 @@ impl Service {
                     })
                     .collect(),
                 viewer: Some(viewer_eligibility),
+                break_glass: request.break_glass,
             });
         }
         Ok(RequestPage { items, next_cursor })
