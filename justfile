@@ -21,6 +21,7 @@ lint:
 bench:
     cargo build --release -p signoff-server -p signoff-tui -p signoff-tests --bins
     tests/bench/ratios.sh
+    tests/bench/what_if.sh
     ./target/release/signoff-bench-pages
 
 # The test OpenID Provider (Node), the MCP test client (Python, pinned in tests/mcp/requirements.txt,

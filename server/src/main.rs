@@ -215,7 +215,8 @@ async fn policies(command: PoliciesCommand, config: &Config) -> anyhow::Result<E
                 what_if.elapsed.as_millis(),
                 what_if.changes.len()
             );
-            for change in &what_if.changes {
+            const SHOWN: usize = 50;
+            for change in what_if.changes.iter().take(SHOWN) {
                 println!(
                     "  {} {} ({}, {}): {} [{}] -> {} [{}]",
                     change.request,
@@ -227,6 +228,9 @@ async fn policies(command: PoliciesCommand, config: &Config) -> anyhow::Result<E
                     change.after,
                     change.after_policy
                 );
+            }
+            if what_if.changes.len() > SHOWN {
+                println!("  … and {} more", what_if.changes.len() - SHOWN);
             }
         }
     }
