@@ -687,6 +687,115 @@ mod tests {
         );
     }
 
+    #[test]
+    fn one_from_each_group_holds_the_request_until_covered() {
+        let mut pol = policy(2);
+        pol.approver_groups = vec!["peers".into(), "leads".into()];
+        pol.one_from_each = vec!["leads".into()];
+        let parties = RequestParties::default();
+        let peers = [Ballot {
+            reviewer: person(1, &["peers"]),
+            verdict: Verdict::Approve,
+        }];
+        assert_eq!(
+            decide(&pol, &parties, &peers, &person(2, &["peers"]), Verdict::Approve, ""),
+            Ok(Outcome::Pending { approvals: 2 })
+        );
+        assert_eq!(
+            decide(&pol, &parties, &peers, &person(3, &["leads"]), Verdict::Approve, ""),
+            Ok(Outcome::Approved)
+        );
+    }
+
+    #[test]
+    fn a_policy_may_require_a_comment_on_approvals() {
+        let mut pol = policy(1);
+        pol.comment_required = true;
+        let reviewer = person(1, &["reviewers"]);
+        let parties = RequestParties::default();
+        assert_eq!(
+            decide(&pol, &parties, &[], &reviewer, Verdict::Approve, " "),
+            Err(RuleError::ApprovalCommentRequired)
+        );
+        assert_eq!(
+            decide(&pol, &parties, &[], &reviewer, Verdict::Approve, "ok"),
+            Ok(Outcome::Approved)
+        );
+    }
+
+    #[test]
+    fn escalation_widens_eligibility_only_after_its_time() {
+        let mut pol = policy(1);
+        pol.escalation = Some(Escalation {
+            after_minutes: 10,
+            groups: vec!["oncall".into()],
+        });
+        let parties = RequestParties::default();
+        let oncall = person(4, &["oncall"]);
+        let context = |created_at| DecisionContext {
+            status: Status::Pending,
+            created_at,
+            expires_at: now() + Duration::hours(1),
+            policy: &pol,
+            parties: &parties,
+            ballots: &[],
+        };
+        assert_eq!(
+            check_eligibility(context(now() - Duration::minutes(9)), &oncall, now()),
+            Err(RuleError::NotEligible)
+        );
+        assert_eq!(
+            check_eligibility(context(now() - Duration::minutes(10)), &oncall, now()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn break_glass_is_for_the_named_with_a_comment() {
+        let mut pol = policy(2);
+        pol.break_glass = vec!["user1@example.com".into()];
+        let parties = RequestParties {
+            on_behalf_of: Some("user1@example.com".into()),
+            agent_owner: None,
+        };
+        let context = DecisionContext {
+            status: Status::Pending,
+            created_at: now(),
+            expires_at: now() + Duration::hours(1),
+            policy: &pol,
+            parties: &parties,
+            ballots: &[],
+        };
+        let named = person(1, &["admins"]);
+        assert_eq!(
+            evaluate_break_glass(context, &named, "", now()),
+            Err(RuleError::BreakGlassCommentRequired)
+        );
+        assert_eq!(
+            evaluate_break_glass(context, &named, "outage", now()),
+            Ok(Outcome::Approved)
+        );
+        assert_eq!(
+            evaluate_break_glass(context, &person(2, &["admins"]), "outage", now()),
+            Err(RuleError::BreakGlassNotAllowed)
+        );
+        // An unverified email does not name anyone for break-glass.
+        let mut unverified = named.clone();
+        unverified.email_verified = false;
+        assert_eq!(
+            evaluate_break_glass(context, &unverified, "outage", now()),
+            Err(RuleError::BreakGlassNotAllowed)
+        );
+        let expired = DecisionContext {
+            expires_at: now(),
+            ..context
+        };
+        assert_eq!(
+            evaluate_break_glass(expired, &named, "outage", now()),
+            Err(RuleError::Expired)
+        );
+    }
+
     proptest! {
         /// However approvals arrive, the request is approved exactly when the number of
         /// distinct eligible people reaches the quorum, never before, and a person's
