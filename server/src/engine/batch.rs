@@ -300,20 +300,13 @@ impl Batch {
 
     fn create(&mut self, policies: &Policies, new: &NewRequest) -> Result<Answer> {
         let key = new.record.idempotency_key.clone();
-        let mut reframed = None;
-        if new.generation != self.policies.generation {
-            // Matched under an older set: match again under the one in force now.
-            let mut request = new.record.request.clone();
-            policies.frame(&self.policies, &mut request, new.asked_ttl);
-            reframed = Some(request);
-        }
-        let request = reframed.as_ref().unwrap_or(&new.record.request);
+        let asked = &new.record.request;
         if let Some(key) = &key
-            && let Some(existing) = self.by_key.get(&(request.agent.id, key.clone()))
+            && let Some(existing) = self.by_key.get(&(asked.agent.id, key.clone()))
             && let Some(existing) = self.requests.get(existing)
         {
             // The same key again: the same body is a replay, another body a conflict.
-            return if existing.request.body_hash == request.body_hash {
+            return if existing.request.body_hash == asked.body_hash {
                 Ok(Answer::Replayed(existing.request.clone()))
             } else {
                 Err(Error::Conflict {
@@ -322,6 +315,14 @@ impl Batch {
                 })
             };
         }
+        let mut reframed = None;
+        if new.generation != self.policies.generation {
+            // Matched under an older set: match again under the one in force now.
+            let mut request = asked.clone();
+            policies.frame(&self.policies, &mut request, new.asked_ttl);
+            reframed = Some(request);
+        }
+        let request = reframed.as_ref().unwrap_or(asked);
         let id = request.id;
         let data = match &reframed {
             Some(request) => created_event(request),
