@@ -28,6 +28,7 @@ pub mod limits {
 
 /// `POST /api/v1/requests`: what an agent asks to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// Dotted action name, e.g. `db.export`.
@@ -150,6 +151,7 @@ fn is_action_name(action: &str) -> bool {
 
 /// A request as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub id: RequestId,
     pub status: Status,
@@ -170,15 +172,19 @@ pub struct RequestView {
     pub approvals: u32,
     pub decisions: Vec<DecisionView>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub decided_at: Option<OffsetDateTime>,
     pub result: Option<ResultReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentRef {
     pub id: AgentId,
     pub name: String,
@@ -186,17 +192,20 @@ pub struct AgentRef {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionView {
     pub reviewer: Identity,
     pub verdict: Verdict,
     pub comment: String,
     pub channel: Channel,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub decided_at: OffsetDateTime,
 }
 
 /// `POST /api/v1/requests/{id}/decisions`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
     pub verdict: Verdict,
@@ -206,6 +215,7 @@ pub struct DecisionInput {
 
 /// `POST /api/v1/requests/{id}/result`: what happened when the agent ran the action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResultReport {
     pub status: ExecutionStatus,
@@ -214,6 +224,7 @@ pub struct ResultReport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Executed,
@@ -231,11 +242,13 @@ impl ExecutionStatus {
 
 /// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -304,6 +317,7 @@ mod tests {
 
 /// Whether the person asking may decide a request, and if not, why not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Eligibility {
     pub can_decide: bool,
     /// Why not, in words a reviewer understands (own request, not an approver, already
@@ -313,6 +327,7 @@ pub struct Eligibility {
 
 /// A row of the queue or of history: `GET /api/v1/requests`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: RequestId,
     pub status: Status,
@@ -325,10 +340,13 @@ pub struct RequestSummary {
     pub approvals: u32,
     pub approvals_required: u32,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub decided_at: Option<OffsetDateTime>,
     /// Who decided so far (display names) with their verdicts.
     #[serde(default)]
@@ -339,6 +357,7 @@ pub struct RequestSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decider {
     pub name: String,
     pub verdict: Verdict,
@@ -346,6 +365,7 @@ pub struct Decider {
 
 /// One page of requests; pass `next_cursor` as `cursor` for the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestPage {
     pub items: Vec<RequestSummary>,
     pub next_cursor: Option<String>,
@@ -353,6 +373,7 @@ pub struct RequestPage {
 
 /// A request with what the viewer may do with it: `GET /api/v1/requests/{id}` for reviewers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewView {
     #[serde(flatten)]
     pub request: RequestView,
@@ -360,6 +381,7 @@ pub struct ReviewView {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Reviewer,
@@ -368,16 +390,19 @@ pub enum Role {
 
 /// `GET /api/v1/me`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub identity: Identity,
     pub roles: Vec<Role>,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub auth_time: Option<OffsetDateTime>,
 }
 
 /// What `GET /api/v1/events` streams (server-sent events; the SSE `event:` field is the
 /// kind and `id:` a resumable position for `Last-Event-ID`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveEvent {
     pub kind: LiveEventKind,
     pub request_id: RequestId,
@@ -385,6 +410,7 @@ pub struct LiveEvent {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LiveEventKind {
     Created,
@@ -410,6 +436,7 @@ impl LiveEventKind {
 
 /// `POST /api/v1/device/code` body (JSON; optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceCodeRequest {
     /// Shown to the reviewer confirming, e.g. the host name.
@@ -419,6 +446,7 @@ pub struct DeviceCodeRequest {
 
 /// `POST /api/v1/device/code` answer (RFC 8628 names).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceCode {
     pub device_code: String,
     pub user_code: String,
@@ -432,12 +460,14 @@ pub struct DeviceCode {
 
 /// `POST /api/v1/device/token` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTokenRequest {
     pub device_code: String,
 }
 
 /// `POST /api/v1/device/token` success.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceToken {
     pub access_token: String,
     pub token_type: String,
@@ -447,6 +477,7 @@ pub struct DeviceToken {
 /// `POST /api/v1/device/token` refusal, as RFC 8628 words it: `error` is one of
 /// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`, `invalid_grant`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTokenError {
     pub error: String,
     #[serde(default)]
@@ -455,12 +486,15 @@ pub struct DeviceTokenError {
 
 /// A terminal token as its owner and admins see it: `GET /api/v1/tokens`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: String,
     pub client_name: Option<String>,
     pub owner: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
 }

@@ -73,6 +73,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         .route("/favicon.ico", get(web::favicon))
         .merge(if serve_metrics { metrics_routes() } else { Router::new() })
         .merge(requests::router())
+        .merge(crate::api::openapi::router())
         .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
