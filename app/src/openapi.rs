@@ -4,11 +4,14 @@
 
 use std::borrow::Cow;
 
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::model::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, Verdict};
+use crate::wire::limits;
 
 fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -90,6 +93,139 @@ struct PolicySnapshotSchema {
     approvals_required: u32,
     /// Groups whose members may decide.
     approver_groups: Vec<String>,
+}
+
+// ----- what an agent may submit, as precisely as `NewRequest::validate` checks it ----------
+
+/// No control characters but tab and line breaks (`char::is_control`, Unicode Cc).
+const NO_CONTROL: &str = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]";
+/// Neither a control character nor white space (`char::is_whitespace`).
+const VISIBLE: &str =
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+/// The largest integer magnitude the action digest tells apart (`check_exact_json`).
+const EXACT_INTEGER_LIMIT: i64 = 1 << 53;
+
+fn text_builder(max_chars: usize, required: bool) -> ObjectBuilder {
+    let pattern = if required {
+        format!("^{NO_CONTROL}*{VISIBLE}{NO_CONTROL}*$")
+    } else {
+        format!("^{NO_CONTROL}*$")
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(max_chars))
+        .pattern(Some(pattern))
+}
+
+fn nullable(builder: ObjectBuilder, of: Type) -> ObjectBuilder {
+    builder.schema_type(SchemaType::from_iter([of, Type::Null]))
+}
+
+pub(crate) fn action_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(limits::ACTION_CHARS))
+        .pattern(Some(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"))
+        .description(Some("Dotted lower-case action name, e.g. `db.export`."))
+}
+
+pub(crate) fn resource_schema() -> ObjectBuilder {
+    text_builder(limits::RESOURCE_CHARS, true)
+        .description(Some("What the action touches, e.g. `postgres://prod/customers`."))
+}
+
+pub(crate) fn title_schema() -> ObjectBuilder {
+    text_builder(limits::TITLE_CHARS, true)
+}
+
+pub(crate) fn reason_schema() -> ObjectBuilder {
+    text_builder(limits::REASON_CHARS, false).description(Some("The agent's justification."))
+}
+
+pub(crate) fn on_behalf_of_schema() -> ObjectBuilder {
+    nullable(text_builder(limits::PERSON_CHARS, true), Type::String)
+        .description(Some("The human the agent acts for (email or subject); none of them may decide it."))
+}
+
+pub(crate) fn comment_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(limits::COMMENT_CHARS))
+        .description(Some("Why; a denial needs one."))
+}
+
+pub(crate) fn ttl_schema() -> ObjectBuilder {
+    nullable(ObjectBuilder::new(), Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(limits::MAX_TTL_S))
+        .description(Some("Pending lifetime in seconds; the server's default when absent."))
+}
+
+pub(crate) fn labels_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(limits::LABELS))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^[A-Za-z0-9._/-]{{1,{}}}$", limits::LABEL_KEY_CHARS))),
+        ))
+        .additional_properties(Some(text_builder(limits::LABEL_VALUE_CHARS, false)))
+        .description(Some("Free key=value labels that policies and filters match on."))
+}
+
+/// Unified diff text, or `{"before": …, "after": …}` from which the server computes one.
+pub(crate) fn diff_input_schema() -> AnyOfBuilder {
+    AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("before", Ref::from_schema_name(ExactJson::name()))
+                .property("after", Ref::from_schema_name(ExactJson::name()))
+                .required("before")
+                .required("after")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false))),
+        )
+        .description(Some(
+            "Unified diff text, or `{\"before\": …, \"after\": …}` from which the server computes one.",
+        ))
+}
+
+/// Any JSON value whose numbers the action digest can tell apart: integers within ±2^53,
+/// other numbers below 2^53 in magnitude (`check_exact_json`).
+pub(crate) struct ExactJson;
+
+impl PartialSchema for ExactJson {
+    fn schema() -> RefOr<Schema> {
+        let itself = || Ref::from_schema_name(ExactJson::name());
+        AnyOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Boolean, Type::Null])))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(-EXACT_INTEGER_LIMIT))
+                    .maximum(Some(EXACT_INTEGER_LIMIT)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(-EXACT_INTEGER_LIMIT))
+                    .exclusive_maximum(Some(EXACT_INTEGER_LIMIT)),
+            )
+            .item(ArrayBuilder::new().items(itself()))
+            .item(ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(itself())))
+            .description(Some(
+                "Any JSON whose numbers are exact: integers within ±2^53, other numbers smaller than 2^53; send larger ones as strings.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ExactJson {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ExactJson")
+    }
 }
 
 #[cfg(test)]

@@ -32,29 +32,39 @@ pub mod limits {
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// Dotted action name, e.g. `db.export`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::action_schema))]
     pub action: String,
     /// What the action touches, e.g. `postgres://prod/customers`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::resource_schema))]
     pub resource: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::title_schema))]
     pub title: String,
     /// The agent's justification.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::reason_schema))]
     pub reason: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::labels_schema))]
     pub labels: BTreeMap<String, String>,
     /// The exact command or arguments that will run.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub payload: Value,
     /// Unified diff text, or `{"before": …, "after": …}` from which the server computes one.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::diff_input_schema))]
     pub diff: Option<Value>,
     /// Free context: conversation excerpt, trace link, risk.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub context: Option<Value>,
     /// The human the agent acts for (email or subject).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::on_behalf_of_schema))]
     pub on_behalf_of: Option<String>,
     /// Pending lifetime in seconds; the server's default when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::ttl_schema))]
     pub ttl_s: Option<u64>,
 }
 
@@ -210,6 +220,7 @@ pub struct DecisionView {
 pub struct DecisionInput {
     pub verdict: Verdict,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::comment_schema))]
     pub comment: String,
 }
 
@@ -220,6 +231,7 @@ pub struct DecisionInput {
 pub struct ResultReport {
     pub status: ExecutionStatus,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub detail: Option<Value>,
 }
 

@@ -53,7 +53,8 @@ use super::reviews::request_id;
     tag = "agent",
     operation_id = "create_request",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body create one request."),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "Makes retries safe: the same key and body create one request (1-255 visible ASCII characters)."),
     ),
     request_body(content = NewRequest, content_type = "application/json"),
     responses(

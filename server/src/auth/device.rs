@@ -90,7 +90,10 @@ async fn new_code(
     let request: DeviceCodeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         DeviceCodeRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?
+        // `null` says "nothing", like no body at all.
+        serde_json::from_slice::<Option<DeviceCodeRequest>>(&body)
+            .map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?
+            .unwrap_or_default()
     };
     let client_name = request
         .client_name
