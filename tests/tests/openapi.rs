@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use signoff_app::Identity;
-use signoff_tests::fixtures::{ISSUER, request_body};
+use signoff_app::wire::DecisionInput;
+use signoff_app::{Channel, Identity, Verdict};
+use signoff_tests::fixtures::{ISSUER, request_body, reviewer};
 use signoff_tests::server::read_reply;
 use signoff_tests::{Backend, TestServer, on_both_stores};
 
@@ -221,10 +222,24 @@ fn schemathesis() -> PathBuf {
 
 /// Runs Schemathesis on some of the operations; fails with its report when it finds a
 /// problem.
-async fn run_schemathesis(server: &TestServer, who: &str, credential: Option<&str>, selection: &[&str]) {
+/// Requests the runs work on (`tests/openapi/schemathesis.toml` reads their ids).
+struct Fixtures {
+    pending: String,
+    approved: String,
+}
+
+async fn run_schemathesis(
+    server: &TestServer,
+    fixtures: &Fixtures,
+    who: &str,
+    credential: Option<&str>,
+    selection: &[&str],
+) {
     let started = Instant::now();
     let workdir = server.db.dir.join(format!("schemathesis-{}", who.replace(' ', "-")));
     std::fs::create_dir_all(&workdir).expect("work dir");
+    // Bounded, so a run stays under a minute a store; raise it for a deeper search.
+    let examples = std::env::var("SIGNOFF_OPENAPI_EXAMPLES").unwrap_or_else(|_| "25".into());
     let mut command = tokio::process::Command::new(schemathesis());
     command
         .current_dir(&workdir)
@@ -237,9 +252,11 @@ async fn run_schemathesis(server: &TestServer, who: &str, credential: Option<&st
         // as an integer where the API wants 5, and some rules span fields (a denial needs a
         // comment). `negative_data_rejection` still checks that what the schemas forbid is refused.
         .args(["--exclude-checks", "positive_data_acceptance"])
-        .args(["--max-examples", "25", "--seed", "20261202", "--request-timeout", "10", "--workers", "2"])
+        .args(["--max-examples", &examples, "--seed", "20261202", "--request-timeout", "10", "--workers", "2"])
         .args(selection)
         .env("NO_COLOR", "1")
+        .env("SIGNOFF_PENDING_REQUEST", &fixtures.pending)
+        .env("SIGNOFF_APPROVED_REQUEST", &fixtures.approved)
         .kill_on_drop(true);
     if let Some(credential) = credential {
         command.arg("--header").arg(format!("Authorization: Bearer {credential}"));
@@ -262,23 +279,42 @@ async fn run_schemathesis(server: &TestServer, who: &str, credential: Option<&st
     eprintln!("schemathesis as {who}, {:?}: {summary}", started.elapsed());
     assert!(output.status.success(), "schemathesis found problems as {who}:\n{report}");
     assert!(report.contains("Tested:"), "schemathesis ran no tests as {who}:\n{report}");
+    if std::env::var_os("SIGNOFF_OPENAPI_REPORT").is_some() {
+        eprintln!("{report}");
+    }
 }
 
 async fn the_api_answers_as_described_under_property_based_testing(backend: Backend) {
     let server = TestServer::start(backend).await;
     let agent = server.agent("fuzz-bot").await;
+    // One token a run that may end it: revoking tokens ends every token it lists. All
+    // issued now, before the anonymous run spends this address's sign-in codes.
     let token = terminal_token(&server).await;
-    // Something in the queue and in history for the reviewer's calls to find.
-    agent.submit(&request_body("Deploy payments-api 1.5.0")).await;
+    let signing_out_token = terminal_token(&server).await;
+    let revoking_token = terminal_token(&server).await;
+    // Something in the queue and in history for the reviewer's calls to find, a request to
+    // decide and one to report on.
+    let pending = agent.submit(&request_body("Deploy payments-api 1.5.0")).await;
+    let approved = agent.submit(&request_body("Deploy payments-api 1.4.9")).await;
+    server
+        .service
+        .decide(&reviewer(1), approved.parse().expect("id"), &DecisionInput {
+            verdict: Verdict::Approve,
+            comment: "fine".into(),
+        }, Channel::Web)
+        .await
+        .expect("approved");
     let cancelled = agent.submit(&request_body("Deploy payments-api 1.5.1")).await;
     let reply = agent.post(&format!("/api/v1/requests/{cancelled}/cancel"), &json!({})).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let fixtures = Fixtures { pending, approved };
 
-    run_schemathesis(&server, "agent", Some(&agent.key), &["--include-tag", "agent"]).await;
+    run_schemathesis(&server, &fixtures, "agent", Some(&agent.key), &["--include-tag", "agent"]).await;
     // The live stream never ends on its own; tests/tests/terminal.rs and console.rs exercise
-    // it. Signing out ends the token, so it runs last.
+    // it. Revoking tokens ends the ones the runs use, so those run last, each on its own token.
     run_schemathesis(
         &server,
+        &fixtures,
         "reviewer",
         Some(&token),
         &[
@@ -287,16 +323,36 @@ async fn the_api_answers_as_described_under_property_based_testing(backend: Back
             "--exclude-operation-id",
             "events",
             "--exclude-operation-id",
+            "revoke_token",
+            "--exclude-operation-id",
             "revoke_own_token",
         ],
     )
     .await;
-    run_schemathesis(&server, "anonymous", None, &["--include-tag", "terminal sign-in"]).await;
+    // The runs reached real requests, not only unknown ids.
+    let decided = agent.get(&format!("/api/v1/requests/{}", fixtures.pending)).await;
+    assert_ne!(decided.body["status"], "pending", "schemathesis decided the pending request");
+    let reported = agent.get(&format!("/api/v1/requests/{}", fixtures.approved)).await;
+    assert!(
+        ["executed", "failed"].contains(&reported.body["status"].as_str().unwrap_or_default()),
+        "schemathesis reported on the approved request: {:?}",
+        reported.body
+    );
+    run_schemathesis(&server, &fixtures, "anonymous", None, &["--include-tag", "terminal sign-in"]).await;
     run_schemathesis(
         &server,
+        &fixtures,
         "reviewer signing out",
-        Some(&token),
+        Some(&signing_out_token),
         &["--include-operation-id", "revoke_own_token"],
+    )
+    .await;
+    run_schemathesis(
+        &server,
+        &fixtures,
+        "admin revoking tokens",
+        Some(&revoking_token),
+        &["--include-operation-id", "list_tokens", "--include-operation-id", "revoke_token"],
     )
     .await;
 }
