@@ -23,7 +23,8 @@ bench:
     tests/bench/ratios.sh
     ./target/release/signoff-bench-pages
 
-# The test OpenID Provider (Node) and, where missing, the system packages tests use.
+# The test OpenID Provider (Node), Schemathesis (Python, tests/openapi/.venv) and, where
+# missing, the system packages tests use.
 test-deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -32,10 +33,16 @@ test-deps:
     command -v tmux >/dev/null || missing+=(tmux)
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
         (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    if [ ! -x tests/openapi/.venv/bin/schemathesis ] || [ tests/openapi/requirements.txt -nt tests/openapi/.venv/bin/schemathesis ]; then
+        python3 -m venv tests/openapi/.venv
+        tests/openapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+        touch tests/openapi/.venv/bin/schemathesis
     fi

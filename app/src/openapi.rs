@@ -56,7 +56,10 @@ named_schema!(
 named_schema!(
     Verdict,
     "Verdict",
-    string_enum("A reviewer's verdict.", [Verdict::Approve, Verdict::Deny].map(Verdict::as_str))
+    string_enum(
+        "A reviewer's verdict.",
+        [Verdict::Approve, Verdict::Deny].map(Verdict::as_str)
+    )
 );
 named_schema!(
     Channel,
@@ -100,8 +103,7 @@ struct PolicySnapshotSchema {
 /// No control characters but tab and line breaks (`char::is_control`, Unicode Cc).
 const NO_CONTROL: &str = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]";
 /// Neither a control character nor white space (`char::is_whitespace`).
-const VISIBLE: &str =
-    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+const VISIBLE: &str = r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 /// The largest integer magnitude the action digest tells apart (`check_exact_json`).
 const EXACT_INTEGER_LIMIT: i64 = 1 << 53;
 
@@ -143,8 +145,9 @@ pub(crate) fn reason_schema() -> ObjectBuilder {
 }
 
 pub(crate) fn on_behalf_of_schema() -> ObjectBuilder {
-    nullable(text_builder(limits::PERSON_CHARS, true), Type::String)
-        .description(Some("The human the agent acts for (email or subject); none of them may decide it."))
+    nullable(text_builder(limits::PERSON_CHARS, true), Type::String).description(Some(
+        "The human the agent acts for (email or subject); none of them may decide it.",
+    ))
 }
 
 pub(crate) fn comment_schema() -> ObjectBuilder {
@@ -260,6 +263,9 @@ mod tests {
             approvals_required: 1,
             approver_groups: Vec::new(),
         };
-        assert_same_fields(PolicySnapshot::schema(), serde_json::to_value(policy).expect("serializes"));
+        assert_same_fields(
+            PolicySnapshot::schema(),
+            serde_json::to_value(policy).expect("serializes"),
+        );
     }
 }

@@ -111,7 +111,11 @@ async fn the_document_is_openapi_3_1_and_describes_every_api_route(backend: Back
     assert_eq!(document["openapi"], "3.1.0");
 
     let documented = documented_operations(&document);
-    assert_eq!(documented, routes_in_source(), "the document names exactly the routes the server registers");
+    assert_eq!(
+        documented,
+        routes_in_source(),
+        "the document names exactly the routes the server registers"
+    );
     for expected in [
         ("POST", "/api/v1/requests"),
         ("GET", "/api/v1/requests/{id}/wait"),
@@ -136,7 +140,11 @@ async fn the_document_is_openapi_3_1_and_describes_every_api_route(backend: Back
     let unknown = read_reply(unknown).await;
     assert_eq!((unknown.status, unknown.error_message()), (404, "no such endpoint"));
     for (method, path) in &documented {
-        let url = format!("{}{}", server.base_url, path.replace("{id}", &uuid::Uuid::now_v7().to_string()));
+        let url = format!(
+            "{}{}",
+            server.base_url,
+            path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+        );
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let reply = read_reply(server.http.request(method.clone(), &url).send().await.expect("request")).await;
         assert_ne!(reply.status, 405, "{method} {path}: {:?}", reply.body);
@@ -164,8 +172,7 @@ async fn the_document_is_openapi_3_1_and_describes_every_api_route(backend: Back
             let rfc_8628_refusal = path == "/api/v1/device/token" && status == "400";
             if is_error && !rfc_8628_refusal {
                 assert_eq!(
-                    response["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody",
+                    response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
                     "{method} {path} {status}"
                 );
             }
@@ -252,14 +259,25 @@ async fn run_schemathesis(
         // as an integer where the API wants 5, and some rules span fields (a denial needs a
         // comment). `negative_data_rejection` still checks that what the schemas forbid is refused.
         .args(["--exclude-checks", "positive_data_acceptance"])
-        .args(["--max-examples", &examples, "--seed", "20261202", "--request-timeout", "10", "--workers", "2"])
+        .args([
+            "--max-examples",
+            &examples,
+            "--seed",
+            "20261202",
+            "--request-timeout",
+            "10",
+            "--workers",
+            "2",
+        ])
         .args(selection)
         .env("NO_COLOR", "1")
         .env("SIGNOFF_PENDING_REQUEST", &fixtures.pending)
         .env("SIGNOFF_APPROVED_REQUEST", &fixtures.approved)
         .kill_on_drop(true);
     if let Some(credential) = credential {
-        command.arg("--header").arg(format!("Authorization: Bearer {credential}"));
+        command
+            .arg("--header")
+            .arg(format!("Authorization: Bearer {credential}"));
     }
     let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
@@ -277,8 +295,14 @@ async fn run_schemathesis(
         .collect::<Vec<_>>()
         .join(" ");
     eprintln!("schemathesis as {who}, {:?}: {summary}", started.elapsed());
-    assert!(output.status.success(), "schemathesis found problems as {who}:\n{report}");
-    assert!(report.contains("Tested:"), "schemathesis ran no tests as {who}:\n{report}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems as {who}:\n{report}"
+    );
+    assert!(
+        report.contains("Tested:"),
+        "schemathesis ran no tests as {who}:\n{report}"
+    );
     if std::env::var_os("SIGNOFF_OPENAPI_REPORT").is_some() {
         eprintln!("{report}");
     }
@@ -298,18 +322,32 @@ async fn the_api_answers_as_described_under_property_based_testing(backend: Back
     let approved = agent.submit(&request_body("Deploy payments-api 1.4.9")).await;
     server
         .service
-        .decide(&reviewer(1), approved.parse().expect("id"), &DecisionInput {
-            verdict: Verdict::Approve,
-            comment: "fine".into(),
-        }, Channel::Web)
+        .decide(
+            &reviewer(1),
+            approved.parse().expect("id"),
+            &DecisionInput {
+                verdict: Verdict::Approve,
+                comment: "fine".into(),
+            },
+            Channel::Web,
+        )
         .await
         .expect("approved");
     let cancelled = agent.submit(&request_body("Deploy payments-api 1.5.1")).await;
-    let reply = agent.post(&format!("/api/v1/requests/{cancelled}/cancel"), &json!({})).await;
+    let reply = agent
+        .post(&format!("/api/v1/requests/{cancelled}/cancel"), &json!({}))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let fixtures = Fixtures { pending, approved };
 
-    run_schemathesis(&server, &fixtures, "agent", Some(&agent.key), &["--include-tag", "agent"]).await;
+    run_schemathesis(
+        &server,
+        &fixtures,
+        "agent",
+        Some(&agent.key),
+        &["--include-tag", "agent"],
+    )
+    .await;
     // The live stream never ends on its own; tests/tests/terminal.rs and console.rs exercise
     // it. Revoking tokens ends the ones the runs use, so those run last, each on its own token.
     run_schemathesis(
@@ -331,14 +369,24 @@ async fn the_api_answers_as_described_under_property_based_testing(backend: Back
     .await;
     // The runs reached real requests, not only unknown ids.
     let decided = agent.get(&format!("/api/v1/requests/{}", fixtures.pending)).await;
-    assert_ne!(decided.body["status"], "pending", "schemathesis decided the pending request");
+    assert_ne!(
+        decided.body["status"], "pending",
+        "schemathesis decided the pending request"
+    );
     let reported = agent.get(&format!("/api/v1/requests/{}", fixtures.approved)).await;
     assert!(
         ["executed", "failed"].contains(&reported.body["status"].as_str().unwrap_or_default()),
         "schemathesis reported on the approved request: {:?}",
         reported.body
     );
-    run_schemathesis(&server, &fixtures, "anonymous", None, &["--include-tag", "terminal sign-in"]).await;
+    run_schemathesis(
+        &server,
+        &fixtures,
+        "anonymous",
+        None,
+        &["--include-tag", "terminal sign-in"],
+    )
+    .await;
     run_schemathesis(
         &server,
         &fixtures,
@@ -352,7 +400,12 @@ async fn the_api_answers_as_described_under_property_based_testing(backend: Back
         &fixtures,
         "admin revoking tokens",
         Some(&revoking_token),
-        &["--include-operation-id", "list_tokens", "--include-operation-id", "revoke_token"],
+        &[
+            "--include-operation-id",
+            "list_tokens",
+            "--include-operation-id",
+            "revoke_token",
+        ],
     )
     .await;
 }

@@ -33,14 +33,14 @@ const CODE_LIFETIME: time::Duration = time::Duration::minutes(10);
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 pub fn router() -> Router<AppState> {
-    routes()
-        .route("/device", get(device_form).post(device_answer))
-        .into()
+    routes().route("/device", get(device_form).post(device_answer)).into()
 }
 
 /// The terminal's API routes, each with its OpenAPI description (`crate::api::openapi`).
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(new_code)).routes(routes!(poll_token))
+    OpenApiRouter::new()
+        .routes(routes!(new_code))
+        .routes(routes!(poll_token))
 }
 
 fn user_code() -> String {
