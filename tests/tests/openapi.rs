@@ -17,6 +17,7 @@ use signoff_tests::{Backend, TestServer, on_both_stores};
 
 on_both_stores!(
     the_document_is_openapi_3_1_and_describes_every_api_route,
+    refusals_made_before_a_handler_runs_are_the_documented_json_error,
     the_api_answers_as_described_under_property_based_testing,
 );
 
@@ -183,6 +184,41 @@ async fn the_document_is_openapi_3_1_and_describes_every_api_route(backend: Back
     }
     let error = &document["components"]["schemas"]["ErrorDetail"];
     assert_eq!(error["required"], json!(["code", "message"]));
+}
+
+/// What the router and body limit answer, not a handler: the same error body as the rest.
+async fn refusals_made_before_a_handler_runs_are_the_documented_json_error(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let too_large = "a".repeat(signoff_app::wire::limits::BODY_BYTES + 1);
+    for path in ["/api/v1/device/code", "/api/v1/device/token", "/api/v1/requests"] {
+        let response = server
+            .http
+            .post(format!("{}{path}", server.base_url))
+            .header("content-type", "application/json")
+            .body(too_large.clone())
+            .send()
+            .await
+            .expect("POST");
+        let reply = read_reply(response).await;
+        // The agent API checks the key first; the sign-in endpoints take no credentials.
+        let expected = if path == "/api/v1/requests" { 401 } else { 413 };
+        assert_eq!(reply.status, expected, "{path}: {:?}", reply.body);
+        assert!(
+            !reply.error_code().is_empty(),
+            "{path} answers the JSON error body: {:?}",
+            reply.body
+        );
+    }
+    let wrong_method = server
+        .http
+        .put(format!("{}/api/v1/me", server.base_url))
+        .send()
+        .await
+        .expect("PUT");
+    let wrong_method = read_reply(wrong_method).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.headers["allow"], "GET,HEAD");
+    assert_eq!(wrong_method.error_code(), "bad_request");
 }
 
 /// A real terminal token, through the real sign-in flow over HTTP; the confirmation a

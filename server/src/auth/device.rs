@@ -4,6 +4,7 @@
 //! that reviewer's SSO identity. The provider needs no device-grant support.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -84,9 +85,10 @@ fn normalise_user_code(typed: &str) -> String {
 async fn new_code(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DeviceCode>, Error> {
     state.throttle.check(Bucket::DeviceCode, client)?;
+    let body = body.map_err(body_refused)?;
     let request: DeviceCodeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         DeviceCodeRequest::default()
     } else {
@@ -124,6 +126,18 @@ async fn new_code(
     }))
 }
 
+/// A body that could not be read, as the API's JSON error (axum's own answer is plain text).
+fn body_refused(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(format!(
+            "the request body is larger than the limit of {} bytes (1 MiB)",
+            signoff_app::wire::limits::BODY_BYTES
+        ))
+    } else {
+        Error::BadRequest(rejection.body_text())
+    }
+}
+
 /// RFC 8628 answers: 200 with a token, or 400 with `{"error": "..."}`.
 fn device_error(error: &str, description: &str) -> Response {
     let body = DeviceTokenError {
@@ -157,9 +171,10 @@ async fn poll_token(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     state.throttle.check(Bucket::DevicePoll, client)?;
+    let body = body.map_err(body_refused)?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
