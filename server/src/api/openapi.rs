@@ -8,14 +8,14 @@ use std::sync::LazyLock;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use signoff_app::wire::{LiveEvent, RequestView, ReviewView};
+use signoff_app::wire::{LiveEvent, LiveEventKind, RequestView, ReviewView};
 
 use crate::http::AppState;
 
@@ -28,7 +28,6 @@ use crate::http::AppState;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(LiveEvent)),
     tags(
         (name = "agent", description = "The agent API: authenticate with the agent's API key."),
         (name = "reviewer", description = "The reviewer API: a terminal token from `signoff login`, or the console's session cookie."),
@@ -91,6 +90,60 @@ impl ToSchema for RequestForCaller {
         RequestView::schemas(schemas);
         schemas.push((ReviewView::name().into_owned(), ReviewView::schema()));
         ReviewView::schemas(schemas);
+    }
+}
+
+/// One server-sent event of `GET /api/v1/events`, as SSE clients read it (the shape OpenAPI
+/// 3.2 gives stream items).
+pub struct LiveEventMessage;
+
+impl PartialSchema for LiveEventMessage {
+    fn schema() -> RefOr<Schema> {
+        let kinds = [
+            LiveEventKind::Created,
+            LiveEventKind::Decided,
+            LiveEventKind::Expired,
+            LiveEventKind::Cancelled,
+            LiveEventKind::Reported,
+        ]
+        .map(LiveEventKind::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One server-sent event: `event` is the kind (`resync`: events were missed, reload), `data` a `LiveEvent` \
+                 in JSON (`{}` for `resync`), `id` the position to resume after with `Last-Event-ID`.",
+            ))
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(kinds.into_iter().chain(["resync"]))),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .content_schema(Some(Ref::from_schema_name(LiveEvent::name()))),
+            )
+            .property(
+                "id",
+                ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]+$")),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for LiveEventMessage {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("LiveEventMessage")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((LiveEvent::name().into_owned(), LiveEvent::schema()));
+        LiveEvent::schemas(schemas);
     }
 }
 

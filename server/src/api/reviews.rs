@@ -241,7 +241,8 @@ const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
     operation_id = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "The last `id:` received, to resume after it.")),
     responses(
-        (status = 200, description = "A stream of server-sent events whose data is a `LiveEvent`.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of server-sent events, each a `LiveEventMessage`.", content_type = "text/event-stream",
+            body = crate::api::openapi::LiveEventMessage),
         (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
         (status = 403, description = "No role in Signoff.", body = ErrorBody),
         (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
