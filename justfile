@@ -23,8 +23,7 @@ bench:
     tests/bench/ratios.sh
     ./target/release/signoff-bench-pages
 
-# The test OpenID Provider (Node), Schemathesis (Python, tests/openapi/.venv) and, where
-# missing, the system packages tests use.
+# The test OpenID Provider (Node) and, where missing, the system packages tests use.
 test-deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -38,11 +37,12 @@ test-deps:
         echo "installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
-        (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    # Schemathesis (tests/tests/openapi.rs), every Python dependency pinned.
     if [ ! -x tests/openapi/.venv/bin/schemathesis ] || [ tests/openapi/requirements.txt -nt tests/openapi/.venv/bin/schemathesis ]; then
         python3 -m venv tests/openapi/.venv
         tests/openapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
         touch tests/openapi/.venv/bin/schemathesis
+    fi
+    if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
+        (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
     fi

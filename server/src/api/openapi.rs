@@ -99,14 +99,6 @@ pub struct LiveEventMessage;
 
 impl PartialSchema for LiveEventMessage {
     fn schema() -> RefOr<Schema> {
-        let kinds = [
-            LiveEventKind::Created,
-            LiveEventKind::Decided,
-            LiveEventKind::Expired,
-            LiveEventKind::Cancelled,
-            LiveEventKind::Reported,
-        ]
-        .map(LiveEventKind::as_str);
         ObjectBuilder::new()
             .schema_type(Type::Object)
             .description(Some(
@@ -115,9 +107,9 @@ impl PartialSchema for LiveEventMessage {
             ))
             .property(
                 "event",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(kinds.into_iter().chain(["resync"]))),
+                AnyOfBuilder::new()
+                    .item(Ref::from_schema_name(LiveEventKind::name()))
+                    .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["resync"]))),
             )
             .property(
                 "data",
@@ -144,6 +136,7 @@ impl ToSchema for LiveEventMessage {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((LiveEvent::name().into_owned(), LiveEvent::schema()));
         LiveEvent::schemas(schemas);
+        schemas.push((LiveEventKind::name().into_owned(), LiveEventKind::schema()));
     }
 }
 
