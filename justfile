@@ -39,6 +39,12 @@ test-deps:
         echo "installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+    # Schemathesis (tests/tests/openapi.rs), every Python dependency pinned.
+    if [ ! -x tests/openapi/.venv/bin/schemathesis ] || [ tests/openapi/requirements.txt -nt tests/openapi/.venv/bin/schemathesis ]; then
+        python3 -m venv tests/openapi/.venv
+        tests/openapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+        touch tests/openapi/.venv/bin/schemathesis
+    fi
     if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
         (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
     fi

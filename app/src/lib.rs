@@ -5,6 +5,8 @@
 
 pub mod difftext;
 pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
 #[cfg(feature = "ssr")]
 pub mod ui;
 pub mod wire;

@@ -28,32 +28,43 @@ pub mod limits {
 
 /// `POST /api/v1/requests`: what an agent asks to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// Dotted action name, e.g. `db.export`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::action_schema))]
     pub action: String,
     /// What the action touches, e.g. `postgres://prod/customers`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::resource_schema))]
     pub resource: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::title_schema))]
     pub title: String,
     /// The agent's justification.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::reason_schema))]
     pub reason: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::labels_schema))]
     pub labels: BTreeMap<String, String>,
     /// The exact command or arguments that will run.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub payload: Value,
     /// Unified diff text, or `{"before": …, "after": …}` from which the server computes one.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::diff_input_schema))]
     pub diff: Option<Value>,
     /// Free context: conversation excerpt, trace link, risk.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub context: Option<Value>,
     /// The human the agent acts for (email or subject).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::on_behalf_of_schema))]
     pub on_behalf_of: Option<String>,
     /// Pending lifetime in seconds; the server's default when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::ttl_schema))]
     pub ttl_s: Option<u64>,
 }
 
@@ -150,6 +161,7 @@ fn is_action_name(action: &str) -> bool {
 
 /// A request as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub id: RequestId,
     pub status: Status,
@@ -170,10 +182,13 @@ pub struct RequestView {
     pub approvals: u32,
     pub decisions: Vec<DecisionView>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub decided_at: Option<OffsetDateTime>,
     pub result: Option<ResultReport>,
     /// Approved by an admin the policy lets approve their own request, in an emergency.
@@ -182,6 +197,7 @@ pub struct RequestView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentRef {
     pub id: AgentId,
     pub name: String,
@@ -189,21 +205,25 @@ pub struct AgentRef {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionView {
     pub reviewer: Identity,
     pub verdict: Verdict,
     pub comment: String,
     pub channel: Channel,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub decided_at: OffsetDateTime,
 }
 
 /// `POST /api/v1/requests/{id}/decisions`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
     pub verdict: Verdict,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::comment_schema))]
     pub comment: String,
     /// An admin the request's policy names approves their own request in an emergency:
     /// marked everywhere, and another admin must acknowledge it.
@@ -217,6 +237,7 @@ pub struct DecisionInput {
 
 /// How far an approval's grant reaches.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantInput {
     /// How long, e.g. `1h`.
@@ -230,14 +251,17 @@ pub struct GrantInput {
 
 /// `POST /api/v1/requests/{id}/result`: what happened when the agent ran the action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResultReport {
     pub status: ExecutionStatus,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
     pub detail: Option<Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Executed,
@@ -255,11 +279,13 @@ impl ExecutionStatus {
 
 /// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -328,6 +354,7 @@ mod tests {
 
 /// Whether the person asking may decide a request, and if not, why not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Eligibility {
     pub can_decide: bool,
     /// Why not, in words a reviewer understands (own request, not an approver, already
@@ -337,6 +364,7 @@ pub struct Eligibility {
 
 /// A row of the queue or of history: `GET /api/v1/requests`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: RequestId,
     pub status: Status,
@@ -349,10 +377,13 @@ pub struct RequestSummary {
     pub approvals: u32,
     pub approvals_required: u32,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub decided_at: Option<OffsetDateTime>,
     /// Who decided so far (display names) with their verdicts.
     #[serde(default)]
@@ -366,6 +397,7 @@ pub struct RequestSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decider {
     pub name: String,
     pub verdict: Verdict,
@@ -373,6 +405,7 @@ pub struct Decider {
 
 /// One page of requests; pass `next_cursor` as `cursor` for the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestPage {
     pub items: Vec<RequestSummary>,
     pub next_cursor: Option<String>,
@@ -380,6 +413,7 @@ pub struct RequestPage {
 
 /// A request with what the viewer may do with it: `GET /api/v1/requests/{id}` for reviewers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewView {
     #[serde(flatten)]
     pub request: RequestView,
@@ -387,6 +421,7 @@ pub struct ReviewView {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Reviewer,
@@ -395,16 +430,19 @@ pub enum Role {
 
 /// `GET /api/v1/me`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub identity: Identity,
     pub roles: Vec<Role>,
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub auth_time: Option<OffsetDateTime>,
 }
 
 /// What `GET /api/v1/events` streams (server-sent events; the SSE `event:` field is the
 /// kind and `id:` a resumable position for `Last-Event-ID`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveEvent {
     pub kind: LiveEventKind,
     pub request_id: RequestId,
@@ -412,6 +450,7 @@ pub struct LiveEvent {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LiveEventKind {
     Created,
@@ -440,6 +479,7 @@ impl LiveEventKind {
 
 /// `POST /api/v1/device/code` body (JSON; optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceCodeRequest {
     /// Shown to the reviewer confirming, e.g. the host name.
@@ -449,6 +489,7 @@ pub struct DeviceCodeRequest {
 
 /// `POST /api/v1/device/code` answer (RFC 8628 names).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceCode {
     pub device_code: String,
     pub user_code: String,
@@ -462,12 +503,14 @@ pub struct DeviceCode {
 
 /// `POST /api/v1/device/token` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTokenRequest {
     pub device_code: String,
 }
 
 /// `POST /api/v1/device/token` success.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceToken {
     pub access_token: String,
     pub token_type: String,
@@ -477,6 +520,7 @@ pub struct DeviceToken {
 /// `POST /api/v1/device/token` refusal, as RFC 8628 words it: `error` is one of
 /// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`, `invalid_grant`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTokenError {
     pub error: String,
     #[serde(default)]
@@ -485,12 +529,15 @@ pub struct DeviceTokenError {
 
 /// A terminal token as its owner and admins see it: `GET /api/v1/tokens`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: String,
     pub client_name: Option<String>,
     pub owner: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
 }

@@ -68,6 +68,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::api::openapi::router())
         .route("/static/signoff.css", get(web::stylesheet))
         .route("/static/console.js", get(web::script))
         .route("/favicon.ico", get(web::favicon))

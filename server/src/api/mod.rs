@@ -2,6 +2,7 @@
 //! assembles them.
 
 mod extract;
+pub mod openapi;
 pub(crate) mod requests;
 pub mod reviews;
 

@@ -5,32 +5,73 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use signoff_app::wire::{NewRequest, ResultReport, limits};
+use signoff_app::wire::{ErrorBody, NewRequest, RequestView, ResultReport, limits};
 use signoff_app::{canonical_json, sha256_hex};
 
 use super::extract::{AgentAuth, Caller, JsonBody, Query};
+use super::openapi::RequestForCaller;
 use crate::Error;
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/requests", post(create))
-        .route("/api/v1/requests/{id}/wait", get(wait))
-        .route("/api/v1/requests/{id}/cancel", post(cancel))
-        .route("/api/v1/requests/{id}/result", post(report))
+    routes().into()
+}
+
+/// The agent's routes, each with its OpenAPI description (`super::openapi`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(wait))
+        .routes(routes!(cancel))
+        .routes(routes!(report))
 }
 
 /// Routes agents and people share (people may come with a session cookie).
 pub fn shared_router() -> Router<AppState> {
-    Router::new().route("/api/v1/requests/{id}", get(show))
+    shared_routes().into()
+}
+
+pub(super) fn shared_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
 use super::reviews::request_id;
 
+/// Submit an action for approval.
+///
+/// With an `Idempotency-Key`, the same request sent again answers 200 with the request it
+/// created the first time (`Idempotent-Replayed: true`); the same key with another body is
+/// a conflict.
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests",
+    tag = "agent",
+    operation_id = "create_request",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "Makes retries safe: the same key and body create one request (1-255 visible ASCII characters)."),
+    ),
+    request_body(content = NewRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, pending a decision.", body = RequestView,
+            headers(("Location" = String, description = "The request's URL."))),
+        (status = 200, description = "Replayed: this key and body created this request before.", body = RequestView,
+            headers(("Location" = String, description = "The request's URL."), ("Idempotent-Replayed" = String, description = "`true`."))),
+        (status = 400, description = "Not JSON, or an Idempotency-Key that is not visible ASCII.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        (status = 409, description = "This Idempotency-Key was used with another body.", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB, or a diff side past its limit.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "Fields that do not fit the rules; the message says which.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
@@ -71,7 +112,25 @@ async fn create(
     Ok(response)
 }
 
+/// Read one request.
+///
 /// Agents see their own requests; reviewers and admins see any, with what they may do.
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests/{id}",
+    tag = "agent",
+    tags = ["reviewer"],
+    operation_id = "get_request",
+    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    responses(
+        (status = 200, description = "The request (for a person, with `viewer`: what they may do).", body = RequestForCaller),
+        (status = 401, description = "No valid API key, terminal token or session.", body = ErrorBody),
+        (status = 403, description = "A person with no role in Signoff.", body = ErrorBody),
+        (status = 404, description = "No such request (or not this agent's).", body = ErrorBody),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []), ("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
     let id = request_id(&id)?;
     match caller {
@@ -85,13 +144,37 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitParams {
+    /// Seconds to wait at most (default 30, at most 300).
+    #[param(maximum = 300)]
     timeout_s: Option<u64>,
 }
 
 const DEFAULT_WAIT_S: u64 = 30;
 
+/// Wait for the decision.
+///
+/// Answers as soon as the request leaves `pending`, or after `timeout_s` with the request
+/// still pending (then wait again).
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests/{id}/wait",
+    tag = "agent",
+    operation_id = "wait_for_decision",
+    params(("id" = String, Path, description = "The request's id (a UUID)."), WaitParams),
+    responses(
+        (status = 200, description = "The request, decided or still pending.", body = RequestView),
+        (status = 400, description = "A `timeout_s` past 300 or not a number.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        (status = 429, description = "This agent already holds its most waits at once.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
 async fn wait(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
@@ -112,6 +195,22 @@ async fn wait(
     Ok(Json(request).into_response())
 }
 
+/// Withdraw a pending request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{id}/cancel",
+    tag = "agent",
+    operation_id = "cancel_request",
+    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    responses(
+        (status = 200, description = "The request, now cancelled.", body = RequestView),
+        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        (status = 409, description = "The request is no longer pending.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
 async fn cancel(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
@@ -121,6 +220,27 @@ async fn cancel(
     Ok(Json(request).into_response())
 }
 
+/// Say how an approved action went.
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{id}/result",
+    tag = "agent",
+    operation_id = "report_result",
+    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    request_body(content = ResultReport, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The request, now executed or failed.", body = RequestView),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        (status = 409, description = "The request is not approved, or its result was already reported.", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "A body of the wrong shape.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
 async fn report(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,

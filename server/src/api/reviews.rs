@@ -8,14 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use signoff_app::wire::{DecisionInput, LiveEvent, LiveEventKind, Me, TokenInfo};
+use signoff_app::wire::{DecisionInput, ErrorBody, LiveEvent, LiveEventKind, Me, RequestPage, ReviewView, TokenInfo};
 use signoff_app::{RequestId, Status};
 
 use super::extract::{JsonBody, Query};
@@ -28,18 +29,24 @@ use crate::service::now;
 use crate::store::{Cursor, RequestFilter};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/requests", get(list))
-        .route("/api/v1/requests/{id}/decisions", post(decide))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/tokens", get(tokens))
-        .route("/api/v1/tokens/{id}", delete(revoke_token))
-        .route("/api/v1/tokens/revoke", post(revoke_own_token))
+    routes().into()
+}
+
+/// The reviewer's routes, each with its OpenAPI description (`super::openapi`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(decide))
+        .routes(routes!(me))
+        .routes(routes!(events))
+        .routes(routes!(tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(revoke_own_token))
 }
 
 /// Query parameters of the queue and history.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `pending` (the queue, oldest first), `decided` (history, newest first), `all`, or one status.
@@ -54,7 +61,9 @@ pub struct ListParams {
     /// RFC 3339 bounds on the creation time.
     pub from: Option<String>,
     pub until: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Rows per page, 1 to 200 (default 50; values outside are clamped).
     pub limit: Option<i64>,
     /// `created` (default) or `expiry` (soonest expiry first, pending queue only, no cursor).
     pub order: Option<String>,
@@ -119,6 +128,22 @@ impl ListParams {
     }
 }
 
+/// The queue and history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests",
+    tag = "reviewer",
+    operation_id = "list_requests",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of requests.", body = RequestPage),
+        (status = 400, description = "A parameter that does not parse; the message says which.", body = ErrorBody),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 403, description = "No role in Signoff.", body = ErrorBody),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     Viewer(person): Viewer,
@@ -137,6 +162,31 @@ pub fn request_id(raw: &str) -> Result<RequestId, Error> {
         .map_err(|_| Error::NotFound(format!("no request {}", raw.chars().take(64).collect::<String>())))
 }
 
+/// Approve or deny a request (a denial needs a comment).
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{id}/decisions",
+    tag = "reviewer",
+    operation_id = "decide",
+    params(
+        ("id" = String, Path, description = "The request's id (a UUID)."),
+        ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
+    ),
+    request_body(content = DecisionInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The request after the decision, with what the viewer may still do.", body = ReviewView),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 403, description = "Not allowed to decide it: no reviewer role, own request, not an approver, a party to it, or a failed CSRF check.", body = ErrorBody),
+        (status = 404, description = "No such request.", body = ErrorBody),
+        (status = 409, description = "No longer pending, expired, or already decided by this reviewer.", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "A body of the wrong shape, or a denial without a comment.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn decide(
     State(state): State<AppState>,
     Reviewer(person): Reviewer,
@@ -159,6 +209,19 @@ async fn decide(
     Ok(Json(view).into_response())
 }
 
+/// Who the credential belongs to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "reviewer",
+    operation_id = "me",
+    responses(
+        (status = 200, description = "The person signed in and their roles.", body = Me),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn me(person: Person) -> Json<Me> {
     Json(Me {
         identity: person.identity.clone(),
@@ -167,11 +230,30 @@ async fn me(person: Person) -> Json<Me> {
     })
 }
 
-/// Request events as server-sent events. With `Last-Event-ID`, what happened since is
-/// replayed from the audit trail first, so a reconnecting client misses nothing.
 /// How often a live stream checks that its session or token still stands.
 const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
 
+/// Request events as server-sent events.
+///
+/// Each event's `event:` is its kind, its `data:` a `LiveEvent` and its `id:` a position
+/// for `Last-Event-ID`: with it, what happened since is replayed from the audit trail
+/// first, so a reconnecting client misses nothing. A `resync` event (data `{}`) says
+/// events were missed: reload. The stream ends when the credential stops standing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "reviewer",
+    operation_id = "events",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last `id:` received, to resume after it.")),
+    responses(
+        (status = 200, description = "A stream of server-sent events, each a `LiveEventMessage`.", content_type = "text/event-stream",
+            body = crate::api::openapi::LiveEventMessage),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 403, description = "No role in Signoff.", body = ErrorBody),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: HeaderMap) -> Result<Response, Error> {
     // Subscribe before reading the backlog, so nothing falls between the two.
     let live = state.service.bus().subscribe();
@@ -271,13 +353,30 @@ fn sse_event(event: &LiveEvent, seq: Option<i64>) -> Result<SseEvent, Infallible
     Ok(sse)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TokenParams {
     /// Admins only: everyone's tokens.
     all: Option<bool>,
 }
 
+/// The active terminal tokens of the caller (admins: of everyone, with `all=true`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "reviewer",
+    operation_id = "list_tokens",
+    params(TokenParams),
+    responses(
+        (status = 200, description = "Active terminal tokens.", body = Vec<TokenInfo>),
+        (status = 400, description = "A parameter that does not parse.", body = ErrorBody),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 403, description = "No role in Signoff, or `all` without the admin role.", body = ErrorBody),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn tokens(
     State(state): State<AppState>,
     Viewer(person): Viewer,
@@ -308,6 +407,25 @@ async fn tokens(
     Ok(Json(tokens).into_response())
 }
 
+/// Revoke a terminal token: one's own, or anyone's for admins.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "reviewer",
+    operation_id = "revoke_token",
+    params(
+        ("id" = String, Path, description = "The token's id, from `GET /api/v1/tokens`."),
+        ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        (status = 403, description = "No role in Signoff, or a failed CSRF check.", body = ErrorBody),
+        (status = 404, description = "No such active token of the caller's.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []), ("session_cookie" = []))
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     Viewer(person): Viewer,
@@ -329,6 +447,18 @@ async fn revoke_token(
 }
 
 /// `signoff logout`: the terminal revokes the token it holds.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/revoke",
+    tag = "reviewer",
+    operation_id = "revoke_own_token",
+    responses(
+        (status = 204, description = "The token sent is revoked."),
+        (status = 401, description = "No terminal token, or an unknown, expired or revoked one.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn revoke_own_token(State(state): State<AppState>, parts: axum::http::request::Parts) -> Result<Response, Error> {
     let token = bearer(&parts)
         .filter(|token| token.starts_with(TERMINAL_TOKEN_PREFIX))

@@ -4,16 +4,19 @@
 //! that reviewer's SSO identity. The provider needs no device-grant support.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Json, Router};
 use rand::Rng;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use signoff_app::ui::{DeviceCodeView, DevicePage, Nav, device_page, no_access_page};
-use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest};
+use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest, ErrorBody};
 
 use signoff_app::Channel;
 
@@ -31,10 +34,14 @@ const CODE_LIFETIME: time::Duration = time::Duration::minutes(10);
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/device/code", post(new_code))
-        .route("/api/v1/device/token", post(poll_token))
-        .route("/device", get(device_form).post(device_answer))
+    routes().route("/device", get(device_form).post(device_answer)).into()
+}
+
+/// The terminal's API routes, each with its OpenAPI description (`crate::api::openapi`).
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(new_code))
+        .routes(routes!(poll_token))
 }
 
 fn user_code() -> String {
@@ -59,16 +66,36 @@ fn normalise_user_code(typed: &str) -> String {
     }
 }
 
+/// Start a terminal sign-in: a code for the reviewer to type at `verification_uri`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/code",
+    tag = "terminal sign-in",
+    operation_id = "device_code",
+    request_body(content = Option<DeviceCodeRequest>, content_type = "application/json", description = "Optional."),
+    responses(
+        (status = 200, description = "A device code to poll with and a user code to show.", body = DeviceCode),
+        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        (status = 422, description = "A body that is not a `DeviceCodeRequest`.", body = ErrorBody),
+        (status = 429, description = "Too many codes from this address.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "The code could not be stored; try again.", body = ErrorBody),
+    )
+)]
 async fn new_code(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DeviceCode>, Error> {
     state.throttle.check(Bucket::DeviceCode, client)?;
+    let body = body.map_err(body_refused)?;
     let request: DeviceCodeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         DeviceCodeRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?
+        // `null` says "nothing", like no body at all.
+        serde_json::from_slice::<Option<DeviceCodeRequest>>(&body)
+            .map_err(|err| Error::Invalid(format!("the body does not fit: {err}")))?
+            .unwrap_or_default()
     };
     let client_name = request
         .client_name
@@ -99,6 +126,18 @@ async fn new_code(
     }))
 }
 
+/// A body that could not be read, as the API's JSON error (axum's own answer is plain text).
+fn body_refused(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(format!(
+            "the request body is larger than the limit of {} bytes (1 MiB)",
+            signoff_app::wire::limits::BODY_BYTES
+        ))
+    } else {
+        Error::BadRequest(rejection.body_text())
+    }
+}
+
 /// RFC 8628 answers: 200 with a token, or 400 with `{"error": "..."}`.
 fn device_error(error: &str, description: &str) -> Response {
     let body = DeviceTokenError {
@@ -108,13 +147,34 @@ fn device_error(error: &str, description: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
+/// Poll for the terminal token, every `interval` seconds until the code is confirmed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/token",
+    tag = "terminal sign-in",
+    operation_id = "device_token",
+    request_body(content(
+        (DeviceTokenRequest = "application/json"),
+        (DeviceTokenRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Confirmed: the terminal token.", body = DeviceToken),
+        (status = 400, description = "Not (yet) a token, as RFC 8628 words it: `authorization_pending`, `slow_down`, `expired_token`, `access_denied` or `invalid_grant`.", body = DeviceTokenError),
+        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        (status = 422, description = "A body without a `device_code`.", body = ErrorBody),
+        (status = 429, description = "Too many polls from this address.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+    )
+)]
 async fn poll_token(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     state.throttle.check(Bucket::DevicePoll, client)?;
+    let body = body.map_err(body_refused)?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
