@@ -82,7 +82,9 @@ mod signin;
 #[macro_use]
 mod write;
 mod policy;
+mod console;
 
+pub use console::AuditQuery;
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
