@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use signoff_app::AgentId;
 
+use super::Store;
 use super::audit::{AuditEvent, event_from_row};
 use super::records::{from_millis, parse_id};
-use super::Store;
 use crate::Result;
 
 /// Which audit events to show: a page before or after a sequence number, narrowed.
@@ -58,9 +58,10 @@ impl Store {
 
     /// One page of the audit trail, newest first.
     pub async fn audit_search(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        let kind = (!query.kind_prefix.trim().is_empty()).then(|| format!("{}%", like_escaped(query.kind_prefix.trim())));
-        let actor = (!query.actor.trim().is_empty())
-            .then(|| format!("%{}%", like_escaped(&query.actor.trim().to_lowercase())));
+        let kind =
+            (!query.kind_prefix.trim().is_empty()).then(|| format!("{}%", like_escaped(query.kind_prefix.trim())));
+        let actor =
+            (!query.actor.trim().is_empty()).then(|| format!("%{}%", like_escaped(&query.actor.trim().to_lowercase())));
         // Paging up reads the oldest events above `after` first, then shows them newest first.
         let order = if query.after.is_some() && query.before.is_none() {
             "ASC"

@@ -81,8 +81,8 @@ mod review;
 mod signin;
 #[macro_use]
 mod write;
-mod policy;
 mod console;
+mod policy;
 
 pub use console::AuditQuery;
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};

@@ -88,9 +88,7 @@ pub fn followup_items(followups: Vec<Followup>) -> Vec<FollowupItem> {
             title: followup.title,
             opened_at: followup.opened_at,
             opened_by: who(&followup.opened_by),
-            acknowledged: followup
-                .acknowledged_at
-                .zip(followup.acknowledged_by.as_ref().map(who)),
+            acknowledged: followup.acknowledged_at.zip(followup.acknowledged_by.as_ref().map(who)),
         })
         .collect()
 }
@@ -139,8 +137,14 @@ async fn acknowledge(
         .parse()
         .map_err(|_| fail(Error::NotFound("no such request".into())))?;
     let (notice, status) = match state.service.acknowledge_followup(request, &person.identity).await {
-        Ok(true) => (Notice::good("Acknowledged: the break-glass approval leaves every admin's queue."), StatusCode::OK),
-        Ok(false) => (Notice::good("Another admin had acknowledged it already."), StatusCode::OK),
+        Ok(true) => (
+            Notice::good("Acknowledged: the break-glass approval leaves every admin's queue."),
+            StatusCode::OK,
+        ),
+        Ok(false) => (
+            Notice::good("Another admin had acknowledged it already."),
+            StatusCode::OK,
+        ),
         Err(error @ (Error::Forbidden(_) | Error::NotFound(_))) => {
             let (status, _) = error.status_and_code();
             (Notice::bad(error.to_string()), status)
@@ -503,40 +507,44 @@ fn doc_from_form(form: &PolicyForm) -> Result<PolicyDoc, Vec<(String, String)>> 
             }),
         }
     };
-    let effect = match form.effect.as_str() {
-        "allow" => Effect::Allow,
-        "deny" => Effect::Deny {
-            reason: form.deny_reason.trim().to_string(),
-        },
-        "require_approval" => {
-            let approvals = number("approvals", &form.approvals, Some(1));
-            let escalation_groups = split_list(&form.escalation_groups);
-            let escalation = (!form.escalation_after.trim().is_empty() || !escalation_groups.is_empty()).then(|| Escalation {
-                after_minutes: number("escalation_after", &form.escalation_after, None),
-                groups: escalation_groups,
-            });
-            let grants = (!form.grant_max_duration.trim().is_empty() || !form.grant_max_uses.trim().is_empty()).then(|| {
-                GrantTerms {
-                    max_duration: form.grant_max_duration.trim().to_string(),
-                    max_uses: number("grant_max_uses", &form.grant_max_uses, Some(1)),
-                }
-            });
-            Effect::RequireApproval(Requirement {
-                approvals,
-                approver_groups: split_list(&form.approver_groups),
-                one_from_each: split_list(&form.one_from_each),
-                comment_required: form.comment_required,
-                ttl: Some(form.ttl.trim().to_string()).filter(|ttl| !ttl.is_empty()),
-                escalation,
-                grants,
-                break_glass: split_list(&form.break_glass),
-            })
-        }
-        _ => {
-            errors.push((String::new(), "choose an effect: allow, deny or require approval".into()));
-            Effect::Allow
-        }
-    };
+    let effect =
+        match form.effect.as_str() {
+            "allow" => Effect::Allow,
+            "deny" => Effect::Deny {
+                reason: form.deny_reason.trim().to_string(),
+            },
+            "require_approval" => {
+                let approvals = number("approvals", &form.approvals, Some(1));
+                let escalation_groups = split_list(&form.escalation_groups);
+                let escalation =
+                    (!form.escalation_after.trim().is_empty() || !escalation_groups.is_empty()).then(|| Escalation {
+                        after_minutes: number("escalation_after", &form.escalation_after, None),
+                        groups: escalation_groups,
+                    });
+                let grants = (!form.grant_max_duration.trim().is_empty() || !form.grant_max_uses.trim().is_empty())
+                    .then(|| GrantTerms {
+                        max_duration: form.grant_max_duration.trim().to_string(),
+                        max_uses: number("grant_max_uses", &form.grant_max_uses, Some(1)),
+                    });
+                Effect::RequireApproval(Requirement {
+                    approvals,
+                    approver_groups: split_list(&form.approver_groups),
+                    one_from_each: split_list(&form.one_from_each),
+                    comment_required: form.comment_required,
+                    ttl: Some(form.ttl.trim().to_string()).filter(|ttl| !ttl.is_empty()),
+                    escalation,
+                    grants,
+                    break_glass: split_list(&form.break_glass),
+                })
+            }
+            _ => {
+                errors.push((
+                    String::new(),
+                    "choose an effect: allow, deny or require approval".into(),
+                ));
+                Effect::Allow
+            }
+        };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -762,7 +770,10 @@ async fn what_if(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    Ok(html(status, ui::what_if_page(admin_chrome(&state, &person, "What-if"), page)))
+    Ok(html(
+        status,
+        ui::what_if_page(admin_chrome(&state, &person, "What-if"), page),
+    ))
 }
 
 const TEST_EXAMPLE: &str = r#"{
@@ -832,7 +843,9 @@ async fn test_request(
         ..TestView::default()
     };
     match serde_json::from_str::<TestBody>(&form.body) {
-        Err(err) => page.problems.push(format!("The request is not valid JSON for a request: {err}")),
+        Err(err) => page
+            .problems
+            .push(format!("The request is not valid JSON for a request: {err}")),
         Ok(body) => {
             let facts = RequestFacts {
                 agent: form.agent.trim(),
@@ -891,7 +904,11 @@ fn terms_of(effect: &Effect, snapshot: &PolicySnapshot) -> Vec<(String, String)>
             if let Some(escalation) = &snapshot.escalation {
                 terms.push((
                     "Escalation".into(),
-                    format!("after {} min to {}", escalation.after_minutes, escalation.groups.join(", ")),
+                    format!(
+                        "after {} min to {}",
+                        escalation.after_minutes,
+                        escalation.groups.join(", ")
+                    ),
                 ));
             }
             if let Some(grants) = &snapshot.grants {
@@ -932,7 +949,10 @@ async fn render_agents(
             created_at: summary.agent.created_at,
         })
         .collect();
-    Ok(html(status, ui::agents_page(admin_chrome(state, person, "Agents"), page)))
+    Ok(html(
+        status,
+        ui::agents_page(admin_chrome(state, person, "Agents"), page),
+    ))
 }
 
 async fn agents(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> Result<Response, PageError> {
@@ -1059,7 +1079,11 @@ async fn revoke_keys(
 // ----- grants -----------------------------------------------------------------------------
 
 /// Where a grant stands: only an active one approves anything.
-fn grant_state(grant: &GrantRecord, versions_in_force: &HashMap<String, i64>, at: time::OffsetDateTime) -> &'static str {
+fn grant_state(
+    grant: &GrantRecord,
+    versions_in_force: &HashMap<String, i64>,
+    at: time::OffsetDateTime,
+) -> &'static str {
     if grant.revoked_at.is_some() {
         "revoked"
     } else if grant.uses >= grant.max_uses {
@@ -1122,7 +1146,10 @@ async fn render_grants(
             expires_at: grant.expires_at,
             policy: format!(
                 "{} (version {})",
-                names.get(&grant.policy_id).cloned().unwrap_or_else(|| grant.policy_id.clone()),
+                names
+                    .get(&grant.policy_id)
+                    .cloned()
+                    .unwrap_or_else(|| grant.policy_id.clone()),
                 grant.policy_version
             ),
         })
@@ -1146,7 +1173,10 @@ async fn admin_revoke_grant(
     let fail = page_error(&state, &person);
     person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
-        Ok(true) => (Notice::good("Grant revoked: it approves nothing from now on."), StatusCode::OK),
+        Ok(true) => (
+            Notice::good("Grant revoked: it approves nothing from now on."),
+            StatusCode::OK,
+        ),
         Ok(false) => (Notice::good("That grant had been revoked already."), StatusCode::OK),
         Err(error @ Error::NotFound(_)) => (Notice::bad(error.to_string()), StatusCode::NOT_FOUND),
         Err(error) => return Err(fail(error)),
