@@ -340,6 +340,30 @@ impl Field<'_> {
     }
 }
 
+/// The label of a form field, for the summary of what to fix.
+fn field_label(key: &str) -> &'static str {
+    match key {
+        "name" => "Name",
+        "description" => "Description",
+        "actions" => "Actions",
+        "resources" => "Resources",
+        "labels" => "Labels",
+        "agents" => "Agents",
+        "condition" => "Condition",
+        "deny_reason" => "Deny reason",
+        "approvals" => "Approvals",
+        "approver_groups" => "Approver groups",
+        "one_from_each" => "One from each",
+        "ttl" => "Pending for at most",
+        "escalation_after" => "Escalate after",
+        "escalation_groups" => "Escalation groups",
+        "grant_max_duration" => "Grants: longest duration",
+        "grant_max_uses" => "Grants: most uses",
+        "break_glass" => "Break-glass admins",
+        _ => "",
+    }
+}
+
 pub fn policy_edit_page(chrome: Chrome, page: PolicyEditView) -> String {
     let csrf = chrome.csrf.clone().unwrap_or_default();
     let form = page.form;
@@ -370,8 +394,16 @@ pub fn policy_edit_page(chrome: Chrome, page: PolicyEditView) -> String {
         <h1>{agent_text(heading)}</h1>
         {admin_nav(AdminSection::Policies)}
         {notice_view(page.notice)}
-        {(!errors.is_empty()).then(|| view! {
-            <p class="notice bad" role="alert" id="form-problems">"Not saved: fix the fields marked below."</p>
+        {(!errors.is_empty()).then(|| {
+            let mut marked: Vec<&'static str> = errors.iter().map(|(field, _)| field_label(field)).filter(|l| !l.is_empty()).collect();
+            marked.dedup();
+            view! {
+                <p class="notice bad" role="alert" id="form-problems">
+                    "Not saved: fix the fields marked below"
+                    {(!marked.is_empty()).then(|| format!(" ({})", marked.join(", ")))}
+                    "."
+                </p>
+            }
         })}
         {(!general.is_empty()).then(|| view! { <ul class="problems">{general.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul> })}
         {versions.map(|href| view! { <p><a href=href id="versions-link">"Versions and changes"</a></p> })}
