@@ -360,6 +360,9 @@ pub struct RequestSummary {
     /// Present when a reviewer asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer: Option<Eligibility>,
+    /// Approved by a break-glass approval: marked in every list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

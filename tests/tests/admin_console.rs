@@ -21,6 +21,7 @@ on_both_stores!(
     agent_keys_are_shown_once_rotated_and_revoked,
     grants_are_listed_and_revoked,
     break_glass_followups_need_another_admin,
+    the_audit_trail_pages_newest_first,
     policies_are_edited_in_the_browser,
 );
 
@@ -601,6 +602,9 @@ async fn break_glass_followups_need_another_admin(backend: Backend) {
     assert_eq!(broke.status, 200, "{}", broke.body);
     let page = carol.get(&format!("{}/requests/{carols}", server.base_url)).await;
     assert!(page.body.contains("BREAK-GLASS"), "marked on the request page");
+    let history = alice.get(&format!("{}/history", server.base_url)).await;
+    let row = between(&history.body, "Grant Carol prod access", "</tr>");
+    assert!(row.contains("BREAK-GLASS"), "and in history, for everyone: {row}");
 
     // It stays at the top of the queue and of /admin until another admin acknowledges.
     let queue = carol.get(&format!("{}/", server.base_url)).await;
@@ -658,6 +662,46 @@ async fn break_glass_followups_need_another_admin(backend: Backend) {
         .get(&format!("{}/admin/audit?kind=followup.", server.base_url))
         .await;
     assert!(audit.body.contains("followup.acknowledged"), "{}", audit.body);
+}
+
+async fn the_audit_trail_pages_newest_first(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("busy-bot").await;
+    let mut ids = Vec::new();
+    for n in 0..120 {
+        ids.push(agent.submit(&request_body(&format!("Request {n}"))).await);
+    }
+    let (carol, _) = signed_in(&server, "carol").await;
+    let seqs = |body: &str| -> Vec<i64> {
+        body.split("data-seq=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next()?.parse().ok())
+            .collect()
+    };
+    let first = carol
+        .get(&format!("{}/admin/audit?kind=request.created", server.base_url))
+        .await;
+    let newest = seqs(&first.body);
+    assert_eq!(newest.len(), 100, "100 a page");
+    assert!(newest.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(!first.body.contains("id=\"newer\""), "nothing newer on the first page");
+    let older_link = between(&first.body, "href=\"/admin/audit?", "\"").replace("&amp;", "&");
+    assert!(older_link.contains("before="), "{older_link}");
+    let second = carol
+        .get(&format!("{}/admin/audit?{older_link}", server.base_url))
+        .await;
+    let older = seqs(&second.body);
+    assert_eq!(older.len(), 20, "the rest");
+    assert!(older[0] < newest[99], "older events");
+    assert!(second.body.contains("id=\"newer\""));
+    // Filtered by request: that request's one creation event, linked to it.
+    let one = carol
+        .get(&format!("{}/admin/audit?request={}", server.base_url, ids[7]))
+        .await;
+    assert_eq!(seqs(&one.body).len(), 1);
+    assert!(one.body.contains(&format!("/requests/{}", ids[7])));
+    assert!(one.body.contains("agent busy-bot"), "the actor");
 }
 
 /// The policy form in real Chromium: a bad condition is refused next to its field with

@@ -130,6 +130,7 @@ fn row(item: RequestSummary, selected: bool, now: OffsetDateTime) -> impl IntoVi
         <tr class=class data-id=item.id.to_string()>
             <td>
                 <a class="open" href=href>{agent_text(item.title)}</a>
+                {item.break_glass.then(|| view! { <span class="badge break-glass">"BREAK-GLASS"</span> })}
                 <div class="sub">
                     <code class="action">{agent_text(item.action)}</code>
                     <span class="resource">{agent_text(item.resource)}</span>

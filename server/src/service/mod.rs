@@ -519,6 +519,7 @@ impl Service {
                     })
                     .collect(),
                 viewer: Some(viewer_eligibility),
+                break_glass: request.break_glass,
             });
         }
         Ok(RequestPage { items, next_cursor })

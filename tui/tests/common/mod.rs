@@ -105,6 +105,7 @@ pub fn summary(
         decided_at: None,
         deciders: vec![],
         viewer,
+        break_glass: false,
     }
 }
 
