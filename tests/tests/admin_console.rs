@@ -729,6 +729,10 @@ async fn policies_are_edited_in_the_browser(backend: Backend) {
         carol.try_find("#error-name").await.is_none(),
         "only the condition is marked"
     );
+    let summary = carol.find("#form-problems").await.text().await;
+    assert!(summary.contains("(Condition)"), "{summary}");
+    // Focusing the field brings it, and its error, into view for the screenshot.
+    carol.find("#field-condition").await.click().await;
     carol.screenshot(&shot(backend, "admin-policy-refused")).await;
 
     carol.find("#field-condition").await.clear().await;

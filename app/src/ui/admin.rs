@@ -313,11 +313,12 @@ impl Field<'_> {
         view! {
             <div class=class>
                 <label for=input_id>{self.label}</label>
-                {input}
-                {(!hint.is_empty()).then(|| view! { <span class="hint">{hint}</span> })}
+                // Between the label and the input, so it is read and seen with the field.
                 {(!messages.is_empty()).then(|| view! {
                     <p class="field-error" id=error_id role="alert">{messages.join(" ")}</p>
                 })}
+                {input}
+                {(!hint.is_empty()).then(|| view! { <span class="hint">{hint}</span> })}
             </div>
         }
         .into_any()
