@@ -360,7 +360,7 @@ pub struct RequestSummary {
     /// Present when a reviewer asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer: Option<Eligibility>,
-    /// Approved by a break-glass approval: marked in every list.
+    /// Approved by a break-glass approval.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
 }
