@@ -261,7 +261,7 @@ async fn test_a_request_shows_the_matching_policy_and_why(backend: Backend) {
         labels: vec!["env=prod".into()],
         ..Matcher::default()
     };
-    server
+    let saved = server
         .service
         .save_policy(
             None,
@@ -312,6 +312,39 @@ async fn test_a_request_shows_the_matching_policy_and_why(backend: Backend) {
         .await;
     assert_eq!(broken.status, 422);
     assert!(broken.body.contains("not valid JSON"));
+
+    // Disabled through its form (the box unticked): a new version, which matches nothing.
+    let edit = format!("/admin/policies/{}", saved.id);
+    let disabled = carol
+        .post_form(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("name", "prod deploys"),
+                ("actions", "deploy.*"),
+                ("labels", "env=prod"),
+                ("effect", "require_approval"),
+                ("approvals", "2"),
+                ("ttl", "2h"),
+            ],
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert!(disabled.body.contains("version 2 is in force"));
+    let page = carol
+        .post_form(
+            "/admin/test",
+            &[("csrf", &csrf), ("agent", "deploy-bot"), ("body", &body)],
+        )
+        .await;
+    let result = between(&page.body, "id=\"test-result\"", "</section>");
+    assert!(
+        result.contains("no policy matched"),
+        "a disabled policy matches nothing: {result}"
+    );
+    let versions = carol.get(&format!("{}{edit}/versions", server.base_url)).await;
+    let diff = between(&versions.body, "id=\"version-diff\"", "</section>");
+    assert!(diff.contains("enabled = false"), "{diff}");
 }
 
 /// The text of the element with this id (up to its first child tag).
