@@ -60,6 +60,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         .merge(auth::routes::router())
         .merge(auth::device::router())
         .merge(web::pages::router())
+        .merge(web::admin::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::refuse_cross_site,

@@ -69,17 +69,3 @@ pub fn account_page(chrome: Chrome, me: Me, tokens: Vec<TokenInfo>) -> String {
     };
     render(chrome, body)
 }
-
-/// Where the admin pages will live.
-pub fn admin_page(chrome: Chrome) -> String {
-    render(
-        chrome,
-        view! {
-            <h1>"Admin"</h1>
-            <section class="card">
-                <p>"Policies (which actions need whose approval, how many, for how long), agents and their keys, and the audit trail will be managed here."</p>
-                <p class="muted">"Until then: " <code>"signoff-server agents …"</code> " and " <code>"signoff-server audit verify|export"</code> "."</p>
-            </section>
-        },
-    )
-}

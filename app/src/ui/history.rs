@@ -92,7 +92,7 @@ pub fn history_page(chrome: Chrome, view: HistoryView) -> String {
                             view! {
                                 <tr class="request" data-id=item.id.to_string()>
                                     <td><a class="open" href=href>{agent_text(item.title)}</a><div class="sub"><code class="action">{agent_text(item.action)}</code> <span class="resource">{agent_text(item.resource)}</span></div></td>
-                                    <td>{status_badge(item.status)}</td>
+                                    <td>{status_badge(item.status)}{item.break_glass.then(|| view! { <span class="badge break-glass">"BREAK-GLASS"</span> })}</td>
                                     <td class="wide">{agent_text(item.agent)}</td>
                                     <td class="wide">{if deciders.is_empty() { "—".to_string().into_any() } else { agent_text(deciders) }}</td>
                                     <td>{timestamp(item.created_at)}</td>

@@ -6,6 +6,7 @@
 //! [`visible::agent_text`] shows the characters a reviewer could not otherwise see.
 
 mod account;
+mod admin;
 pub mod format;
 mod history;
 mod queue;
@@ -14,7 +15,13 @@ mod shell;
 mod signin;
 pub mod visible;
 
-pub use account::{account_page, admin_page};
+pub use account::account_page;
+pub use admin::{
+    AdminCounts, AgentRow, AgentsView, AuditFilters, AuditRow, AuditView, FollowupItem, GrantRow, Notice,
+    PolicyEditView, PolicyForm, PolicyRow, TestResult, TestView, VersionRow, VersionsView, WhatIfResult, WhatIfRow,
+    WhatIfView, admin_page, agents_page, audit_page, followups_panel, grants_page, policies_page, policy_edit_page,
+    policy_versions_page, test_request_page, what_if_page,
+};
 pub use history::{HistoryFilters, HistoryView, history_page};
 pub use queue::{QueueFilters, QueueView, queue_fragment, queue_page, queue_rows};
 pub use request::{DiffMode, RequestPageView, TimelineEntry, request_page};

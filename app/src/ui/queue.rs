@@ -36,10 +36,13 @@ pub struct QueueView {
     pub more: Option<String>,
     pub flash: Option<String>,
     pub now: OffsetDateTime,
+    /// Open break-glass follow-ups (admins only): they stay at the top until acknowledged.
+    pub followups: Vec<super::admin::FollowupItem>,
 }
 
 pub fn queue_page(mut chrome: Chrome, view: QueueView) -> String {
     chrome.title = format!("({}) Queue", view.pending_total);
+    let csrf = chrome.csrf.clone().unwrap_or_default();
     let filters = view.filters.clone();
     let shown = view.items.len();
     let body = view! {
@@ -48,6 +51,7 @@ pub fn queue_page(mut chrome: Chrome, view: QueueView) -> String {
             <p class="muted">{if filters.by_expiry { "Pending requests, expiring first. " } else { "Pending requests, oldest first. " }} <kbd>"?"</kbd> " shows the keys."</p>
         </div>
         {view.flash.map(|flash| view! { <p class="notice good" role="status">{agent_text(flash)}</p> })}
+        {super::admin::followups_panel(&csrf, view.followups)}
         {filter_form(&filters)}
         {queue_rows(view.items, view.selected, view.now, !filters.is_empty())}
         {view.more.map(|href| view! { <p class="more"><a href=href>{format!("Showing the oldest {shown}; next page")}</a></p> })}
@@ -126,6 +130,7 @@ fn row(item: RequestSummary, selected: bool, now: OffsetDateTime) -> impl IntoVi
         <tr class=class data-id=item.id.to_string()>
             <td>
                 <a class="open" href=href>{agent_text(item.title)}</a>
+                {item.break_glass.then(|| view! { <span class="badge break-glass">"BREAK-GLASS"</span> })}
                 <div class="sub">
                     <code class="action">{agent_text(item.action)}</code>
                     <span class="resource">{agent_text(item.resource)}</span>

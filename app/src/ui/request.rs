@@ -34,6 +34,8 @@ pub struct RequestPageView {
     /// What the reviewer typed, kept when a decision is refused.
     pub comment: String,
     pub now: OffsetDateTime,
+    /// The viewer is an admin: offered break-glass where the policy allows it.
+    pub is_admin: bool,
 }
 
 /// Files longer than this start collapsed, with their +/- summary showing.
@@ -78,6 +80,7 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
             <h1>{agent_text(request.title.clone())}</h1>
             <div class="meta">
                 {status_badge(request.status)}
+                {request.break_glass.then(|| view! { <span class="badge break-glass" id="break-glass">"BREAK-GLASS"</span> })}
                 <span class="approvals">{format!("{}/{} approvals", request.approvals, request.policy.approvals_required)}</span>
                 <code class="action">{agent_text(request.action.clone())}</code>
                 <span class="resource">{agent_text(request.resource.clone())}</span>
@@ -113,7 +116,10 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
                 {context_text.map(|text| view! { <section class="card"><h2>"Context"</h2><pre class="code">{agent_text(text)}</pre></section> })}
             </div>
             <aside class="side-col">
-                {decide_panel(&id, &csrf, viewer.can_decide, viewer.reason.clone(), page.notice, page.comment)}
+                {decide_panel(&id, &csrf, viewer.can_decide, viewer.reason.clone(), page.notice, page.comment, DecideOptions {
+                    break_glass: page.is_admin && !policy.break_glass.is_empty() && request.status == Status::Pending,
+                    grants: policy.grants.clone(),
+                })}
                 <section class="card">
                     <h2>"Decisions"</h2>
                     {decisions_list(request.decisions.clone())}
@@ -121,9 +127,15 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
                 <section class="card">
                     <h2>"Policy"</h2>
                     <dl class="facts">
-                        <dt>"Matched"</dt><dd>{format!("{} (version {})", policy.name, policy.version)}</dd>
+                        <dt>"Matched"</dt><dd id="policy-name">{agent_text(format!("{} (version {})", policy.name, policy.version))}</dd>
                         <dt>"Needs"</dt><dd>{format!("{} approval(s) from {}", policy.approvals_required, policy.approver_groups.join(", "))}</dd>
-                        <dt>"Why"</dt><dd>{if policy.name == "default" { "No specific policy matched; the default applies to every action.".to_string() } else { format!("Policy {} matched this action.", policy.name) }}</dd>
+                        {(!policy.one_from_each.is_empty()).then(|| view! { <dt>"One from each"</dt><dd>{policy.one_from_each.join(", ")}</dd> })}
+                        <dt>"Why"</dt>
+                        <dd>{if policy.why.is_empty() {
+                            view! { <p>{if policy.name == "default" { "No specific policy matched; the default applies to every action.".to_string() } else { format!("Policy {} matched this action.", policy.name) }}</p> }.into_any()
+                        } else {
+                            view! { <ul id="policy-why" class="why">{policy.why.clone().into_iter().map(|line| view! { <li>{agent_text(line)}</li> }).collect_view()}</ul> }.into_any()
+                        }}</dd>
                     </dl>
                     <h3>"Action digest"</h3>
                     <p><code id="digest" class="digest">{request.digest.clone()}</code></p>
@@ -144,6 +156,14 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
     render(chrome, body)
 }
 
+/// What the approve form offers besides a comment.
+struct DecideOptions {
+    /// An admin the policy names may approve their own request, in an emergency.
+    break_glass: bool,
+    /// The policy lets approvers grant, within these bounds.
+    grants: Option<crate::GrantTerms>,
+}
+
 fn decide_panel(
     id: &str,
     csrf: &str,
@@ -151,6 +171,7 @@ fn decide_panel(
     reason: Option<String>,
     notice: Option<(Verdict, String)>,
     comment: String,
+    options: DecideOptions,
 ) -> impl IntoView + use<> {
     let action = format!("/requests/{id}/decide");
     let csrf = csrf.to_string();
@@ -160,6 +181,8 @@ fn decide_panel(
         None => (None, None),
     };
     let disabled = !can_decide;
+    // Break-glass is for an admin's own request, which ordinary eligibility refuses.
+    let approve_disabled = disabled && !options.break_glass;
     let deny_comment = if deny_notice.is_some() {
         comment.clone()
     } else {
@@ -179,8 +202,24 @@ fn decide_panel(
                 <input type="hidden" name="verdict" value="approve" />
                 {approve_notice.map(|text| view! { <p class="notice bad" role="alert">{text}</p> })}
                 <label for="approve-comment">"Comment (optional)"</label>
-                <textarea id="approve-comment" name="comment" rows="2" maxlength="4096" disabled=disabled>{approve_comment}</textarea>
-                <button id="approve" type="submit" class="button primary" disabled=disabled>"Approve"</button>
+                <textarea id="approve-comment" name="comment" rows="2" maxlength="4096" disabled=approve_disabled>{approve_comment}</textarea>
+                {options.grants.map(|terms| view! {
+                    <fieldset class="grant" disabled=disabled>
+                        <legend>"Grant (optional)"</legend>
+                        <p class="muted small">{format!("Also approve this agent's later requests for the same action and resource: up to {} and {} uses.", terms.max_duration, terms.max_uses)}</p>
+                        <label for="grant-duration">"For how long (e.g. 2h)"</label>
+                        <input id="grant-duration" name="grant_duration" />
+                        <label for="grant-uses">"How many uses"</label>
+                        <input id="grant-uses" name="grant_uses" inputmode="numeric" />
+                        <label for="grant-fields">"Payload fields that must stay the same (comma separated)"</label>
+                        <input id="grant-fields" name="grant_fields" />
+                    </fieldset>
+                })}
+                {options.break_glass.then(|| view! {
+                    <label class="check break-glass-choice"><input type="checkbox" id="break-glass-choice" name="break_glass" value="on" />
+                        " Break-glass: approve my own request (needs a comment; another admin must acknowledge it)"</label>
+                })}
+                <button id="approve" type="submit" class="button primary" disabled=approve_disabled>"Approve"</button>
             </form>
             <form id="deny-form" method="post" action=action>
                 <input type="hidden" name="csrf" value=csrf />
@@ -220,7 +259,7 @@ fn decisions_list(decisions: Vec<DecisionView>) -> impl IntoView {
     .into_any()
 }
 
-fn diff_view(files: Vec<FileDiff>, mode: DiffMode) -> impl IntoView {
+pub(super) fn diff_view(files: Vec<FileDiff>, mode: DiffMode) -> impl IntoView + use<> {
     if files.is_empty() {
         return view! { <p class="muted">"No diff was submitted."</p> }.into_any();
     }

@@ -81,8 +81,10 @@ mod review;
 mod signin;
 #[macro_use]
 mod write;
+mod console;
 mod policy;
 
+pub use console::AuditQuery;
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};

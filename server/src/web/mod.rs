@@ -1,16 +1,79 @@
 //! The console: server-rendered pages, their errors as pages, static assets, and the
 //! security headers every response carries.
 
+pub mod admin;
 pub mod pages;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use signoff_app::ui::{Chrome, Nav, error_page};
+use signoff_app::wire::Role;
 
 use crate::Error;
 use crate::auth::Person;
+use crate::auth::device::no_access;
 use crate::http::AppState;
+
+/// A person who may read requests, for a page: the extractor refuses with a page, never
+/// JSON (nobody signed in: to sign-in and back; no role: the no-access page), so a page
+/// handler cannot forget the check (ARCHITECTURE.md, "Who may do what").
+pub struct PageViewer(pub Person);
+
+/// An admin, for an admin page or form: refused like [`PageViewer`], and with a 403 page
+/// for people without the admin role.
+pub struct PageAdmin(pub Person);
+
+impl FromRequestParts<AppState> for PageViewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let person = <Person as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map_err(|error| PageError::new(error, state, None).into_response())?;
+        match person {
+            None => Err(sign_in_redirect(&return_path(parts))),
+            Some(person) if person.roles.is_empty() => Err(no_access(state, &person)),
+            Some(person) => Ok(PageViewer(person)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PageAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let PageViewer(person) = PageViewer::from_request_parts(parts, state).await?;
+        if person.has(Role::Admin) {
+            Ok(PageAdmin(person))
+        } else {
+            let refusal = Error::Forbidden("the admin pages need the admin role".into());
+            Err(PageError::new(refusal, state, Some(&person)).into_response())
+        }
+    }
+}
+
+/// Where to come back to after signing in: this page, or for a form post (which cannot be
+/// replayed by a redirect) the page the form was on.
+fn return_path(parts: &Parts) -> String {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return path;
+    }
+    match parts.uri.path() {
+        admin if admin.starts_with("/admin") => "/admin".into(),
+        decide if decide.starts_with("/requests/") && decide.ends_with("/decide") => {
+            decide.trim_end_matches("/decide").to_string()
+        }
+        _ => "/".into(),
+    }
+}
 
 /// An error shown to a person as a page with a way back, not as JSON.
 pub struct PageError(Box<(Error, Chrome)>);

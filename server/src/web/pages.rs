@@ -25,7 +25,7 @@ use crate::auth::device::no_access;
 use crate::http::AppState;
 use crate::service::now;
 use crate::store::{AuditEvent, Cursor};
-use crate::web::{PageError, chrome, sign_in_redirect};
+use crate::web::{PageError, PageViewer, chrome, sign_in_redirect};
 use crate::{Error, store};
 
 pub fn router() -> Router<AppState> {
@@ -38,7 +38,6 @@ pub fn router() -> Router<AppState> {
         .route("/history.csv", get(history_csv))
         .route("/me", get(account))
         .route("/me/tokens/{id}/revoke", post(revoke_token))
-        .route("/admin", get(admin))
 }
 
 /// Query parameters of a page; malformed ones are an error page that says which.
@@ -173,6 +172,12 @@ async fn queue(
         Some("deny") => Some("Denied. The next request is selected.".to_string()),
         _ => None,
     };
+    let followups = if person.has(Role::Admin) {
+        let open = state.service.store().followups(true).await.map_err(page_error)?;
+        crate::web::admin::followup_items(open)
+    } else {
+        Vec::new()
+    };
     let query = params.query_string();
     let more = next_cursor.map(|cursor| format!("/?{query}{}cursor={cursor}", if query.is_empty() { "" } else { "&" }));
     let view = QueueView {
@@ -183,6 +188,7 @@ async fn queue(
         more,
         flash,
         now: now(),
+        followups,
     };
     Ok(Html(ui::queue_page(chrome(&state, Some(&person), "Queue", Nav::Queue), view)).into_response())
 }
@@ -215,19 +221,11 @@ struct RequestParams {
 
 async fn request(
     State(state): State<AppState>,
-    person: Option<Person>,
+    PageViewer(person): PageViewer,
     Path(id): Path<String>,
     params: Result<Query<RequestParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let params = query(params, &state, person.as_ref())?;
-    let person = match viewer(
-        &state,
-        person,
-        &format!("/requests/{}", id.chars().take(40).collect::<String>()),
-    ) {
-        Ok(person) => person,
-        Err(page) => return Ok(*page),
-    };
+    let params = query(params, &state, Some(&person))?;
     let mode = if params.view.as_deref() == Some("split") {
         DiffMode::Split
     } else {
@@ -265,6 +263,7 @@ async fn render_request(
         notice,
         comment,
         now: now(),
+        is_admin: person.has(Role::Admin),
     };
     Ok((
         status,
@@ -343,18 +342,10 @@ impl DecideForm {
 
 async fn decide(
     State(state): State<AppState>,
-    person: Option<Person>,
+    PageViewer(person): PageViewer,
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Result<Response, PageError> {
-    let person = match viewer(
-        &state,
-        person,
-        &format!("/requests/{}", id.chars().take(40).collect::<String>()),
-    ) {
-        Ok(person) => person,
-        Err(page) => return Ok(*page),
-    };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     if !person.has(Role::Reviewer) {
@@ -462,14 +453,10 @@ impl HistoryParams {
 
 async fn history(
     State(state): State<AppState>,
-    person: Option<Person>,
+    PageViewer(person): PageViewer,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let params = query(params, &state, person.as_ref())?;
-    let person = match viewer(&state, person, "/history") {
-        Ok(person) => person,
-        Err(page) => return Ok(*page),
-    };
+    let params = query(params, &state, Some(&person))?;
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     let filter = params.list_params(50).filter().map_err(page_error)?;
     let page = state
@@ -689,22 +676,7 @@ async fn revoke_token(
     Ok(Redirect::to("/me").into_response())
 }
 
-async fn admin(State(state): State<AppState>, person: Option<Person>) -> Result<Response, PageError> {
-    let person = match viewer(&state, person, "/admin") {
-        Ok(person) => person,
-        Err(page) => return Ok(*page),
-    };
-    if !person.has(Role::Admin) {
-        return Err(PageError::new(
-            Error::Forbidden("the admin pages need the admin role".into()),
-            &state,
-            Some(&person),
-        ));
-    }
-    Ok(Html(ui::admin_page(chrome(&state, Some(&person), "Admin", Nav::Admin))).into_response())
-}
-
-fn encode_query(pairs: &[(&str, String)]) -> String {
+pub(super) fn encode_query(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
         .map(|(name, value)| format!("{name}={}", signoff_app::ui::url_encode(value)))

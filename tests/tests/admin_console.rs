@@ -1,0 +1,801 @@
+//! The admin console over HTTP, signed in through the real provider: every admin page and
+//! form refuses reviewers (a 403 page) and anonymous callers (to sign-in); what-if over
+//! past requests; testing a request; agents and their keys; grants; break-glass
+//! follow-ups. The policy form is also driven in real Chromium. Both stores.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use signoff_app::policy::{Effect, GrantTerms, Matcher, PolicyDoc, Requirement};
+use signoff_app::wire::{DecisionInput, GrantInput};
+use signoff_app::{Channel, Identity, Verdict};
+use signoff_server::store::Actor;
+use signoff_tests::browser::Browser;
+use signoff_tests::fixtures::request_body;
+use signoff_tests::oidc::Provider;
+use signoff_tests::{AgentClient, Backend, TestServer, on_both_stores};
+
+on_both_stores!(
+    admin_pages_refuse_reviewers_and_anonymous_callers,
+    what_if_shows_the_requests_a_draft_would_change,
+    test_a_request_shows_the_matching_policy_and_why,
+    agent_keys_are_shown_once_rotated_and_revoked,
+    grants_are_listed_and_revoked,
+    break_glass_followups_need_another_admin,
+    the_audit_trail_pages_newest_first,
+    policies_are_edited_in_the_browser,
+);
+
+/// Every admin page (GET) and form (POST), with a plausible id where one is needed.
+const ADMIN_GETS: &[&str] = &[
+    "/admin",
+    "/admin/policies",
+    "/admin/policies/new",
+    "/admin/policies/p-1",
+    "/admin/policies/p-1/versions?a=1&b=2",
+    "/admin/what-if",
+    "/admin/test",
+    "/admin/agents",
+    "/admin/grants",
+    "/admin/audit?kind=agent.",
+];
+const ADMIN_POSTS: &[&str] = &[
+    "/admin/followups/01937a4c-0000-7000-8000-000000000000/acknowledge",
+    "/admin/policies/new",
+    "/admin/policies/p-1",
+    "/admin/policies/p-1/move",
+    "/admin/what-if",
+    "/admin/test",
+    "/admin/agents",
+    "/admin/agents/deploy-bot/rotate",
+    "/admin/agents/deploy-bot/revoke",
+    "/admin/grants/g-1/revoke",
+];
+
+async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
+    let browser = server.browser();
+    let page = browser.sign_in(login).await;
+    let csrf = page.csrf();
+    (browser, csrf)
+}
+
+fn policy(name: &str, matcher: Matcher, effect: Effect) -> PolicyDoc {
+    PolicyDoc {
+        name: name.into(),
+        description: String::new(),
+        enabled: true,
+        matcher,
+        effect,
+    }
+}
+
+fn actions(patterns: &[&str]) -> Matcher {
+    Matcher {
+        actions: patterns.iter().map(|p| p.to_string()).collect(),
+        ..Matcher::default()
+    }
+}
+
+fn body_with(title: &str, fields: Value) -> Value {
+    let mut body = request_body(title);
+    for (key, value) in fields.as_object().expect("fields").clone() {
+        body[key] = value;
+    }
+    body
+}
+
+/// The text between `start` and the next `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).map(|i| i + start.len()).unwrap_or(text.len());
+    let to = text[from..].find(end).map_or(text.len(), |i| from + i);
+    &text[from..to]
+}
+
+async fn admin_pages_refuse_reviewers_and_anonymous_callers(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let submitted = agent.submit(&request_body("Deploy payments")).await;
+
+    let anonymous = server.browser();
+    for path in ADMIN_GETS {
+        let page = anonymous
+            .hop(Method::GET, &format!("{}{path}", server.base_url), None)
+            .await;
+        assert_eq!(page.status, 303, "GET {path} sends an anonymous caller to sign in");
+        let location = page.header("location");
+        assert!(
+            location.starts_with("/auth/login?next=%2Fadmin"),
+            "GET {path}: {location}"
+        );
+    }
+    for path in ADMIN_POSTS {
+        let page = anonymous
+            .hop(
+                Method::POST,
+                &format!("{}{path}", server.base_url),
+                Some(&[("csrf", "x"), ("name", "evil")]),
+            )
+            .await;
+        assert_eq!(page.status, 303, "POST {path} sends an anonymous caller to sign in");
+        assert_eq!(page.header("location"), "/auth/login?next=%2Fadmin", "POST {path}");
+    }
+
+    let (alice, csrf) = signed_in(&server, "alice").await;
+    for path in ADMIN_GETS {
+        let page = alice.get(&format!("{}{path}", server.base_url)).await;
+        assert_eq!(page.status, 403, "GET {path} refuses a reviewer");
+        assert!(
+            page.body.contains("<!DOCTYPE html>") && page.body.contains("the admin pages need the admin role"),
+            "GET {path}: a page that says why"
+        );
+    }
+    for path in ADMIN_POSTS {
+        let page = alice
+            .post_form(path, &[("csrf", &csrf), ("name", "sneaky-bot"), ("direction", "up")])
+            .await;
+        assert_eq!(page.status, 403, "POST {path} refuses a reviewer");
+        assert!(page.body.contains("the admin pages need the admin role"), "POST {path}");
+    }
+    // The refused forms changed nothing: the agent's key still works, no agent was made.
+    assert_eq!(agent.get(&format!("/api/v1/requests/{submitted}")).await.status, 200);
+    let agents = server.service.store().list_agents().await.expect("agents");
+    assert_eq!(agents.len(), 1, "no agent made by a reviewer");
+    // Reviewers see no Admin link; someone with no role sees the no-access page.
+    let queue = alice.get(&format!("{}/", server.base_url)).await;
+    assert!(!queue.body.contains("href=\"/admin\""));
+    let dave = server.browser();
+    dave.sign_in("dave").await;
+    let refused = dave.get(&format!("{}/admin/policies", server.base_url)).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("No access") || refused.body.contains("no access"));
+
+    // An admin is let in, and a form without the CSRF token is refused.
+    let (carol, carol_csrf) = signed_in(&server, "carol").await;
+    for path in ADMIN_GETS.iter().filter(|p| !p.contains("p-1")) {
+        let page = carol.get(&format!("{}{path}", server.base_url)).await;
+        assert_eq!(page.status, 200, "GET {path} for an admin");
+    }
+    let forged = carol
+        .post_form("/admin/agents", &[("csrf", "forged"), ("name", "forged-bot")])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!carol_csrf.is_empty());
+    let agents = server.service.store().list_agents().await.expect("agents");
+    assert_eq!(agents.len(), 1, "no agent made by a forged form");
+}
+
+async fn what_if_shows_the_requests_a_draft_would_change(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("db-bot").await;
+    let drop_id = agent
+        .submit(&body_with("Drop the old orders table", json!({"action": "db.drop"})))
+        .await;
+    let deploy_id = agent.submit(&request_body("Deploy payments")).await;
+    let export_id = agent
+        .submit(&body_with("Export the customers", json!({"action": "db.export"})))
+        .await;
+
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let form = carol.get(&format!("{}/admin/what-if", server.base_url)).await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains("value=\"1000\""),
+        "the last 1,000 requests by default"
+    );
+
+    let draft = r#"
+[[policy]]
+name = "no drops"
+[policy.match]
+actions = ["db.drop"]
+[policy.effect]
+type = "deny"
+reason = "tables are never dropped by agents"
+
+[[policy]]
+name = "exports need two"
+[policy.match]
+actions = ["db.export"]
+[policy.effect]
+type = "require_approval"
+approvals = 2
+"#;
+    let page = carol
+        .post_form("/admin/what-if", &[("csrf", &csrf), ("draft", draft), ("last", "1000")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let result = between(&page.body, "id=\"what-if-result\"", "</section>");
+    assert!(result.contains("2 of 3 requests would change"), "{result}");
+    assert!(result.contains(&format!("/requests/{drop_id}")) && result.contains("denied at once"));
+    assert!(result.contains(&format!("/requests/{export_id}")) && result.contains("2 approvals"));
+    assert!(result.contains("no drops") && result.contains("exports need two"));
+    assert!(
+        !result.contains(&format!("/requests/{deploy_id}")),
+        "an unchanged outcome is not listed"
+    );
+    assert!(result.contains("Examined 3 requests in"), "{result}");
+    assert!(
+        page.body.contains("tables are never dropped"),
+        "the draft stays in the form"
+    );
+
+    // Only the newest request when asked for one.
+    let one = carol
+        .post_form("/admin/what-if", &[("csrf", &csrf), ("draft", draft), ("last", "1")])
+        .await;
+    assert!(one.body.contains("1 of 1 requests would change"), "{}", one.body);
+
+    // An invalid draft shows its problems and nothing else.
+    let bad = carol
+        .post_form(
+            "/admin/what-if",
+            &[
+                ("csrf", &csrf),
+                (
+                    "draft",
+                    "[[policy]]\nname = \"x\"\n[policy.match]\ncondition = \"payload.rows >\"\n[policy.effect]\ntype = \"deny\"\nreason = \"no\"\n",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("match.condition"), "{}", bad.body);
+    assert!(!bad.body.contains("id=\"what-if-result\""));
+    let broken = carol
+        .post_form("/admin/what-if", &[("csrf", &csrf), ("draft", "[[policy]\nname=")])
+        .await;
+    assert_eq!(broken.status, 422);
+    assert!(broken.body.contains("the policy file is not valid"), "{}", broken.body);
+    // Nothing was saved.
+    assert!(server.service.store().policies().await.expect("policies").is_empty());
+}
+
+async fn test_a_request_shows_the_matching_policy_and_why(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let mut terms = Requirement::simple(2);
+    terms.ttl = Some("2h".into());
+    let matcher = Matcher {
+        actions: vec!["deploy.*".into()],
+        labels: vec!["env=prod".into()],
+        ..Matcher::default()
+    };
+    let saved = server
+        .service
+        .save_policy(
+            None,
+            policy("prod deploys", matcher, Effect::RequireApproval(terms)),
+            Actor::Operator,
+        )
+        .await
+        .expect("saved");
+
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let body = request_body("Deploy payments").to_string();
+    let page = carol
+        .post_form(
+            "/admin/test",
+            &[("csrf", &csrf), ("agent", "deploy-bot"), ("body", &body)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let result = between(&page.body, "id=\"test-result\"", "</section>");
+    assert!(
+        result.contains("prod deploys") && result.contains("(version 1)"),
+        "{result}"
+    );
+    assert!(result.contains("action deploy.service matches `deploy.*`"), "{result}");
+    assert!(result.contains("env=prod"), "the label rule is in why: {result}");
+    assert!(result.contains("2 approvals"), "{result}");
+    assert!(result.contains("2h"), "the terms: {result}");
+
+    // Another environment: no policy matches, the default applies.
+    let staging = body_with("Deploy to staging", json!({"labels": {"env": "staging"}})).to_string();
+    let page = carol
+        .post_form(
+            "/admin/test",
+            &[("csrf", &csrf), ("agent", "deploy-bot"), ("body", &staging)],
+        )
+        .await;
+    let result = between(&page.body, "id=\"test-result\"", "</section>");
+    assert!(
+        result.contains("default") && result.contains("no policy matched"),
+        "{result}"
+    );
+
+    let broken = carol
+        .post_form(
+            "/admin/test",
+            &[("csrf", &csrf), ("agent", "x"), ("body", "{\"action\": 1")],
+        )
+        .await;
+    assert_eq!(broken.status, 422);
+    assert!(broken.body.contains("not valid JSON"));
+
+    // Disabled through its form (the box unticked): a new version, which matches nothing.
+    let edit = format!("/admin/policies/{}", saved.id);
+    let disabled = carol
+        .post_form(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("name", "prod deploys"),
+                ("actions", "deploy.*"),
+                ("labels", "env=prod"),
+                ("effect", "require_approval"),
+                ("approvals", "2"),
+                ("ttl", "2h"),
+            ],
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert!(disabled.body.contains("version 2 is in force"));
+    let page = carol
+        .post_form(
+            "/admin/test",
+            &[("csrf", &csrf), ("agent", "deploy-bot"), ("body", &body)],
+        )
+        .await;
+    let result = between(&page.body, "id=\"test-result\"", "</section>");
+    assert!(
+        result.contains("no policy matched"),
+        "a disabled policy matches nothing: {result}"
+    );
+    let versions = carol.get(&format!("{}{edit}/versions", server.base_url)).await;
+    let diff = between(&versions.body, "id=\"version-diff\"", "</section>");
+    assert!(diff.contains("enabled = false"), "{diff}");
+}
+
+/// The text of the element with this id (up to its first child tag).
+fn element_text(body: &str, id: &str) -> String {
+    let rest = between(body, &format!("id=\"{id}\""), "</");
+    rest.split_once('>')
+        .map(|(_, text)| text.to_string())
+        .unwrap_or_default()
+}
+
+fn shown_key(body: &str) -> String {
+    element_text(body, "api-key")
+}
+
+async fn agent_keys_are_shown_once_rotated_and_revoked(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let (carol, csrf) = signed_in(&server, "carol").await;
+
+    let created = carol
+        .post_form(
+            "/admin/agents",
+            &[("csrf", &csrf), ("name", "ci-bot"), ("owner", "ops@example.com")],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let key = shown_key(&created.body);
+    assert!(key.starts_with("sk_") || key.len() > 20, "a key is shown: {key:?}");
+    assert!(created.header("cache-control").contains("no-store"));
+    let ci = AgentClient::new(&server.base_url, &key);
+    let reply = ci.post("/api/v1/requests", &request_body("From the new agent")).await;
+    assert_eq!(
+        reply.status, 201,
+        "the key works against the agent API: {:?}",
+        reply.body
+    );
+    let mine = format!("/api/v1/requests/{}", reply.body["id"].as_str().unwrap_or_default());
+
+    let list = carol.get(&format!("{}/admin/agents", server.base_url)).await;
+    assert!(!list.body.contains(&key), "the key is shown once only");
+    let row = between(&list.body, "data-agent=\"ci-bot\"", "</tr>");
+    assert!(
+        row.contains("ops@example.com") && row.contains("<td class=\"keys\">1</td>"),
+        "{row}"
+    );
+    assert!(!row.contains("never"), "its last request is shown: {row}");
+
+    let again = carol
+        .post_form("/admin/agents", &[("csrf", &csrf), ("name", "ci-bot")])
+        .await;
+    assert_eq!(again.status, 409, "creating an existing agent is refused");
+    let bad = carol
+        .post_form("/admin/agents", &[("csrf", &csrf), ("name", "no spaces allowed")])
+        .await;
+    assert_eq!(bad.status, 422);
+
+    let rotated = carol.post_form("/admin/agents/ci-bot/rotate", &[("csrf", &csrf)]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new_key = shown_key(&rotated.body);
+    assert_ne!(new_key, key);
+    assert_eq!(ci.get(&mine).await.status, 401, "the old key fails at once");
+    let renewed = AgentClient::new(&server.base_url, &new_key);
+    assert_eq!(renewed.get(&mine).await.status, 200, "the new key works");
+
+    let revoked = carol.post_form("/admin/agents/ci-bot/revoke", &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, 200);
+    assert!(revoked.body.contains("Revoked 1 key of ci-bot"), "{}", revoked.body);
+    assert_eq!(renewed.get(&mine).await.status, 401, "revoked at once");
+
+    let missing = carol.post_form("/admin/agents/nobody/revoke", &[("csrf", &csrf)]).await;
+    assert_eq!(missing.status, 404);
+
+    // All of it is in the audit trail, newest first, and filters by kind.
+    let audit = carol
+        .get(&format!("{}/admin/audit?kind=agent.keys", server.base_url))
+        .await;
+    assert_eq!(audit.status, 200);
+    assert_eq!(
+        audit.body.matches("<code>agent.keys_revoked</code>").count(),
+        2,
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains("carol@example.com"));
+    let by_nobody = carol
+        .get(&format!("{}/admin/audit?actor=nobody-at-all", server.base_url))
+        .await;
+    assert!(by_nobody.body.contains("No events match"));
+}
+
+async fn grants_are_listed_and_revoked(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let mut terms = Requirement::simple(1);
+    terms.grants = Some(GrantTerms {
+        max_duration: "8h".into(),
+        max_uses: 5,
+    });
+    server
+        .service
+        .save_policy(
+            None,
+            policy(
+                "restarts",
+                actions(&["service.restart"]),
+                Effect::RequireApproval(terms),
+            ),
+            Actor::Operator,
+        )
+        .await
+        .expect("saved");
+    let agent = server.agent("ops-bot").await;
+    let restart = || {
+        body_with(
+            "Restart payments",
+            json!({"action": "service.restart", "on_behalf_of": null}),
+        )
+    };
+    let first = agent.submit(&restart()).await;
+
+    // Alice approves with a grant, through the request page's grant fields.
+    let (alice, alice_csrf) = signed_in(&server, "alice").await;
+    let page = alice.get(&format!("{}/requests/{first}", server.base_url)).await;
+    assert!(
+        page.body.contains("name=\"grant_duration\""),
+        "the policy allows grants"
+    );
+    assert!(page.body.contains("id=\"policy-why\""), "the policy's why is shown");
+    assert!(page.body.contains("service.restart matches"), "{}", page.body);
+    let approved = alice
+        .post_form(
+            &format!("/requests/{first}/decide"),
+            &[
+                ("csrf", &alice_csrf),
+                ("verdict", "approve"),
+                ("comment", ""),
+                ("grant_duration", "1h"),
+                ("grant_uses", "3"),
+                ("grant_fields", ""),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let second = agent.submit(&restart()).await;
+    let status = agent.get(&format!("/api/v1/requests/{second}")).await;
+    assert_eq!(status.body["status"], "approved", "the grant approves the next one");
+
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let list = carol.get(&format!("{}/admin/grants", server.base_url)).await;
+    assert_eq!(list.status, 200);
+    let grant_id = between(&list.body, "<tr data-id=\"", "\"").to_string();
+    let row = between(&list.body, &format!("data-id=\"{grant_id}\""), "</tr>");
+    assert!(row.contains("ops-bot") && row.contains("alice@example.com"), "{row}");
+    assert!(row.contains("1/3") && row.contains("restarts (version 1)"), "{row}");
+    assert!(row.contains(">active<"), "{row}");
+
+    // Bob gave no grant and is no admin: he cannot revoke it.
+    let (bob, bob_csrf) = signed_in(&server, "bob").await;
+    let refused = bob
+        .post_form(&format!("/grants/{grant_id}/revoke"), &[("csrf", &bob_csrf)])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let revoked = carol
+        .post_form(&format!("/admin/grants/{grant_id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoked.status, 200);
+    assert!(revoked.body.contains("Grant revoked"));
+    let row = between(&revoked.body, &format!("data-id=\"{grant_id}\""), "</tr>");
+    assert!(row.contains(">revoked<"), "{row}");
+    let third = agent.submit(&restart()).await;
+    let status = agent.get(&format!("/api/v1/requests/{third}")).await;
+    assert_eq!(status.body["status"], "pending", "a revoked grant approves nothing");
+
+    // A grantor who is no admin revokes their own grant.
+    let fourth_input = DecisionInput {
+        verdict: Verdict::Approve,
+        comment: String::new(),
+        break_glass: false,
+        grant: Some(GrantInput {
+            duration: "1h".into(),
+            max_uses: 2,
+            fields: Vec::new(),
+        }),
+    };
+    let bob_identity = server
+        .service
+        .store()
+        .grants(None)
+        .await
+        .expect("grants")
+        .into_iter()
+        .flat_map(|g| g.granted_by)
+        .next()
+        .map(|alice_identity| Identity {
+            subject: "u-bob".into(),
+            email: Some("bob@example.com".into()),
+            name: Some("Bob Reviewer".into()),
+            ..alice_identity
+        })
+        .expect("a grantor's identity");
+    server
+        .service
+        .decide(&bob_identity, third.parse().expect("id"), &fourth_input, Channel::Web)
+        .await
+        .expect("bob approves with a grant");
+    let bobs_grant = server
+        .service
+        .store()
+        .grants(Some(signoff_server::service::now()))
+        .await
+        .expect("grants")
+        .into_iter()
+        .next()
+        .expect("bob's grant");
+    let own = bob
+        .hop(
+            Method::POST,
+            &format!("{}/grants/{}/revoke", server.base_url, bobs_grant.id),
+            Some(&[("csrf", &bob_csrf)]),
+        )
+        .await;
+    assert_eq!(own.status, 303, "{}", own.body);
+    let active = server
+        .service
+        .store()
+        .grants(Some(signoff_server::service::now()))
+        .await
+        .expect("grants");
+    assert!(active.is_empty(), "bob's grant is revoked");
+}
+
+async fn break_glass_followups_need_another_admin(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let mut terms = Requirement::simple(1);
+    terms.break_glass = vec!["carol@example.com".into(), "zoe@example.com".into()];
+    server
+        .service
+        .save_policy(
+            None,
+            policy("emergency access", actions(&["iam.*"]), Effect::RequireApproval(terms)),
+            Actor::Operator,
+        )
+        .await
+        .expect("saved");
+    let agent = server.agent("iam-bot").await;
+    let carols = agent
+        .submit(&body_with(
+            "Grant Carol prod access",
+            json!({"action": "iam.escalate", "on_behalf_of": "carol@example.com"}),
+        ))
+        .await;
+
+    // Carol may not approve her own request, except by breaking glass, with a comment.
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let page = carol.get(&format!("{}/requests/{carols}", server.base_url)).await;
+    assert!(
+        page.body.contains("id=\"break-glass-choice\""),
+        "the admin is offered break-glass"
+    );
+    let (alice, _) = signed_in(&server, "alice").await;
+    let for_alice = alice.get(&format!("{}/requests/{carols}", server.base_url)).await;
+    assert!(!for_alice.body.contains("break-glass-choice"), "reviewers are not");
+    let silent = carol
+        .post_form(
+            &format!("/requests/{carols}/decide"),
+            &[
+                ("csrf", &csrf),
+                ("verdict", "approve"),
+                ("comment", ""),
+                ("break_glass", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(silent.status, 422, "break-glass needs a comment");
+    let broke = carol
+        .post_form(
+            &format!("/requests/{carols}/decide"),
+            &[
+                ("csrf", &csrf),
+                ("verdict", "approve"),
+                ("comment", "Outage INC-42: nobody else is awake"),
+                ("break_glass", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(broke.status, 200, "{}", broke.body);
+    let page = carol.get(&format!("{}/requests/{carols}", server.base_url)).await;
+    assert!(page.body.contains("BREAK-GLASS"), "marked on the request page");
+    let history = alice.get(&format!("{}/history", server.base_url)).await;
+    let row = between(&history.body, "Grant Carol prod access", "</tr>");
+    assert!(row.contains("BREAK-GLASS"), "and in history, for everyone: {row}");
+
+    // It stays at the top of the queue and of /admin until another admin acknowledges.
+    let queue = carol.get(&format!("{}/", server.base_url)).await;
+    let panel = between(&queue.body, "id=\"followups\"", "</section>");
+    assert!(panel.contains("Grant Carol prod access"), "{panel}");
+    let admin = carol.get(&format!("{}/admin", server.base_url)).await;
+    assert!(admin.body.contains("id=\"followups\""));
+    assert_eq!(element_text(&admin.body, "count-followups"), "1");
+    let own = carol
+        .post_form(&format!("/admin/followups/{carols}/acknowledge"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(own.status, 403, "not by the admin who broke glass");
+    assert!(own.body.contains("another admin must acknowledge"), "{}", own.body);
+    assert!(own.body.contains("id=\"followups\""), "still open");
+
+    // Zoe, another admin, breaks glass on her own request (through the API)...
+    let zoe = Identity {
+        issuer: provider.issuer.clone(),
+        subject: "u-zoe".into(),
+        email: Some("zoe@example.com".into()),
+        email_verified: true,
+        name: Some("Zoe Admin".into()),
+        groups: vec!["signoff-admins".into(), "signoff-reviewers".into()],
+    };
+    let zoes = agent
+        .submit(&body_with(
+            "Grant Zoe prod access",
+            json!({"action": "iam.escalate", "on_behalf_of": "zoe@example.com"}),
+        ))
+        .await;
+    let input = DecisionInput {
+        verdict: Verdict::Approve,
+        comment: "Outage INC-43".into(),
+        break_glass: true,
+        grant: None,
+    };
+    server
+        .service
+        .decide(&zoe, zoes.parse().expect("id"), &input, Channel::Web)
+        .await
+        .expect("zoe breaks glass");
+    // ... and Carol acknowledges it: it leaves the queue; hers stays.
+    let acknowledged = carol
+        .post_form(&format!("/admin/followups/{zoes}/acknowledge"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(acknowledged.status, 200, "{}", acknowledged.body);
+    assert!(acknowledged.body.contains("Acknowledged"));
+    let queue = carol.get(&format!("{}/", server.base_url)).await;
+    let panel = between(&queue.body, "id=\"followups\"", "</section>");
+    assert!(!panel.contains("Grant Zoe prod access"), "{panel}");
+    assert!(panel.contains("Grant Carol prod access"), "{panel}");
+    let open = server.service.store().followups(true).await.expect("followups");
+    assert_eq!(open.len(), 1);
+    let audit = carol
+        .get(&format!("{}/admin/audit?kind=followup.", server.base_url))
+        .await;
+    assert!(audit.body.contains("followup.acknowledged"), "{}", audit.body);
+}
+
+async fn the_audit_trail_pages_newest_first(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("busy-bot").await;
+    let mut ids = Vec::new();
+    for n in 0..120 {
+        ids.push(agent.submit(&request_body(&format!("Request {n}"))).await);
+    }
+    let (carol, _) = signed_in(&server, "carol").await;
+    let seqs = |body: &str| -> Vec<i64> {
+        body.split("data-seq=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next()?.parse().ok())
+            .collect()
+    };
+    let first = carol
+        .get(&format!("{}/admin/audit?kind=request.created", server.base_url))
+        .await;
+    let newest = seqs(&first.body);
+    assert_eq!(newest.len(), 100, "100 a page");
+    assert!(newest.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(!first.body.contains("id=\"newer\""), "nothing newer on the first page");
+    let older_link = between(&first.body, "href=\"/admin/audit?", "\"").replace("&amp;", "&");
+    assert!(older_link.contains("before="), "{older_link}");
+    let second = carol
+        .get(&format!("{}/admin/audit?{older_link}", server.base_url))
+        .await;
+    let older = seqs(&second.body);
+    assert_eq!(older.len(), 20, "the rest");
+    assert!(older[0] < newest[99], "older events");
+    assert!(second.body.contains("id=\"newer\""));
+    // Filtered by request: that request's one creation event, linked to it.
+    let one = carol
+        .get(&format!("{}/admin/audit?request={}", server.base_url, ids[7]))
+        .await;
+    assert_eq!(seqs(&one.body).len(), 1);
+    assert!(one.body.contains(&format!("/requests/{}", ids[7])));
+    assert!(one.body.contains("agent busy-bot"), "the actor");
+}
+
+/// The policy form in real Chromium: a bad condition is refused next to its field with
+/// its line and column, keeping what was typed; a good one saves; a second save makes
+/// version 2, whose diff the versions page shows. A reviewer gets the refusal page.
+async fn policies_are_edited_in_the_browser(backend: Backend) {
+    use signoff_tests::chrome::signed_in as chromium_as;
+
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let carol = chromium_as(&server, "carol").await;
+    carol.goto("/admin/policies").await;
+    carol.click("#new-policy").await;
+    carol.wait_for("#policy-form", 10).await;
+    carol.type_into("#field-name", "prod deploys").await;
+    carol.type_into("#field-actions", "deploy.*").await;
+    carol.type_into("#field-labels", "env=prod").await;
+    carol.type_into("#field-condition", "payload.replicas >").await;
+    carol.click("#save-policy").await;
+    let error = carol.wait_for("#error-condition", 10).await.text().await;
+    assert!(error.contains("Line 1, column"), "the CEL error's position: {error}");
+    let kept = carol.find("#field-name").await.prop("value").await;
+    assert_eq!(kept, json!("prod deploys"), "what was typed is kept");
+    assert!(
+        carol.try_find("#error-name").await.is_none(),
+        "only the condition is marked"
+    );
+    let summary = carol.find("#form-problems").await.text().await;
+    assert!(summary.contains("(Condition)"), "{summary}");
+    // Focusing the field brings it, and its error, into view for the screenshot.
+    carol.find("#field-condition").await.click().await;
+    carol.screenshot(&shot(backend, "admin-policy-refused")).await;
+
+    carol.find("#field-condition").await.clear().await;
+    carol.type_into("#field-condition", "payload.replicas > 2").await;
+    carol.click("#save-policy").await;
+    carol.wait_text("version 1 is in force", 10).await;
+    carol.find("#field-approvals").await.clear().await;
+    carol.type_into("#field-approvals", "2").await;
+    carol.click("#save-policy").await;
+    carol.wait_text("version 2 is in force", 10).await;
+    carol.click("#versions-link").await;
+    let diff = carol.wait_for("#version-diff", 10).await.text().await;
+    assert!(diff.contains("approvals = 2"), "{diff}");
+    assert!(diff.contains("from version 1 to version 2"), "{diff}");
+    carol.screenshot(&shot(backend, "admin-policy-versions")).await;
+    carol.goto("/admin/policies").await;
+    let list = carol.find("#policies").await.text().await;
+    assert!(list.contains("prod deploys") && list.contains("2 approvals"), "{list}");
+
+    let alice = chromium_as(&server, "alice").await;
+    alice.goto("/admin/policies").await;
+    assert_eq!(alice.page_status().await, 403);
+    let text = alice.page_text().await;
+    assert!(text.contains("Not allowed") && text.contains("admin role"), "{text}");
+    assert!(!text.contains("prod deploys"));
+}
+
+fn shot(backend: Backend, name: &str) -> String {
+    match backend {
+        Backend::Sqlite => name.to_string(),
+        Backend::Postgres => format!("{name}-postgres"),
+    }
+}
