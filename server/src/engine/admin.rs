@@ -44,6 +44,14 @@ pub enum AdminChange {
     },
     /// Revokes every active key of the named agent.
     RevokeKeys { name: String, by: Option<Identity> },
+    /// Replaces every active key of the named agent with a new one, in one change: there
+    /// is no moment with no key, nor one with the old keys and the new.
+    RotateKey {
+        name: String,
+        key_hash: String,
+        key_prefix: String,
+        by: Identity,
+    },
     /// Saves a new version of a policy (`id`), or a new policy (at the end of the order).
     /// The document was checked by the caller.
     SavePolicy {
@@ -221,6 +229,21 @@ async fn apply_access(
             let data = json!({ "agent": name, "keys_revoked": revoked });
             chain.append_value(now, "agent.keys_revoked", None, &actor, &data)?;
             Ok(Answer::KeysRevoked(Some(revoked)))
+        }
+        AdminChange::RotateKey {
+            name,
+            key_hash,
+            key_prefix,
+            by,
+        } => {
+            let Some(agent) = tx.agent_by_name(name).await? else {
+                return Ok(Answer::Rotated(None));
+            };
+            let revoked = tx.revoke_api_keys(agent.id, at).await?;
+            tx.insert_api_key(agent.id, key_hash, key_prefix, at).await?;
+            let data = json!({ "agent": name, "keys_revoked": revoked, "key_prefix": key_prefix });
+            chain.append_value(now, "agent.key_rotated", None, &Actor::Reviewer(by.clone()), &data)?;
+            Ok(Answer::Rotated(Some((agent, revoked))))
         }
         AdminChange::AnswerDeviceCode {
             user_code,

@@ -139,6 +139,9 @@ pub enum Answer {
     Polled(Poll),
     /// Whether the change found something to change (a code to answer, a token to revoke).
     Done(bool),
+    /// The agent whose keys were replaced, and how many old ones were revoked; `None`
+    /// when there is no such agent.
+    Rotated(Option<(Agent, u64)>),
     /// A policy as saved.
     Policy(crate::store::StoredPolicy),
     /// What a policy import changed.

@@ -153,6 +153,22 @@ impl Service {
         }
     }
 
+    /// Replaces every key of the named agent with a new one (returned once), in one
+    /// change; `None` when there is no such agent.
+    pub async fn rotate_agent_key(&self, name: &str, by: &Identity) -> Result<Option<(Agent, String, u64)>> {
+        let key = keys::generate(keys::AGENT_KEY_PREFIX);
+        let change = AdminChange::RotateKey {
+            name: name.to_string(),
+            key_hash: keys::hash(&key),
+            key_prefix: keys::display_prefix(&key),
+            by: by.clone(),
+        };
+        match self.engine.submit(Command::Admin(change)).await? {
+            Answer::Rotated(rotated) => Ok(rotated.map(|(agent, revoked)| (agent, key, revoked))),
+            other => Err(unexpected(other)),
+        }
+    }
+
     // ----- terminal sign-in --------------------------------------------------------------
 
     /// A reviewer confirms or refuses a terminal sign-in; false when the code is unknown,

@@ -1027,19 +1027,12 @@ async fn rotate_key(
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
-    // Revoke first, then issue: revoking takes every active key, so the other order
-    // would revoke the new one too.
-    let revoked = state
+    let (agent, key, revoked) = state
         .service
-        .revoke_agent_keys(&name, Some(&person.identity))
+        .rotate_agent_key(&name, &person.identity)
         .await
         .map_err(&fail)?
         .ok_or_else(|| fail(Error::not_found(format_args!("agent {name}"))))?;
-    let (agent, key, _) = state
-        .service
-        .issue_agent_key(&name, None, Some(&person.identity))
-        .await
-        .map_err(&fail)?;
     let page = AgentsView {
         notice: Some(Notice::good(format!(
             "Rotated the key of {}: {revoked} old key{} revoked.",
