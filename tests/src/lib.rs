@@ -10,7 +10,7 @@ pub mod server;
 pub mod tmux;
 
 pub use db::{Backend, TestDb};
-pub use server::{AgentClient, Reply, ServerProcess, TestServer, run_cli, server_binary};
+pub use server::{AgentClient, Reply, ServerProcess, TestServer, client_binary, run_cli, server_binary};
 
 /// Runs an async test body once per store: `<name>_sqlite` and `<name>_postgres`.
 /// The Postgres variant is skipped (with a note) when no server answers, unless

@@ -352,6 +352,26 @@ impl ServerProcess {
     }
 }
 
+/// The terminal client's binary (`signoff`), built once per test run.
+pub fn client_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            // target/debug/deps/<test> -> target/debug/signoff
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "signoff-tui", "--bin", "signoff"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building signoff failed");
+            let binary = dir.join("signoff");
+            assert!(binary.exists(), "{} was not built", binary.display());
+            binary
+        })
+        .clone()
+}
+
 /// Runs a `signoff-server` subcommand against `db`; returns (exit code, stdout, stderr).
 pub fn run_cli(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     let output = std::process::Command::new(server_binary())

@@ -419,15 +419,18 @@ async fn agent_keys_are_shown_once_rotated_and_revoked(backend: Backend) {
 
     // All of it is in the audit trail, newest first, and filters by kind.
     let audit = carol
-        .get(&format!("{}/admin/audit?kind=agent.keys", server.base_url))
+        .get(&format!("{}/admin/audit?kind=agent.key", server.base_url))
         .await;
     assert_eq!(audit.status, 200);
-    assert_eq!(
-        audit.body.matches("<code>agent.keys_revoked</code>").count(),
-        2,
-        "{}",
-        audit.body
-    );
+    for kind in ["agent.key_rotated", "agent.keys_revoked"] {
+        assert_eq!(
+            audit.body.matches(&format!("<code>{kind}</code>")).count(),
+            1,
+            "{kind}: {}",
+            audit.body
+        );
+    }
+    assert!(!audit.body.contains("<code>agent.created</code>"), "filtered by kind");
     assert!(audit.body.contains("carol@example.com"));
     let by_nobody = carol
         .get(&format!("{}/admin/audit?actor=nobody-at-all", server.base_url))

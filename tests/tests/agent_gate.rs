@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -32,24 +31,6 @@ on_both_stores!(
 const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 // ----- the binary, an agent's environment, a reviewer ---------------------------------
-
-/// The `signoff` binary, built once per test run.
-fn signoff_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // target/debug/deps/<test> -> target/debug/signoff
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "signoff-tui", "--bin", "signoff"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building signoff failed");
-            dir.join("signoff")
-        })
-        .clone()
-}
 
 /// Where an agent runs `signoff`: its own working directory and home, its key and server
 /// in the environment and nothing else inherited but PATH.
@@ -99,7 +80,7 @@ impl AgentShell {
     }
 
     fn start(&self, args: &[&str], stdin: Stdio) -> (Child, Instant) {
-        let child = Command::new(signoff_binary())
+        let child = Command::new(signoff_tests::client_binary())
             .args(args)
             .current_dir(&self.dir)
             .env_clear()

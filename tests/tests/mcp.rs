@@ -3,7 +3,6 @@
 //! the built `signoff mcp`, while a reviewer decides through the reviewer API. On both stores.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -26,23 +25,6 @@ enum Transport {
 }
 
 const TRANSPORTS: [Transport; 2] = [Transport::Http, Transport::Stdio];
-
-/// The `signoff` binary, built once per test run next to the test executable's target dir.
-fn signoff_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "signoff-tui", "--bin", "signoff"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building signoff failed");
-            dir.join("signoff")
-        })
-        .clone()
-}
 
 fn python() -> PathBuf {
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp/.venv/bin/python");
@@ -87,7 +69,7 @@ async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps:
             let dir = |name: &str| scratch.0.join(name).display().to_string();
             json!({
                 "transport": "stdio",
-                "command": signoff_binary().display().to_string(),
+                "command": signoff_tests::client_binary().display().to_string(),
                 "args": ["mcp"],
                 "env": {
                     "SIGNOFF_AGENT_KEY": key,
@@ -416,7 +398,7 @@ async fn a_bad_key_is_refused(backend: Backend) {
 
     // `signoff mcp` says why it stopped, with the exit code of a refusal, never the key.
     let scratch = Scratch::new();
-    let output = tokio::process::Command::new(signoff_binary())
+    let output = tokio::process::Command::new(signoff_tests::client_binary())
         .arg("mcp")
         .env_clear()
         .env("SIGNOFF_AGENT_KEY", &revoked.key)
@@ -434,7 +416,7 @@ async fn a_bad_key_is_refused(backend: Backend) {
     assert!(!stderr.contains(&revoked.key) && output.stdout.is_empty(), "{stderr}");
 
     // And without a key at all, a usage error.
-    let output = tokio::process::Command::new(signoff_binary())
+    let output = tokio::process::Command::new(signoff_tests::client_binary())
         .arg("mcp")
         .env_clear()
         .env("SIGNOFF_SERVER", &server.base_url)

@@ -124,6 +124,17 @@ async fn decide_with(
     Ok(serde_json::to_value(view).expect("json"))
 }
 
+/// Reviewer `n` approves request `id` with a grant of `duration` and `uses` on the payload's
+/// `table`.
+async fn approve_with_grant(server: &TestServer, n: u32, id: &str, duration: &str, uses: u32) -> Result<Value, Error> {
+    let grant = GrantInput {
+        duration: duration.into(),
+        max_uses: uses,
+        fields: vec!["table".into()],
+    };
+    decide_with(server, &reviewer(n), id, Verdict::Approve, "", false, Some(grant)).await
+}
+
 async fn approve(server: &TestServer, who: &Identity, id: &str) -> Result<Value, Error> {
     decide_with(server, who, id, Verdict::Approve, "", false, None).await
 }
@@ -430,62 +441,20 @@ type = "require_approval"
     .await;
     let agent = server.agent("exporter").await;
     let export = |table: &str| body("db.export", json!({}), json!({"table": table, "rows": 10}));
-    let grant = |duration: &str, uses: u32| {
-        Some(GrantInput {
-            duration: duration.into(),
-            max_uses: uses,
-            fields: vec!["table".into()],
-        })
-    };
     let first = create(&agent, &export("orders")).await;
     let first_id = first["id"].as_str().expect("id");
     // Beyond the policy's bounds, or on a policy without grants: refused.
-    let too_long = decide_with(
-        &server,
-        &reviewer(1),
-        first_id,
-        Verdict::Approve,
-        "",
-        false,
-        grant("2h", 1),
-    )
-    .await;
+    let too_long = approve_with_grant(&server, 1, first_id, "2h", 1).await;
     assert!(matches!(too_long, Err(Error::Invalid(_))), "{too_long:?}");
-    let too_many = decide_with(
-        &server,
-        &reviewer(1),
-        first_id,
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 3),
-    )
-    .await;
+    let too_many = approve_with_grant(&server, 1, first_id, "30m", 3).await;
     assert!(matches!(too_many, Err(Error::Invalid(_))), "{too_many:?}");
     let delete = create(&agent, &body("db.delete", json!({}), json!({"table": "orders"}))).await;
-    let no_grants = decide_with(
-        &server,
-        &reviewer(1),
-        delete["id"].as_str().expect("id"),
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 1),
-    )
-    .await;
+    let no_grants = approve_with_grant(&server, 1, delete["id"].as_str().expect("id"), "30m", 1).await;
     assert!(matches!(no_grants, Err(Error::Forbidden(_))), "{no_grants:?}");
 
-    let approved = decide_with(
-        &server,
-        &reviewer(1),
-        first_id,
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 2),
-    )
-    .await
-    .expect("approved with a grant");
+    let approved = approve_with_grant(&server, 1, first_id, "30m", 2)
+        .await
+        .expect("approved with a grant");
     assert_eq!(status(&approved), "approved");
     let grants = server.service.store().grants(None).await.expect("grants");
     assert_eq!(grants.len(), 1);
@@ -518,17 +487,9 @@ type = "require_approval"
 
     // A new grant, revoked: only by a grantor or an admin.
     let next = create(&agent, &export("orders")).await;
-    decide_with(
-        &server,
-        &reviewer(2),
-        next["id"].as_str().expect("id"),
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 2),
-    )
-    .await
-    .expect("approved with a grant");
+    approve_with_grant(&server, 2, next["id"].as_str().expect("id"), "30m", 2)
+        .await
+        .expect("approved with a grant");
     let fresh = server
         .service
         .store()
@@ -554,17 +515,9 @@ type = "require_approval"
 
     // An expired grant covers nothing.
     let next = create(&agent, &export("orders")).await;
-    decide_with(
-        &server,
-        &reviewer(1),
-        next["id"].as_str().expect("id"),
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 2),
-    )
-    .await
-    .expect("approved with a grant");
+    approve_with_grant(&server, 1, next["id"].as_str().expect("id"), "30m", 2)
+        .await
+        .expect("approved with a grant");
     server
         .db
         .execute("UPDATE grants SET expires_at = 1000 WHERE revoked_at IS NULL")
@@ -574,17 +527,9 @@ type = "require_approval"
 
     // A grant never outlives the policy version that allowed it.
     let next = create(&agent, &export("orders")).await;
-    decide_with(
-        &server,
-        &reviewer(1),
-        next["id"].as_str().expect("id"),
-        Verdict::Approve,
-        "",
-        false,
-        grant("30m", 2),
-    )
-    .await
-    .expect("approved with a grant");
+    approve_with_grant(&server, 1, next["id"].as_str().expect("id"), "30m", 2)
+        .await
+        .expect("approved with a grant");
     assert_eq!(status(&create(&agent, &export("orders")).await), "approved");
     import(&server, POLICIES_WITH_LONGER_GRANTS).await;
     assert_eq!(

@@ -8,7 +8,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -33,26 +32,6 @@ const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 // ----- the binary and a private home for it --------------------------------------------
-
-/// The `signoff` binary, built once per test run (next to the test executable's target dir).
-fn signoff_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // target/debug/deps/<test> -> target/debug/signoff
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "signoff-tui", "--bin", "signoff"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building signoff failed");
-            let binary = dir.join("signoff");
-            assert!(binary.exists(), "{} was not built", binary.display());
-            binary
-        })
-        .clone()
-}
 
 /// A fresh HOME, XDG_CONFIG_HOME and XDG_STATE_HOME for one person's `signoff`; removed
 /// when dropped.
@@ -79,7 +58,7 @@ impl Home {
 
     /// The whole environment `signoff` runs with (nothing inherited but PATH).
     fn env(&self) -> Vec<(String, String)> {
-        let bin = signoff_binary();
+        let bin = signoff_tests::client_binary();
         let bin_dir = bin.parent().expect("binary dir");
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
         let dir = |name: &str| self.root.join(name).display().to_string();
@@ -112,7 +91,7 @@ impl Home {
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(signoff_binary());
+        let mut command = tokio::process::Command::new(signoff_tests::client_binary());
         command
             .args(args)
             .env_clear()
