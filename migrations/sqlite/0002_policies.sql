@@ -56,6 +56,9 @@ CREATE TABLE followups (
     acknowledged_by  TEXT
 );
 
+-- What an agent is for, as its admin described it.
+ALTER TABLE agents ADD COLUMN description TEXT;
+
 ALTER TABLE requests ADD COLUMN break_glass BIGINT NOT NULL DEFAULT 0;
 -- When a pending request's eligibility widens to its escalation groups; cleared once the
 -- sweeper has announced it.

@@ -76,6 +76,9 @@ enum AgentsCommand {
         /// The human responsible for the agent (email); they cannot approve its requests.
         #[arg(long)]
         owner: Option<String>,
+        /// What the agent is for (shown to admins).
+        #[arg(long)]
+        description: Option<String>,
     },
     /// List agents and how many active keys each has.
     List,
@@ -253,8 +256,14 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
     let service = operator_service(config).await?;
     let mut out = std::io::stdout().lock();
     match command {
-        AgentsCommand::Create { name, owner } => {
-            let (agent, key, issue) = service.issue_agent_key(&name, owner.as_deref(), None).await?;
+        AgentsCommand::Create {
+            name,
+            owner,
+            description,
+        } => {
+            let (agent, key, issue) = service
+                .issue_described_agent_key(&name, owner.as_deref(), description.as_deref(), None)
+                .await?;
             match issue {
                 KeyIssue::Created => writeln!(out, "created agent {}", agent.name)?,
                 KeyIssue::NewKey => writeln!(out, "agent {} exists; issued it a new key", agent.name)?,
@@ -280,9 +289,10 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
             for summary in agents {
                 writeln!(
                     out,
-                    "{}\towner={}\tactive_keys={}\tcreated={}",
+                    "{}\towner={}\tdescription={}\tactive_keys={}\tcreated={}",
                     summary.agent.name,
                     summary.agent.owner.as_deref().unwrap_or("-"),
+                    summary.description.as_deref().unwrap_or("-"),
                     summary.active_keys,
                     summary.agent.created_at
                 )?;

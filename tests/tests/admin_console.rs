@@ -367,7 +367,12 @@ async fn agent_keys_are_shown_once_rotated_and_revoked(backend: Backend) {
     let created = carol
         .post_form(
             "/admin/agents",
-            &[("csrf", &csrf), ("name", "ci-bot"), ("owner", "ops@example.com")],
+            &[
+                ("csrf", &csrf),
+                ("name", "ci-bot"),
+                ("owner", "ops@example.com"),
+                ("description", "Runs the nightly migrations"),
+            ],
         )
         .await;
     assert_eq!(created.status, 200, "{}", created.body);
@@ -387,7 +392,9 @@ async fn agent_keys_are_shown_once_rotated_and_revoked(backend: Backend) {
     assert!(!list.body.contains(&key), "the key is shown once only");
     let row = between(&list.body, "data-agent=\"ci-bot\"", "</tr>");
     assert!(
-        row.contains("ops@example.com") && row.contains("<td class=\"keys\">1</td>"),
+        row.contains("ops@example.com")
+            && row.contains("Runs the nightly migrations")
+            && row.contains("<td class=\"keys\">1</td>"),
         "{row}"
     );
     assert!(!row.contains("never"), "its last request is shown: {row}");

@@ -22,7 +22,16 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (code, out, err) = run_cli(
         &db,
-        &["agents", "create", "--name", "deploy-bot", "--owner", "ops@example.com"],
+        &[
+            "agents",
+            "create",
+            "--name",
+            "deploy-bot",
+            "--owner",
+            "ops@example.com",
+            "--description",
+            "Deploys payments",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let key = out.lines().last().expect("key on the last line").to_string();
@@ -31,7 +40,7 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
     let (code, out, _) = run_cli(&db, &["agents", "list"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("deploy-bot\towner=ops@example.com\tactive_keys=1"),
+        out.contains("deploy-bot\towner=ops@example.com\tdescription=Deploys payments\tactive_keys=1"),
         "{out}"
     );
 

@@ -660,6 +660,7 @@ pub fn test_request_page(chrome: Chrome, page: TestView) -> String {
 pub struct AgentRow {
     pub name: String,
     pub owner: Option<String>,
+    pub description: Option<String>,
     pub active_keys: i64,
     pub created_at: OffsetDateTime,
     pub last_request: Option<OffsetDateTime>,
@@ -673,6 +674,7 @@ pub struct AgentsView {
     pub notice: Option<Notice>,
     pub name: String,
     pub owner: String,
+    pub description: String,
 }
 
 pub fn agents_page(chrome: Chrome, page: AgentsView) -> String {
@@ -689,7 +691,7 @@ pub fn agents_page(chrome: Chrome, page: AgentsView) -> String {
             </section>
         })}
         <table id="agents" class="requests">
-            <thead><tr><th scope="col">"Agent"</th><th scope="col">"Owner"</th><th scope="col">"Active keys"</th>
+            <thead><tr><th scope="col">"Agent"</th><th scope="col">"Owner"</th><th scope="col">"Description"</th><th scope="col">"Active keys"</th>
                 <th scope="col">"Created"</th><th scope="col">"Last request"</th><th scope="col"></th></tr></thead>
             <tbody>
                 {page.rows.into_iter().map(|row| {
@@ -700,6 +702,7 @@ pub fn agents_page(chrome: Chrome, page: AgentsView) -> String {
                         <tr data-agent=data_agent>
                             <td>{agent_text(row.name)}</td>
                             <td>{row.owner.unwrap_or_default()}</td>
+                            <td>{agent_text(row.description.unwrap_or_default())}</td>
                             <td class="keys">{row.active_keys}</td>
                             <td>{timestamp(row.created_at)}</td>
                             <td>{row.last_request.map(timestamp).unwrap_or_else(|| "never".into())}</td>
@@ -723,6 +726,7 @@ pub fn agents_page(chrome: Chrome, page: AgentsView) -> String {
             {csrf_input(&csrf)}
             <label>"Name" <input name="name" value=page.name placeholder="deploy-bot" /></label>
             <label>"Owner (email)" <input name="owner" value=page.owner placeholder="ops@example.com" /></label>
+            <label>"Description" <input name="description" value=page.description maxlength="500" placeholder="Deploys the payments services" /></label>
             <button type="submit" class="button primary">"Create agent and key"</button>
         </form>
     };

@@ -39,6 +39,8 @@ pub enum AdminChange {
         owner: Option<String>,
         key_hash: String,
         key_prefix: String,
+        /// What the agent is for; given for an existing agent, it replaces the old one.
+        description: Option<String>,
         /// The admin who asked, or `None` for the operator's command line.
         by: Option<Identity>,
     },
@@ -183,6 +185,7 @@ async fn apply_access(
             owner,
             key_hash,
             key_prefix,
+            description,
             by,
         } => {
             let actor = by.clone().map_or(Actor::Operator, Actor::Reviewer);
@@ -210,13 +213,18 @@ async fn apply_access(
                     (agent, KeyIssue::Created)
                 }
             };
+            if let Some(description) = description {
+                tx.set_agent_description(agent.id, description).await?;
+            }
             tx.insert_api_key(agent.id, key_hash, key_prefix, at).await?;
             let kind = if issue == KeyIssue::Created {
                 "agent.created"
             } else {
                 "agent.key_issued"
             };
-            let data = json!({ "agent": agent.name, "owner": agent.owner, "key_prefix": key_prefix });
+            let data = json!({
+                "agent": agent.name, "owner": agent.owner, "description": description, "key_prefix": key_prefix,
+            });
             chain.append_value(now, kind, None, &actor, &data)?;
             Ok(Answer::KeyIssued(agent, issue))
         }

@@ -121,6 +121,23 @@ impl Service {
         owner: Option<&str>,
         by: Option<&Identity>,
     ) -> Result<(Agent, String, KeyIssue)> {
+        self.issue_described_agent_key(name, owner, None, by).await
+    }
+
+    /// [`Service::issue_agent_key`], also recording what the agent is for.
+    pub async fn issue_described_agent_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        description: Option<&str>,
+        by: Option<&Identity>,
+    ) -> Result<(Agent, String, KeyIssue)> {
+        let description = description.map(str::trim).filter(|d| !d.is_empty());
+        if description.is_some_and(|d| d.chars().count() > 500) {
+            return Err(Error::Invalid(
+                "an agent's description is at most 500 characters".into(),
+            ));
+        }
         let name = name.trim();
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(Error::Invalid(
@@ -133,6 +150,7 @@ impl Service {
             owner: owner.map(str::trim).filter(|o| !o.is_empty()).map(String::from),
             key_hash: keys::hash(&key),
             key_prefix: keys::display_prefix(&key),
+            description: description.map(String::from),
             by: by.cloned(),
         };
         match self.engine.submit(Command::Admin(change)).await? {

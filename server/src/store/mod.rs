@@ -216,7 +216,7 @@ impl Store {
     pub async fn list_agents(&self) -> Result<Vec<AgentSummary>> {
         let agents = on_read_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT a.id, a.name, a.owner, a.created_at, \
+                "SELECT a.id, a.name, a.owner, a.created_at, a.description, \
                  (SELECT COUNT(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL) AS active_keys \
                  FROM agents a ORDER BY a.name",
             )
@@ -226,6 +226,7 @@ impl Store {
             for row in rows {
                 let active_keys: i64 = row.try_get("active_keys")?;
                 agents.push(AgentSummary {
+                    description: row.try_get("description")?,
                     agent: records::agent_from_row!(row),
                     active_keys,
                 });

@@ -33,6 +33,8 @@ impl Agent {
 
 #[derive(Clone, Debug)]
 pub struct AgentSummary {
+    /// What the agent is for, as its admin described it.
+    pub description: Option<String>,
     pub agent: Agent,
     pub active_keys: i64,
 }

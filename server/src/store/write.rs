@@ -380,6 +380,17 @@ impl WriteTx {
         Ok(())
     }
 
+    pub async fn set_agent_description(&mut self, agent: AgentId, description: &str) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE agents SET description = $1 WHERE id = $2")
+                .bind(description)
+                .bind(agent.to_string())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     pub async fn set_agent_owner(&mut self, agent: AgentId, owner: &str) -> Result<()> {
         on_tx!(self, |conn, Db| {
             sqlx::query("UPDATE agents SET owner = $1 WHERE id = $2")

@@ -945,6 +945,7 @@ async fn render_agents(
             last_request: last.get(&summary.agent.id).copied(),
             name: summary.agent.name,
             owner: summary.agent.owner,
+            description: summary.description,
             active_keys: summary.active_keys,
             created_at: summary.agent.created_at,
         })
@@ -966,6 +967,8 @@ struct AgentForm {
     name: String,
     #[serde(default)]
     owner: String,
+    #[serde(default)]
+    description: String,
 }
 
 async fn create_agent(
@@ -979,6 +982,7 @@ async fn create_agent(
     let mut page = AgentsView {
         name: form.name.clone(),
         owner: form.owner.clone(),
+        description: form.description.clone(),
         ..AgentsView::default()
     };
     let exists = state
@@ -998,7 +1002,7 @@ async fn create_agent(
     let owner = Some(form.owner.trim()).filter(|owner| !owner.is_empty());
     match state
         .service
-        .issue_agent_key(&name, owner, Some(&person.identity))
+        .issue_described_agent_key(&name, owner, Some(form.description.as_str()), Some(&person.identity))
         .await
     {
         Ok((agent, key, _)) => {
