@@ -616,9 +616,24 @@ async fn break_glass_followups_need_another_admin(backend: Backend) {
         page.body.contains("id=\"break-glass-choice\""),
         "the admin is offered break-glass"
     );
-    let (alice, _) = signed_in(&server, "alice").await;
+    let (alice, alice_csrf) = signed_in(&server, "alice").await;
     let for_alice = alice.get(&format!("{}/requests/{carols}", server.base_url)).await;
     assert!(!for_alice.body.contains("break-glass-choice"), "reviewers are not");
+    // A reviewer who sends the choice anyway is refused, and nothing is recorded.
+    let forged = alice
+        .post_form(
+            &format!("/requests/{carols}/decide"),
+            &[
+                ("csrf", &alice_csrf),
+                ("verdict", "approve"),
+                ("comment", "let me"),
+                ("break_glass", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let still = agent.get(&format!("/api/v1/requests/{carols}")).await;
+    assert_eq!(still.body["status"], "pending");
     let silent = carol
         .post_form(
             &format!("/requests/{carols}/decide"),
