@@ -272,16 +272,23 @@ impl Store {
     /// Whether some pending request is past its time (a read, so an idle sweeper writes
     /// nothing).
     pub async fn any_due(&self, now: time::OffsetDateTime) -> Result<bool> {
-        let due = on_read_pool!(self, |pool| {
-            sqlx::query(
-                "SELECT 1 FROM requests WHERE status = 'pending' AND (expires_at <= $1 OR escalates_at <= $1) LIMIT 1",
-            )
-            .bind(records::millis(now))
-            .fetch_optional(pool)
-            .await?
-            .is_some()
-        });
-        Ok(due)
+        // One query per partial index: an OR of the two would scan every pending request.
+        for sql in [
+            "SELECT 1 FROM requests WHERE status = 'pending' AND expires_at <= $1 LIMIT 1",
+            "SELECT 1 FROM requests WHERE status = 'pending' AND escalates_at <= $1 LIMIT 1",
+        ] {
+            let found = on_read_pool!(self, |pool| {
+                sqlx::query(sql)
+                    .bind(records::millis(now))
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some()
+            });
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     // ----- audit -------------------------------------------------------------------------

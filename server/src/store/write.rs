@@ -175,24 +175,41 @@ impl WriteTx {
     }
 
     /// Pending requests whose time is up, soonest first.
+    /// Pending requests past their time, then those whose escalation is due (each read
+    /// by its own partial index), at most `limit` in all.
     pub async fn due(&mut self, now: i64, limit: usize) -> Result<Vec<StoredRequest>> {
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
-             WHERE r.status = 'pending' AND (r.expires_at <= $1 OR r.escalates_at <= $1) \
-             ORDER BY r.expires_at LIMIT $2"
-        );
-        on_tx!(self, |conn, Db| {
-            let rows = sqlx::query(&sql)
-                .bind(now)
-                .bind(limit as i64)
-                .fetch_all(&mut *conn)
-                .await?;
-            let mut due = Vec::with_capacity(rows.len());
-            for row in rows {
-                due.push(request_from_row!(row));
+        let mut due: Vec<StoredRequest> = Vec::new();
+        for condition in [
+            "r.expires_at <= $1 ORDER BY r.expires_at",
+            "r.escalates_at <= $1 ORDER BY r.escalates_at",
+        ] {
+            let room = limit.saturating_sub(due.len());
+            if room == 0 {
+                break;
             }
-            Ok(due)
-        })
+            let sql = format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
+                 WHERE r.status = 'pending' AND {condition} LIMIT $2"
+            );
+            let found: Vec<StoredRequest> = on_tx!(self, |conn, Db| {
+                let rows = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(room as i64)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut found = Vec::with_capacity(rows.len());
+                for row in rows {
+                    found.push(request_from_row!(row));
+                }
+                found
+            });
+            for request in found {
+                if !due.iter().any(|seen| seen.id == request.id) {
+                    due.push(request);
+                }
+            }
+        }
+        Ok(due)
     }
 
     pub async fn insert_requests(&mut self, rows: &[NewRow<'_>]) -> Result<()> {
