@@ -244,7 +244,9 @@ pub struct GrantInput {
     pub duration: String,
     /// How many later requests it may approve.
     pub max_uses: u32,
-    /// Payload fields (dotted paths) later requests must match this one on.
+    /// What later requests must keep equal to this one. Empty (the default): the whole
+    /// action, i.e. payload, diff and labels. Payload fields (dotted paths): only those.
+    /// `["*"]`: any payload, a deliberate widening.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
 }

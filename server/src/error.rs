@@ -82,6 +82,8 @@ impl Error {
                 }
                 RuleError::BreakGlassNotAllowed => (StatusCode::FORBIDDEN, "break_glass_not_allowed"),
                 RuleError::BreakGlassCommentRequired => (StatusCode::UNPROCESSABLE_ENTITY, "comment_required"),
+                RuleError::BreakGlassNotOwnRequest => (StatusCode::FORBIDDEN, "break_glass_not_own_request"),
+                RuleError::BreakGlassWithGrant => (StatusCode::UNPROCESSABLE_ENTITY, "break_glass_with_grant"),
             },
             Error::Transition(_) => (StatusCode::CONFLICT, "illegal_transition"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -211,13 +211,19 @@ async fn policies(command: PoliciesCommand, config: &Config) -> anyhow::Result<E
                 }
             };
             println!("{}: {} policies, valid", file.display(), parsed.policies.len());
-            let what_if = service.what_if(&draft, last).await?;
+            let what_if = service.what_if(std::sync::Arc::new(draft), last).await?;
             println!(
                 "replayed the last {} requests in {} ms: {} would change outcome",
                 what_if.examined,
                 what_if.elapsed.as_millis(),
                 what_if.changes.len()
             );
+            if what_if.stopped_early {
+                println!(
+                    "stopped after {} s: fewer requests replayed than asked",
+                    signoff_server::service::WHAT_IF_TIME.as_secs()
+                );
+            }
             const SHOWN: usize = 50;
             for change in what_if.changes.iter().take(SHOWN) {
                 println!(

@@ -684,7 +684,11 @@ async fn what_if_lists_the_requests_a_draft_would_change(backend: Backend) {
     }
     let draft = signoff_server::service::draft_set(&file(POLICIES), server.service.policy_set().default.clone())
         .expect("valid draft");
-    let what_if = server.service.what_if(&draft, 1000).await.expect("what-if");
+    let what_if = server
+        .service
+        .what_if(std::sync::Arc::new(draft), 1000)
+        .await
+        .expect("what-if");
     assert_eq!(what_if.examined, 3);
     let changed: Vec<(String, String, String)> = what_if
         .changes

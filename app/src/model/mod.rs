@@ -1,5 +1,7 @@
 //! The request model and the rules that hold everywhere (ARCHITECTURE.md, "Who may do what").
 
+#[cfg(feature = "policy")]
+mod condition;
 mod digest;
 mod exact;
 mod ids;

@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::condition::{Budget, Condition, DEFAULT_STEPS};
 pub use super::rules::{EffectKind, Escalation, GrantTerms, parse_duration};
 
 /// A policy as admins write it (console form, TOML or YAML file).
@@ -163,17 +165,7 @@ fn problem(field: &str, message: impl Into<String>) -> PolicyProblem {
 }
 
 /// The names a condition may use: the request's parts.
-pub const CONDITION_VARIABLES: &[&str] = &[
-    "action",
-    "resource",
-    "labels",
-    "payload",
-    "context",
-    "agent",
-    "on_behalf_of",
-    "title",
-    "reason",
-];
+pub const CONDITION_VARIABLES: &[&str] = super::condition::VARIABLES;
 
 /// A label rule, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,7 +273,10 @@ pub struct CompiledPolicy {
     pub version: i64,
     pub doc: PolicyDoc,
     labels: Vec<LabelRule>,
-    condition: Option<std::sync::Arc<cel::Program>>,
+    condition: Option<Condition>,
+    /// Why a stored policy could not be compiled, when it could not: it then fails every
+    /// match (closed) instead of taking the server down. See [`CompiledPolicy::stored`].
+    refused: Option<String>,
 }
 
 impl CompiledPolicy {
@@ -297,8 +292,8 @@ impl CompiledPolicy {
         }
         let condition = match doc.matcher.condition.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(source) => match compile_condition(source) {
-                Ok(program) => Some(std::sync::Arc::new(program)),
+            Some(source) => match Condition::compile(source) {
+                Ok(condition) => Some(condition),
                 Err(found) => {
                     problems.push(found);
                     None
@@ -312,15 +307,48 @@ impl CompiledPolicy {
                 doc,
                 labels,
                 condition,
+                refused: None,
             })
         } else {
             Err(problems)
         }
     }
 
+    /// A stored policy, compiled as well as it can be: every save is checked, but a store
+    /// may hold what an earlier version accepted (a condition now too deep, say). Such a
+    /// policy still matches on its globs and labels and then fails, closed: a match for a
+    /// policy that denies or needs approval, none for one that allows. The server starts
+    /// and says so, rather than refusing to start or crashing on a request.
+    pub fn stored(id: impl Into<String>, version: i64, doc: PolicyDoc) -> (CompiledPolicy, Vec<PolicyProblem>) {
+        let id = id.into();
+        let problems = match CompiledPolicy::compile(id.clone(), version, doc.clone()) {
+            Ok(compiled) => return (compiled, Vec::new()),
+            Err(problems) => problems,
+        };
+        let refused = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let mut without_condition = doc.clone();
+        without_condition.matcher.condition = None;
+        let compiled = match CompiledPolicy::compile(id.clone(), version, without_condition) {
+            Ok(partial) => CompiledPolicy {
+                doc,
+                refused: Some(refused),
+                ..partial
+            },
+            Err(_) => CompiledPolicy {
+                id,
+                version,
+                doc,
+                labels: Vec::new(),
+                condition: None,
+                refused: Some(refused),
+            },
+        };
+        (compiled, problems)
+    }
+
     /// Whether the policy is for `request`, and why: `Ok(None)` when it is not;
     /// `Err` when its condition could not be evaluated for this request.
-    fn matches(&self, request: &RequestFacts<'_>) -> Result<Option<Vec<String>>, String> {
+    fn matches(&self, request: &RequestFacts<'_>, budget: &Arc<Budget>) -> Result<Option<Vec<String>>, String> {
         let matcher = &self.doc.matcher;
         let mut why = Vec::new();
         let any = |patterns: &[String], text: &str| patterns.iter().find(|p| glob_matches(p, text)).cloned();
@@ -348,8 +376,11 @@ impl CompiledPolicy {
             }
             why.push(format!("labels satisfy `{}`", text.trim()));
         }
-        if let Some(program) = &self.condition {
-            match run_condition(program, request)? {
+        if let Some(refused) = &self.refused {
+            return Err(format!("the stored policy is refused: {refused}"));
+        }
+        if let Some(condition) = &self.condition {
+            match condition.evaluate(request, budget)? {
                 true => why.push(format!(
                     "condition `{}` is true",
                     matcher.condition.as_deref().unwrap_or_default().trim()
@@ -443,100 +474,9 @@ fn validate_terms(doc: &PolicyDoc) -> Vec<PolicyProblem> {
     problems
 }
 
-/// Compiles a condition, refusing one that does not parse or names something a request
-/// does not have; the position is the error's line and column in the condition.
-pub fn compile_condition(source: &str) -> Result<cel::Program, PolicyProblem> {
-    const FIELD: &str = "match.condition";
-    if source.len() > 4096 {
-        return Err(problem(FIELD, "at most 4096 characters"));
-    }
-    let program = cel::Program::compile(source).map_err(|errors| {
-        let first = errors.errors.first();
-        PolicyProblem {
-            field: FIELD.into(),
-            message: first.map(|e| e.msg.clone()).unwrap_or_else(|| "does not parse".into()),
-            position: first.map(|e| (e.pos.0.max(1) as u32, (e.pos.1 + 1).max(1) as u32)),
-        }
-    })?;
-    let references = program.references();
-    let mut unknown: Vec<&str> = references
-        .variables()
-        .into_iter()
-        .filter(|name| !CONDITION_VARIABLES.contains(name) && !bound_in_macro(source, name))
-        .collect();
-    unknown.sort_unstable();
-    if let Some(name) = unknown.first() {
-        return Err(PolicyProblem {
-            field: FIELD.into(),
-            message: format!(
-                "`{name}` is not part of a request; a condition may use {}",
-                CONDITION_VARIABLES.join(", ")
-            ),
-            position: position_of(source, name),
-        });
-    }
-    Ok(program)
-}
-
-/// Whether `name` is a comprehension variable (`all(x, …)`, `exists(x, …)`, `map(x, …)`):
-/// those are bound by the macro, not read from the request.
-fn bound_in_macro(source: &str, name: &str) -> bool {
-    ["all", "exists", "exists_one", "map", "filter"]
-        .iter()
-        .any(|macro_name| {
-            source.match_indices(&format!("{macro_name}(")).any(|(at, found)| {
-                source[at + found.len()..]
-                    .trim_start()
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.trim_start().starts_with(','))
-            })
-        })
-}
-
-/// Line and column (1-based) of the first whole-word occurrence of `word`.
-fn position_of(source: &str, word: &str) -> Option<(u32, u32)> {
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    for (line_no, line) in source.lines().enumerate() {
-        for (at, _) in line.match_indices(word) {
-            let before = line[..at].chars().next_back();
-            let after = line[at + word.len()..].chars().next();
-            if !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident) {
-                return Some((line_no as u32 + 1, line[..at].chars().count() as u32 + 1));
-            }
-        }
-    }
-    None
-}
-
-fn run_condition(program: &cel::Program, request: &RequestFacts<'_>) -> Result<bool, String> {
-    let mut context = cel::Context::default();
-    let json = |value: &Value| cel::to_value(value).map_err(|err| format!("cannot read the request: {err}"));
-    context.add_variable_from_value("action", request.action.to_string());
-    context.add_variable_from_value("resource", request.resource.to_string());
-    context.add_variable_from_value("agent", request.agent.to_string());
-    context.add_variable_from_value("title", request.title.to_string());
-    context.add_variable_from_value("reason", request.reason.to_string());
-    context.add_variable_from_value(
-        "on_behalf_of",
-        match request.on_behalf_of {
-            Some(person) => cel::Value::from(person.to_string()),
-            None => cel::Value::Null,
-        },
-    );
-    context.add_variable_from_value("labels", cel::to_value(request.labels).map_err(|err| err.to_string())?);
-    context.add_variable_from_value("payload", json(request.payload)?);
-    context.add_variable_from_value(
-        "context",
-        match request.context {
-            Some(value) => json(value)?,
-            None => json(&Value::Object(serde_json::Map::new()))?,
-        },
-    );
-    match program.execute(&context) {
-        Ok(cel::Value::Bool(result)) => Ok(result),
-        Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
-        Err(err) => Err(format!("the condition failed: {err}")),
-    }
+/// Compiles a condition; see [`Condition::compile`].
+pub fn compile_condition(source: &str) -> Result<Condition, PolicyProblem> {
+    Condition::compile(source)
 }
 
 /// What matching looks at.
@@ -576,9 +516,23 @@ impl PolicySet {
     /// The first enabled policy that matches, else the default. A condition that cannot
     /// be evaluated fails closed: it counts as a match for a policy that denies or needs
     /// approval, and as no match for one that allows.
+    /// Whether matching may run a condition (and so is worth moving off the threads that
+    /// answer HTTP).
+    pub fn has_conditions(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.doc.enabled && (p.condition.is_some() || p.refused.is_some()))
+    }
+
     pub fn decide(&self, request: &RequestFacts<'_>) -> Matched {
+        self.decide_within(request, &Arc::new(Budget::standard()))
+    }
+
+    /// [`decide`](Self::decide), spending `budget` on conditions: once it is spent, every
+    /// condition left fails (closed).
+    pub fn decide_within(&self, request: &RequestFacts<'_>, budget: &Arc<Budget>) -> Matched {
         for policy in self.policies.iter().filter(|p| p.doc.enabled) {
-            let why = match policy.matches(request) {
+            let why = match policy.matches(request, budget) {
                 Ok(Some(why)) => why,
                 Ok(None) => continue,
                 Err(failure) if policy.doc.effect.kind() != EffectKind::Allow => {

@@ -334,6 +334,13 @@ pub enum RuleError {
     BreakGlassNotAllowed,
     #[error("a break-glass approval needs a comment saying why it is an emergency")]
     BreakGlassCommentRequired,
+    #[error(
+        "break-glass is for your own request only (made for you or by your agent); \
+         decide other people's requests as a reviewer"
+    )]
+    BreakGlassNotOwnRequest,
+    #[error("a break-glass approval cannot carry a grant: each emergency is approved on its own")]
+    BreakGlassWithGrant,
 }
 
 /// The request as a decision sees it.
@@ -441,9 +448,11 @@ pub fn evaluate(
     }
 }
 
-/// A break-glass approval: an admin the policy names approves their own request in an
-/// emergency. It approves at once and needs a comment; the caller marks the request and
-/// opens a follow-up for another admin. Everything else still holds: pending, not expired.
+/// A break-glass approval: an admin the policy names approves their own request (made for
+/// them or by their agent) in an emergency. It approves at once and needs a comment; the
+/// caller marks the request and opens a follow-up for another admin. Everything else still
+/// holds: pending, not expired, one vote per person; and it is never for someone else's
+/// request, where the policy's quorum stands.
 pub fn evaluate_break_glass(
     request: DecisionContext<'_>,
     reviewer: &Identity,
@@ -458,6 +467,22 @@ pub fn evaluate_break_glass(
     }
     if !request.policy.allows_break_glass(reviewer) {
         return Err(RuleError::BreakGlassNotAllowed);
+    }
+    // The exception is to "no self-approval", nothing more: on anyone else's request
+    // the quorum holds, admins included.
+    let own = [&request.parties.on_behalf_of, &request.parties.agent_owner]
+        .into_iter()
+        .flatten()
+        .any(|party| reviewer.party_match(party) == PartyMatch::Named);
+    if !own {
+        return Err(RuleError::BreakGlassNotOwnRequest);
+    }
+    if request
+        .ballots
+        .iter()
+        .any(|ballot| ballot.reviewer.same_person(reviewer))
+    {
+        return Err(RuleError::AlreadyDecided);
     }
     if comment.trim().is_empty() {
         return Err(RuleError::BreakGlassCommentRequired);
@@ -793,6 +818,53 @@ mod tests {
         assert_eq!(
             evaluate_break_glass(expired, &named, "outage", now()),
             Err(RuleError::Expired)
+        );
+    }
+
+    #[test]
+    fn break_glass_is_for_ones_own_request_only_and_one_vote() {
+        let mut pol = policy(3);
+        pol.break_glass = vec!["user1@example.com".into()];
+        let someone_else = RequestParties {
+            on_behalf_of: Some("user7@example.com".into()),
+            agent_owner: None,
+        };
+        let context = DecisionContext {
+            status: Status::Pending,
+            created_at: now(),
+            expires_at: now() + Duration::hours(1),
+            policy: &pol,
+            parties: &someone_else,
+            ballots: &[],
+        };
+        let named = person(1, &["admins"]);
+        assert_eq!(
+            evaluate_break_glass(context, &named, "outage", now()),
+            Err(RuleError::BreakGlassNotOwnRequest)
+        );
+        let by_my_agent = RequestParties {
+            on_behalf_of: None,
+            agent_owner: Some("user1@example.com".into()),
+        };
+        let mine = DecisionContext {
+            parties: &by_my_agent,
+            ..context
+        };
+        assert_eq!(
+            evaluate_break_glass(mine, &named, "outage", now()),
+            Ok(Outcome::Approved)
+        );
+        let voted = [Ballot {
+            reviewer: named.clone(),
+            verdict: Verdict::Approve,
+        }];
+        let after_my_vote = DecisionContext {
+            ballots: &voted,
+            ..mine
+        };
+        assert_eq!(
+            evaluate_break_glass(after_my_vote, &named, "outage", now()),
+            Err(RuleError::AlreadyDecided)
         );
     }
 

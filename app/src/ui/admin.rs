@@ -536,6 +536,8 @@ pub struct WhatIfRow {
 pub struct WhatIfResult {
     pub examined: usize,
     pub elapsed_ms: u128,
+    /// The replay hit its time limit before the requests asked for.
+    pub stopped_early: bool,
     pub changes: Vec<WhatIfRow>,
 }
 
@@ -562,7 +564,12 @@ pub fn what_if_page(chrome: Chrome, page: WhatIfView) -> String {
         {page.result.map(|result| view! {
             <section class="card" id="what-if-result">
                 <h2>{format!("{} of {} requests would change", result.changes.len(), result.examined)}</h2>
-                <p class="muted small" id="what-if-stats">{format!("Examined {} requests in {} ms.", result.examined, result.elapsed_ms)}</p>
+                <p class="muted small" id="what-if-stats">{format!(
+                    "Examined {} requests in {} ms.{}",
+                    result.examined,
+                    result.elapsed_ms,
+                    if result.stopped_early { " Stopped at the time limit: replay fewer requests for a full answer." } else { "" }
+                )}</p>
                 {if result.changes.is_empty() {
                     view! { <p class="empty">"No outcome would change."</p> }.into_any()
                 } else {

@@ -34,8 +34,9 @@ pub struct RequestPageView {
     /// What the reviewer typed, kept when a decision is refused.
     pub comment: String,
     pub now: OffsetDateTime,
-    /// The viewer is an admin: offered break-glass where the policy allows it.
-    pub is_admin: bool,
+    /// The viewer is an admin the policy names and this is their own pending request:
+    /// offered break-glass.
+    pub break_glass: bool,
 }
 
 /// Files longer than this start collapsed, with their +/- summary showing.
@@ -117,7 +118,7 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
             </div>
             <aside class="side-col">
                 {decide_panel(&id, &csrf, viewer.can_decide, viewer.reason.clone(), page.notice, page.comment, DecideOptions {
-                    break_glass: page.is_admin && !policy.break_glass.is_empty() && request.status == Status::Pending,
+                    break_glass: page.break_glass,
                     grants: policy.grants.clone(),
                 })}
                 <section class="card">
@@ -212,12 +213,13 @@ fn decide_panel(
                         <label for="grant-uses">"How many uses"</label>
                         <input id="grant-uses" name="grant_uses" inputmode="numeric" />
                         <label for="grant-fields">"Payload fields that must stay the same (comma separated)"</label>
-                        <input id="grant-fields" name="grant_fields" />
+                        <input id="grant-fields" name="grant_fields" aria-describedby="grant-fields-help" />
+                        <p id="grant-fields-help" class="muted small">"Left empty, later requests must match this one exactly: the whole payload, diff and labels. Name fields to let the rest differ, or write * to allow any payload."</p>
                     </fieldset>
                 })}
                 {options.break_glass.then(|| view! {
                     <label class="check break-glass-choice"><input type="checkbox" id="break-glass-choice" name="break_glass" value="on" />
-                        " Break-glass: approve my own request (needs a comment; another admin must acknowledge it)"</label>
+                        " Break-glass: approve my own request (needs a comment; no grant; another admin must acknowledge it)"</label>
                 })}
                 <button id="approve" type="submit" class="button primary" disabled=approve_disabled>"Approve"</button>
             </form>

@@ -3,16 +3,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use signoff_app::policy::PolicySet;
+use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
 use signoff_app::{
-    AgentId, Identity, Outcome, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json, evaluate,
-    evaluate_break_glass,
+    AgentId, Identity, Outcome, RequestId, RuleError, Status, TransitionError, Verdict, canonical_json,
+    check_eligibility, evaluate, evaluate_break_glass,
 };
 
+use super::policy::REMATCH_TIME;
 use super::{Answer, Command, GrantAsk, NewRequest, Policies, admin, batch_time, created_event};
 use crate::bus::{Event, Snapshot};
 use crate::store::{
@@ -101,6 +103,7 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
         now,
         policies: policies.current(),
         policy_changed: false,
+        rematch_budget: None,
         grants: HashMap::new(),
         grant_uses: HashMap::new(),
         new_grants: Vec::new(),
@@ -127,7 +130,7 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
                 admin::Applied::Refused(refusal) => Err(refusal),
                 admin::Applied::PoliciesChanged(answer) => {
                     let generation = tx.bump_policy_generation().await?;
-                    batch.policies = policies.compile(tx.policies().await?, generation)?;
+                    batch.policies = policies.compile(tx.policies().await?, generation);
                     batch.policy_changed = true;
                     Ok(answer)
                 }
@@ -150,6 +153,8 @@ struct Batch {
     /// The policy set requests created in this batch are matched under.
     policies: Arc<PolicySet>,
     policy_changed: bool,
+    /// What matching again may still spend in this batch, once it starts.
+    rematch_budget: Option<Arc<Budget>>,
     /// Usable grants by (agent, action, resource), for requests created in this batch.
     grants: HashMap<(AgentId, String, String), Vec<GrantRecord>>,
     /// Uses of grants in this batch.
@@ -180,7 +185,7 @@ impl Batch {
             // Another replica may have changed the policies since this one loaded them.
             let generation = tx.policy_generation().await?;
             if generation != self.policies.generation {
-                self.policies = policies.compile(tx.policies().await?, generation)?;
+                self.policies = policies.compile(tx.policies().await?, generation);
                 self.policy_changed = true;
             }
         }
@@ -317,9 +322,13 @@ impl Batch {
         }
         let mut reframed = None;
         if new.generation != self.policies.generation {
-            // Matched under an older set: match again under the one in force now.
+            // Matched under an older set: match again under the one in force now, within
+            // one budget for the whole batch, since every command waits on the writer.
+            let budget = self
+                .rematch_budget
+                .get_or_insert_with(|| Arc::new(Budget::new(4 * DEFAULT_STEPS, Some(Instant::now() + REMATCH_TIME))));
             let mut request = asked.clone();
-            policies.frame(&self.policies, &mut request, new.asked_ttl);
+            policies.frame(&self.policies, &mut request, new.asked_ttl, budget);
             reframed = Some(request);
         }
         let request = reframed.as_ref().unwrap_or(asked);
@@ -377,15 +386,20 @@ impl Batch {
         let Some(candidates) = self.grants.get(&key) else {
             return Ok(());
         };
+        let parties = request.parties();
+        let context = request.decision_context(&parties, &[]);
         let grant = candidates.iter().find(|grant| {
             let used = self.grant_uses.get(&grant.id).copied().unwrap_or(0);
             grant.policy_id == policy_id
                 && grant.policy_version == request.policy.version
                 && grant.uses + used < grant.max_uses
+                && binding_holds(&grant.fields, request)
+                // A grant approves only what each of its grantors could approve in person:
+                // never a request made for one of them or by their agent.
                 && grant
-                    .fields
+                    .granted_by
                     .iter()
-                    .all(|(path, value)| field(&request.payload, path) == Some(value))
+                    .all(|grantor| check_eligibility(context, grantor, self.now).is_ok())
         });
         let Some(grant) = grant.cloned() else {
             return Ok(());
@@ -443,6 +457,9 @@ impl Batch {
         let ruled = if break_glass {
             if verdict != Verdict::Approve {
                 return Err(Error::Invalid("break-glass is for approving; deny as usual".into()));
+            }
+            if grant.is_some() {
+                return Err(RuleError::BreakGlassWithGrant.into());
             }
             evaluate_break_glass(context, reviewer, comment, now)
         } else {
@@ -694,6 +711,47 @@ fn allows_grants(effect: &signoff_app::policy::Effect) -> bool {
     matches!(effect, signoff_app::policy::Effect::RequireApproval(terms) if terms.grants.is_some())
 }
 
+/// The key under which a grant binds the whole action: its digest, which covers the
+/// payload, the diff and the labels. Not a payload path: those never start with `$`.
+const WHOLE_ACTION: &str = "$digest";
+/// What an approver names to let a grant cover any payload, on purpose.
+const ANY_PAYLOAD: &str = "*";
+
+/// What a grant binds later requests to. By default the whole action (payload, diff and
+/// labels, through the digest): a grant for "this export" is not one for every export. An
+/// approver may name payload fields instead (only those must stay equal), or `*` for any
+/// payload, each a deliberate widening.
+fn grant_binding(request: &StoredRequest, asked: &[String]) -> Result<std::collections::BTreeMap<String, Value>> {
+    let mut fields = std::collections::BTreeMap::new();
+    match asked {
+        [] => {
+            fields.insert(WHOLE_ACTION.to_string(), Value::String(request.digest.clone()));
+        }
+        [any] if any == ANY_PAYLOAD => {}
+        paths => {
+            for path in paths {
+                if path == ANY_PAYLOAD || path.starts_with('$') {
+                    return Err(Error::Invalid(format!(
+                        "`{path}` is not a payload field: name fields, or `*` alone for any payload"
+                    )));
+                }
+                let value = field(&request.payload, path)
+                    .ok_or_else(|| Error::Invalid(format!("the payload has no field `{path}` to bind the grant to")))?;
+                fields.insert(path.clone(), value.clone());
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// Whether `request` is what a grant's binding allows (see [`grant_binding`]).
+fn binding_holds(fields: &std::collections::BTreeMap<String, Value>, request: &StoredRequest) -> bool {
+    fields.iter().all(|(path, value)| match path.as_str() {
+        WHOLE_ACTION => value.as_str() == Some(request.digest.as_str()),
+        path => field(&request.payload, path) == Some(value),
+    })
+}
+
 /// A payload field by dotted path (`table`, `target.region`).
 fn field<'a>(payload: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(payload, |value, key| value.get(key))
@@ -741,12 +799,7 @@ fn grant_for(
             terms.max_uses
         )));
     }
-    let mut fields = std::collections::BTreeMap::new();
-    for path in &ask.fields {
-        let value = field(&request.payload, path)
-            .ok_or_else(|| Error::Invalid(format!("the payload has no field `{path}` to bind the grant to")))?;
-        fields.insert(path.clone(), value.clone());
-    }
+    let fields = grant_binding(request, &ask.fields)?;
     let mut granted_by: Vec<Identity> = decisions
         .iter()
         .filter(|d| d.verdict == Verdict::Approve)

@@ -4,13 +4,23 @@
 //! policy), so every request is matched against the set current at its commit.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use signoff_app::policy::{CompiledPolicy, Effect, Matched, PolicySet, RequestFacts, Requirement};
+use tokio::sync::Semaphore;
+
+use signoff_app::policy::{
+    Budget, CompiledPolicy, DEFAULT_STEPS, Effect, Matched, PolicySet, RequestFacts, Requirement,
+};
 use signoff_app::{EffectKind, PolicySnapshot, Status, parse_duration};
 
 use crate::store::{StoredPolicy, StoredRequest};
 use crate::{Error, Result};
+
+/// The longest one request's matching may take (a condition that runs out fails closed).
+pub const MATCH_TIME: Duration = Duration::from_millis(250);
+/// The longest the writer spends matching again the creations of one batch, after the
+/// set changed under them; once spent, what is left fails closed.
+pub const REMATCH_TIME: Duration = Duration::from_millis(250);
 
 /// The set in force, swapped whole when a change commits.
 pub struct Policies {
@@ -18,6 +28,8 @@ pub struct Policies {
     /// Groups that approve when a policy names none (and under the default).
     reviewer_groups: Vec<String>,
     request_ttl: Duration,
+    /// Matches with conditions run on the blocking pool, this many at once at most.
+    matching: Arc<Semaphore>,
 }
 
 impl Policies {
@@ -30,6 +42,9 @@ impl Policies {
             })),
             reviewer_groups,
             request_ttl,
+            matching: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
         }
     }
 
@@ -40,7 +55,7 @@ impl Policies {
     /// Puts the stored set in force (at start).
     pub async fn load(&self, store: &crate::store::Store) -> Result<()> {
         let generation = store.policy_generation().await?;
-        let set = self.compile(store.policies().await?, generation)?;
+        let set = self.compile(store.policies().await?, generation);
         self.install(set);
         Ok(())
     }
@@ -54,19 +69,49 @@ impl Policies {
     }
 
     /// The set `stored` at `generation`, compiled, with this server's default.
-    pub fn compile(&self, stored: Vec<StoredPolicy>, generation: i64) -> Result<Arc<PolicySet>> {
-        Ok(Arc::new(compile_set(
-            stored,
-            self.current().default.clone(),
-            generation,
-        )?))
+    pub fn compile(&self, stored: Vec<StoredPolicy>, generation: i64) -> Arc<PolicySet> {
+        Arc::new(compile_set(stored, self.current().default.clone(), generation))
+    }
+
+    /// [`frame`](Self::frame) for a new request, where it cannot hold up others: a set
+    /// with conditions is matched on the blocking pool, a few at a time, within
+    /// [`MATCH_TIME`]; a set without any costs too little to move.
+    pub async fn frame_new(
+        self: &Arc<Self>,
+        set: Arc<PolicySet>,
+        mut request: StoredRequest,
+        asked_ttl: Option<Duration>,
+    ) -> Result<StoredRequest> {
+        if !set.has_conditions() {
+            self.frame(&set, &mut request, asked_ttl, &Arc::new(Budget::standard()));
+            return Ok(request);
+        }
+        let _turn = self
+            .matching
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+        let policies = Arc::clone(self);
+        let budget = Arc::new(Budget::new(DEFAULT_STEPS, Some(Instant::now() + MATCH_TIME)));
+        tokio::task::spawn_blocking(move || {
+            policies.frame(&set, &mut request, asked_ttl, &budget);
+            request
+        })
+        .await
+        .map_err(|err| Error::Internal(format!("matching stopped: {err}")))
     }
 
     /// Matches `request` under `set` and shapes it: the frozen policy, its status (an
     /// allow or deny decides at once), and its expiry (the policy's TTL, or the agent's
     /// when shorter, or the server's default).
-    pub fn frame(&self, set: &PolicySet, request: &mut StoredRequest, asked_ttl: Option<Duration>) {
-        let matched = set.decide(&facts(request));
+    pub fn frame(
+        &self,
+        set: &PolicySet,
+        request: &mut StoredRequest,
+        asked_ttl: Option<Duration>,
+        budget: &Arc<Budget>,
+    ) {
+        let matched = set.decide_within(&facts(request), budget);
         let ttl = match &matched.effect {
             Effect::RequireApproval(terms) => terms
                 .ttl
@@ -121,25 +166,28 @@ impl Policies {
     }
 }
 
-/// Compiles stored policies into a set; a stored policy that no longer compiles is a
-/// server fault (every save is checked), reported rather than skipped.
-pub fn compile_set(stored: Vec<StoredPolicy>, default: Requirement, generation: i64) -> Result<PolicySet> {
+/// Compiles stored policies into a set. A stored policy that no longer compiles (an
+/// earlier version accepted it) is kept in its place and fails every match, closed; the
+/// server says so and goes on (`CompiledPolicy::stored`).
+pub fn compile_set(stored: Vec<StoredPolicy>, default: Requirement, generation: i64) -> PolicySet {
     let mut policies = Vec::with_capacity(stored.len());
     for policy in stored {
         let name = policy.doc.name.clone();
-        let compiled = CompiledPolicy::compile(policy.id, policy.version, policy.doc).map_err(|problems| {
-            Error::Internal(format!(
-                "stored policy `{name}` does not compile: {}",
-                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-            ))
-        })?;
+        let (compiled, problems) = CompiledPolicy::stored(policy.id, policy.version, policy.doc);
+        if !problems.is_empty() {
+            tracing::error!(
+                policy = %name,
+                problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                "a stored policy is refused: it fails closed for every request it would match until an admin saves a valid version"
+            );
+        }
         policies.push(compiled);
     }
-    Ok(PolicySet {
+    PolicySet {
         policies,
         default,
         generation,
-    })
+    }
 }
 
 /// What matching reads of a request.

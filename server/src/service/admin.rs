@@ -2,12 +2,16 @@
 //! break-glass follow-ups. Every change goes through the engine; checks that need no
 //! lock (does the policy compile?) are made here first, so the writer never pays them.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use signoff_app::policy::{CompiledPolicy, Matched, PolicyDoc, PolicyFile, PolicySet, RequestFacts};
+use signoff_app::policy::{
+    Budget, CompiledPolicy, DEFAULT_STEPS, Matched, PolicyDoc, PolicyFile, PolicySet, RequestFacts,
+};
 use signoff_app::{EffectKind, Identity, PolicySnapshot, RequestId};
 
 use super::{Service, unexpected};
+use crate::engine::policy::MATCH_TIME;
 use crate::engine::{AdminChange, Answer, Command, ImportReport};
 use crate::store::{Actor, StoredPolicy, StoredRequest};
 use crate::{Error, Result};
@@ -17,8 +21,15 @@ use crate::{Error, Result};
 pub struct WhatIf {
     pub examined: usize,
     pub changes: Vec<WhatIfChange>,
-    pub elapsed: std::time::Duration,
+    pub elapsed: Duration,
+    /// It ran out of time before `limit` requests.
+    pub stopped_early: bool,
 }
+
+/// Rows read per page of a what-if replay: a request may carry a 1 MiB payload.
+const WHAT_IF_PAGE: usize = 16;
+/// The longest a what-if replay runs.
+pub const WHAT_IF_TIME: Duration = Duration::from_secs(20);
 
 /// One past request whose outcome the draft would change.
 #[derive(Clone, Debug)]
@@ -61,7 +72,7 @@ impl Service {
     }
 
     /// The policy set in force.
-    pub fn policy_set(&self) -> std::sync::Arc<PolicySet> {
+    pub fn policy_set(&self) -> Arc<PolicySet> {
         self.policies.current()
     }
 
@@ -109,30 +120,56 @@ impl Service {
     }
 
     /// Replays `draft` over the last `limit` requests and lists those whose outcome it
-    /// would change: allowed, denied, needing approval, or needing other approvers.
-    pub async fn what_if(&self, draft: &PolicySet, limit: usize) -> Result<WhatIf> {
+    /// would change: allowed, denied, needing approval, or needing other approvers. It
+    /// reads a page at a time and matches each page on the blocking pool, each request
+    /// within the matching budget; past [`WHAT_IF_TIME`] it stops and says how far it got.
+    pub async fn what_if(&self, draft: Arc<PolicySet>, limit: usize) -> Result<WhatIf> {
         let started = Instant::now();
-        let requests = self.store.recent_requests(limit.clamp(1, 100_000) as i64).await?;
-        let examined = requests.len();
-        let mut changes = Vec::new();
-        for request in &requests {
-            let after = self
-                .policies
-                .snapshot(draft.decide(&crate::engine::policy::facts(request)));
-            if let Some(change) = changed_outcome(request, &after) {
-                changes.push(change);
+        let deadline = started + WHAT_IF_TIME;
+        let wanted = limit.clamp(1, 100_000);
+        let with_payload = draft.has_conditions();
+        let mut found = WhatIf {
+            examined: 0,
+            changes: Vec::new(),
+            elapsed: Duration::ZERO,
+            stopped_early: false,
+        };
+        let mut before = None;
+        while found.examined < wanted {
+            if Instant::now() >= deadline {
+                found.stopped_early = true;
+                break;
             }
+            let page_size = (wanted - found.examined).min(WHAT_IF_PAGE) as i64;
+            let page = self.store.replay_page(before, page_size, with_payload).await?;
+            let Some(last) = page.last() else { break };
+            before = Some((last.created_at, last.id));
+            let (draft, policies) = (Arc::clone(&draft), Arc::clone(&self.policies));
+            let replayed = tokio::task::spawn_blocking(move || {
+                let mut changes = Vec::new();
+                for request in &page {
+                    let budget = Arc::new(Budget::new(
+                        DEFAULT_STEPS,
+                        Some(deadline.min(Instant::now() + MATCH_TIME)),
+                    ));
+                    let after = policies.snapshot(draft.decide_within(&crate::engine::policy::facts(request), &budget));
+                    changes.extend(changed_outcome(request, &after));
+                }
+                (page.len(), changes)
+            })
+            .await
+            .map_err(|err| Error::Internal(format!("what-if stopped: {err}")))?;
+            found.examined += replayed.0;
+            found.changes.extend(replayed.1);
         }
-        Ok(WhatIf {
-            examined,
-            changes,
-            elapsed: started.elapsed(),
-        })
+        found.elapsed = started.elapsed();
+        Ok(found)
     }
 
     /// Which policy `request` would match now, and why.
     pub fn test_request(&self, set: &PolicySet, request: &RequestFacts<'_>) -> (Matched, PolicySnapshot) {
-        let matched = set.decide(request);
+        let budget = Arc::new(Budget::new(DEFAULT_STEPS, Some(Instant::now() + MATCH_TIME)));
+        let matched = set.decide_within(request, &budget);
         let snapshot = self.policies.snapshot(matched.clone());
         (matched, snapshot)
     }

@@ -16,7 +16,7 @@ use signoff_app::{AgentId, Channel, Identity, RequestId, Status, action_digest, 
 
 mod admin;
 
-pub use admin::{WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
+pub use admin::{WHAT_IF_TIME, WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
 
 use crate::bus::{EventBus, Waiters};
 use crate::engine::{AdminChange, Answer, Command, Engine, GrantAsk, Policies};
@@ -286,7 +286,7 @@ impl Service {
             &input.payload,
             diff.as_deref(),
         );
-        let mut request = StoredRequest {
+        let request = StoredRequest {
             id: RequestId::new(),
             agent: agent.to_ref(),
             on_behalf_of: input.on_behalf_of.map(|person| person.trim().to_string()),
@@ -312,14 +312,15 @@ impl Service {
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();
-        self.policies.frame(&set, &mut request, asked_ttl);
+        let generation = set.generation;
+        let request = self.policies.frame_new(set, request, asked_ttl).await?;
         let record = NewRecord {
             request,
             idempotency_key,
         };
         match self
             .engine
-            .submit(Command::create(record, set.generation, asked_ttl)?)
+            .submit(Command::create(record, generation, asked_ttl)?)
             .await?
         {
             Answer::Created(request) => Ok((request.into_view(Vec::new()), true)),
@@ -562,13 +563,28 @@ impl Service {
 
     /// One request with what `viewer` may do with it.
     pub async fn review(&self, viewer: &Identity, id: RequestId) -> Result<ReviewView> {
+        Ok(self.review_offering_break_glass(viewer, id).await?.0)
+    }
+
+    /// [`review`](Self::review), and whether the viewer may approve it under break-glass
+    /// (named by its policy, their own request, pending): the console offers it then.
+    pub async fn review_offering_break_glass(&self, viewer: &Identity, id: RequestId) -> Result<(ReviewView, bool)> {
         let request = self.store.get_request(id).await?.ok_or_else(|| not_found(id))?;
         let decisions = self.store.decisions(id).await?;
-        let viewer = eligibility(&request, &decisions, viewer, now());
-        Ok(ReviewView {
-            request: request.into_view(decisions),
-            viewer,
-        })
+        let at = now();
+        let ballots: Vec<_> = decisions.iter().map(DecisionRecord::ballot).collect();
+        let parties = request.parties();
+        let break_glass =
+            signoff_app::evaluate_break_glass(request.decision_context(&parties, &ballots), viewer, "(offered)", at)
+                .is_ok();
+        let eligibility = eligibility(&request, &decisions, viewer, at);
+        Ok((
+            ReviewView {
+                request: request.into_view(decisions),
+                viewer: eligibility,
+            },
+            break_glass,
+        ))
     }
 
     async fn own_request(&self, agent: &Agent, id: RequestId) -> Result<StoredRequest> {

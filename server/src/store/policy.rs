@@ -11,7 +11,7 @@ use signoff_app::policy::PolicyDoc;
 use signoff_app::{AgentId, Identity, RequestId};
 
 use super::records::{from_json, from_millis, millis, parse_id, request_from_row, to_json};
-use super::{REQUEST_COLUMNS, Store, WriteTx};
+use super::{Store, WriteTx};
 use crate::Result;
 
 /// A policy as it stands: its current version, in order.
@@ -124,14 +124,42 @@ macro_rules! grant_from_row {
 }
 
 impl Store {
-    /// The newest `limit` requests, newest first (what-if replays them).
-    pub async fn recent_requests(&self, limit: i64) -> Result<Vec<crate::store::StoredRequest>> {
+    /// A page of past requests for a what-if replay, newest first, older than `before`
+    /// (its `created_at` and id) when given: only what matching and its report read. The
+    /// diff and result are never read, and the payload and context only `with_payload`
+    /// (when a condition may read them), so a replay holds a page of rows, not the table.
+    pub async fn replay_page(
+        &self,
+        before: Option<(OffsetDateTime, RequestId)>,
+        limit: i64,
+        with_payload: bool,
+    ) -> Result<Vec<crate::store::StoredRequest>> {
+        let payload = if with_payload {
+            "r.payload, r.context"
+        } else {
+            "'{}' AS payload, NULL AS context"
+        };
+        let columns = format!(
+            "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, r.on_behalf_of, \
+             r.action, r.resource, r.title, r.reason, r.labels, {payload}, NULL AS diff, r.digest, \
+             r.status, r.policy, r.approvals, r.created_at, r.expires_at, r.decided_at, \
+             NULL AS result, r.body_hash, r.break_glass, r.escalates_at"
+        );
+        let after = if before.is_some() {
+            "WHERE r.created_at < $2 OR (r.created_at = $2 AND r.id < $3)"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
+            "SELECT {columns} FROM requests r JOIN agents a ON a.id = r.agent_id {after} \
              ORDER BY r.created_at DESC, r.id DESC LIMIT $1"
         );
         on_read_pool!(self, |pool| {
-            let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await?;
+            let mut query = sqlx::query(&sql).bind(limit);
+            if let Some((at, id)) = before {
+                query = query.bind(millis(at)).bind(id.to_string());
+            }
+            let rows = query.fetch_all(pool).await?;
             let mut requests = Vec::with_capacity(rows.len());
             for row in rows {
                 requests.push(request_from_row!(row));

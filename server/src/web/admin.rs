@@ -4,6 +4,7 @@
 //! the engine, and the pages show what they answered (ARCHITECTURE.md, "The admin console").
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -733,10 +734,11 @@ async fn what_if(
         .and_then(|file| draft_set(&file, state.service.policy_set().default.clone()));
     match (last, draft) {
         (Ok(last), Ok(draft)) => {
-            let found = state.service.what_if(&draft, last).await.map_err(&fail)?;
+            let found = state.service.what_if(Arc::new(draft), last).await.map_err(&fail)?;
             page.result = Some(WhatIfResult {
                 examined: found.examined,
                 elapsed_ms: found.elapsed.as_millis(),
+                stopped_early: found.stopped_early,
                 changes: found
                     .changes
                     .into_iter()
@@ -1132,10 +1134,10 @@ async fn render_grants(
             agent: grant.agent_name.clone(),
             action: grant.action.clone(),
             resource: grant.resource.clone(),
-            fields: if grant.fields.is_empty() {
-                "any".into()
-            } else {
-                serde_json::to_string(&grant.fields).unwrap_or_default()
+            fields: match grant.fields.get("$digest").and_then(Value::as_str) {
+                Some(digest) => format!("the whole action (digest {})", digest.get(..12).unwrap_or(digest)),
+                None if grant.fields.is_empty() => "any payload".into(),
+                None => serde_json::to_string(&grant.fields).unwrap_or_default(),
             },
             grantors: grant.granted_by.iter().map(who).collect::<Vec<_>>().join(", "),
             uses: grant.uses,

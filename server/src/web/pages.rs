@@ -245,7 +245,11 @@ async fn render_request(
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, state, Some(person));
     let id = request_id(id).map_err(page_error)?;
-    let review = state.service.review(&person.identity, id).await.map_err(page_error)?;
+    let (review, break_glass) = state
+        .service
+        .review_offering_break_glass(&person.identity, id)
+        .await
+        .map_err(page_error)?;
     let timeline = state
         .service
         .store()
@@ -263,7 +267,7 @@ async fn render_request(
         notice,
         comment,
         now: now(),
-        is_admin: person.has(Role::Admin),
+        break_glass: break_glass && person.has(Role::Admin),
     };
     Ok((
         status,
