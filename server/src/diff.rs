@@ -72,6 +72,26 @@ fn is_small(value: &Value) -> bool {
     leaves(value, &mut budget)
 }
 
+/// A unified diff of two texts an admin compares (policy versions as TOML), under the
+/// same deadline and workers as a request's diff: stored text can be long.
+pub async fn texts(old: String, new: String, old_name: String, new_name: String) -> Result<String> {
+    let _turn = DIFF_WORKERS
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("the diff workers are closed".into()))?;
+    tokio::task::spawn_blocking(move || {
+        TextDiff::configure()
+            .timeout(DEADLINE)
+            .diff_lines(&old, &new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&old_name, &new_name)
+            .to_string()
+    })
+    .await
+    .map_err(|err| Error::Internal(format!("the diff worker failed: {err}")))
+}
+
 fn compute(before: &Value, after: &Value) -> Result<String> {
     let before = document(before);
     let after = document(after);

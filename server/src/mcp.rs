@@ -31,7 +31,7 @@ use crate::Error;
 use crate::api::AgentAuth;
 use crate::api::reviews::request_id;
 use crate::http::AppState;
-use crate::service::Service;
+use crate::service::{Service, WaitSlot};
 use crate::store::Agent;
 
 /// Many MCP clients drop a tool call that blocks for about a minute: the tools wait at most
@@ -157,6 +157,9 @@ impl Tools {
         let agent = calling_agent(&parts)?;
         let outcome = async {
             let wait = wait_time(input.wait_s)?;
+            // The wait's slot first: an agent at its cap is refused before anything is
+            // created, never left with a pending request it was not told of.
+            let slot = self.service.reserve_wait(agent)?;
             let new_request = NewRequest {
                 action: input.action,
                 resource: input.resource,
@@ -171,7 +174,7 @@ impl Tools {
             };
             refuse_inexact(&new_request)?;
             let (request, _) = self.service.create_request(agent, new_request, None, None).await?;
-            self.wait_for_decision(agent, &request, wait, Progress { peer, meta })
+            self.wait_for_decision(&slot, agent, &request, wait, Progress { peer, meta })
                 .await
         }
         .await;
@@ -193,8 +196,9 @@ impl Tools {
         let agent = calling_agent(&parts)?;
         let outcome = async {
             let wait = wait_time(input.wait_s)?;
+            let slot = self.service.reserve_wait(agent)?;
             let request = self.service.request_for_agent(agent, request_id(&input.id)?).await?;
-            self.wait_for_decision(agent, &request, wait, Progress { peer, meta })
+            self.wait_for_decision(&slot, agent, &request, wait, Progress { peer, meta })
                 .await
         }
         .await;
@@ -224,6 +228,7 @@ impl Tools {
     /// between them. Returns the request as it stands at the end.
     async fn wait_for_decision(
         &self,
+        slot: &WaitSlot,
         agent: &Agent,
         request: &RequestView,
         wait: Duration,
@@ -240,7 +245,7 @@ impl Tools {
             }
             current = self
                 .service
-                .wait(agent, request.id, remaining.min(PROGRESS_EVERY))
+                .wait_holding(slot, agent, request.id, remaining.min(PROGRESS_EVERY))
                 .await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Some(token) = &token

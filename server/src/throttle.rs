@@ -54,7 +54,7 @@ impl Throttle {
             Bucket::DeviceCode => &self.device_code,
             Bucket::DevicePoll => &self.device_poll,
         };
-        limiter.check_key(&client).map_err(|not_until| {
+        limiter.check_key(&rate_key(client)).map_err(|not_until| {
             let retry_after_s = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
             tracing::warn!(%client, ?bucket, "rate limited");
             Error::TooManyRequests {
@@ -116,6 +116,19 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         }
     }
     client
+}
+
+/// What a limit counts: an IPv4 address, or an IPv6 address's /64. One IPv6 host is
+/// usually given a whole /64, so counting full addresses would let it pick a fresh one
+/// for every call.
+fn rate_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 /// The calling client's address (see [`Throttle::client_address`]).
@@ -202,5 +215,28 @@ mod tests {
         throttle
             .check(Bucket::SignIn, client)
             .expect("another bucket has its own allowance");
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_slash_64() {
+        let config = Config {
+            device_codes_per_minute: 2,
+            ..Config::default()
+        };
+        let throttle = Throttle::new(&config);
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2"] {
+            throttle
+                .check(Bucket::DeviceCode, ip(host))
+                .expect("within the allowance");
+        }
+        // A third address of the same /64 is the same client.
+        throttle
+            .check(Bucket::DeviceCode, ip("2001:db8:1:2:ffff::9"))
+            .expect_err("the /64's allowance is spent");
+        throttle
+            .check(Bucket::DeviceCode, ip("2001:db8:1:3::1"))
+            .expect("another /64 has its own");
+        // An IPv4 address written as IPv6 is that IPv4 address.
+        assert_eq!(rate_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
     }
 }

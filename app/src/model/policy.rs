@@ -395,6 +395,12 @@ impl CompiledPolicy {
     }
 }
 
+/// Entries a policy's list (globs, label rules, groups, admins) may hold: matching walks
+/// every list of every policy for each request.
+pub const MAX_LIST_ITEMS: usize = 100;
+/// Characters an entry of such a list may have.
+pub const MAX_ITEM_CHARS: usize = 256;
+
 /// Problems in the parts that need no compiling: names, numbers, durations, groups.
 fn validate_terms(doc: &PolicyDoc) -> Vec<PolicyProblem> {
     let mut problems = Vec::new();
@@ -413,6 +419,30 @@ fn validate_terms(doc: &PolicyDoc) -> Vec<PolicyProblem> {
     ] {
         if patterns.iter().any(|p| p.trim().is_empty()) {
             problems.push(problem(field, "an empty pattern matches nothing; remove it"));
+        }
+    }
+    let mut lists: Vec<(&str, &Vec<String>)> = vec![
+        ("match.actions", &doc.matcher.actions),
+        ("match.resources", &doc.matcher.resources),
+        ("match.labels", &doc.matcher.labels),
+        ("match.agents", &doc.matcher.agents),
+    ];
+    if let Effect::RequireApproval(terms) = &doc.effect {
+        lists.push(("effect.approver_groups", &terms.approver_groups));
+        lists.push(("effect.one_from_each", &terms.one_from_each));
+        lists.push(("effect.break_glass", &terms.break_glass));
+        if let Some(escalation) = &terms.escalation {
+            lists.push(("effect.escalation.groups", &escalation.groups));
+        }
+    }
+    for (field, list) in lists {
+        if list.len() > MAX_LIST_ITEMS {
+            problems.push(problem(field, format!("at most {MAX_LIST_ITEMS} entries")));
+        } else if list.iter().any(|item| item.chars().count() > MAX_ITEM_CHARS) {
+            problems.push(problem(
+                field,
+                format!("each entry at most {MAX_ITEM_CHARS} characters"),
+            ));
         }
     }
     match &doc.effect {
@@ -766,6 +796,27 @@ mod tests {
         ] {
             assert!(fields.contains(&field), "{field} in {fields:?}");
         }
+    }
+
+    #[test]
+    fn lists_are_bounded() {
+        let mut terms = Requirement::simple(1);
+        terms.approver_groups = (0..=MAX_LIST_ITEMS).map(|i| format!("g{i}")).collect();
+        let problems = CompiledPolicy::compile(
+            "x",
+            1,
+            doc(
+                "big",
+                Matcher {
+                    actions: vec!["a".repeat(MAX_ITEM_CHARS + 1)],
+                    ..Matcher::default()
+                },
+                Effect::RequireApproval(terms),
+            ),
+        )
+        .expect_err("too big");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["match.actions", "effect.approver_groups"]);
     }
 
     #[test]

@@ -208,6 +208,7 @@ async fn apply_access(
                         name: name.clone(),
                         owner: owner.clone(),
                         created_at: now,
+                        key_hash: None,
                     };
                     tx.insert_agent(&agent).await?;
                     (agent, KeyIssue::Created)

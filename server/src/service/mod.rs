@@ -55,6 +55,9 @@ pub struct Service {
     waiters: Arc<Waiters>,
     /// Long-polls held open, per agent.
     waits_by_agent: Arc<Mutex<HashMap<AgentId, usize>>>,
+    /// Bumped when this process revokes keys: waits check their key again, and end if it
+    /// was theirs. (A revocation elsewhere is caught when the wait answers.)
+    key_revocations: watch::Sender<u64>,
     settings: Settings,
     shutdown: watch::Receiver<bool>,
 }
@@ -83,6 +86,7 @@ impl Service {
             policies,
             waiters,
             waits_by_agent: Arc::default(),
+            key_revocations: watch::Sender::new(0),
             settings,
             shutdown,
         }
@@ -166,7 +170,10 @@ impl Service {
             by: by.cloned(),
         };
         match self.engine.submit(Command::Admin(change)).await? {
-            Answer::KeysRevoked(revoked) => Ok(revoked),
+            Answer::KeysRevoked(revoked) => {
+                self.key_revocations.send_modify(|count| *count += 1);
+                Ok(revoked)
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -182,7 +189,10 @@ impl Service {
             by: by.clone(),
         };
         match self.engine.submit(Command::Admin(change)).await? {
-            Answer::Rotated(rotated) => Ok(rotated.map(|(agent, revoked)| (agent, key, revoked))),
+            Answer::Rotated(rotated) => {
+                self.key_revocations.send_modify(|count| *count += 1);
+                Ok(rotated.map(|(agent, revoked)| (agent, key, revoked)))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -245,10 +255,29 @@ impl Service {
 
     /// The agent holding `key`, or 401.
     pub async fn authenticate_agent(&self, key: &str) -> Result<Agent> {
-        self.store
-            .agent_by_key_hash(&keys::hash(key))
+        let key_hash = keys::hash(key);
+        let mut agent = self
+            .store
+            .agent_by_key_hash(&key_hash)
             .await?
-            .ok_or_else(|| Error::Unauthorized("unknown or revoked API key".into()))
+            .ok_or_else(|| Error::Unauthorized("unknown or revoked API key".into()))?;
+        agent.key_hash = Some(key_hash);
+        Ok(agent)
+    }
+
+    /// Refuses an agent whose key was revoked since it authenticated (a long-poll outlives
+    /// the check made when it started). Read each time: the command line or another
+    /// replica may have revoked it.
+    async fn still_authenticated(&self, agent: &Agent) -> Result<()> {
+        let Some(key_hash) = &agent.key_hash else {
+            return Ok(());
+        };
+        match self.store.agent_by_key_hash(key_hash).await? {
+            Some(current) if current.id == agent.id => Ok(()),
+            _ => Err(Error::Unauthorized(
+                "this API key was revoked while the request was waiting".into(),
+            )),
+        }
     }
 
     // ----- requests ----------------------------------------------------------------------
@@ -344,8 +373,28 @@ impl Service {
     /// Returns as soon as the request leaves pending, or after `timeout` with it still
     /// pending. Waiting holds no database connection: the bus wakes the waiter.
     pub async fn wait(&self, agent: &Agent, id: RequestId, timeout: Duration) -> Result<RequestView> {
-        let _slot = self.wait_slot(agent)?;
+        let slot = self.reserve_wait(agent)?;
+        self.wait_holding(&slot, agent, id, timeout).await
+    }
+
+    /// [`wait`](Self::wait) in a slot the caller reserved: a caller that waits in several
+    /// turns (MCP) holds one slot throughout, taken before it creates anything. The key is
+    /// checked again before answering, and a revocation here ends the wait at once.
+    pub async fn wait_holding(
+        &self,
+        _slot: &WaitSlot,
+        agent: &Agent,
+        id: RequestId,
+        timeout: Duration,
+    ) -> Result<RequestView> {
+        let answer = self.wait_for_change(agent, id, timeout).await?;
+        Box::pin(self.still_authenticated(agent)).await?;
+        Ok(answer)
+    }
+
+    async fn wait_for_change(&self, agent: &Agent, id: RequestId, timeout: Duration) -> Result<RequestView> {
         let registration = self.waiters.register(id);
+        let mut revocations = self.key_revocations.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.clone();
         loop {
@@ -370,13 +419,14 @@ impl Service {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(deadline) => return Box::pin(self.with_decisions(request)).await,
                 _ = shutdown.changed() => {}
+                _ = revocations.changed() => Box::pin(self.still_authenticated(agent)).await?,
             }
         }
     }
 
     /// One of the agent's long-poll slots, held until the returned guard drops; refused
     /// past the configured cap so one agent cannot hold every connection.
-    fn wait_slot(&self, agent: &Agent) -> Result<WaitSlot> {
+    pub fn reserve_wait(&self, agent: &Agent) -> Result<WaitSlot> {
         let mut waits = lock(&self.waits_by_agent);
         let held = waits.entry(agent.id).or_default();
         if *held >= self.settings.max_waits_per_agent {
@@ -633,7 +683,7 @@ fn lock(waits: &Mutex<HashMap<AgentId, usize>>) -> MutexGuard<'_, HashMap<AgentI
 }
 
 /// A held long-poll slot of one agent.
-struct WaitSlot {
+pub struct WaitSlot {
     waits: Arc<Mutex<HashMap<AgentId, usize>>>,
     agent: AgentId,
 }

@@ -19,6 +19,9 @@ pub struct Agent {
     /// The human responsible for the agent; they cannot approve its requests.
     pub owner: Option<String>,
     pub created_at: OffsetDateTime,
+    /// The hash of the key it authenticated with, when it did: a long-poll checks the
+    /// key is still valid before answering.
+    pub key_hash: Option<String>,
 }
 
 impl Agent {
@@ -318,6 +321,7 @@ macro_rules! agent_from_row {
             name: row.try_get("name")?,
             owner: row.try_get("owner")?,
             created_at: $crate::store::records::from_millis(row.try_get("created_at")?)?,
+            key_hash: None,
         }
     }};
 }

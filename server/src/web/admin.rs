@@ -641,13 +641,7 @@ async fn versions(
             let (old, new) = (toml_of(old).map_err(&fail)?, toml_of(new).map_err(&fail)?);
             let a_name = format!("version {}", a.unwrap_or_default());
             let b_name = format!("version {}", b.unwrap_or_default());
-            Some(
-                similar::TextDiff::from_lines(&old, &new)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&a_name, &b_name)
-                    .to_string(),
-            )
+            Some(crate::diff::texts(old, new, a_name, b_name).await.map_err(&fail)?)
         }
         _ => None,
     };
