@@ -16,6 +16,7 @@ on_both_stores!(
     a_long_wait_answers_still_pending_and_check_approval_continues,
     a_bad_key_is_refused,
     another_agents_request_is_not_found,
+    an_agent_at_its_wait_cap_is_refused_before_anything_is_created,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -481,4 +482,37 @@ async fn another_agents_request_is_not_found(backend: Backend) {
         .await;
         assert_eq!(step(&report, 0)["structured"]["title"], "Not yours", "{transport:?}");
     }
+}
+
+async fn an_agent_at_its_wait_cap_is_refused_before_anything_is_created(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.max_waits_per_agent = 1).await;
+    let agent = server.agent("deploy-bot").await;
+    // The agent's one wait is taken by a long-poll through the agent API.
+    let held = agent.submit(&json!({"action": "deploy.service", "resource": "k8s://a", "title": "Held"})).await;
+    let holding = tokio::spawn({
+        let (agent, id) = (agent.clone(), held.clone());
+        async move { agent.wait(&id, 30).await }
+    });
+    let mut attempts = 0;
+    while agent.wait(&held, 0).await.status != 429 {
+        attempts += 1;
+        assert!(attempts < 100, "the long-poll never took the agent's wait");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scratch = Scratch::new();
+    let report = mcp_client(
+        &server,
+        Transport::Http,
+        &agent.key,
+        json!([request_approval("Refused at the cap", 5)]),
+        &scratch,
+    )
+    .await;
+    let refused = step(&report, 0);
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert!(texts(refused).contains("waits open"), "{refused}");
+    // Nothing was created that no agent is waiting on.
+    assert_eq!(server.db.count("requests").await, 1, "only the held request exists");
+    holding.abort();
+    server.stop().await;
 }

@@ -561,15 +561,25 @@ impl PolicySet {
     /// [`decide`](Self::decide), spending `budget` on conditions: once it is spent, every
     /// condition left fails (closed).
     pub fn decide_within(&self, request: &RequestFacts<'_>, budget: &Arc<Budget>) -> Matched {
+        // Allow policies passed over because their condition failed: the reviewer (and the
+        // admin testing a request) should see why the request was not allowed.
+        let mut passed_over = Vec::new();
         for policy in self.policies.iter().filter(|p| p.doc.enabled) {
-            let why = match policy.matches(request, budget) {
+            let mut why = match policy.matches(request, budget) {
                 Ok(Some(why)) => why,
                 Ok(None) => continue,
                 Err(failure) if policy.doc.effect.kind() != EffectKind::Allow => {
                     vec![format!("{failure}; held as a match (fail closed)")]
                 }
-                Err(_) => continue,
+                Err(failure) => {
+                    passed_over.push(format!(
+                        "`{}` would allow, but {failure}; not applied (fail closed)",
+                        policy.doc.name
+                    ));
+                    continue;
+                }
             };
+            why.extend(passed_over);
             return Matched {
                 policy_id: Some(policy.id.clone()),
                 name: policy.doc.name.clone(),
@@ -578,12 +588,14 @@ impl PolicySet {
                 why,
             };
         }
+        let mut why = vec!["no policy matched: the default applies".to_string()];
+        why.extend(passed_over);
         Matched {
             policy_id: None,
             name: "default".into(),
             version: 0,
             effect: Effect::RequireApproval(self.default.clone()),
-            why: vec!["no policy matched: the default applies".into()],
+            why,
         }
     }
 }
