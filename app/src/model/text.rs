@@ -105,15 +105,30 @@ mod tests {
         assert_eq!(hidden_char_name('\u{1B}'), Some("CONTROL CHARACTER"));
         assert_eq!(hidden_char_name('\n'), None);
         assert_eq!(hidden_char_name('é'), None);
-        for bad in ["a\nb", "tab\there", "\u{1b}[2J", "ops\u{202E}moc.elpmaxe", "x\u{200B}", "\u{0601}", "\u{E0041}"] {
+        for bad in [
+            "a\nb",
+            "tab\there",
+            "\u{1b}[2J",
+            "ops\u{202E}moc.elpmaxe",
+            "x\u{200B}",
+            "\u{0601}",
+            "\u{E0041}",
+        ] {
             let refused = check_visible_line("owner", bad).expect_err(bad);
             assert!(refused.starts_with("owner may not hold"), "{refused}");
         }
         assert_eq!(
             check_visible_line("description", "ok\u{7}"),
-            Err("description may not hold control or invisible characters: U+0007 CONTROL CHARACTER at character 3".into())
+            Err(
+                "description may not hold control or invisible characters: U+0007 CONTROL CHARACTER at character 3"
+                    .into()
+            )
         );
-        for good in ["ops@example.com", "Deploys the payments services", "Grüße, 日本語, עברית"] {
+        for good in [
+            "ops@example.com",
+            "Deploys the payments services",
+            "Grüße, 日本語, עברית",
+        ] {
             assert_eq!(check_visible_line("owner", good), Ok(()));
         }
     }

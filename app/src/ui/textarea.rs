@@ -50,7 +50,11 @@ mod tests {
         let mut sources = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("the views' sources") {
             let path = entry.expect("a source file").path();
-            let file = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_string();
+            let file = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or_default()
+                .to_string();
             if file.ends_with(".rs") && file != "textarea.rs" {
                 sources.push((file, std::fs::read_to_string(&path).expect("readable source")));
             }

@@ -135,7 +135,10 @@ async fn start_session(session: &Session, user: SessionUser) -> Result<(), Error
 async fn logout(
     State(state): State<AppState>,
     session: Session,
-    ConsoleForm { who: MaybeSignedIn(person), .. }: ConsoleForm<MaybeSignedIn, NoFields>,
+    ConsoleForm {
+        who: MaybeSignedIn(person),
+        ..
+    }: ConsoleForm<MaybeSignedIn, NoFields>,
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, &state, person.as_ref());
     if person.is_none() {

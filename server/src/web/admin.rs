@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -123,7 +123,9 @@ async fn render_index(
 async fn acknowledge(
     State(state): State<AppState>,
     Path(request): Path<String>,
-    ConsoleForm { who: PageAdmin(person), .. }: ConsoleForm<PageAdmin, NoFields>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let request: RequestId = request
@@ -187,10 +189,12 @@ async fn policies(
 ) -> Result<Response, PageError> {
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let notice = match params.saved {
-        Some(id) => find_policy(&state, &id)
-            .await
-            .ok()
-            .map(|policy| Notice::good(format!("Saved {}: version {} is in force.", policy.doc.name, policy.version))),
+        Some(id) => find_policy(&state, &id).await.ok().map(|policy| {
+            Notice::good(format!(
+                "Saved {}: version {} is in force.",
+                policy.doc.name, policy.version
+            ))
+        }),
         None => None,
     };
     render_policies(&state, &person, notice).await
@@ -228,7 +232,10 @@ struct MoveForm {
 async fn move_policy(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: PageAdmin(person), form }: ConsoleForm<PageAdmin, MoveForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, MoveForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let earlier = match form.direction.as_str() {
@@ -360,7 +367,10 @@ impl PolicyInput {
 
 async fn create_policy(
     State(state): State<AppState>,
-    ConsoleForm { who: PageAdmin(person), form: input }: ConsoleForm<PageAdmin, PolicyInput>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form: input,
+    }: ConsoleForm<PageAdmin, PolicyInput>,
 ) -> Result<Response, PageError> {
     save_policy(&state, &person, None, input).await
 }
@@ -368,7 +378,10 @@ async fn create_policy(
 async fn update_policy(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: PageAdmin(person), form: input }: ConsoleForm<PageAdmin, PolicyInput>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form: input,
+    }: ConsoleForm<PageAdmin, PolicyInput>,
 ) -> Result<Response, PageError> {
     save_policy(&state, &person, Some(id), input).await
 }
@@ -709,7 +722,10 @@ struct WhatIfForm {
 
 async fn what_if(
     State(state): State<AppState>,
-    ConsoleForm { who: PageAdmin(person), form }: ConsoleForm<PageAdmin, WhatIfForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, WhatIfForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let mut page = WhatIfView {
@@ -828,7 +844,10 @@ fn empty_object() -> Value {
 
 async fn test_request(
     State(state): State<AppState>,
-    ConsoleForm { who: PageAdmin(person), form }: ConsoleForm<PageAdmin, TestForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, TestForm>,
 ) -> Result<Response, PageError> {
     let mut page = TestView {
         agent: form.agent.clone(),
@@ -965,7 +984,10 @@ struct AgentForm {
 
 async fn create_agent(
     State(state): State<AppState>,
-    ConsoleForm { who: PageAdmin(person), form }: ConsoleForm<PageAdmin, AgentForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, AgentForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let name = form.name.trim().to_string();
@@ -1016,7 +1038,9 @@ async fn create_agent(
 async fn rotate_key(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ConsoleForm { who: PageAdmin(person), .. }: ConsoleForm<PageAdmin, NoFields>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let (agent, key, revoked) = state
@@ -1040,7 +1064,9 @@ async fn rotate_key(
 async fn revoke_keys(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ConsoleForm { who: PageAdmin(person), .. }: ConsoleForm<PageAdmin, NoFields>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let revoked = state
@@ -1150,7 +1176,9 @@ async fn grants(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> 
 async fn admin_revoke_grant(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: PageAdmin(person), .. }: ConsoleForm<PageAdmin, NoFields>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
@@ -1169,7 +1197,10 @@ async fn admin_revoke_grant(
 async fn grantor_revoke_grant(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: PageViewer(person), .. }: ConsoleForm<PageViewer, NoFields>,
+    ConsoleForm {
+        who: PageViewer(person),
+        ..
+    }: ConsoleForm<PageViewer, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     state

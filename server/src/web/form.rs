@@ -96,9 +96,8 @@ where
             if !matches!(person.credential, Credential::Session(_)) {
                 return Err(refusal(state, Some(person)));
             }
-            let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
-                page_error(Error::BadRequest(format!("the form could not be read: {err}")))
-            })?;
+            let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|err| page_error(Error::BadRequest(format!("the form could not be read: {err}"))))?;
             // A session's person always has a token; one without is refused all the same.
             if person.csrf().is_none() {
                 return Err(refusal(state, Some(person)));

@@ -341,7 +341,10 @@ impl DecideForm {
 async fn decide(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: PageViewer(person), form }: ConsoleForm<PageViewer, DecideForm>,
+    ConsoleForm {
+        who: PageViewer(person),
+        form,
+    }: ConsoleForm<PageViewer, DecideForm>,
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     if !person.has(Role::Reviewer) {
@@ -647,7 +650,10 @@ async fn account(State(state): State<AppState>, person: Option<Person>) -> Resul
 async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConsoleForm { who: MaybeSignedIn(person), .. }: ConsoleForm<MaybeSignedIn, NoFields>,
+    ConsoleForm {
+        who: MaybeSignedIn(person),
+        ..
+    }: ConsoleForm<MaybeSignedIn, NoFields>,
 ) -> Result<Response, PageError> {
     let Some(person) = person else {
         return Ok(sign_in_redirect("/me"));
