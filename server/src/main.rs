@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use signoff_app::marked_for_terminal;
 use signoff_app::policy::PolicyFile;
 use signoff_server::policy_file::{self, Format};
 use signoff_server::service::{Service, draft_set};
@@ -229,13 +230,14 @@ async fn policies(command: PoliciesCommand, config: &Config) -> anyhow::Result<E
                 println!(
                     "  {} {} ({}, {}): {} [{}] -> {} [{}]",
                     change.request,
-                    change.title,
-                    change.action,
-                    change.agent,
+                    // An agent's title, on an operator's terminal: nothing hidden, one line.
+                    marked_for_terminal(&change.title),
+                    marked_for_terminal(&change.action),
+                    marked_for_terminal(&change.agent),
                     change.before,
-                    change.before_policy,
+                    marked_for_terminal(&change.before_policy),
                     change.after,
-                    change.after_policy
+                    marked_for_terminal(&change.after_policy)
                 );
             }
             if what_if.changes.len() > SHOWN {
@@ -277,8 +279,8 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
                     out,
                     "agent {} exists; its owner changed from {} to {}; issued it a new key",
                     agent.name,
-                    previous.as_deref().unwrap_or("nobody"),
-                    agent.owner.as_deref().unwrap_or("nobody")
+                    marked_for_terminal(previous.as_deref().unwrap_or("nobody")),
+                    marked_for_terminal(agent.owner.as_deref().unwrap_or("nobody"))
                 )?,
             }
             writeln!(out, "this key is shown once; store it now:")?;
@@ -293,12 +295,14 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
                 )?;
             }
             for summary in agents {
+                // Marked, not printed raw: a value stored before owners and descriptions
+                // were checked could hold escape sequences or a newline that forges a row.
                 writeln!(
                     out,
                     "{}\towner={}\tdescription={}\tactive_keys={}\tcreated={}",
-                    summary.agent.name,
-                    summary.agent.owner.as_deref().unwrap_or("-"),
-                    summary.description.as_deref().unwrap_or("-"),
+                    marked_for_terminal(&summary.agent.name),
+                    marked_for_terminal(summary.agent.owner.as_deref().unwrap_or("-")),
+                    marked_for_terminal(summary.description.as_deref().unwrap_or("-")),
                     summary.active_keys,
                     summary.agent.created_at
                 )?;

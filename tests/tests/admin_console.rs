@@ -23,6 +23,7 @@ on_both_stores!(
     break_glass_followups_need_another_admin,
     the_audit_trail_pages_newest_first,
     policies_are_edited_in_the_browser,
+    typed_markup_stays_text_on_every_admin_form,
 );
 
 /// Every admin page (GET) and form (POST), with a plausible id where one is needed.
@@ -823,4 +824,310 @@ fn shot(backend: Backend, name: &str) -> String {
         Backend::Sqlite => name.to_string(),
         Backend::Postgres => format!("{name}-postgres"),
     }
+}
+
+// ----- what people type stays text ---------------------------------------------------------
+
+/// Markup typed into a form to break out of a textarea, a double-quoted attribute and a
+/// single-quoted one: a refresh to another site, and a button that would post the page's
+/// CSRF token to revoke an agent's keys.
+const BREAKOUTS: [&str; 3] = [
+    "</textarea><meta http-equiv=refresh content=\"0;url=https://evil.example\"><button formaction=/admin/agents/x/revoke>",
+    "\"><meta http-equiv=refresh content=\"0;url=https://evil.example\"><button formaction=/admin/agents/x/revoke>",
+    "'><meta http-equiv=refresh content='0;url=https://evil.example'><button formaction=/admin/agents/x/revoke>",
+];
+
+/// Every text field of the policy form.
+const POLICY_FIELDS: [&str; 17] = [
+    "name",
+    "description",
+    "actions",
+    "resources",
+    "labels",
+    "agents",
+    "condition",
+    "deny_reason",
+    "approvals",
+    "approver_groups",
+    "one_from_each",
+    "ttl",
+    "escalation_after",
+    "escalation_groups",
+    "grant_max_duration",
+    "grant_max_uses",
+    "break_glass",
+];
+
+/// Nothing typed became an element; with `shown`, the page shows it, escaped.
+fn assert_inert(page: &signoff_tests::browser::Page, what: &str, shown: bool) {
+    let lower = page.body.to_ascii_lowercase();
+    assert!(
+        !lower.contains("<meta http-equiv"),
+        "{what} ({}): a meta refresh was injected: {}",
+        page.status,
+        page.body
+    );
+    assert!(
+        !lower.contains("<button formaction"),
+        "{what} ({}): a button was injected: {}",
+        page.status,
+        page.body
+    );
+    assert!(page.status < 500, "{what}: {}", page.body);
+    if shown {
+        assert!(
+            page.body.contains("&lt;meta http-equiv=refresh"),
+            "{what} ({}): what was typed is shown, escaped: {}",
+            page.status,
+            page.body
+        );
+    }
+}
+
+async fn typed_markup_stays_text_on_every_admin_form(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let decided = agent.submit(&request_body("Deploy payments")).await;
+    server
+        .service
+        .decide(
+            &signoff_tests::fixtures::reviewer(1),
+            decided.parse().expect("id"),
+            &DecisionInput {
+                verdict: Verdict::Deny,
+                comment: "not now".into(),
+                break_glass: false,
+                grant: None,
+            },
+            Channel::Api,
+        )
+        .await
+        .expect("denied");
+    let base = server
+        .service
+        .save_policy(
+            None,
+            policy("base", actions(&["db.*"]), Effect::Deny { reason: "no".into() }),
+            Actor::Operator,
+        )
+        .await
+        .expect("saved")
+        .id;
+    let (carol, csrf) = signed_in(&server, "carol").await;
+
+    for (v, typed) in BREAKOUTS.iter().enumerate() {
+        // The policy form, new and existing, each field in turn: refused ones re-render
+        // what was typed, saved ones show it from the store.
+        for (f, field) in POLICY_FIELDS.iter().enumerate() {
+            let effect = if *field == "deny_reason" {
+                "deny"
+            } else {
+                "require_approval"
+            };
+            for (path, name) in [
+                ("/admin/policies/new".to_string(), format!("p-{v}-{f}")),
+                (format!("/admin/policies/{base}"), "base".to_string()),
+            ] {
+                let mut form = vec![
+                    ("csrf", csrf.clone()),
+                    ("name", name),
+                    ("enabled", "on".to_string()),
+                    ("effect", effect.to_string()),
+                    ("approvals", "1".to_string()),
+                ];
+                form.retain(|(key, _)| key != field);
+                form.push((field, typed.to_string()));
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let page = carol.post_form(&path, &form).await;
+                assert_inert(&page, &format!("POST {path} with {field} = {typed}"), true);
+            }
+        }
+        for (field, other) in [("draft", ("last", "10")), ("last", ("draft", ""))] {
+            let page = carol
+                .post_form("/admin/what-if", &[("csrf", &csrf), (field, typed), other])
+                .await;
+            assert_inert(&page, &format!("what-if {field} = {typed}"), true);
+        }
+        let body = request_body("Test").to_string();
+        for (field, other) in [("agent", ("body", body.as_str())), ("body", ("agent", "deploy-bot"))] {
+            let page = carol
+                .post_form("/admin/test", &[("csrf", &csrf), (field, typed), other])
+                .await;
+            assert_inert(&page, &format!("test {field} = {typed}"), true);
+        }
+        for (field, name) in [
+            ("name", "unused"),
+            ("owner", "owned-bot"),
+            ("description", "described-bot"),
+        ] {
+            let name = format!("{name}-{v}");
+            let form = if field == "name" {
+                vec![("csrf", csrf.as_str()), ("name", *typed)]
+            } else {
+                vec![("csrf", csrf.as_str()), ("name", name.as_str()), (field, *typed)]
+            };
+            let page = carol.post_form("/admin/agents", &form).await;
+            assert_inert(&page, &format!("agents {field} = {typed}"), true);
+        }
+        let page = carol
+            .post_form(
+                &format!("/admin/policies/{base}/move"),
+                &[("csrf", &csrf), ("direction", typed)],
+            )
+            .await;
+        assert_inert(&page, "move", false);
+        for verdict in ["approve", "deny"] {
+            // Refused (the request was decided), so the form comes back with the comment.
+            let page = carol
+                .post_form(
+                    &format!("/requests/{decided}/decide"),
+                    &[("csrf", &csrf), ("verdict", verdict), ("comment", typed)],
+                )
+                .await;
+            assert_eq!(page.status, 409, "{}", page.body);
+            assert_inert(&page, &format!("{verdict} comment"), true);
+        }
+        // The forms that search: what was typed comes back in their fields.
+        for field in ["kind", "actor", "request"] {
+            let url = reqwest::Url::parse_with_params(&format!("{}/admin/audit", server.base_url), &[(field, typed)])
+                .expect("url");
+            assert_inert(&carol.get(url.as_str()).await, &format!("audit {field}"), true);
+        }
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/admin/policies/{base}/versions", server.base_url),
+            &[("a", *typed)],
+        )
+        .expect("url");
+        assert_inert(&carol.get(url.as_str()).await, "versions", false);
+    }
+
+    // Every page that shows what was stored shows it as text.
+    let mut pages = vec![
+        "/admin".to_string(),
+        "/admin/policies".into(),
+        "/admin/agents".into(),
+        "/admin/grants".into(),
+        "/admin/audit".into(),
+        "/admin/what-if".into(),
+        "/history".into(),
+    ];
+    for stored in server.service.store().policies().await.expect("policies") {
+        pages.push(format!("/admin/policies/{}", stored.id));
+        pages.push(format!("/admin/policies/{}/versions", stored.id));
+    }
+    for path in &pages {
+        let page = carol.get(&format!("{}{path}", server.base_url)).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_inert(&page, path, false);
+    }
+    let what_if = carol.get(&format!("{}/admin/what-if", server.base_url)).await;
+    assert_inert(&what_if, "the draft of the stored policies", true);
+    // Nothing was revoked: the injected buttons never existed.
+    assert_eq!(agent.get(&format!("/api/v1/requests/{decided}")).await.status, 200);
+}
+
+/// What a stored policy holds, in real Chromium: no refresh to another site, no injected
+/// button, and the field shows exactly what was typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stored_policy_text_stays_text_in_chromium() {
+    use signoff_tests::chrome::signed_in as chromium_as;
+
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let mut doc = policy(
+        "inert",
+        actions(&["db.*"]),
+        Effect::Deny {
+            reason: BREAKOUTS[2].into(),
+        },
+    );
+    doc.description = BREAKOUTS[0].into();
+    let id = server
+        .service
+        .save_policy(None, doc, Actor::Operator)
+        .await
+        .expect("saved")
+        .id;
+    let carol = chromium_as(&server, "carol").await;
+    for path in [format!("/admin/policies/{id}"), "/admin/what-if".to_string()] {
+        carol.goto(&path).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(carol.current_path().await, path, "no refresh took the page elsewhere");
+        let injected = carol
+            .execute(
+                "return document.querySelectorAll('meta[http-equiv], button[formaction]').length;",
+                vec![],
+            )
+            .await;
+        assert_eq!(injected, json!(0), "{path}: nothing was injected");
+    }
+    carol.goto(&format!("/admin/policies/{id}")).await;
+    let description = carol.find("#field-description").await.prop("value").await;
+    assert_eq!(description, json!(BREAKOUTS[0]), "shown exactly as typed");
+    let reason = carol.find("#field-deny_reason").await.prop("value").await;
+    assert_eq!(reason, json!(BREAKOUTS[2]));
+    carol.goto("/admin/what-if").await;
+    let draft = carol.find("#draft").await.prop("value").await;
+    assert!(
+        draft
+            .as_str()
+            .unwrap_or_default()
+            .contains("</textarea><meta http-equiv=refresh"),
+        "the draft shows the policy as text: {draft}"
+    );
+}
+
+// ----- notices ----------------------------------------------------------------------------
+
+/// `?saved=` names a stored policy by id; any other text in the link is never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notices_name_what_was_saved_never_text_from_the_link() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let saved = server
+        .service
+        .save_policy(
+            None,
+            policy("prod deploys", actions(&["deploy.*"]), Effect::Allow),
+            Actor::Operator,
+        )
+        .await
+        .expect("saved");
+    let (carol, _) = signed_in(&server, "carol").await;
+    let lie = "Your session expired: sign in again at https://evil.example";
+    let url = |path: &str, params: &[(&str, &str)]| {
+        reqwest::Url::parse_with_params(&format!("{}{path}", server.base_url), params)
+            .expect("url")
+            .to_string()
+    };
+    let edit = format!("/admin/policies/{}", saved.id);
+    for (path, saved_param) in [
+        ("/admin/policies", lie),
+        ("/admin/policies", "p-unknown"),
+        (edit.as_str(), lie),
+        (edit.as_str(), "7"),
+        ("/", lie),
+    ] {
+        let params: &[(&str, &str)] = if path == "/" {
+            &[("done", saved_param)]
+        } else {
+            &[("saved", saved_param)]
+        };
+        let page = carol.get(&url(path, params)).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("evil.example"), "{path}: the link's text is shown");
+        assert!(
+            !page.body.contains("role=\"status\""),
+            "{path} ?{saved_param}: no notice"
+        );
+    }
+    let page = carol.get(&url("/admin/policies", &[("saved", &saved.id)])).await;
+    assert!(
+        page.body.contains("Saved prod deploys: version 1 is in force."),
+        "the notice names the stored policy: {}",
+        page.body
+    );
+    let page = carol.get(&url(&edit, &[("saved", "1")])).await;
+    assert!(page.body.contains("Saved: version 1 is in force."), "{}", page.body);
 }

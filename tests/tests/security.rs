@@ -2,7 +2,9 @@
 //! stores where storage is involved: work an agent can impose, terminal tokens minting
 //! themselves, one-click device phishing, open redirects, unverified emails, dev mode,
 //! anonymous writes, races with the write lock, live streams outliving their credential,
-//! headers and cookies, and agent ownership.
+//! headers and cookies, agent ownership, credentials at the wrong door (console forms
+//! take console sessions only), HSTS, sign-out's CSRF check, body limits, and what
+//! `agents list` prints.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,10 @@ on_both_stores!(
     audit_verify_on_a_live_server_sees_a_consistent_trail,
     live_streams_end_with_their_token_or_session,
     agents_create_sets_a_new_owner_and_audits_it,
+    bearer_credentials_drive_no_console_form,
+    credentials_are_refused_where_they_do_not_belong,
+    agent_owners_and_descriptions_refuse_hidden_characters,
+    agents_list_marks_control_characters_stored_before,
 );
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
@@ -855,4 +861,432 @@ async fn agents_create_sets_a_new_owner_and_audits_it(backend: Backend) {
     assert!(list.contains("owner=ben@example.com"), "{list}");
     let (code, out, _) = run_cli(&db, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}");
+}
+
+// ----- 7. credentials on the wrong door ----------------------------------------------------
+
+/// Every form a console page posts, with fields that would change something: an
+/// allow-everything policy, a new agent, a key rotated or revoked, a decision, a sign-out,
+/// a terminal sign-in approved, a token revoked.
+fn console_forms(
+    policy: &str,
+    request: &str,
+    token_id: &str,
+    user_code: &str,
+) -> Vec<(String, Vec<(&'static str, String)>)> {
+    let allow_all = || {
+        vec![
+            ("name", "allow everything".to_string()),
+            ("enabled", "on".to_string()),
+            ("effect", "allow".to_string()),
+        ]
+    };
+    vec![
+        ("/admin/policies/new".into(), allow_all()),
+        (format!("/admin/policies/{policy}"), allow_all()),
+        (
+            format!("/admin/policies/{policy}/move"),
+            vec![("direction", "up".into())],
+        ),
+        (
+            "/admin/what-if".into(),
+            vec![("draft", String::new()), ("last", "10".into())],
+        ),
+        (
+            "/admin/test".into(),
+            vec![("agent", "deploy-bot".into()), ("body", "{}".into())],
+        ),
+        (
+            "/admin/agents".into(),
+            vec![("name", "token-bot".into()), ("owner", "eve@example.com".into())],
+        ),
+        ("/admin/agents/deploy-bot/rotate".into(), vec![]),
+        ("/admin/agents/deploy-bot/revoke".into(), vec![]),
+        ("/admin/grants/g-1/revoke".into(), vec![]),
+        (format!("/admin/followups/{request}/acknowledge"), vec![]),
+        ("/grants/g-1/revoke".into(), vec![]),
+        (
+            format!("/requests/{request}/decide"),
+            vec![("verdict", "approve".into()), ("comment", "looks fine".into())],
+        ),
+        ("/auth/logout".into(), vec![]),
+        (
+            "/device".into(),
+            vec![("user_code", user_code.to_string()), ("answer", "approve".into())],
+        ),
+        (format!("/me/tokens/{token_id}/revoke"), vec![]),
+    ]
+}
+
+async fn bearer_credentials_drive_no_console_form(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let request = agent.submit(&request_body("Deploy payments")).await;
+    let policy = server
+        .service
+        .save_policy(
+            None,
+            signoff_app::policy::PolicyDoc {
+                name: "no drops".into(),
+                description: String::new(),
+                enabled: true,
+                matcher: signoff_app::policy::Matcher {
+                    actions: vec!["db.drop".into()],
+                    ..Default::default()
+                },
+                effect: signoff_app::policy::Effect::Deny { reason: "never".into() },
+            },
+            signoff_server::store::Actor::Operator,
+        )
+        .await
+        .expect("policy saved")
+        .id;
+    // An admin with a console session and a terminal token; the session's CSRF token is
+    // sent too, as a thief who read a page would.
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let token = terminal_token(&server, &carol, "laptop").await;
+    let tokens = carol.api(Method::GET, "/api/v1/tokens", None, None).await;
+    let token_id = tokens.body[0]["id"].as_str().expect("token id").to_string();
+    let code = post_json(&server, "/api/v1/device/code", &json!({"client_name": "stranger"})).await;
+    let user_code = code.body["user_code"].as_str().expect("user code").to_string();
+
+    let events = server.db.count("audit_events").await;
+    for (credential, key) in [("terminal token", &token), ("agent key", &agent.key)] {
+        for (path, mut fields) in console_forms(&policy, &request, &token_id, &user_code) {
+            fields.push(("csrf", csrf.clone()));
+            let page = server
+                .http
+                .post(format!("{}{path}", server.base_url))
+                .bearer_auth(key)
+                .header("Origin", &server.base_url)
+                .form(&fields)
+                .send()
+                .await
+                .expect("POST");
+            let status = page.status().as_u16();
+            let body = page.text().await.expect("body");
+            assert_eq!(status, 403, "POST {path} with an admin's {credential}: {body}");
+            assert!(
+                body.contains("console forms take a signed-in browser session only"),
+                "POST {path} with an admin's {credential} says why: {body}"
+            );
+        }
+    }
+
+    // Nothing changed: no event, no policy, no agent; the keys, the token, the request and
+    // the terminal sign-in are as they were.
+    assert_eq!(server.db.count("audit_events").await, events, "nothing was recorded");
+    assert_eq!(server.db.count("policies").await, 1);
+    assert_eq!(server.db.count("agents").await, 1);
+    let shown = agent.get(&format!("/api/v1/requests/{request}")).await;
+    assert_eq!(shown.status, 200, "the agent's key still works");
+    assert_eq!(shown.body["status"], "pending");
+    let me = server
+        .http
+        .get(format!("{}/api/v1/me", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), 200, "the token was not revoked");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let poll = post_json(
+        &server,
+        "/api/v1/device/token",
+        &json!({ "device_code": code.body["device_code"] }),
+    )
+    .await;
+    assert_eq!(poll.body["error"], "authorization_pending", "{:?}", poll.body);
+    let admin = carol.get(&format!("{}/admin/policies", server.base_url)).await;
+    assert!(!admin.body.contains("allow everything"), "{}", admin.body);
+}
+
+/// The MCP client's first message.
+fn mcp_initialize() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    })
+}
+
+async fn credentials_are_refused_where_they_do_not_belong(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let request = agent.submit(&request_body("Deploy payments")).await;
+    let (alice, _) = signed_in(&server, "alice").await;
+    let token = terminal_token(&server, &alice, "laptop").await;
+    let url = |path: &str| format!("{}{path}", server.base_url);
+    let decision = json!({"verdict": "approve", "comment": "ok"});
+
+    // Each credential at its own door works.
+    assert_eq!(agent.get(&format!("/api/v1/requests/{request}")).await.status, 200);
+    let own = |request: reqwest::RequestBuilder| async move { request.send().await.expect("call").status().as_u16() };
+    assert_eq!(own(server.http.get(url("/api/v1/me")).bearer_auth(&token)).await, 200);
+    assert_eq!(own(alice.http.get(url("/api/v1/me"))).await, 200);
+    let mcp = |request: reqwest::RequestBuilder| {
+        request
+            .header("Accept", "application/json, text/event-stream")
+            .json(&mcp_initialize())
+    };
+    assert_eq!(
+        own(mcp(server.http.post(url("/mcp")).bearer_auth(&agent.key))).await,
+        200
+    );
+
+    // An agent key at the people's doors: the reviewer API, the console.
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/requests".to_string(), None),
+        (Method::GET, "/api/v1/me".into(), None),
+        (Method::GET, "/api/v1/events".into(), None),
+        (Method::GET, "/api/v1/tokens".into(), None),
+        (
+            Method::POST,
+            format!("/api/v1/requests/{request}/decisions"),
+            Some(&decision),
+        ),
+        (Method::GET, "/".into(), None),
+        (Method::GET, "/admin/agents".into(), None),
+    ] {
+        let mut call = server.http.request(method.clone(), url(&path)).bearer_auth(&agent.key);
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        assert_eq!(own(call).await, 401, "{method} {path} with an agent key");
+    }
+
+    // A terminal token and a console session at the agents' doors: the agent API, /mcp.
+    let submit = request_body("Smuggled in");
+    for (name, person) in [
+        ("terminal token", server.http.clone()),
+        ("console session", alice.http.clone()),
+    ] {
+        let with = |call: reqwest::RequestBuilder| {
+            let call = call.header("Origin", &server.base_url);
+            if name == "terminal token" {
+                call.bearer_auth(&token)
+            } else {
+                call
+            }
+        };
+        for (method, path) in [
+            (Method::POST, "/api/v1/requests".to_string()),
+            (Method::GET, format!("/api/v1/requests/{request}/wait?timeout_s=1")),
+            (Method::POST, format!("/api/v1/requests/{request}/cancel")),
+            (Method::POST, format!("/api/v1/requests/{request}/result")),
+        ] {
+            let call = with(person.request(method.clone(), url(&path))).json(&submit);
+            assert_eq!(own(call).await, 401, "{method} {path} with a {name}");
+        }
+        let call = mcp(with(person.post(url("/mcp"))));
+        assert_eq!(own(call).await, 401, "POST /mcp with a {name}");
+    }
+    assert_eq!(server.db.count("requests").await, 1, "nothing was submitted");
+    let shown = agent.get(&format!("/api/v1/requests/{request}")).await;
+    assert_eq!(shown.body["status"], "pending", "nothing was cancelled or decided");
+}
+
+// ----- 8. HSTS, sign-out, body limits ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_puts_hsts_on_every_response() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |config| {
+        config.public_url = Some("https://signoff.example.test".into());
+    })
+    .await;
+    let agent = server.agent("deploy-bot").await;
+    let url = |path: &str| format!("{}{path}", server.base_url);
+    let huge = json!({"title": "x".repeat(1_500_000)});
+    // Redirects are not followed: the redirect itself is the response checked.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let calls = [
+        ("healthz", http.get(url("/healthz"))),
+        ("readyz", http.get(url("/readyz"))),
+        ("metrics", http.get(url("/metrics"))),
+        ("stylesheet", http.get(url("/static/signoff.css"))),
+        ("favicon", http.get(url("/favicon.ico"))),
+        ("openapi", http.get(url("/api/v1/openapi.json"))),
+        ("queue redirect", http.get(url("/"))),
+        ("sign-in redirect", http.get(url("/auth/login"))),
+        ("signed out page", http.get(url("/auth/logged-out"))),
+        ("404 page", http.get(url("/nowhere")).header("Accept", "text/html")),
+        ("404 JSON", http.get(url("/api/v1/nowhere"))),
+        ("405", http.delete(url("/healthz"))),
+        ("401 agent API", http.post(url("/api/v1/requests")).json(&json!({}))),
+        ("401 reviewer API", http.get(url("/api/v1/me"))),
+        ("401 MCP", http.post(url("/mcp")).json(&mcp_initialize())),
+        (
+            "201 agent API",
+            http.post(url("/api/v1/requests"))
+                .bearer_auth(&agent.key)
+                .json(&request_body("hsts")),
+        ),
+        (
+            "413 agent API",
+            http.post(url("/api/v1/requests")).bearer_auth(&agent.key).json(&huge),
+        ),
+        ("device code", http.post(url("/api/v1/device/code")).json(&json!({}))),
+        ("anonymous form", http.post(url("/admin/agents")).form(&[("name", "x")])),
+    ];
+    for (what, call) in calls {
+        let response = call.send().await.expect("call");
+        let status = response.status().as_u16();
+        let hsts = response
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            hsts.contains("max-age=31536000"),
+            "{what} ({status}) carries HSTS: {hsts:?} {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_out_needs_the_csrf_token() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let (alice, csrf) = signed_in(&server, "alice").await;
+    let logout = format!("{}/auth/logout", server.base_url);
+    for (what, form) in [("no token", vec![]), ("another token", vec![("csrf", "not-the-token")])] {
+        let out = alice.hop(Method::POST, &logout, Some(&form)).await;
+        assert_eq!(out.status, 403, "signing out with {what}: {}", out.body);
+        let still = alice.api(Method::GET, "/api/v1/me", None, None).await;
+        assert_eq!(still.status, 200, "after a sign-out with {what}, the session survives");
+    }
+    let out = alice.hop(Method::POST, &logout, Some(&[("csrf", csrf.as_str())])).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let gone = alice.api(Method::GET, "/api/v1/me", None, None).await;
+    assert_eq!(gone.status, 401, "signed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_forms_and_mcp_take_at_most_1_mib() {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(Backend::Sqlite, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let request = agent.submit(&request_body("Deploy payments")).await;
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let over = "x".repeat(1_500_000);
+    let under = "x".repeat(1_000_000);
+
+    let refused = [
+        (
+            "/admin/what-if".to_string(),
+            vec![("draft", over.as_str()), ("last", "10")],
+        ),
+        (
+            "/admin/agents".into(),
+            vec![("name", "big-bot"), ("description", over.as_str())],
+        ),
+        (
+            format!("/requests/{request}/decide"),
+            vec![("verdict", "approve"), ("comment", over.as_str())],
+        ),
+    ];
+    for (path, mut fields) in refused {
+        fields.push(("csrf", &csrf));
+        let page = carol.post_form(&path, &fields).await;
+        assert_eq!(page.status, 413, "POST {path} of 1.5 MB");
+        assert!(page.body.contains("<!DOCTYPE html>"), "a page says why: {}", page.body);
+    }
+    let fits = carol
+        .post_form("/admin/what-if", &[("csrf", &csrf), ("draft", &under), ("last", "10")])
+        .await;
+    assert_eq!(fits.status, 422, "a form under 1 MiB is read (and this draft refused)");
+    assert_eq!(server.db.count("agents").await, 1, "no agent was made");
+    let shown = agent.get(&format!("/api/v1/requests/{request}")).await;
+    assert_eq!(shown.body["status"], "pending", "nothing was decided");
+
+    let call = json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "request_approval", "arguments": {
+            "action": "deploy.service", "resource": "k8s://prod/x", "title": "big", "reason": over, "wait_s": 0
+        }}
+    });
+    let reply = server
+        .http
+        .post(format!("{}/mcp", server.base_url))
+        .bearer_auth(&agent.key)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&call)
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(reply.status(), 413, "/mcp refuses a body of 1.5 MB");
+    assert_eq!(
+        server.db.count("requests").await,
+        1,
+        "nothing was submitted through /mcp"
+    );
+}
+
+// ----- 9. what agents list prints ----------------------------------------------------------
+
+async fn agent_owners_and_descriptions_refuse_hidden_characters(backend: Backend) {
+    let db = signoff_tests::TestDb::new(backend).await;
+    for (flag, value, field) in [
+        ("--owner", "ops\u{1b}[2J@example.com", "owner"),
+        ("--owner", "moc.elpmaxe@\u{202E}ops", "owner"),
+        ("--description", "Deploys\nforged\trow", "description"),
+        ("--description", "Deploys\u{200B} payments", "description"),
+    ] {
+        let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "bot", flag, value]);
+        assert_ne!(code, 0, "{flag} {value:?} is refused: {out}");
+        assert!(
+            err.contains(&format!("{field} may not hold control or invisible characters")),
+            "the error names the field: {err}"
+        );
+    }
+    let (_, list, _) = run_cli(&db, &["agents", "list"]);
+    assert!(list.contains("no agents yet"), "nothing was stored: {list}");
+
+    // The console's form is refused the same way, saying which field.
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    for (field, value) in [("owner", "ops\u{7}@example.com"), ("description", "Left\u{202E}right")] {
+        let page = carol
+            .post_form("/admin/agents", &[("csrf", &csrf), ("name", "bot"), (field, value)])
+            .await;
+        assert_eq!(page.status, 422, "{field} {value:?}: {}", page.body);
+        assert!(
+            page.body
+                .contains(&format!("{field} may not hold control or invisible characters")),
+            "{}",
+            page.body
+        );
+    }
+    assert_eq!(server.db.count("agents").await, 0);
+}
+
+async fn agents_list_marks_control_characters_stored_before(backend: Backend) {
+    let db = signoff_tests::TestDb::new(backend).await;
+    let (code, out, err) = run_cli(
+        &db,
+        &["agents", "create", "--name", "bot", "--owner", "ops@example.com"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // As a value stored before owners and descriptions were checked.
+    db.execute("UPDATE agents SET owner = 'ops\u{1b}[2J\nforged\trow=1', description = 'abc\u{202E}fed'")
+        .await
+        .expect("update");
+    let (code, list, err) = run_cli(&db, &["agents", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!list.contains('\u{1b}') && !list.contains('\u{202E}'), "{list:?}");
+    assert_eq!(list.lines().count(), 1, "one agent, one line: {list:?}");
+    assert_eq!(list.matches('\t').count(), 4, "only the columns' tabs: {list:?}");
+    assert!(
+        list.contains("owner=ops⟨U+001B⟩[2J⟨U+000A⟩forged⟨U+0009⟩row=1\t")
+            && list.contains("description=abc⟨U+202E⟩fed\t"),
+        "{list}"
+    );
 }

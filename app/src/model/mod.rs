@@ -9,6 +9,7 @@ mod ids;
 pub mod policy;
 mod rules;
 mod status;
+mod text;
 
 pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
@@ -19,3 +20,4 @@ pub use rules::{
     evaluate_break_glass, parse_duration,
 };
 pub use status::{Status, TransitionError, UnknownStatus};
+pub use text::{check_visible_line, hidden_char_name, marked_for_terminal};

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::format::timestamp;
 use super::request::diff_view;
 use super::shell::{Chrome, render};
+use super::textarea::textarea_text;
 use super::visible::agent_text;
 use crate::difftext;
 
@@ -335,7 +336,7 @@ impl Field<'_> {
     fn area(&self, value: &str, rows: u32) -> AnyView {
         let invalid = (!self.messages().is_empty()).then_some("true");
         let input = view! {
-            <textarea id=format!("field-{}", self.key) name=self.key rows=rows aria-invalid=invalid class="mono">{value.to_string()}</textarea>
+            <textarea id=format!("field-{}", self.key) name=self.key rows=rows aria-invalid=invalid class="mono">{textarea_text(value)}</textarea>
         };
         self.wrap(input.into_any())
     }
@@ -597,7 +598,7 @@ pub fn what_if_page(chrome: Chrome, page: WhatIfView) -> String {
         <form method="post" action="/admin/what-if" class="card stack-wide" id="what-if-form">
             {csrf_input(&csrf)}
             <label for="draft">"Draft policy set (TOML)"</label>
-            <textarea id="draft" name="draft" rows="20" class="mono">{page.draft}</textarea>
+            <textarea id="draft" name="draft" rows="20" class="mono">{textarea_text(&page.draft)}</textarea>
             <label for="last">"Replay the last N requests"</label>
             <input id="last" name="last" value=page.last inputmode="numeric" />
             <p><button type="submit" class="button primary">"Run"</button></p>
@@ -654,7 +655,7 @@ pub fn test_request_page(chrome: Chrome, page: TestView) -> String {
             <label for="agent">"Agent"</label>
             <input id="agent" name="agent" value=page.agent placeholder="deploy-bot" />
             <label for="body">"Request (JSON)"</label>
-            <textarea id="body" name="body" rows="14" class="mono">{page.body}</textarea>
+            <textarea id="body" name="body" rows="14" class="mono">{textarea_text(&page.body)}</textarea>
             <p><button type="submit" class="button primary">"Test"</button></p>
         </form>
     };
@@ -708,7 +709,7 @@ pub fn agents_page(chrome: Chrome, page: AgentsView) -> String {
                     view! {
                         <tr data-agent=data_agent>
                             <td>{agent_text(row.name)}</td>
-                            <td>{row.owner.unwrap_or_default()}</td>
+                            <td>{agent_text(row.owner.unwrap_or_default())}</td>
                             <td>{agent_text(row.description.unwrap_or_default())}</td>
                             <td class="keys">{row.active_keys}</td>
                             <td>{timestamp(row.created_at)}</td>

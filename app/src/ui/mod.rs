@@ -13,6 +13,7 @@ mod queue;
 mod request;
 mod shell;
 mod signin;
+mod textarea;
 pub mod visible;
 
 pub use account::account_page;

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::format::{age, time_left, timestamp};
 use super::queue::keys_dialog;
 use super::shell::{Chrome, render};
+use super::textarea::textarea_text;
 use super::visible::agent_text;
 use crate::difftext::{self, DiffLine, FileDiff, LineKind};
 use crate::wire::{DecisionView, ReviewView};
@@ -203,7 +204,7 @@ fn decide_panel(
                 <input type="hidden" name="verdict" value="approve" />
                 {approve_notice.map(|text| view! { <p class="notice bad" role="alert">{text}</p> })}
                 <label for="approve-comment">"Comment (optional)"</label>
-                <textarea id="approve-comment" name="comment" rows="2" maxlength="4096" disabled=approve_disabled>{approve_comment}</textarea>
+                <textarea id="approve-comment" name="comment" rows="2" maxlength="4096" disabled=approve_disabled>{textarea_text(&approve_comment)}</textarea>
                 {options.grants.map(|terms| view! {
                     <fieldset class="grant" disabled=disabled>
                         <legend>"Grant (optional)"</legend>
@@ -228,7 +229,7 @@ fn decide_panel(
                 <input type="hidden" name="verdict" value="deny" />
                 {deny_notice.map(|text| view! { <p class="notice bad" role="alert">{text}</p> })}
                 <label for="deny-comment">"Why deny? (required)"</label>
-                <textarea id="deny-comment" name="comment" rows="2" maxlength="4096" disabled=disabled>{deny_comment}</textarea>
+                <textarea id="deny-comment" name="comment" rows="2" maxlength="4096" disabled=disabled>{textarea_text(&deny_comment)}</textarea>
                 <button id="deny" type="submit" class="button danger" disabled=disabled>"Deny"</button>
             </form>
             <p class="muted small">"Keys: " <kbd>"a"</kbd> " approve, " <kbd>"d"</kbd> " deny."</p>

@@ -4,57 +4,7 @@
 
 use leptos::prelude::*;
 
-/// The name of a character that a reader could not see, or that reorders the text around
-/// it; `None` for ordinary characters (newlines and tabs included).
-pub fn hidden_char_name(c: char) -> Option<&'static str> {
-    Some(match c {
-        '\u{00AD}' => "SOFT HYPHEN",
-        '\u{034F}' => "COMBINING GRAPHEME JOINER",
-        '\u{061C}' => "ARABIC LETTER MARK",
-        '\u{115F}' => "HANGUL CHOSEONG FILLER",
-        '\u{1160}' => "HANGUL JUNGSEONG FILLER",
-        '\u{17B4}' => "KHMER VOWEL INHERENT AQ",
-        '\u{17B5}' => "KHMER VOWEL INHERENT AA",
-        '\u{180B}'..='\u{180D}' | '\u{180F}' => "MONGOLIAN FREE VARIATION SELECTOR",
-        '\u{180E}' => "MONGOLIAN VOWEL SEPARATOR",
-        '\u{200B}' => "ZERO WIDTH SPACE",
-        '\u{200C}' => "ZERO WIDTH NON-JOINER",
-        '\u{200D}' => "ZERO WIDTH JOINER",
-        '\u{200E}' => "LEFT-TO-RIGHT MARK",
-        '\u{200F}' => "RIGHT-TO-LEFT MARK",
-        '\u{2028}' => "LINE SEPARATOR",
-        '\u{2029}' => "PARAGRAPH SEPARATOR",
-        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING",
-        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING",
-        '\u{202C}' => "POP DIRECTIONAL FORMATTING",
-        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE",
-        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE",
-        '\u{2060}' => "WORD JOINER",
-        '\u{2061}' => "FUNCTION APPLICATION",
-        '\u{2062}' => "INVISIBLE TIMES",
-        '\u{2063}' => "INVISIBLE SEPARATOR",
-        '\u{2064}' => "INVISIBLE PLUS",
-        '\u{2065}' => "RESERVED INVISIBLE CHARACTER",
-        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
-        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
-        '\u{2068}' => "FIRST STRONG ISOLATE",
-        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
-        '\u{206A}'..='\u{206F}' => "DEPRECATED FORMAT CHARACTER",
-        '\u{3164}' => "HANGUL FILLER",
-        // Invisible after any character; a run of them can carry a hidden message.
-        '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' => "VARIATION SELECTOR",
-        '\u{FEFF}' => "ZERO WIDTH NO-BREAK SPACE",
-        '\u{FFA0}' => "HALFWIDTH HANGUL FILLER",
-        '\u{FFF9}'..='\u{FFFB}' => "INTERLINEAR ANNOTATION CHARACTER",
-        '\u{1BCA0}'..='\u{1BCA3}' => "SHORTHAND FORMAT CONTROL",
-        '\u{1D173}'..='\u{1D17A}' => "MUSICAL SYMBOL FORMAT CONTROL",
-        // Invisible copies of ASCII: text for a model that a person never sees.
-        '\u{E0000}'..='\u{E007F}' => "TAG CHARACTER",
-        '\n' | '\t' | '\r' => return None,
-        c if c.is_control() => "CONTROL CHARACTER",
-        _ => return None,
-    })
-}
+pub use crate::model::hidden_char_name;
 
 fn marker(c: char) -> String {
     format!("⟨U+{:04X}⟩", u32::from(c))

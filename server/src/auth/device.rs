@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use rand::Rng;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::service::now;
 use crate::store::{DeviceState, Poll};
 use crate::throttle::{Bucket, ClientAddress};
-use crate::web::{PageError, chrome, sign_in_redirect};
+use crate::web::{ConsoleForm, MaybeSignedIn, PageError, chrome, sign_in_redirect};
 use crate::{Error, keys};
 
 /// How long a code waits for its confirmation.
@@ -283,7 +283,6 @@ pub fn no_access(state: &AppState, person: &Person) -> Response {
 
 #[derive(Deserialize)]
 struct Answer {
-    csrf: Option<String>,
     user_code: String,
     /// Absent when the code was just typed: then the request is shown for confirmation.
     answer: Option<String>,
@@ -291,8 +290,10 @@ struct Answer {
 
 async fn device_answer(
     State(state): State<AppState>,
-    person: Option<Person>,
-    Form(form): Form<Answer>,
+    ConsoleForm {
+        who: MaybeSignedIn(person),
+        form,
+    }: ConsoleForm<MaybeSignedIn, Answer>,
 ) -> Result<Response, PageError> {
     let Some(person) = person else {
         return Ok(Redirect::to("/device").into_response());
@@ -301,7 +302,6 @@ async fn device_answer(
     if let Err(refusal) = browser_reviewer(&state, &person) {
         return Ok(*refusal);
     }
-    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     let code = normalise_user_code(&form.user_code);
     let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
     let approve = match form.answer.as_deref() {

@@ -11,13 +11,11 @@ use tower_sessions::Session;
 use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page, url_encode};
 
 use super::oidc::PendingLogin;
-use super::{
-    CSRF_KEY, LOGIN_KEY, Person, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error,
-};
+use super::{CSRF_KEY, LOGIN_KEY, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error};
 use crate::http::AppState;
 use crate::service::now;
 use crate::throttle::{Bucket, ClientAddress};
-use crate::web::{PageError, chrome, safe_next};
+use crate::web::{ConsoleForm, MaybeSignedIn, NoFields, PageError, chrome, safe_next};
 use crate::{Error, keys};
 
 pub fn router() -> Router<AppState> {
@@ -132,22 +130,20 @@ async fn start_session(session: &Session, user: SessionUser) -> Result<(), Error
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
+/// Signing out is a console form like any other: a session with its CSRF token, so
+/// another site cannot sign people out.
 async fn logout(
     State(state): State<AppState>,
     session: Session,
-    person: Option<Person>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: MaybeSignedIn(person),
+        ..
+    }: ConsoleForm<MaybeSignedIn, NoFields>,
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, &state, person.as_ref());
-    let Some(signed_in) = &person else {
+    if person.is_none() {
         return Ok(Redirect::to("/auth/logged-out").into_response());
-    };
-    signed_in.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
+    }
     let user: Option<SessionUser> = session
         .get(USER_KEY)
         .await

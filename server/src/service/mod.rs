@@ -137,6 +137,14 @@ impl Service {
         by: Option<&Identity>,
     ) -> Result<(Agent, String, KeyIssue)> {
         let description = description.map(str::trim).filter(|d| !d.is_empty());
+        let owner = owner.map(str::trim).filter(|o| !o.is_empty());
+        // Reviewers read these on the console and operators on a terminal: a control
+        // character could drive the terminal or forge a row, an invisible one mislead.
+        for (field, text) in [("owner", owner), ("description", description)] {
+            if let Some(text) = text {
+                signoff_app::check_visible_line(field, text).map_err(Error::Invalid)?;
+            }
+        }
         if description.is_some_and(|d| d.chars().count() > 500) {
             return Err(Error::Invalid(
                 "an agent's description is at most 500 characters".into(),
@@ -151,7 +159,7 @@ impl Service {
         let key = keys::generate(keys::AGENT_KEY_PREFIX);
         let change = AdminChange::IssueKey {
             name: name.to_string(),
-            owner: owner.map(str::trim).filter(|o| !o.is_empty()).map(String::from),
+            owner: owner.map(String::from),
             key_hash: keys::hash(&key),
             key_prefix: keys::display_prefix(&key),
             description: description.map(String::from),

@@ -1,17 +1,18 @@
 //! The admin console: policies, what-if, testing a request, agents and keys, grants, the
-//! audit trail and break-glass follow-ups. Every route takes [`PageAdmin`], so no admin
-//! handler can be written without the check; every change goes through the service and
+//! audit trail and break-glass follow-ups. Every route takes [`PageAdmin`], and every form
+//! [`ConsoleForm`] (a console session with its CSRF token), so no admin handler can be
+//! written without the checks; every change goes through the service and
 //! the engine, and the pages show what they answered (ARCHITECTURE.md, "The admin console").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ use crate::policy_file::{self, Format};
 use crate::service::{draft_set, now, outcome_text};
 use crate::store::{Actor, AuditEvent, AuditQuery, Followup, GrantRecord, PolicyVersion, StoredPolicy};
 use crate::web::pages::encode_query;
-use crate::web::{PageAdmin, PageError, PageViewer, chrome};
+use crate::web::{ConsoleForm, NoFields, PageAdmin, PageError, PageViewer, chrome};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,12 +51,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/grants/{id}/revoke", post(admin_revoke_grant))
         .route("/admin/audit", get(audit))
         .route("/grants/{id}/revoke", post(grantor_revoke_grant))
-}
-
-/// Any form's CSRF token.
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 /// A page's shell, for an admin.
@@ -128,12 +123,12 @@ async fn render_index(
 
 async fn acknowledge(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(request): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let request: RequestId = request
         .parse()
         .map_err(|_| fail(Error::NotFound("no such request".into())))?;
@@ -181,6 +176,8 @@ pub fn effect_summary(effect: &Effect) -> String {
     }
 }
 
+/// `?saved=` carries a policy's id, never text: the notice is written from the stored
+/// policy, so a link cannot put words of its own on an admin page.
 #[derive(Deserialize, Default)]
 struct PoliciesParams {
     saved: Option<String>,
@@ -192,7 +189,15 @@ async fn policies(
     params: Result<Query<PoliciesParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let notice = params.saved.map(|name| Notice::good(format!("Saved {name}.")));
+    let notice = match params.saved {
+        Some(id) => find_policy(&state, &id).await.ok().map(|policy| {
+            Notice::good(format!(
+                "Saved {}: version {} is in force.",
+                policy.doc.name, policy.version
+            ))
+        }),
+        None => None,
+    };
     render_policies(&state, &person, notice).await
 }
 
@@ -222,18 +227,18 @@ async fn render_policies(state: &AppState, person: &Person, notice: Option<Notic
 
 #[derive(Deserialize)]
 struct MoveForm {
-    csrf: Option<String>,
     direction: String,
 }
 
 async fn move_policy(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(id): Path<String>,
-    Form(form): Form<MoveForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, MoveForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let earlier = match form.direction.as_str() {
         "up" => true,
         "down" => false,
@@ -275,6 +280,8 @@ async fn new_policy(State(state): State<AppState>, PageAdmin(person): PageAdmin)
     )
 }
 
+/// `?saved=` carries the version just saved: the notice shows only while it is the one in
+/// force, and never repeats text from the link.
 #[derive(Deserialize)]
 struct EditParams {
     saved: Option<String>,
@@ -288,7 +295,11 @@ async fn edit_policy(
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
     let policy = find_policy(&state, &id).await.map_err(&fail)?;
-    let saved = params.ok().and_then(|Query(p)| p.saved).is_some();
+    let saved = params
+        .ok()
+        .and_then(|Query(p)| p.saved)
+        .and_then(|saved| saved.parse::<i64>().ok())
+        == Some(policy.version);
     let page = PolicyEditView {
         id: Some(policy.id.clone()),
         version: Some(policy.version),
@@ -306,7 +317,6 @@ async fn edit_policy(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct PolicyInput {
-    csrf: Option<String>,
     name: String,
     description: String,
     enabled: Option<String>,
@@ -358,17 +368,21 @@ impl PolicyInput {
 
 async fn create_policy(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
-    Form(input): Form<PolicyInput>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form: input,
+    }: ConsoleForm<PageAdmin, PolicyInput>,
 ) -> Result<Response, PageError> {
     save_policy(&state, &person, None, input).await
 }
 
 async fn update_policy(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(id): Path<String>,
-    Form(input): Form<PolicyInput>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form: input,
+    }: ConsoleForm<PageAdmin, PolicyInput>,
 ) -> Result<Response, PageError> {
     save_policy(&state, &person, Some(id), input).await
 }
@@ -380,7 +394,6 @@ async fn save_policy(
     input: PolicyInput,
 ) -> Result<Response, PageError> {
     let fail = page_error(state, person);
-    person.check_csrf(input.csrf.as_deref()).map_err(&fail)?;
     let form = input.into_form();
     let refused = |errors: Vec<(String, String)>, status: StatusCode, version: Option<i64>| {
         let title = if form.name.trim().is_empty() {
@@ -407,7 +420,7 @@ async fn save_policy(
     };
     let by = Actor::Reviewer(person.identity.clone());
     match state.service.save_policy(id.as_deref(), doc, by).await {
-        Ok(saved) => Ok(Redirect::to(&format!("/admin/policies/{}?saved=1", saved.id)).into_response()),
+        Ok(saved) => Ok(Redirect::to(&format!("/admin/policies/{}?saved={}", saved.id, saved.version)).into_response()),
         Err(Error::PolicyInvalid(problems)) => {
             let errors = problems
                 .iter()
@@ -696,7 +709,6 @@ async fn what_if_form(State(state): State<AppState>, PageAdmin(person): PageAdmi
 
 #[derive(Deserialize)]
 struct WhatIfForm {
-    csrf: Option<String>,
     #[serde(default)]
     draft: String,
     #[serde(default)]
@@ -705,11 +717,12 @@ struct WhatIfForm {
 
 async fn what_if(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
-    Form(form): Form<WhatIfForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, WhatIfForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let mut page = WhatIfView {
         draft: form.draft.clone(),
         last: form.last.clone(),
@@ -796,7 +809,6 @@ async fn test_form(State(state): State<AppState>, PageAdmin(person): PageAdmin) 
 
 #[derive(Deserialize)]
 struct TestForm {
-    csrf: Option<String>,
     #[serde(default)]
     agent: String,
     #[serde(default)]
@@ -828,11 +840,11 @@ fn empty_object() -> Value {
 
 async fn test_request(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
-    Form(form): Form<TestForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, TestForm>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let mut page = TestView {
         agent: form.agent.clone(),
         body: form.body.clone(),
@@ -958,7 +970,6 @@ async fn agents(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> 
 
 #[derive(Deserialize)]
 struct AgentForm {
-    csrf: Option<String>,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -969,11 +980,12 @@ struct AgentForm {
 
 async fn create_agent(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
-    Form(form): Form<AgentForm>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, AgentForm>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let name = form.name.trim().to_string();
     let mut page = AgentsView {
         name: form.name.clone(),
@@ -1021,12 +1033,12 @@ async fn create_agent(
 /// works (ARCHITECTURE.md, "The admin console").
 async fn rotate_key(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(name): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let (agent, key, revoked) = state
         .service
         .rotate_agent_key(&name, &person.identity)
@@ -1047,12 +1059,12 @@ async fn rotate_key(
 
 async fn revoke_keys(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(name): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let revoked = state
         .service
         .revoke_agent_keys(&name, Some(&person.identity))
@@ -1159,12 +1171,12 @@ async fn grants(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> 
 
 async fn admin_revoke_grant(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
         Ok(true) => (
             Notice::good("Grant revoked: it approves nothing from now on."),
@@ -1180,12 +1192,13 @@ async fn admin_revoke_grant(
 /// A grantor who is not an admin revokes a grant they gave; the engine checks they did.
 async fn grantor_revoke_grant(
     State(state): State<AppState>,
-    PageViewer(person): PageViewer,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: PageViewer(person),
+        ..
+    }: ConsoleForm<PageViewer, NoFields>,
 ) -> Result<Response, PageError> {
     let fail = page_error(&state, &person);
-    person.check_csrf(form.csrf.as_deref()).map_err(&fail)?;
     state
         .service
         .revoke_grant(&id, &person.identity, false)

@@ -2,7 +2,10 @@
 //! security headers every response carries.
 
 pub mod admin;
+pub mod form;
 pub mod pages;
+
+pub use form::{ConsoleForm, MaybeSignedIn, NoFields};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;

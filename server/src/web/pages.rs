@@ -1,7 +1,6 @@
 //! Console pages: the queue, a request, history (and its CSV), the account, and the
 //! place where admin pages will live. Every action is a plain HTML form.
 
-use axum::Form;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -25,7 +24,7 @@ use crate::auth::device::no_access;
 use crate::http::AppState;
 use crate::service::now;
 use crate::store::{AuditEvent, Cursor};
-use crate::web::{PageError, PageViewer, chrome, sign_in_redirect};
+use crate::web::{ConsoleForm, MaybeSignedIn, NoFields, PageError, PageViewer, chrome, sign_in_redirect};
 use crate::{Error, store};
 
 pub fn router() -> Router<AppState> {
@@ -314,7 +313,6 @@ fn timeline_entry(event: AuditEvent) -> TimelineEntry {
 
 #[derive(Deserialize)]
 struct DecideForm {
-    csrf: Option<String>,
     verdict: String,
     #[serde(default)]
     comment: String,
@@ -346,12 +344,13 @@ impl DecideForm {
 
 async fn decide(
     State(state): State<AppState>,
-    PageViewer(person): PageViewer,
     Path(id): Path<String>,
-    Form(form): Form<DecideForm>,
+    ConsoleForm {
+        who: PageViewer(person),
+        form,
+    }: ConsoleForm<PageViewer, DecideForm>,
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     if !person.has(Role::Reviewer) {
         return Err(page_error(Error::Forbidden("deciding needs the reviewer role".into())));
     }
@@ -652,22 +651,18 @@ async fn account(State(state): State<AppState>, person: Option<Person>) -> Resul
     .into_response())
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
 async fn revoke_token(
     State(state): State<AppState>,
-    person: Option<Person>,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    ConsoleForm {
+        who: MaybeSignedIn(person),
+        ..
+    }: ConsoleForm<MaybeSignedIn, NoFields>,
 ) -> Result<Response, PageError> {
     let Some(person) = person else {
         return Ok(sign_in_redirect("/me"));
     };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    person.check_csrf(form.csrf.as_deref()).map_err(page_error)?;
     let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
     let revoked = state
         .service
