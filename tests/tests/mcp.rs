@@ -488,7 +488,9 @@ async fn an_agent_at_its_wait_cap_is_refused_before_anything_is_created(backend:
     let server = TestServer::start_with(backend, |config| config.max_waits_per_agent = 1).await;
     let agent = server.agent("deploy-bot").await;
     // The agent's one wait is taken by a long-poll through the agent API.
-    let held = agent.submit(&json!({"action": "deploy.service", "resource": "k8s://a", "title": "Held"})).await;
+    let held = agent
+        .submit(&json!({"action": "deploy.service", "resource": "k8s://a", "title": "Held"}))
+        .await;
     let holding = tokio::spawn({
         let (agent, id) = (agent.clone(), held.clone());
         async move { agent.wait(&id, 30).await }

@@ -157,7 +157,9 @@ async fn a_condition_too_deep_is_refused_at_save_and_fails_closed_when_stored(ba
     assert_eq!(status(&denied), "denied", "the deny holds, closed: {denied}");
     let why = denied["policy"]["why"].to_string();
     assert!(why.contains("refused") && why.contains("fail closed"), "{why}");
-    let health = reqwest::get(format!("{}/healthz", server.base_url)).await.expect("alive");
+    let health = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .expect("alive");
     assert!(health.status().is_success());
     server.stop().await;
 }
@@ -249,7 +251,10 @@ type = "allow"
     let (matched, _) = server.service.test_request(&set, &facts);
     assert_eq!(matched.name, "default");
     assert!(
-        matched.why.iter().any(|line| line.contains("anything but users") && line.contains("cannot compare")),
+        matched
+            .why
+            .iter()
+            .any(|line| line.contains("anything but users") && line.contains("cannot compare")),
         "{:?}",
         matched.why
     );
@@ -287,7 +292,10 @@ async fn a_grant_never_approves_a_request_for_one_of_its_grantors(backend: Backe
     let hers = create(&agent, &for_riley).await;
     assert_eq!(status(&hers), "pending", "her grant does not approve her own request");
     let refused = decide(&server, &riley, &id(&hers), "", false, None).await;
-    assert!(matches!(refused, Err(Error::Rule(signoff_app::RuleError::OwnRequest))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::Rule(signoff_app::RuleError::OwnRequest))),
+        "{refused:?}"
+    );
     // For anyone else, the grant still holds.
     let mut for_reese = export.clone();
     for_reese["on_behalf_of"] = json!("reese@example.com");
@@ -309,7 +317,11 @@ async fn a_grant_binds_the_whole_action_unless_widened_on_purpose(backend: Backe
     assert_eq!(status(&same), "approved", "{same}");
     // Any other payload, or another diff: not covered.
     let more = create(&agent, &export(json!({"table": "orders", "rows": 10_000_000}))).await;
-    assert_eq!(status(&more), "pending", "a grant for this export is not one for every export");
+    assert_eq!(
+        status(&more),
+        "pending",
+        "a grant for this export is not one for every export"
+    );
     let mut with_diff = export(json!({"table": "orders", "rows": 10}));
     with_diff["diff"] = json!("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n");
     assert_eq!(status(&create(&agent, &with_diff).await), "pending");
@@ -318,7 +330,15 @@ async fn a_grant_binds_the_whole_action_unless_widened_on_purpose(backend: Backe
 
     // `*` widens it to any payload, on purpose; a field name with it is refused.
     let next = create(&agent, &export(json!({"table": "users"}))).await;
-    let mixed = decide(&server, &reviewer(3), &id(&next), "", false, Some(grant(&["*", "table"]))).await;
+    let mixed = decide(
+        &server,
+        &reviewer(3),
+        &id(&next),
+        "",
+        false,
+        Some(grant(&["*", "table"])),
+    )
+    .await;
     assert!(matches!(mixed, Err(Error::Invalid(_))), "{mixed:?}");
     decide(&server, &reviewer(3), &id(&next), "", false, Some(grant(&["*"])))
         .await
@@ -339,7 +359,10 @@ async fn break_glass_is_for_ones_own_request_and_carries_no_grant(backend: Backe
     let their_request = create(&agent, &theirs).await;
     let refused = decide(&server, &ada, &id(&their_request), "outage", true, None).await;
     assert!(
-        matches!(refused, Err(Error::Rule(signoff_app::RuleError::BreakGlassNotOwnRequest))),
+        matches!(
+            refused,
+            Err(Error::Rule(signoff_app::RuleError::BreakGlassNotOwnRequest))
+        ),
         "{refused:?}"
     );
     // Her own request, with a grant: refused, and nothing recorded.
@@ -348,7 +371,10 @@ async fn break_glass_is_for_ones_own_request_and_carries_no_grant(backend: Backe
     let own_request = create(&agent, &own).await;
     let with_grant = decide(&server, &ada, &id(&own_request), "outage", true, Some(grant(&[]))).await;
     assert!(
-        matches!(with_grant, Err(Error::Rule(signoff_app::RuleError::BreakGlassWithGrant))),
+        matches!(
+            with_grant,
+            Err(Error::Rule(signoff_app::RuleError::BreakGlassWithGrant))
+        ),
         "{with_grant:?}"
     );
     assert_eq!(
@@ -391,8 +417,8 @@ break_glass = ["reviewer1@example.com"]
         .expect("one of three approvals");
     // Her break-glass after her own approval, queued in one batch with another agent's
     // creation: the rule refuses hers, and the creation commits.
-    let held = server.hold_the_writer().await;
     let other = server.agent("other").await;
+    let held = server.hold_the_writer().await;
     let service = std::sync::Arc::clone(&server.service);
     let (who, target) = (ada.clone(), id(&request));
     let break_glass = tokio::spawn(async move {
@@ -408,7 +434,11 @@ break_glass = ["reviewer1@example.com"]
     });
     let creation = tokio::spawn({
         let other = other.clone();
-        async move { other.post("/api/v1/requests", &body("db.export", json!({"table": "users"}))).await }
+        async move {
+            other
+                .post("/api/v1/requests", &body("db.export", json!({"table": "users"})))
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(held);
@@ -442,15 +472,20 @@ async fn a_revoked_key_ends_its_waits(backend: Backend) {
 
     // Revoked by the command line, another process: the decision that lands afterwards
     // is not answered to the revoked key.
+    tokio::task::spawn_blocking(signoff_tests::server_binary)
+        .await
+        .expect("the command line is built");
     let agent = server.agent("deployer").await;
     let pending = create(&agent, &body("deploy.service", json!({}))).await;
     let waiting = tokio::spawn({
         let (agent, id) = (agent.clone(), id(&pending));
-        async move { agent.wait(&id, 60).await }
+        async move { agent.wait(&id, 300).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (code, _, stderr) = run_cli(&server.db, &["agents", "revoke", "deployer"]);
-    assert_eq!(code, 0, "{stderr}");
+    let url = server.db.url.clone();
+    let (code, _, stderr) = tokio::task::block_in_place(|| run_cli(&server.db, &["agents", "revoke", "deployer"]));
+    assert_eq!(code, 0, "{stderr} ({url})");
+    assert!(!waiting.is_finished(), "the wait is still open when the key is revoked");
     decide(&server, &reviewer(1), &id(&pending), "", false, None)
         .await
         .expect("approved");
@@ -458,7 +493,11 @@ async fn a_revoked_key_ends_its_waits(backend: Backend) {
         .await
         .expect("the wait answers")
         .expect("task");
-    assert_eq!(answered.status, 401, "never `approved` to a revoked key: {}", answered.body);
+    assert_eq!(
+        answered.status, 401,
+        "never `approved` to a revoked key: {}",
+        answered.body
+    );
     server.stop().await;
 }
 
