@@ -721,7 +721,6 @@ async fn an_approval_runs_once_even_when_its_first_run_never_reported(backend: B
     assert_eq!(first.code, -1, "the first run was killed: {first:?}");
     let request = status_of(&agent, &id).await;
     assert_eq!(request["status"], "approved", "nothing was reported");
-    assert!(request["started_at"].is_string(), "the start was recorded: {request}");
 
     let again = finish(shell.gate(&strs(&args))).await;
     assert_eq!(again.code, 15, "an approval already started has its own exit code: {again:?}");
@@ -729,6 +728,8 @@ async fn an_approval_runs_once_even_when_its_first_run_never_reported(backend: B
     assert!(again.stderr.contains("nothing was run"), "{}", again.stderr);
     let runs = std::fs::read_to_string(shell.marker("runs")).expect("ran");
     assert_eq!(runs.lines().count(), 1, "one approval, one run");
+    let request = status_of(&agent, &id).await;
+    assert!(request["started_at"].is_string(), "the start was recorded: {request}");
 }
 
 // ----- the hook's resource ------------------------------------------------------------
@@ -782,9 +783,8 @@ max_uses = 5
     let hook = shell.hook_with(&bash_call(&long, "toolu_1"), &[]).await;
     let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
     let request = status_of(&agent, &id).await;
-    let resource = request["resource"].as_str().expect("resource");
+    let resource = request["resource"].as_str().expect("resource").to_string();
     assert!(resource.starts_with("./release.sh --notes 'Fixes"), "{resource}");
-    assert!(resource.contains("… sha256:"), "{resource}");
     assert_eq!(request["payload"]["command"], long.as_str(), "reviewers see it all");
     reviewer
         .decide_with(
@@ -805,6 +805,9 @@ max_uses = 5
     let run = finish(shell.hook_with(&bash_call(&long, "toolu_3"), &["--timeout", "20s"]).await).await;
     let (decision, reason) = hook_decision(&run);
     assert_eq!(decision, "allow", "{reason}");
+    // How: the resource keeps the command's start and binds all of it by its SHA-256.
+    let digest = signoff_app::sha256_hex(long.as_bytes());
+    assert!(resource.ends_with(&format!("… sha256:{digest}")), "{resource}");
 }
 
 // ----- what only the client decides (SQLite) ------------------------------------------
@@ -901,7 +904,9 @@ async fn sigterm_cancels_a_wait_and_reaches_a_running_command() {
     assert_eq!(status_of(&agent, &id).await["status"], "cancelled");
 
     // While the command runs: passed on to it; its exit code is the gate's and is reported.
-    let script = "trap 'echo got TERM; exit 42' TERM; touch started; while :; do sleep 0.1; done";
+    // Bounded, so that a failing run leaves nothing behind.
+    let script = "trap 'echo got TERM; exit 42' TERM; touch started; i=0; \
+                  while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 3";
     let gate = shell.gate(&strs(&deploy_then(&["sh", "-c", script])));
     let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
     reviewer.decide(&id, "approve", "").await;
