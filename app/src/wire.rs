@@ -214,7 +214,11 @@ pub struct RequestView {
     pub break_glass: bool,
     /// When the agent said it was starting the approved action
     /// (`POST /api/v1/requests/{id}/start`); an approval starts at most once.
-    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<OffsetDateTime>,
 }

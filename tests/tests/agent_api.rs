@@ -600,13 +600,25 @@ async fn an_approval_starts_once(backend: Backend) {
     let id = agent.submit(&request_body("Deploy 1.5.0")).await;
 
     let early = start(&agent, &id).await;
-    assert_eq!((early.status, early.error_code()), (409, "not_approved"), "{:?}", early.body);
+    assert_eq!(
+        (early.status, early.error_code()),
+        (409, "not_approved"),
+        "{:?}",
+        early.body
+    );
     server
         .service
         .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Api)
         .await
         .expect("approve");
-    assert!(agent.get(&format!("/api/v1/requests/{id}")).await.body.get("started_at").is_none());
+    assert!(
+        agent
+            .get(&format!("/api/v1/requests/{id}"))
+            .await
+            .body
+            .get("started_at")
+            .is_none()
+    );
 
     let not_mine = start(&other, &id).await;
     assert_eq!(not_mine.status, 404, "another agent's request does not exist for it");
@@ -615,7 +627,12 @@ async fn an_approval_starts_once(backend: Backend) {
     assert_eq!(started.body["status"], "approved");
     let started_at = started.body["started_at"].as_str().expect("started_at").to_string();
     let again = start(&agent, &id).await;
-    assert_eq!((again.status, again.error_code()), (409, "already_started"), "{:?}", again.body);
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "already_started"),
+        "{:?}",
+        again.body
+    );
     assert!(again.error_message().contains("not started again"), "{:?}", again.body);
     let events = server
         .db

@@ -244,7 +244,11 @@ pub async fn run(args: RequestArgs, server: Option<&str>) -> Result<u8, ClientEr
         .join(", ");
     // Recorded on the server before anything runs: a retry of this job (the same
     // --idempotency-key, here or elsewhere) finds the approval used and runs nothing.
-    match api.start(request.id).await.and_then(|started| same_request(&request, started)) {
+    match api
+        .start(request.id)
+        .await
+        .and_then(|started| same_request(&request, started))
+    {
         Ok(_) => {}
         Err(ClientError::Refused { code, message, .. }) if code == "already_started" => {
             say(&format!(

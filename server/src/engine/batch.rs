@@ -621,7 +621,10 @@ impl Batch {
         if request.status != Status::Approved {
             return Err(Error::Conflict {
                 code: "not_approved",
-                message: format!("the request is {}: only an approved request can be started", request.status),
+                message: format!(
+                    "the request is {}: only an approved request can be started",
+                    request.status
+                ),
             });
         }
         request.started_at = Some(now);
