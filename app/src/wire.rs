@@ -114,6 +114,24 @@ impl NewRequest {
         Ok(())
     }
 
+    /// The digest the server will compute for this request (`crate::action_digest`), so
+    /// an agent can hold the server's answers to what it submitted. `None` for a
+    /// before/after diff, whose text only the server computes.
+    pub fn expected_digest(&self) -> Option<String> {
+        let diff = match self.diff_input().ok()? {
+            None => None,
+            Some(DiffInput::Unified(text)) => Some(text),
+            Some(DiffInput::BeforeAfter { .. }) => return None,
+        };
+        Some(crate::model::action_digest(
+            &self.action,
+            &self.resource,
+            &self.labels,
+            &self.payload,
+            diff.as_deref(),
+        ))
+    }
+
     /// The submitted diff, understood.
     pub fn diff_input(&self) -> Result<Option<DiffInput>, String> {
         match &self.diff {
@@ -194,6 +212,15 @@ pub struct RequestView {
     /// Approved by an admin the policy lets approve their own request, in an emergency.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
+    /// When the agent said it was starting the approved action
+    /// (`POST /api/v1/requests/{id}/start`); an approval starts at most once.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +367,22 @@ mod tests {
             let message = request.validate().expect_err("invalid");
             assert!(message.contains(expected), "{message:?} should mention {expected:?}");
         }
+    }
+
+    #[test]
+    fn the_expected_digest_is_the_servers_for_text_diffs_only() {
+        let mut request = valid();
+        request.diff = Some(json!("--- a\n+++ b\n"));
+        let expected = crate::model::action_digest(
+            "db.export",
+            "db/customers",
+            &BTreeMap::new(),
+            &Value::Null,
+            Some("--- a\n+++ b\n"),
+        );
+        assert_eq!(request.expected_digest(), Some(expected));
+        request.diff = Some(json!({"before": 1, "after": 2}));
+        assert_eq!(request.expected_digest(), None);
     }
 
     #[test]

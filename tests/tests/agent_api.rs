@@ -1,5 +1,5 @@
-//! The agent API end to end: create, read, wait, decide (service layer), cancel, report;
-//! idempotency; expiry; and every kind of bad input, on both stores.
+//! The agent API end to end: create, read, wait, decide (service layer), cancel, start,
+//! report; idempotency; expiry; and every kind of bad input, on both stores.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ on_both_stores!(
     agents_cancel_and_report_within_the_lifecycle,
     bad_input_is_refused_clearly_and_changes_nothing,
     decisions_enforce_the_rules,
+    an_approval_starts_once,
+    a_store_from_before_starts_upgrades_in_place,
 );
 
 fn approve() -> DecisionInput {
@@ -577,4 +579,149 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         erased.is_err_and(|message| message.contains("append-only")),
         "decisions cannot be erased"
     );
+}
+
+/// `POST /api/v1/requests/{id}/start`, with no body, as an agent sends it.
+async fn start(agent: &signoff_tests::AgentClient, id: &str) -> signoff_tests::Reply {
+    let response = agent
+        .http
+        .post(agent.url(&format!("/api/v1/requests/{id}/start")))
+        .bearer_auth(&agent.key)
+        .send()
+        .await
+        .expect("POST start");
+    signoff_tests::server::read_reply(response).await
+}
+
+async fn an_approval_starts_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let other = server.agent("other-bot").await;
+    let id = agent.submit(&request_body("Deploy 1.5.0")).await;
+
+    let early = start(&agent, &id).await;
+    assert_eq!(
+        (early.status, early.error_code()),
+        (409, "not_approved"),
+        "{:?}",
+        early.body
+    );
+    server
+        .service
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Api)
+        .await
+        .expect("approve");
+    assert!(
+        agent
+            .get(&format!("/api/v1/requests/{id}"))
+            .await
+            .body
+            .get("started_at")
+            .is_none()
+    );
+
+    let not_mine = start(&other, &id).await;
+    assert_eq!(not_mine.status, 404, "another agent's request does not exist for it");
+    let started = start(&agent, &id).await;
+    assert_eq!(started.status, 200, "{:?}", started.body);
+    assert_eq!(started.body["status"], "approved");
+    let started_at = started.body["started_at"].as_str().expect("started_at").to_string();
+    let again = start(&agent, &id).await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "already_started"),
+        "{:?}",
+        again.body
+    );
+    assert!(again.error_message().contains("not started again"), "{:?}", again.body);
+    let events = server
+        .db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE kind = 'request.started' AND request_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(events, 1, "one start, audited once");
+
+    // The result is reported as before, and the start stays on the request.
+    let done = agent
+        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed"}))
+        .await;
+    assert_eq!(done.body["status"], "executed", "{:?}", done.body);
+    assert_eq!(done.body["started_at"], started_at.as_str());
+    let after = start(&agent, &id).await;
+    assert_eq!((after.status, after.error_code()), (409, "already_started"));
+}
+
+/// The version before `started_at` created its schema with migrations 0001 and 0002. A
+/// store it made upgrades in place, and an approval it stored can be started once.
+async fn a_store_from_before_starts_upgrades_in_place(backend: Backend) {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    let db = signoff_tests::TestDb::new(backend).await;
+    let (init, policies, pool_url) = match backend {
+        Backend::Sqlite => (
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_policies.sql"),
+            format!("{}?mode=rwc", db.url),
+        ),
+        Backend::Postgres => (
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/postgres/0002_policies.sql"),
+            db.url.clone(),
+        ),
+    };
+    let migration = |version, name, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )
+    };
+    let previous = Migrator {
+        migrations: Cow::Owned(vec![migration(1, "init", init), migration(2, "policies", policies)]),
+        ..Migrator::DEFAULT
+    };
+    let insert_agent = "INSERT INTO agents (id, name, owner, created_at) \
+                        VALUES ('0193a4c2-0000-7000-8000-00000000a9e2', 'legacy-bot', NULL, 1764000000000)";
+    let id = "0193a4c2-0000-7000-8000-0000000000f2";
+    let insert_request = format!(
+        "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
+         digest, status, policy, approvals, created_at, expires_at, decided_at) VALUES ('{id}', \
+         '0193a4c2-0000-7000-8000-00000000a9e2', 'deploy.service', 'k8s://prod/api', 'Approved before the upgrade', \
+         '', '{{}}', '{{}}', 'abc', 'approved', \
+         '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
+         1, 1764000000000, 4102444800000, 1764000001000)"
+    );
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&pool_url).await.expect("connect");
+            previous.run(&pool).await.expect("the previous schema");
+            sqlx::query(insert_agent).execute(&pool).await.expect("old agent");
+            sqlx::query(&insert_request).execute(&pool).await.expect("old request");
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&pool_url).await.expect("connect");
+            previous.run(&pool).await.expect("the previous schema");
+            sqlx::query(insert_agent).execute(&pool).await.expect("old agent");
+            sqlx::query(&insert_request).execute(&pool).await.expect("old request");
+            pool.close().await;
+        }
+    }
+
+    let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("the store upgrades in place");
+    let server = TestServer::start_on(db, |_| {}).await;
+    let agent = server.agent("legacy-bot").await;
+    let old = agent.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(old.status, 200, "{:?}", old.body);
+    assert_eq!(old.body["status"], "approved");
+    assert!(old.body.get("started_at").is_none(), "not started: {:?}", old.body);
+    let started = start(&agent, id).await;
+    assert_eq!(started.status, 200, "{:?}", started.body);
+    assert!(started.body["started_at"].is_string());
+    let again = start(&agent, id).await;
+    assert_eq!((again.status, again.error_code()), (409, "already_started"));
 }

@@ -18,7 +18,8 @@ Exit codes:
      token could not be revoked; the stored credentials are deleted all the same)
   5  local problem: the credentials file or the terminal could not be used
   For agents, `signoff request` (the CLI gate) adds 10 denied, 11 expired, 12 cancelled,
-  13 timed out and passes its command's code through: see `signoff request --help`.
+  13 timed out, 14 answer for another request, 15 approval already started, and passes
+  its command's code through: see `signoff request --help`.
 
 Files:
   credentials  $XDG_CONFIG_HOME/signoff/credentials.json (mode 0600)
@@ -27,6 +28,8 @@ Files:
 Environment:
   SIGNOFF_SERVER  the server      NO_COLOR  no colours (bold and reverse only)
   SIGNOFF_AGENT_KEY  the agent key `signoff mcp` uses (never printed)
+  SIGNOFF_ALLOW_INSECURE_HTTP=1  let `signoff mcp`, `request` and `hook` use http:// to
+                     another machine (by default: https://, or http:// to this machine)
 
 In the interactive client, press ? for every key.";
 

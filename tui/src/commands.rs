@@ -31,11 +31,13 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
         }
         Some(Command::Login) => login(server).await,
         Some(Command::Mcp) => {
-            let key = std::env::var("SIGNOFF_AGENT_KEY")
+            let key = std::env::var(crate::agent::KEY_ENV)
                 .ok()
                 .filter(|key| !key.trim().is_empty())
                 .ok_or_else(|| ClientError::Usage("set SIGNOFF_AGENT_KEY to the agent's API key".into()))?;
-            crate::mcp::serve_stdio(&target(server)?.server, key.trim()).await
+            // The same rule as every agent-side client: https, or http to this machine.
+            let upstream = crate::agent::agent_server(&target(server)?.server, crate::agent::insecure_http_allowed())?;
+            crate::mcp::serve_stdio(&upstream, key.trim()).await
         }
         Some(Command::Logout) => logout().await,
         Some(Command::List {

@@ -26,6 +26,12 @@ pub mod exit {
     pub const CANCELLED: u8 = 12;
     /// No decision within `--timeout`; the gate cancelled the request.
     pub const TIMED_OUT: u8 = 13;
+    /// The server's answer was for another request or another action (its id or digest
+    /// is not what was submitted): it approves nothing that was asked for.
+    pub const MISMATCH: u8 = 14;
+    /// This approval was already started (by an earlier run with the same
+    /// `--idempotency-key`, here or elsewhere): one approval runs once.
+    pub const ALREADY_STARTED: u8 = 15;
     /// The approved command could not be started (as shells say: not executable).
     pub const CANNOT_RUN: u8 = 126;
     /// The approved command was not found (as shells say).
@@ -62,6 +68,9 @@ pub enum ClientError {
     Unreachable { server: String, detail: String },
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// The server answered about another request or action than the one submitted.
+    #[error("the server's answer does not match what was submitted ({0}): it is not acted on")]
+    Mismatch(String),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -81,6 +90,7 @@ impl ClientError {
             | ClientError::NoAgentKey
             | ClientError::AgentKeyRefused { .. } => exit::AUTH,
             ClientError::Unreachable { .. } | ClientError::Protocol(_) => exit::UNREACHABLE,
+            ClientError::Mismatch(_) => exit::MISMATCH,
             ClientError::Local(_) => exit::LOCAL,
         }
     }

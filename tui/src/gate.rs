@@ -1,7 +1,8 @@
 //! `signoff request … -- CMD ARGS…`: the CLI gate. Submits a request through the agent
-//! API, waits for the decision, and runs CMD only once the server says it is approved;
-//! then reports how it went. Progress goes to standard error, so standard output is
-//! CMD's alone. Exit codes: `crate::error::exit` (documented in `--help` and the README).
+//! API, waits for the decision, and runs CMD only once the server says that very request
+//! (its id, and the digest computed here) is approved and has recorded its start; then
+//! reports how it went. Progress goes to standard error, so standard output is CMD's
+//! alone. Exit codes: `crate::error::exit` (documented in `--help` and the README).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -14,7 +15,7 @@ use signoff_app::wire::ExecutionStatus;
 use signoff_app::wire::{NewRequest, RequestView, ResultReport, limits};
 use signoff_app::{Status, Verdict};
 
-use crate::agent::{AgentApi, Waited, field_text, fresh_idempotency_key};
+use crate::agent::{AgentApi, KEY_ENV, Waited, field_text, fresh_idempotency_key, same_request};
 use crate::error::{ClientError, exit};
 use crate::text::sanitize;
 
@@ -27,14 +28,21 @@ Exit codes:
   11   expired before anyone decided
   12   cancelled
   13   no decision within --timeout: the request is cancelled
+  14   the server answered for another request or action (its id or digest is not what
+       was submitted): nothing was run
+  15   this approval was already started by an earlier run (the same --idempotency-key,
+       here or on another machine): nothing was run again
   126  CMD could not be started, 127 CMD not found (reported as failed)
   130  interrupted (Ctrl-C) while waiting, 143 terminated (SIGTERM) while waiting: the
        request is cancelled
-  CMD runs only after approval, and at most once per request.
+  CMD runs only after approval, and at most once per approval: the gate records the
+  start on the server before running it. Without CMD, exit code 0 is that start.
 
 Environment:
-  SIGNOFF_AGENT_KEY  the agent's key (required; never printed)
-  SIGNOFF_SERVER     the server, unless --server
+  SIGNOFF_AGENT_KEY  the agent's key (required; never printed, and not passed to CMD)
+  SIGNOFF_SERVER     the server, unless --server: https://, or http:// to this machine
+  SIGNOFF_ALLOW_INSECURE_HTTP=1  allow http:// to another machine (the key travels in
+                     the clear)
 
 Standard output carries CMD's output only; progress goes to standard error.
 
@@ -234,6 +242,22 @@ pub async fn run(args: RequestArgs, server: Option<&str>) -> Result<u8, ClientEr
         })
         .collect::<Vec<_>>()
         .join(", ");
+    // Recorded on the server before anything runs: a retry of this job (the same
+    // --idempotency-key, here or elsewhere) finds the approval used and runs nothing.
+    match api
+        .start(request.id)
+        .await
+        .and_then(|started| same_request(&request, started))
+    {
+        Ok(_) => {}
+        Err(ClientError::Refused { code, message, .. }) if code == "already_started" => {
+            say(&format!(
+                "approved, but {message}: nothing was run (one approval runs once; ask again with another --idempotency-key)"
+            ));
+            return Ok(exit::ALREADY_STARTED);
+        }
+        Err(error) => return Err(error),
+    }
     if args.command.is_empty() {
         say(&format!("approved by {approvers}"));
         return Ok(exit::OK);
@@ -288,6 +312,7 @@ pub async fn wait_or_interrupt(
             }
         }) => waited?,
         interrupt = signals.next() => {
+            // Its answer is not acted on: nothing runs after an interrupt.
             if let Err(error) = api.cancel(id).await {
                 tracing::warn!(%error, "cancelling after an interrupt failed");
             }
@@ -297,10 +322,10 @@ pub async fn wait_or_interrupt(
     match waited {
         Waited::Decided(request) => Ok(Ending::Decided(request)),
         Waited::TimedOut(request) => match api.cancel(id).await {
-            Ok(cancelled) => Ok(Ending::TimedOut(cancelled)),
+            Ok(cancelled) => Ok(Ending::TimedOut(same_request(&request, cancelled)?)),
             // Decided between the last wait and the cancellation: that decision stands.
             Err(ClientError::Refused { status: 409, .. }) => {
-                let current = api.get(id).await?;
+                let current = same_request(&request, api.get(id).await?)?;
                 if current.status == Status::Pending {
                     Ok(Ending::TimedOut(request))
                 } else {
@@ -338,7 +363,12 @@ async fn run_command(argv: &[String], signals: &mut Signals) -> (u8, ResultRepor
     let Some((program, arguments)) = argv.split_first() else {
         return (exit::OK, report(ExecutionStatus::Executed, json!({})));
     };
-    let mut child = match tokio::process::Command::new(program).args(arguments).spawn() {
+    // The command acts with its own rights, never the agent's: it does not get the key.
+    let mut child = match tokio::process::Command::new(program)
+        .args(arguments)
+        .env_remove(KEY_ENV)
+        .spawn()
+    {
         Ok(child) => child,
         Err(error) => {
             let code = if error.kind() == std::io::ErrorKind::NotFound {

@@ -1,4 +1,4 @@
-//! The agent API: submit a request, read it, wait for the decision, cancel, report.
+//! The agent API: submit a request, read it, wait for the decision, cancel, start, report.
 
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create))
         .routes(routes!(wait))
         .routes(routes!(cancel))
+        .routes(routes!(start))
         .routes(routes!(report))
 }
 
@@ -217,6 +218,36 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     let request = state.service.cancel(&agent, request_id(&id)?).await?;
+    Ok(Json(request).into_response())
+}
+
+/// Start an approved action.
+///
+/// Call it just before running the action: it records the start (`started_at`, and a
+/// `request.started` audit event) and answers 409 `already_started` when this approval was
+/// started before, from here or anywhere else, so one approval runs once. No body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{id}/start",
+    tag = "agent",
+    operation_id = "start_request",
+    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    responses(
+        (status = 200, description = "The request, with `started_at`: run the action now.", body = RequestView),
+        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        (status = 409, description = "`already_started`: this approval was started before, do not run it again; \
+            `not_approved`: the request is not approved.", body = ErrorBody),
+        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
+async fn start(
+    State(state): State<AppState>,
+    AgentAuth(agent): AgentAuth,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let request = state.service.start(&agent, request_id(&id)?).await?;
     Ok(Json(request).into_response())
 }
 

@@ -202,7 +202,10 @@ impl Batch {
                         grant_keys.push((request.agent.id, request.action.clone(), request.resource.clone()));
                     }
                 }
-                Command::Decide { id, .. } | Command::Cancel { id, .. } | Command::Report { id, .. } => ids.push(*id),
+                Command::Decide { id, .. }
+                | Command::Cancel { id, .. }
+                | Command::Start { id, .. }
+                | Command::Report { id, .. } => ids.push(*id),
                 Command::ExpireDue { limit } => expire_limit += limit,
                 Command::Admin(_) => {}
             }
@@ -277,6 +280,7 @@ impl Batch {
                 grant,
             } => self.decide(*id, reviewer, *verdict, comment, *channel, *break_glass, grant.as_ref()),
             Command::Cancel { agent, id } => self.agent_transition(*agent, *id, Status::Cancelled, None),
+            Command::Start { agent, id } => self.start(*agent, *id),
             Command::Report { agent, id, report } => {
                 self.agent_transition(*agent, *id, report.status.status(), Some(report))
             }
@@ -604,6 +608,51 @@ impl Batch {
         let actor = Actor::agent(&request.agent);
         self.chain
             .append_value(now, kind, Some(id), &actor, &json!({ "result": report }))?;
+        loaded.changed = true;
+        Ok(Answer::Changed(loaded.request.clone(), loaded.decisions.clone()))
+    }
+
+    /// The agent starts its approved action: only its own request, only approved, and only
+    /// once. The start is stored before anything runs, so a retried agent (the same
+    /// `Idempotency-Key`, on this machine or another) is refused instead of running the
+    /// action a second time on one approval.
+    fn start(&mut self, agent: AgentId, id: RequestId) -> Result<Answer> {
+        let now = self.now;
+        let loaded = self
+            .requests
+            .get_mut(&id)
+            .filter(|loaded| loaded.request.agent.id == agent)
+            .ok_or_else(|| not_found(id))?;
+        let request = &mut loaded.request;
+        if let Some(started_at) = request.started_at {
+            return Err(Error::Conflict {
+                code: "already_started",
+                message: format!(
+                    "this approval was already used: the action was started at {}; it is not started again",
+                    started_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_else(|_| millis(started_at).to_string())
+                ),
+            });
+        }
+        if request.status != Status::Approved {
+            return Err(Error::Conflict {
+                code: "not_approved",
+                message: format!(
+                    "the request is {}: only an approved request can be started",
+                    request.status
+                ),
+            });
+        }
+        request.started_at = Some(now);
+        let actor = Actor::agent(&request.agent);
+        self.chain.append_value(
+            now,
+            "request.started",
+            Some(id),
+            &actor,
+            &json!({ "digest": request.digest }),
+        )?;
         loaded.changed = true;
         Ok(Answer::Changed(loaded.request.clone(), loaded.decisions.clone()))
     }

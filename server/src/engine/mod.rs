@@ -54,6 +54,12 @@ pub enum Command {
         agent: AgentId,
         id: RequestId,
     },
+    /// The agent is about to run its approved action: recorded once, so one approval
+    /// runs once even when the agent is retried elsewhere.
+    Start {
+        agent: AgentId,
+        id: RequestId,
+    },
     Report {
         agent: AgentId,
         id: RequestId,
@@ -127,7 +133,8 @@ pub enum Answer {
     Created(StoredRequest),
     /// The agent sent this `Idempotency-Key` and body before: that request, unchanged.
     Replayed(StoredRequest),
-    /// Decided, cancelled or reported: the request as it now stands, with its decisions.
+    /// Decided, cancelled, started or reported: the request as it now stands, with its
+    /// decisions.
     Changed(StoredRequest, Vec<DecisionRecord>),
     /// How many requests expired.
     Expired(usize),

@@ -346,6 +346,7 @@ impl Service {
             body_hash: idempotency_key.as_ref().and(body_hash),
             break_glass: false,
             escalates_at: None,
+            started_at: None,
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();
@@ -454,6 +455,12 @@ impl Service {
 
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
         self.change(Command::Cancel { agent: agent.id, id }).await
+    }
+
+    /// The agent is about to run its approved action: recorded once; a second start of
+    /// the same approval is refused (`already_started`).
+    pub async fn start(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
+        self.change(Command::Start { agent: agent.id, id }).await
     }
 
     /// The agent says what happened when it ran an approved action.

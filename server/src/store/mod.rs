@@ -93,7 +93,7 @@ pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
     r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
-    r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at";
+    r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at, r.started_at";
 
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";

@@ -69,6 +69,8 @@ pub struct StoredRequest {
     pub break_glass: bool,
     /// When its policy's escalation groups may approve too, until that is announced.
     pub escalates_at: Option<OffsetDateTime>,
+    /// When the agent started the approved action; set once (`Command::Start`).
+    pub started_at: Option<OffsetDateTime>,
 }
 
 impl StoredRequest {
@@ -119,6 +121,7 @@ impl StoredRequest {
             decided_at: self.decided_at,
             result: self.result,
             break_glass: self.break_glass,
+            started_at: self.started_at,
         }
     }
 }
@@ -216,6 +219,7 @@ pub struct RequestColumns {
     pub body_hash: Option<String>,
     pub break_glass: i64,
     pub escalates_at: Option<i64>,
+    pub started_at: Option<i64>,
 }
 
 impl RequestColumns {
@@ -255,6 +259,7 @@ impl RequestColumns {
             body_hash: self.body_hash,
             break_glass: self.break_glass != 0,
             escalates_at: self.escalates_at.map(from_millis).transpose()?,
+            started_at: self.started_at.map(from_millis).transpose()?,
         })
     }
 }

@@ -218,7 +218,7 @@ impl WriteTx {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
                      diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
-                     idempotency_key, body_hash, break_glass, escalates_at) ",
+                     idempotency_key, body_hash, break_glass, escalates_at, started_at) ",
                 );
                 query.push_values(chunk, |mut row, new| {
                     let request = new.request;
@@ -244,7 +244,8 @@ impl WriteTx {
                         .push_bind(new.idempotency_key)
                         .push_bind(request.body_hash.as_deref())
                         .push_bind(i64::from(request.break_glass))
-                        .push_bind(request.escalates_at.map(millis));
+                        .push_bind(request.escalates_at.map(millis))
+                        .push_bind(request.started_at.map(millis));
                 });
                 query.build().execute(&mut *conn).await?;
             });
@@ -275,13 +276,16 @@ impl WriteTx {
         let (set, alias) = match self {
             WriteTx::Sqlite(_) => (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
-                 result = v.column5, break_glass = v.column6, escalates_at = v.column7 FROM (",
+                 result = v.column5, break_glass = v.column6, escalates_at = v.column7, \
+                 started_at = v.column8 FROM (",
                 ") AS v WHERE requests.id = v.column1",
             ),
             WriteTx::Postgres(_) => (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
-                 result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at FROM (",
-                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at) WHERE requests.id = v.id",
+                 result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at, \
+                 started_at = v.started_at FROM (",
+                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at) \
+                 WHERE requests.id = v.id",
             ),
         };
         for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
@@ -294,7 +298,8 @@ impl WriteTx {
                         .push_bind(request.decided_at.map(millis))
                         .push_bind(request.result.as_ref().map(to_json))
                         .push_bind(i64::from(request.break_glass))
-                        .push_bind(request.escalates_at.map(millis));
+                        .push_bind(request.escalates_at.map(millis))
+                        .push_bind(request.started_at.map(millis));
                 });
                 query.push(alias);
                 query.build().execute(&mut *conn).await?;

@@ -311,6 +311,7 @@ pub fn review(n: u128, diff: Option<String>, viewer: Eligibility) -> ReviewView 
             decided_at: None,
             result: None,
             break_glass: false,
+            started_at: None,
         },
         viewer,
     }
