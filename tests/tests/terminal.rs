@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use signoff_tests::fixtures::request_body;
 use signoff_tests::oidc::Provider;
 use signoff_tests::tmux::Tmux;
@@ -25,6 +25,7 @@ on_both_stores!(
     scripting_commands_and_their_exit_codes,
     logout_revokes_the_token_and_forgets_it,
     a_server_outage_does_not_break_the_client,
+    invisible_characters_are_marked_as_the_console_marks_them,
 );
 
 /// Generous: the machine running the tests may be busy building.
@@ -934,4 +935,46 @@ async fn a_server_outage_does_not_break_the_client(backend: Backend) {
     assert_eq!(tty_settings(&tmux, "tty-after").await, tty_before);
     let log = home.log_text();
     assert!(!log.contains("panic"), "{log}");
+}
+
+// ----- 7. what a reviewer cannot see is shown ------------------------------------------------
+
+async fn invisible_characters_are_marked_as_the_console_marks_them(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let mut body = request_body("Hidden text");
+    // Zero-width space, byte-order mark, word joiner, and TAG characters spelling "ig":
+    // text a model reads and a person does not see.
+    body["reason"] = json!("ok\u{200B}\u{FEFF}\u{2060}\u{E0069}\u{E0067}done");
+    let id = agent.submit(&body).await;
+    let marked = "ok⟨U+200B⟩⟨U+FEFF⟩⟨U+2060⟩⟨U+E0069⟩⟨U+E0067⟩done";
+
+    // The console's marking, which the terminal must match.
+    let browser = server.browser();
+    browser.sign_in("alice").await;
+    let page = browser.get(&format!("{}/requests/{id}", server.base_url)).await;
+    assert!(
+        page.body.contains("⟨U+200B⟩") && page.body.contains("⟨U+E0067⟩"),
+        "{}",
+        page.body
+    );
+
+    let alice = Home::signed_in(&server, "alice").await;
+    let shown = alice.signoff(&["show", &id]).await;
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains(marked), "{}", shown.stdout);
+    assert!(!shown.stdout.contains('\u{200B}'), "{}", shown.stdout);
+
+    let tmux = terminal(&alice, 160, 40);
+    tmux.wait_for_prompt(SCREEN_TIMEOUT).await;
+    tmux.run("signoff");
+    tmux.wait_for("the queue with the request", SCREEN_TIMEOUT, |screen| {
+        selected_row(screen).is_some_and(|row| row.contains("Hidden text"))
+    })
+    .await;
+    tmux.press(&["Enter"]);
+    let screen = tmux.wait_for_text(marked, SCREEN_TIMEOUT).await;
+    assert!(!screen.contains('\u{FEFF}'), "{screen}");
+    server.stop().await;
 }

@@ -4,12 +4,15 @@
 use time::{Duration, OffsetDateTime};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// Makes text written by an agent safe to put on a terminal.
+/// Makes text written by an agent safe to put on a terminal, showing what a reader could
+/// not otherwise see exactly as the console does.
 ///
 /// Control characters (escape sequences could move the cursor, recolour or hide text and so
-/// change what a reviewer believes they approve) and bidirectional overrides ("trojan
-/// source" reordering) are replaced by a visible `�`. Tabs become spaces. Newlines are
-/// kept only when `keep_newlines` is set.
+/// change what a reviewer believes they approve), bidirectional overrides ("trojan source"
+/// reordering) and invisible characters (zero-width, word joiners, byte-order marks,
+/// variation selectors, TAG characters that carry hidden text) are written as a visible
+/// `⟨U+202E⟩` naming them, the console's marker (`signoff_app::hidden_char_name` is the one
+/// rule for both). Tabs become spaces. Newlines are kept only when `keep_newlines` is set.
 pub fn sanitize(text: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -18,15 +21,13 @@ pub fn sanitize(text: &str, keep_newlines: bool) -> String {
             '\r' if keep_newlines => {}
             '\n' | '\r' => out.push(' '),
             '\t' => out.push_str("    "),
-            c if c.is_control() || is_bidi_control(c) => out.push('\u{FFFD}'),
+            c if c.is_control() || signoff_app::hidden_char_name(c).is_some() => {
+                out.push_str(&format!("⟨U+{:04X}⟩", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
     out
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Columns the text takes on a terminal.
@@ -194,10 +195,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_neutralises_escapes_and_bidi_overrides() {
+    fn sanitize_marks_escapes_bidi_overrides_and_invisible_characters() {
         assert_eq!(
             sanitize("ok\x1b[2Jgone\u{202E}txt", false),
-            "ok\u{FFFD}[2Jgone\u{FFFD}txt"
+            "ok⟨U+001B⟩[2Jgone⟨U+202E⟩txt"
+        );
+        assert_eq!(
+            sanitize("a\u{200B}b\u{FEFF}c\u{2060}d\u{E0041}\u{FE0F}", false),
+            "a⟨U+200B⟩b⟨U+FEFF⟩c⟨U+2060⟩d⟨U+E0041⟩⟨U+FE0F⟩"
         );
         assert_eq!(sanitize("a\r\nb\tc", true), "a\nb    c");
         assert_eq!(sanitize("a\nb", false), "a b");

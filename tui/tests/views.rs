@@ -333,12 +333,13 @@ fn history_view() {
 #[test]
 fn hostile_text_is_neutralised() {
     let mut rows = queue();
-    rows[0].title = "Harmless\x1b[2J\x1b[31mtitle\u{202E}txt.exe".into();
-    let state = loaded(80, 24, rows);
+    rows[0].title = "\x1b\u{202E}\u{200B}".into();
+    let state = loaded(120, 24, rows);
     let screen = render(&state).to_string();
     assert!(!screen.contains('\x1b'));
-    assert!(!screen.contains('\u{202E}'));
-    assert!(screen.contains("Harmless�[2J�[31mti"));
+    assert!(!screen.contains('\u{202E}') && !screen.contains('\u{200B}'));
+    // Marked as the console marks them.
+    assert!(screen.contains("⟨U+001B⟩⟨U+202E⟩⟨U+200B⟩"), "{screen}");
 }
 
 // ----- styles: colour and its bold / reverse fallback --------------------------------------
