@@ -98,7 +98,10 @@
 
   function listen() {
     events = new EventSource("/api/v1/events");
-    ["created", "decided", "expired", "cancelled", "reported", "resync"].forEach(function (kind) {
+    // The kinds come from the server (every live event kind, and "resync"), so a new kind
+    // refreshes the console without a list here to keep in step.
+    var kinds = document.querySelector('meta[name="live-events"]');
+    (kinds ? kinds.content.split(" ") : ["resync"]).forEach(function (kind) {
       events.addEventListener(kind, function (message) {
         if (queueBody) { refreshQueue(); return; }
         var data = {};

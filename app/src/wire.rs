@@ -507,7 +507,21 @@ pub enum LiveEventKind {
     Escalated,
 }
 
+/// The SSE event that tells a client it may have missed events and should read afresh.
+pub const RESYNC_EVENT: &str = "resync";
+
 impl LiveEventKind {
+    /// Every kind, for clients that subscribe to each by name (the console's script reads
+    /// them from the page, so it never keeps a list of its own).
+    pub const ALL: [LiveEventKind; 6] = [
+        LiveEventKind::Created,
+        LiveEventKind::Decided,
+        LiveEventKind::Expired,
+        LiveEventKind::Cancelled,
+        LiveEventKind::Reported,
+        LiveEventKind::Escalated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LiveEventKind::Created => "created",

@@ -25,6 +25,7 @@ on_both_stores!(
     keyboard_triage,
     filters_live_in_the_url,
     moving_between_pages_never_stalls,
+    an_escalation_refreshes_the_queue_of_who_may_now_approve,
 );
 
 /// A unified diff whose line numbers differ between the old and new side.
@@ -989,5 +990,58 @@ async fn moving_between_pages_never_stalls(backend: Backend) {
     alice.wait_for(&row(&second), LIVE_S).await;
     alice
         .wait_title("the tab title to count 2", LIVE_S, |t| t.starts_with("(2) "))
+        .await;
+}
+
+/// The console's script subscribes to the live event kinds the page names, so an
+/// escalation (a kind the script once left out) refreshes the queue of a reviewer it makes
+/// eligible, with nothing else happening.
+async fn an_escalation_refreshes_the_queue_of_who_may_now_approve(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let policies = signoff_server::policy_file::parse(
+        r#"
+[[policy]]
+name = "dba changes"
+[policy.match]
+actions = ["db.migrate"]
+[policy.effect]
+type = "require_approval"
+approver_groups = ["dba"]
+[policy.effect.escalation]
+after_minutes = 5
+groups = ["signoff-reviewers"]
+"#,
+        signoff_server::policy_file::Format::Toml,
+    )
+    .expect("policy");
+    server
+        .service
+        .import_policies(policies, signoff_server::store::Actor::Operator)
+        .await
+        .expect("import");
+    let agent = server.agent("migrator").await;
+    let id = agent
+        .submit(&body_with("Migrate the orders schema", json!({"action": "db.migrate"})))
+        .await;
+    let alice = signed_in(&server, "alice").await;
+    alice.goto("/?mine=true").await;
+    alice.wait_for("table#queue, .empty", 10).await;
+    assert!(queue_ids(&alice).await.is_empty(), "not hers to decide yet");
+
+    // Five minutes on (moved in the database, which tells no page): the sweeper announces
+    // the escalation, and only that event can bring the request to her queue.
+    server
+        .db
+        .execute(&format!(
+            "UPDATE requests SET created_at = created_at - 360000, escalates_at = escalates_at - 360000 \
+             WHERE id = '{id}'"
+        ))
+        .await
+        .expect("age the request");
+    alice
+        .wait_until("the escalated request in alice's queue", LIVE_S + 5, async || {
+            (queue_ids(&alice).await == vec![id.clone()]).then_some(())
+        })
         .await;
 }

@@ -50,6 +50,12 @@ pub fn render(chrome: Chrome, body: impl IntoView + 'static) -> String {
     // A request page is titled by the agent's title.
     let title = format!("{} · Signoff", visible_text(&chrome.title));
     let csrf = chrome.csrf.clone().unwrap_or_default();
+    let live_events = crate::wire::LiveEventKind::ALL
+        .iter()
+        .map(|kind| kind.as_str())
+        .chain([crate::wire::RESYNC_EVENT])
+        .collect::<Vec<_>>()
+        .join(" ");
     let document = view! {
         <html lang="en">
             <head>
@@ -57,6 +63,7 @@ pub fn render(chrome: Chrome, body: impl IntoView + 'static) -> String {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <meta name="csrf-token" content=csrf />
+                <meta name="live-events" content=live_events />
                 <title>{title}</title>
                 <link rel="stylesheet" href="/static/signoff.css" />
                 <link rel="icon" href="/favicon.ico" type="image/svg+xml" />

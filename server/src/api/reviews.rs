@@ -277,7 +277,9 @@ async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: 
                 Some(sse_event(&live_event(&event), event.seq))
             }
             // Missed events (lag, lost connection): tell the client to reload.
-            None => Some(Ok(SseEvent::default().event("resync").data("{}"))),
+            None => Some(Ok(SseEvent::default()
+                .event(signoff_app::wire::RESYNC_EVENT)
+                .data("{}"))),
             Some(_) => None,
         }
     });

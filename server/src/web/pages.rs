@@ -289,6 +289,12 @@ fn timeline_entry(event: AuditEvent) -> TimelineEntry {
         "request.cancelled" => "cancelled".to_string(),
         "request.executed" => "executed".to_string(),
         "request.failed" => "failed".to_string(),
+        "request.started" => "started running".to_string(),
+        "request.escalated" => "escalated: the escalation groups may approve too".to_string(),
+        "request.break_glass" => "approved under break-glass (emergency)".to_string(),
+        "grant.created" => "approved later requests like this one (grant)".to_string(),
+        "grant.used" => "approved under an earlier grant".to_string(),
+        "grant.revoked" => "grant revoked".to_string(),
         other => other.to_string(),
     };
     let actor = &event.actor;
