@@ -71,10 +71,7 @@ static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 pub fn report_postgres_skip(test: &str, total: usize) {
     use std::io::Write;
     let skipped = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    let mut line = format!(
-        "SKIPPED (no Postgres at {}): {test}\n",
-        postgres_admin_url()
-    );
+    let mut line = format!("SKIPPED (no Postgres at {}): {test}\n", postgres_admin_url());
     if skipped == total {
         line.push_str(&format!(
             "SKIPPED {skipped} of {total} Postgres tests in this binary: none ran. Start Postgres \
