@@ -5,6 +5,7 @@ pub mod browser;
 pub mod chrome;
 pub mod db;
 pub mod fixtures;
+pub mod forged_op;
 pub mod oidc;
 pub mod server;
 pub mod tmux;
