@@ -6,11 +6,17 @@ PLAN_JSON is an object:
   transport  "http" (url, key) or "stdio" (command, args, env)
   steps      a list of {"list_tools": true} or {"tool": NAME, "args": {...}}; in args, the
              string "$id" stands for the id the previous tool call answered.
+  events     (optional) a file the client appends one JSON line to as things happen, so the
+             test can act at the right moment: {"step": i, "event": "started"} before a
+             call, {"step": i, "event": "progress", ...} for each progress notification,
+             {"step": i, "event": "done"} after it.
 
 Prints one JSON object on standard output: {"ok": true, "steps": [...]} with, for each
 step, the tool names or the call's is_error, structured content, texts and progress
 notifications; or {"ok": false, "error": "..."} when the client could not connect or a
-call failed at the protocol level. The Rust test (tests/tests/mcp.rs) asserts on it.
+call failed at the protocol level. Over HTTP, "refusals" lists every non-2xx answer the
+server gave ({"status": ..., "body": ...}): the MCP library reports them only as "Server
+returned an error response". The Rust test (tests/tests/mcp.rs) asserts on it.
 """
 
 import asyncio
@@ -34,11 +40,30 @@ def substitute(value, last_id):
     return value
 
 
-async def run(plan):
+def event_log(plan):
+    path = plan.get("events")
+
+    def note(**event):
+        if path:
+            with open(path, "a", encoding="utf-8") as events:
+                events.write(json.dumps(event) + "\n")
+
+    return note
+
+
+async def run(plan, refusals):
+    note = event_log(plan)
     if plan["transport"] == "http":
+
+        async def keep_refusals(response):
+            if response.status_code >= 400:
+                await response.aread()
+                refusals.append({"status": response.status_code, "body": response.text})
+
         http = httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {plan['key']}"},
             timeout=httpx2.Timeout(30.0, read=120.0),
+            event_hooks={"response": [keep_refusals]},
         )
         server = streamable_http_client(plan["url"], http_client=http)
     else:
@@ -47,15 +72,18 @@ async def run(plan):
     steps = []
     last_id = None
     async with Client(server, read_timeout_seconds=120) as client:
-        for step in plan["steps"]:
+        for index, step in enumerate(plan["steps"]):
+            note(step=index, event="started")
             if step.get("list_tools"):
                 listed = await client.list_tools()
                 steps.append({"tools": sorted(tool.name for tool in listed.tools)})
+                note(step=index, event="done")
                 continue
             progress = []
 
-            async def on_progress(done, total, message, progress=progress):
+            async def on_progress(done, total, message, progress=progress, index=index):
                 progress.append({"progress": done, "total": total, "message": message})
+                note(step=index, event="progress", progress=done, total=total, message=message)
 
             result = await client.call_tool(
                 step["tool"],
@@ -74,17 +102,19 @@ async def run(plan):
                     "progress": progress,
                 }
             )
+            note(step=index, event="done")
     return steps
 
 
 def main():
     plan = json.loads(sys.argv[1])
+    refusals = []
     try:
-        steps = asyncio.run(run(plan))
-        print(json.dumps({"ok": True, "steps": steps}))
+        steps = asyncio.run(run(plan, refusals))
+        print(json.dumps({"ok": True, "steps": steps, "refusals": refusals}))
     except BaseException as error:  # noqa: BLE001 - the test reads what failed
         traceback.print_exc()
-        print(json.dumps({"ok": False, "error": "; ".join(describe(error))}))
+        print(json.dumps({"ok": False, "error": "; ".join(describe(error)), "refusals": refusals}))
 
 
 def describe(error):

@@ -571,7 +571,8 @@ impl Browser {
         }
     }
 
-    /// The browser console's messages since the last call (level, text).
+    /// The browser console's messages since the last call (level, text). A reader that
+    /// cannot read fails the test: an empty list must mean an empty console.
     pub async fn console_messages(&self) -> Vec<(String, String)> {
         match self
             .command(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"})))
@@ -586,7 +587,29 @@ impl Browser {
                     )
                 })
                 .collect(),
-            _ => Vec::new(),
+            Ok(other) => panic!("reading the browser console: not a list of entries: {other}"),
+            Err(e) => panic!("reading the browser console: {e}"),
+        }
+    }
+
+    /// Every console message up to now, proven complete: a deliberate `console.error` is
+    /// written last and waited for (up to 20 s), so a reader that sees nothing fails.
+    pub async fn console_messages_through_probe(&self) -> Vec<(String, String)> {
+        let probe = format!("signoff-console-probe-{}", uuid::Uuid::now_v7().simple());
+        self.execute("console.error(arguments[0]);", vec![json!(probe)]).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.console_messages().await);
+            if let Some(at) = seen.iter().position(|(_, text)| text.contains(&probe)) {
+                seen.remove(at);
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console reader never saw the deliberate console.error {probe:?}; it read {seen:#?}"
+            );
+            tokio::time::sleep(POLL).await;
         }
     }
 

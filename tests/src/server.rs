@@ -146,13 +146,19 @@ impl TestServer {
         release
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Stops serving and waits for the server to finish. A server that failed or panicked
+    /// (while serving or shutting down) fails the test here, with its own message.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            match tokio::time::timeout(Duration::from_secs(60), task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(failed)) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+                Ok(Err(failed)) => panic!("the server task did not finish: {failed}"),
+                Err(_) => panic!("the server did not stop within 60 s of being asked to"),
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ on_both_stores!(
     decisions_enforce_the_rules,
     an_approval_starts_once,
     a_store_from_before_starts_upgrades_in_place,
+    another_agents_request_cannot_be_waited_on_or_reported_on,
+    decisions_and_the_audit_trail_refuse_update_and_delete,
 );
 
 fn approve() -> DecisionInput {
@@ -579,6 +581,162 @@ async fn decisions_enforce_the_rules(backend: Backend) {
         erased.is_err_and(|message| message.contains("append-only")),
         "decisions cannot be erased"
     );
+}
+
+/// `other` is told `id` does not exist, and nothing of it leaks.
+fn assert_not_found(reply: &signoff_tests::Reply, what: &str) {
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (404, "not_found"),
+        "{what}: {:?}",
+        reply.body
+    );
+    assert!(reply.error_message().contains("no request"), "{what}: {:?}", reply.body);
+    assert!(
+        !reply.body.to_string().contains("Not yours"),
+        "{what}: the other agent's request leaks: {:?}",
+        reply.body
+    );
+}
+
+async fn another_agents_request_cannot_be_waited_on_or_reported_on(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let owner = server.agent("deploy-bot").await;
+    let other = server.agent("curious-bot").await;
+    let id = owner.submit(&request_body("Not yours")).await;
+    let result = format!("/api/v1/requests/{id}/result");
+
+    // Pending: waiting on it or reporting on it is answered as for an unknown id, at once.
+    let asked = Instant::now();
+    assert_not_found(&other.wait(&id, 30).await, "wait on a pending request");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "refused at once, not after the wait: {:?}",
+        asked.elapsed()
+    );
+    assert_not_found(
+        &other.post(&result, &json!({"status": "executed"})).await,
+        "result on a pending request",
+    );
+
+    // Decided while the owner and the other agent both wait on it. A decision made here
+    // leaves its outcome with the request's waiters, so a wait registered in that moment
+    // answers from it without reading the request: the other agent keeps asking across the
+    // decision, from more connections than the server has database readers (so some of
+    // its waits are always registered, queued for a reader), and is refused every time.
+    let owners_wait = {
+        let owner = owner.clone();
+        let id = id.clone();
+        tokio::spawn(async move { owner.wait(&id, 60).await })
+    };
+    let waiting_started = Instant::now();
+    while server.service.waiting_agents() == 0 {
+        assert!(
+            waiting_started.elapsed() < Duration::from_secs(30),
+            "the owner never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let decided = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    const ASKERS: usize = 64;
+    const ROUNDS_AFTER: usize = 40;
+    let askers: Vec<_> = (0..ASKERS)
+        .map(|_| {
+            let other = other.clone();
+            let id = id.clone();
+            let decided = std::sync::Arc::clone(&decided);
+            tokio::spawn(async move {
+                let mut replies = Vec::new();
+                // Until well after the decision: the owner's waiter has long answered.
+                let mut after = 0;
+                while after < ROUNDS_AFTER {
+                    if decided.load(std::sync::atomic::Ordering::SeqCst) {
+                        after += 1;
+                    }
+                    replies.push(other.wait(&id, 30).await);
+                }
+                replies
+            })
+        })
+        .collect();
+    server
+        .service
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Api)
+        .await
+        .expect("approve");
+    decided.store(true, std::sync::atomic::Ordering::SeqCst);
+    let owners = tokio::time::timeout(Duration::from_secs(10), owners_wait)
+        .await
+        .expect("the owner's wait answers")
+        .expect("join");
+    assert_eq!(owners.body["status"], "approved", "{:?}", owners.body);
+    let mut asked = 0;
+    for asker in askers {
+        for reply in asker.await.expect("join") {
+            assert_not_found(&reply, "wait across the decision");
+            asked += 1;
+        }
+    }
+    assert!(asked >= ASKERS * ROUNDS_AFTER, "{asked}");
+
+    // Decided: waiting and reporting are still refused, and the report changes nothing.
+    assert_not_found(&other.wait(&id, 30).await, "wait on a decided request");
+    assert_not_found(
+        &other
+            .post(&result, &json!({"status": "failed", "detail": "sabotage"}))
+            .await,
+        "result on an approved request",
+    );
+    let seen = owner.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(seen.body["status"], "approved", "{:?}", seen.body);
+    let reported = owner.post(&result, &json!({"status": "executed"})).await;
+    assert_eq!(
+        reported.body["status"], "executed",
+        "the owner still reports: {:?}",
+        reported.body
+    );
+    assert_not_found(&other.wait(&id, 30).await, "wait on an executed request");
+}
+
+async fn decisions_and_the_audit_trail_refuse_update_and_delete(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Recorded for good")).await;
+    server
+        .service
+        .decide(&reviewer(1), id.parse().expect("id"), &approve(), Channel::Api)
+        .await
+        .expect("approve");
+    let as_made = format!("SELECT COUNT(*) FROM decisions WHERE request_id = '{id}' AND comment = 'looks right'");
+    assert_eq!(server.db.scalar(&as_made).await, 1, "the decision is stored as made");
+    let events = server.db.count("audit_events").await;
+    assert!(events >= 3, "{events} audit events");
+    let kinds = "SELECT COUNT(*) FROM audit_events WHERE kind = 'request.approved'";
+    assert_eq!(server.db.scalar(kinds).await, 1);
+
+    for statement in [
+        "UPDATE decisions SET comment = 'rubber-stamped'".to_string(),
+        "UPDATE decisions SET verdict = 'deny'".to_string(),
+        format!("UPDATE decisions SET request_id = request_id WHERE request_id = '{id}'"),
+        "DELETE FROM decisions".to_string(),
+        "UPDATE audit_events SET kind = 'request.denied' WHERE kind = 'request.approved'".to_string(),
+        "UPDATE audit_events SET data = data".to_string(),
+        "DELETE FROM audit_events WHERE kind = 'request.approved'".to_string(),
+    ] {
+        let refused = server.db.execute(&statement).await;
+        assert!(
+            refused.as_ref().is_err_and(|message| message.contains("append-only")),
+            "{statement}: {refused:?}"
+        );
+    }
+    assert_eq!(server.db.scalar(&as_made).await, 1, "the decision is unchanged");
+    assert_eq!(server.db.count("decisions").await, 1);
+    assert_eq!(server.db.count("audit_events").await, events);
+    assert_eq!(server.db.scalar(kinds).await, 1, "the trail is unchanged");
+    assert!(matches!(
+        signoff_server::store::verify_chain(server.service.store()).await,
+        Ok(signoff_server::store::ChainReport::Intact { .. })
+    ));
 }
 
 /// `POST /api/v1/requests/{id}/start`, with no body, as an agent sends it.

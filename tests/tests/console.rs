@@ -158,7 +158,7 @@ fn assert_strict_csp(headers: &reqwest::header::HeaderMap, what: &str) {
 /// The browser reported no CSP violation (the console's own script and style load).
 async fn assert_no_csp_violation(browser: &Browser, what: &str) {
     let blocked: Vec<_> = browser
-        .console_messages()
+        .console_messages_through_probe()
         .await
         .into_iter()
         .filter(|(_, text)| text.contains("Content Security Policy") || text.contains("Content-Security-Policy"))
@@ -193,6 +193,27 @@ async fn sign_in_shows_the_console(backend: Backend) {
     assert!(csrf.is_some_and(|token| token.len() >= 16), "a CSRF token in the page");
     assert!(alice.title().await.ends_with(" · Signoff"), "{}", alice.title().await);
     assert_no_csp_violation(&alice, "the queue").await;
+
+    // And a violation would be seen: an inline script, added to the page, is refused by
+    // its policy and the browser says so on the console this check reads.
+    alice
+        .execute(
+            "const s = document.createElement('script'); s.textContent = 'window.inlineRan = true;'; document.body.appendChild(s);",
+            vec![],
+        )
+        .await;
+    let messages = alice.console_messages_through_probe().await;
+    assert!(
+        messages
+            .iter()
+            .any(|(_, text)| text.contains("Content Security Policy") && text.contains("inline")),
+        "the refused inline script shows on the console: {messages:#?}"
+    );
+    assert_eq!(
+        alice.execute("return window.inlineRan === true;", vec![]).await,
+        json!(false),
+        "the inline script did not run"
+    );
 }
 
 async fn a_request_arrives_live_is_read_and_approved(backend: Backend) {

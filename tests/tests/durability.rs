@@ -20,17 +20,10 @@ use signoff_tests::oidc::Provider;
 use signoff_tests::{Backend, Reply, ServerProcess, TestDb, on_both_stores, run_cli};
 use sqlx::{Connection, Row};
 
-on_both_stores!(crash_loses_nothing_acknowledged);
-
-/// The Postgres-only test, skipped like the Postgres variants of `on_both_stores!`.
-mod postgres_only {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_replicas_share_one_chain_and_wake_the_right_waiters() {
-        if signoff_tests::db::postgres_available().await {
-            super::two_replicas_share_one_chain_and_wake_the_right_waiters().await
-        }
-    }
-}
+on_both_stores!(
+    crash_loses_nothing_acknowledged;
+    postgres_only: two_replicas_share_one_chain_and_wake_the_right_waiters,
+);
 
 /// The load tests take turns: each alone keeps a small machine busy, timings (wake-up
 /// latency) mean something only without the others, and together their server processes

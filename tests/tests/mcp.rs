@@ -17,6 +17,7 @@ on_both_stores!(
     a_bad_key_is_refused,
     another_agents_request_is_not_found,
     an_agent_at_its_wait_cap_is_refused_before_anything_is_created,
+    wait_s_defaults_to_45_s_and_is_capped_at_55_s,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -46,8 +47,40 @@ impl Scratch {
         Scratch(root)
     }
 
+    /// `signoff mcp`'s log, which must exist: a check of a log never written checks nothing.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.0.join("state/signoff/signoff.log")).unwrap_or_default()
+        let path = self.0.join("state/signoff/signoff.log");
+        assert!(path.exists(), "signoff mcp wrote no log at {}", path.display());
+        let text = std::fs::read_to_string(&path).expect("read signoff mcp's log");
+        assert!(!text.is_empty(), "signoff mcp's log at {} is empty", path.display());
+        text
+    }
+
+    /// The file the client notes its steps in as they happen.
+    fn events(&self) -> PathBuf {
+        self.0.join("client-events.jsonl")
+    }
+
+    /// Waits (up to 120 s) until the client has noted an event `accept` takes; returns it.
+    async fn wait_for_event(&self, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = std::fs::read_to_string(self.events()).unwrap_or_default();
+            // Only whole lines: the client may be halfway through writing the last one.
+            let whole = text.rsplit_once('\n').map(|(done, _)| done).unwrap_or_default();
+            if let Some(event) = whole
+                .lines()
+                .map(|line| serde_json::from_str::<Value>(line).expect("event lines are JSON"))
+                .find(|event| accept(event))
+            {
+                return event;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the MCP client never noted {what}; it noted:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -75,6 +108,8 @@ async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps:
                 "env": {
                     "SIGNOFF_AGENT_KEY": key,
                     "SIGNOFF_SERVER": server.base_url,
+                    // Everything it would say, so "the key is never logged" means something.
+                    "SIGNOFF_LOG": "debug",
                     "HOME": dir("home"),
                     "XDG_CONFIG_HOME": dir("config"),
                     "XDG_STATE_HOME": dir("state"),
@@ -83,6 +118,8 @@ async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps:
             })
         }
     };
+    let mut plan = plan;
+    plan["events"] = json!(scratch.events().display().to_string());
     let output = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new(python())
@@ -101,6 +138,8 @@ async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps:
     if report["ok"] != true {
         eprintln!("{transport:?} client failed: {}\n{stderr}", report["error"]);
     }
+    let mut report = report;
+    report["stderr"] = json!(stderr);
     report
 }
 
@@ -162,7 +201,9 @@ fn reviewer_decides(
     let title = title.to_string();
     let decision = json!({"verdict": verdict, "comment": comment});
     tokio::spawn(async move {
-        for _ in 0..600 {
+        // As long as the client may take (a busy machine starts Python slowly).
+        let deadline = std::time::Instant::now() + Duration::from_secs(170);
+        while std::time::Instant::now() < deadline {
             let queue = read_reply(
                 http.get(format!("{base}/api/v1/requests?status=pending"))
                     .bearer_auth(&token)
@@ -196,6 +237,37 @@ fn reviewer_decides(
         }
         panic!("the request {title} never reached the queue");
     })
+}
+
+/// Waits until the server holds an agent's wait (on any request).
+async fn wait_for_a_waiter(server: &TestServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.service.waiting_agents() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no agent waited on the server within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A reviewer approves `id` (through the service, as the reviewer API would).
+async fn approve(server: &TestServer, id: &str) {
+    server
+        .service
+        .decide(
+            &signoff_tests::fixtures::reviewer(1),
+            id.parse().expect("id"),
+            &signoff_app::wire::DecisionInput {
+                verdict: signoff_app::Verdict::Approve,
+                comment: "ship it".into(),
+                break_glass: false,
+                grant: None,
+            },
+            signoff_app::Channel::Api,
+        )
+        .await
+        .expect("approve");
 }
 
 fn step(report: &Value, index: usize) -> &Value {
@@ -259,8 +331,10 @@ async fn tools_are_listed_and_an_approval_reaches_the_client(backend: Backend) {
         // The same request as the agent API shows it.
         let via_api = agent.get(&format!("/api/v1/requests/{id}")).await;
         assert_eq!(via_api.body, shown["structured"], "{transport:?}");
-        // The key never reaches `signoff mcp`'s log.
-        assert!(!scratch.log().contains(&agent.key), "{transport:?}: the key was logged");
+        // The key never reaches `signoff mcp`'s log (over HTTP there is no `signoff mcp`).
+        if let Transport::Stdio = transport {
+            assert!(!scratch.log().contains(&agent.key), "the key was logged");
+        }
     }
 }
 
@@ -311,7 +385,14 @@ async fn a_long_wait_answers_still_pending_and_check_approval_continues(backend:
             ]);
             let client = mcp_client(&server, transport, &agent.key, steps, &scratch);
             let reviewer = async {
-                tokio::time::sleep(Duration::from_secs(9)).await;
+                // Once check_approval has been called and its wait is held by the server
+                // (request_approval's wait ended before its answer was sent).
+                scratch
+                    .wait_for_event("check_approval being called", |event| {
+                        event["step"] == 1 && event["event"] == "started"
+                    })
+                    .await;
+                wait_for_a_waiter(&server).await;
                 reviewer_decides(&server, &token, &title, "approve", "")
                     .await
                     .expect("reviewer")
@@ -382,18 +463,46 @@ async fn a_bad_key_is_refused(backend: Backend) {
         let reply = read_reply(request.send().await.expect("POST /mcp")).await;
         assert_eq!(reply.status, 401, "{:?}", reply.body);
         assert_eq!(reply.error_code(), "unauthorized");
+        let expected = if key.is_empty() {
+            "missing API key"
+        } else {
+            "unknown or revoked API key"
+        };
+        assert!(reply.error_message().contains(expected), "{:?}", reply.body);
         assert!(reply.headers.get("mcp-session-id").is_none());
     }
 
+    // Through the real MCP client: refused for the key, and said so; not any other failure.
     for transport in TRANSPORTS {
         for key in &bad_keys {
             let scratch = Scratch::new();
             let report = mcp_client(&server, transport, key, json!([{"list_tools": true}]), &scratch).await;
             assert_eq!(report["ok"], false, "{transport:?}: a bad key was let in: {report}");
-            assert!(
-                !scratch.log().contains(key.as_str()),
-                "{transport:?}: the key was logged"
-            );
+            match transport {
+                Transport::Http => {
+                    // The MCP library reports "Server returned an error response"; what the
+                    // server answered is in the client's record of refusals.
+                    let refusals = report["refusals"].as_array().expect("refusals");
+                    // (It tries more than one way to start before giving up.)
+                    assert!(!refusals.is_empty(), "the server refused nothing: {report}");
+                    for refusal in refusals {
+                        assert_eq!(refusal["status"], 401, "{report}");
+                        let body: Value = serde_json::from_str(refusal["body"].as_str().expect("body"))
+                            .expect("the refusal is the API's JSON error");
+                        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+                        assert_eq!(body["error"]["message"], "unknown or revoked API key", "{body}");
+                    }
+                }
+                Transport::Stdio => {
+                    let stderr = report["stderr"].as_str().unwrap_or_default();
+                    assert!(
+                        stderr.contains("refused the agent key in SIGNOFF_AGENT_KEY (unknown or revoked)"),
+                        "signoff mcp says the key was refused: {stderr}"
+                    );
+                    assert!(!stderr.contains(key.as_str()), "the key was printed: {stderr}");
+                    assert!(!scratch.log().contains(key.as_str()), "the key was logged");
+                }
+            }
         }
     }
 
@@ -446,41 +555,116 @@ async fn another_agents_request_is_not_found(backend: Backend) {
     let owner = server.agent("deploy-bot").await;
     let other = server.agent("curious-bot").await;
     let id = owner.submit(&signoff_tests::fixtures::request_body("Not yours")).await;
-    for transport in TRANSPORTS {
-        let scratch = Scratch::new();
-        let report = mcp_client(
-            &server,
-            transport,
-            &other.key,
-            json!([
-                {"tool": "get_request", "args": {"id": id}},
-                {"tool": "check_approval", "args": {"id": id, "wait_s": 0}},
-                {"tool": "get_request", "args": {"id": "not-a-request-id"}},
-            ]),
-            &scratch,
-        )
-        .await;
-        for index in 0..3 {
-            let refused = step(&report, index);
-            assert_eq!(refused["is_error"], true, "{transport:?}: {refused}");
-            assert_eq!(
-                refused["structured"]["error"]["code"], "not_found",
-                "{transport:?}: {refused}"
-            );
-            assert!(texts(refused).contains("not_found"), "{refused}");
-            // Nothing of the other agent's request leaks.
-            assert!(!refused.to_string().contains("Not yours"), "{refused}");
+    // As the request stands pending, then once it is decided (the waits of check_approval
+    // then answer at once, from what the decision left, for its owner).
+    for state in ["pending", "approved"] {
+        if state == "approved" {
+            approve(&server, &id).await;
         }
-        // The owner sees it.
-        let report = mcp_client(
-            &server,
-            transport,
-            &owner.key,
-            json!([{"tool": "get_request", "args": {"id": id}}]),
-            &scratch,
-        )
-        .await;
-        assert_eq!(step(&report, 0)["structured"]["title"], "Not yours", "{transport:?}");
+        for transport in TRANSPORTS {
+            let scratch = Scratch::new();
+            let asked = std::time::Instant::now();
+            let report = mcp_client(
+                &server,
+                transport,
+                &other.key,
+                json!([
+                    {"tool": "get_request", "args": {"id": id}},
+                    {"tool": "check_approval", "args": {"id": id, "wait_s": 0}},
+                    {"tool": "check_approval", "args": {"id": id, "wait_s": 30}},
+                    {"tool": "get_request", "args": {"id": "not-a-request-id"}},
+                ]),
+                &scratch,
+            )
+            .await;
+            for index in 0..4 {
+                let refused = step(&report, index);
+                assert_eq!(refused["is_error"], true, "{state}, {transport:?}: {refused}");
+                assert_eq!(
+                    refused["structured"]["error"]["code"], "not_found",
+                    "{state}, {transport:?}: {refused}"
+                );
+                assert!(texts(refused).contains("not_found"), "{refused}");
+                // Nothing of the other agent's request leaks.
+                assert!(!refused.to_string().contains("Not yours"), "{refused}");
+                assert!(!refused.to_string().contains("approved"), "{refused}");
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "{state}, {transport:?}: refused at once, not after waiting 30 s: {:?}",
+                asked.elapsed()
+            );
+            // The owner sees it.
+            let report = mcp_client(
+                &server,
+                transport,
+                &owner.key,
+                json!([
+                    {"tool": "get_request", "args": {"id": id}},
+                    {"tool": "check_approval", "args": {"id": id, "wait_s": 0}},
+                ]),
+                &scratch,
+            )
+            .await;
+            for index in 0..2 {
+                let seen = step(&report, index);
+                assert_eq!(seen["structured"]["title"], "Not yours", "{transport:?}: {seen}");
+                assert_eq!(seen["structured"]["status"], state, "{transport:?}: {seen}");
+            }
+        }
+    }
+}
+
+async fn wait_s_defaults_to_45_s_and_is_capped_at_55_s(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    for transport in TRANSPORTS {
+        let capped = agent
+            .submit(&signoff_tests::fixtures::request_body(&format!(
+                "Capped over {transport:?}"
+            )))
+            .await;
+        let unsaid = agent
+            .submit(&signoff_tests::fixtures::request_body(&format!(
+                "Default over {transport:?}"
+            )))
+            .await;
+        let scratch = Scratch::new();
+        let steps = json!([
+            {"tool": "check_approval", "args": {"id": capped, "wait_s": 56}},
+            {"tool": "check_approval", "args": {"id": capped, "wait_s": 55}},
+            {"tool": "check_approval", "args": {"id": unsaid}},
+        ]);
+        let client = mcp_client(&server, transport, &agent.key, steps, &scratch);
+        // Each wait is ended by a decision once the client heard it is waiting (the first
+        // progress notification, which names how long the wait is).
+        let reviewer = async {
+            for (index, id) in [(1, &capped), (2, &unsaid)] {
+                scratch
+                    .wait_for_event(&format!("progress in step {index}"), |event| {
+                        event["step"] == index && event["event"] == "progress"
+                    })
+                    .await;
+                approve(&server, id).await;
+            }
+        };
+        let (report, ()) = tokio::join!(client, reviewer);
+
+        let refused = step(&report, 0);
+        assert_eq!(refused["is_error"], true, "{transport:?}: {refused}");
+        assert_eq!(refused["structured"]["error"]["code"], "invalid", "{refused}");
+        assert!(
+            texts(refused).contains("wait_s must be at most 55 seconds; call check_approval to wait longer"),
+            "{transport:?}: {refused}"
+        );
+        for (index, total) in [(1, 55.0), (2, 45.0)] {
+            let waited = step(&report, index);
+            assert_eq!(waited["is_error"], false, "{transport:?}: {waited}");
+            assert_eq!(waited["structured"]["status"], "approved", "{transport:?}: {waited}");
+            let progress = waited["progress"].as_array().expect("progress");
+            assert!(!progress.is_empty(), "{transport:?}: {waited}");
+            assert_eq!(progress[0]["total"], total, "{transport:?}: step {index}: {waited}");
+        }
     }
 }
 

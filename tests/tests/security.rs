@@ -92,41 +92,125 @@ async fn terminal_token(server: &TestServer, browser: &Browser, client_name: &st
 
 // ----- 1. one agent request cannot stall the server ---------------------------------------
 
+/// The huge-diff test's two store variants run one after the other: each measures how the
+/// server answers under its attack, which the other's attack would distort.
+static ONE_ATTACK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Asks `/healthz` over and over from a thread and runtime of its own, so it measures how
+/// long the server takes to answer, even when every thread of the test's runtime (which
+/// the in-process server shares) is busy.
+struct HealthProbe {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HealthProbe {
+    fn start(base_url: &str) -> HealthProbe {
+        let url = format!("{base_url}/healthz");
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kept, stopped) = (std::sync::Arc::clone(&samples), std::sync::Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the probe's runtime");
+            runtime.block_on(async {
+                // Open loop: a new question every 10 ms whether or not the last was answered,
+                // so a server that stops answering for a while leaves many slow answers, not
+                // one.
+                let http = reqwest::Client::new();
+                let mut asking = tokio::task::JoinSet::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    tick.tick().await;
+                    let (http, url, kept) = (http.clone(), url.clone(), std::sync::Arc::clone(&kept));
+                    asking.spawn(async move {
+                        let asked = Instant::now();
+                        let health = http.get(&url).send().await.expect("healthz");
+                        assert_eq!(health.status(), 200);
+                        kept.lock().expect("samples").push(asked.elapsed());
+                    });
+                }
+                while let Some(done) = asking.join_next().await {
+                    done.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+                }
+            })
+        });
+        HealthProbe { samples, stop, thread }
+    }
+
+    /// Stops once it has at least `count` answers (a probe that fails fails the test);
+    /// returns how long each took.
+    async fn stop_after(self, count: usize) -> Vec<Duration> {
+        while self.samples.lock().expect("samples").len() < count && !self.thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join the probe")
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        std::mem::take(&mut *self.samples.lock().expect("samples"))
+    }
+}
+
+/// The `p`th percentile (0-100) of `samples`.
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    assert!(!samples.is_empty(), "no samples");
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+/// `/healthz` answers (from a probe of its own) while four copies of `body` are posted at
+/// once by `agent`; returns how long they took, and the replies.
+async fn health_under(
+    server: &TestServer,
+    agent: &signoff_tests::AgentClient,
+    body: &Value,
+) -> (Vec<Duration>, Vec<Reply>) {
+    let probe = HealthProbe::start(&server.base_url);
+    // The probe is asking before the posts start.
+    while probe.samples.lock().expect("samples").len() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let posts: Vec<_> = (0..4)
+        .map(|_| {
+            let (agent, body) = (agent.clone(), body.clone());
+            tokio::spawn(async move { agent.post("/api/v1/requests", &body).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for post in posts {
+        replies.push(post.await.expect("join"));
+    }
+    (probe.stop_after(0).await, replies)
+}
+
 async fn a_huge_diff_cannot_stall_the_server(backend: Backend) {
+    let _alone = ONE_ATTACK_AT_A_TIME.lock().await;
     let server = TestServer::start(backend).await;
     let attacker = server.agent("attacker").await;
     let honest = server.agent("honest").await;
-    // Two arrays of 150,000 different elements: about 600 KB of body, 150,000 lines a side.
+
+    // The yardstick: the most any agent may send, about 600 KB of JSON to parse, digest
+    // and store (the same arrays, as the payload): how this server, debug build on a
+    // shared machine, answers meanwhile.
+    let mut heavy = request_body("As large as a request may be");
+    heavy["payload"] = json!({"before": vec![0; 150_000], "after": vec![1; 150_000]});
+    let (yardstick, replies) = health_under(&server, &honest, &heavy).await;
+    for reply in replies {
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+
+    // The attack: the same arrays as a diff's two sides, 150,000 lines a side to compare.
     let mut huge = request_body("A diff nobody can compute in time");
     huge["diff"] = json!({"before": vec![0; 150_000], "after": vec![1; 150_000]});
-    let started = Instant::now();
-    let attacks: Vec<_> = (0..4)
-        .map(|_| {
-            let attacker = attacker.clone();
-            let huge = huge.clone();
-            tokio::spawn(async move { attacker.post("/api/v1/requests", &huge).await })
-        })
-        .collect();
-
-    // Meanwhile the server keeps answering everyone else at once.
-    let mut slowest_health = Duration::ZERO;
-    while !attacks.iter().all(|attack| attack.is_finished()) && started.elapsed() < Duration::from_secs(30) {
-        let asked = Instant::now();
-        let health = server
-            .http
-            .get(format!("{}/healthz", server.base_url))
-            .send()
-            .await
-            .expect("healthz");
-        assert_eq!(health.status(), 200);
-        slowest_health = slowest_health.max(asked.elapsed());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let asked = Instant::now();
-    honest.submit(&request_body("An ordinary deploy")).await;
-    let ordinary = asked.elapsed();
-    for attack in attacks {
-        let reply = attack.await.expect("join");
+    let (attacked, replies) = health_under(&server, &attacker, &huge).await;
+    for reply in replies {
         assert_eq!(reply.status, 413, "{:?}", reply.body);
         assert!(
             reply.error_message().contains("per side"),
@@ -134,16 +218,26 @@ async fn a_huge_diff_cannot_stall_the_server(backend: Backend) {
             reply.error_message()
         );
     }
-    // Generous for a debug build on a shared machine; an unbounded diff takes minutes.
-    assert!(
-        slowest_health < Duration::from_millis(500),
-        "/healthz took {slowest_health:?}"
+    honest.submit(&request_body("An ordinary deploy")).await;
+
+    // A diff costs the server's threads no more than any body of its size: it is bounded
+    // before it is computed, and computed elsewhere. Slower for the busy machine is
+    // expected, a stall behind the diff's work (half a second or more each) is not.
+    let (usual, under_attack) = (percentile(&yardstick, 90), percentile(&attacked, 90));
+    eprintln!(
+        "/healthz p90: {usual:?} beside the largest requests ({} answers), {under_attack:?} beside the attack ({} answers)",
+        yardstick.len(),
+        attacked.len()
     );
     assert!(
-        ordinary < Duration::from_secs(2),
-        "an ordinary create took {ordinary:?}"
+        under_attack <= usual * 3 / 2 + Duration::from_millis(200),
+        "/healthz p90 was {under_attack:?} under the attack, {usual:?} beside requests of its size: {attacked:?}"
     );
-    assert_eq!(server.db.count("requests").await, 1, "only the ordinary request exists");
+    assert_eq!(
+        server.db.count("requests").await,
+        5,
+        "the four large requests and the ordinary one, none of the attack"
+    );
 
     // Within the bounds, a diff of two wholly different sides still ends on its deadline.
     let mut wide = request_body("Every line changes");
@@ -529,8 +623,10 @@ async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend)
     .await;
     let agent = server.agent("deploy-bot").await;
     let mut body = request_body("Expires while the decision waits for the lock");
-    body["ttl_s"] = json!(1);
-    let id = agent.submit(&body).await;
+    // Time enough to send the change before expiry on a busy machine.
+    body["ttl_s"] = json!(3);
+    let created = agent.post("/api/v1/requests", &body).await;
+    let (id, expires_at) = id_and_expiry(&created);
     let release = server.hold_the_writer().await;
     let service = server.service.clone();
     let parsed = id.parse().expect("id");
@@ -541,32 +637,76 @@ async fn decisions_and_cancels_take_their_time_inside_the_lock(backend: Backend)
             break_glass: false,
             grant: None,
         };
-        service.decide(&reviewer(1), parsed, &approve, Channel::Api).await
+        let sent = time::OffsetDateTime::now_utc();
+        (sent, service.decide(&reviewer(1), parsed, &approve, Channel::Api).await)
     });
-    // Sent well before expiry, held at the lock until after it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Held at the lock until the request's time has passed.
+    until_past(expires_at).await;
+    assert!(
+        !decision.is_finished(),
+        "the decision waits for the lock the test holds"
+    );
     let _ = release.send(());
-    let decided = decision.await.expect("join");
+    let (sent, decided) = decision.await.expect("join");
+    assert!(
+        sent < expires_at,
+        "the decision was sent at {sent}, not before the expiry at {expires_at}: the race did not happen"
+    );
     assert!(
         matches!(decided, Err(Error::Rule(RuleError::Expired))),
-        "an approval that got the lock after expiry is refused: {decided:?}"
+        "an approval sent before expiry that got the lock after it is refused: {decided:?}"
     );
     let now = agent.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(now.body["status"], "expired");
 
-    let id = agent.submit(&body).await;
+    let created = agent.post("/api/v1/requests", &body).await;
+    let (id, expires_at) = id_and_expiry(&created);
     let release = server.hold_the_writer().await;
     let cancel = {
         let agent = agent.clone();
         let id = id.clone();
-        tokio::spawn(async move { agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await })
+        tokio::spawn(async move {
+            let sent = time::OffsetDateTime::now_utc();
+            (
+                sent,
+                agent.post(&format!("/api/v1/requests/{id}/cancel"), &json!({})).await,
+            )
+        })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until_past(expires_at).await;
+    assert!(!cancel.is_finished(), "the cancel waits for the lock the test holds");
     let _ = release.send(());
-    let cancelled = cancel.await.expect("join");
+    let (sent, cancelled) = cancel.await.expect("join");
+    assert!(
+        sent < expires_at,
+        "the cancel was sent at {sent}, not before the expiry at {expires_at}: the race did not happen"
+    );
     assert_eq!(cancelled.status, 409, "{:?}", cancelled.body);
     let now = agent.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(now.body["status"], "expired", "what really happened is recorded");
+}
+
+/// The id and `expires_at` of a request just created.
+fn id_and_expiry(created: &Reply) -> (String, time::OffsetDateTime) {
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let expires_at = time::OffsetDateTime::parse(
+        created.body["expires_at"].as_str().expect("expires_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("timestamp");
+    (created.body["id"].as_str().expect("id").to_string(), expires_at)
+}
+
+/// Returns once the clock has passed `instant` (by a few milliseconds, the stored times'
+/// precision and more).
+async fn until_past(instant: time::OffsetDateTime) {
+    loop {
+        let left = instant + time::Duration::milliseconds(20) - time::OffsetDateTime::now_utc();
+        if left.is_negative() {
+            return;
+        }
+        tokio::time::sleep(left.try_into().unwrap_or(Duration::from_millis(1))).await;
+    }
 }
 
 async fn a_device_code_is_redeemed_once_under_concurrent_polls(backend: Backend) {

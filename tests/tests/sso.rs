@@ -20,6 +20,7 @@ on_both_stores!(
     terminal_signs_in_through_the_device_flow,
     live_events_stream_and_resume,
     sessions_end_when_idle_and_after_their_lifetime,
+    forged_id_tokens_are_refused,
 );
 
 async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
@@ -37,16 +38,28 @@ async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
         "idle too long"
     );
 
-    let short = TestServer::start_with_sso(backend, &provider, |config| {
-        config.session_lifetime = Duration::from_secs(1)
-    })
-    .await;
+    // Long enough to sign in on a busy machine; the session is used all along (so it is
+    // never idle) and ends at its lifetime, not before.
+    let lifetime = Duration::from_secs(8);
+    let short = TestServer::start_with_sso(backend, &provider, move |config| config.session_lifetime = lifetime).await;
+    let before_sign_in = std::time::Instant::now();
     let (bob, _) = signed_in(&short, "bob").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        bob.api(Method::GET, "/api/v1/me", None, None).await.status,
-        401,
-        "past the session's lifetime"
+    loop {
+        let status = bob.api(Method::GET, "/api/v1/me", None, None).await.status;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "the session works until it ends");
+        assert!(
+            before_sign_in.elapsed() < lifetime + Duration::from_secs(30),
+            "the session outlived its lifetime of {lifetime:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        before_sign_in.elapsed() >= lifetime,
+        "the session ended after {:?}, before its lifetime of {lifetime:?}",
+        before_sign_in.elapsed()
     );
     let page = bob
         .hop(
@@ -762,4 +775,73 @@ async fn live_events_stream_and_resume(backend: Backend) {
         !text.contains("event: created"),
         "only what was missed is replayed: {text}"
     );
+}
+
+/// The sentence an error page shows (`<p class="message">`), as a person reads it.
+fn page_message(body: &str) -> String {
+    let start = body
+        .find("<p class=\"message\">")
+        .map(|at| at + "<p class=\"message\">".len())
+        .unwrap_or_else(|| panic!("an error page with a message: {body}"));
+    let end = body[start..].find("</p>").expect("end of the message") + start;
+    body[start..end]
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// ID tokens a provider (or someone between it and us) could forge, each signed or not so
+/// as to pass a careless verifier, are refused at the callback with the sentence for that
+/// failure, and nobody is signed in.
+async fn forged_id_tokens_are_refused(backend: Backend) {
+    use signoff_tests::forged_op::{CLIENT_ID, CLIENT_SECRET, ForgedProvider, Forgery};
+    let provider = ForgedProvider::start().await;
+    let issuer = provider.issuer.clone();
+    let server = TestServer::start_with(backend, move |config| {
+        config.oidc.issuer = Some(issuer);
+        config.oidc.client_id = Some(CLIENT_ID.into());
+        config.oidc.client_secret = Some(signoff_server::config::Secret::new(CLIENT_SECRET));
+    })
+    .await;
+
+    // The control: the same provider, signing honestly, signs Mallory in.
+    provider.forge(Forgery::None);
+    let browser = server.browser();
+    let landed = browser.get(&format!("{}/auth/login", server.base_url)).await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    let me = browser.api(Method::GET, "/api/v1/me", None, None).await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["identity"]["email"], "mallory@example.com");
+    assert_eq!(me.body["identity"]["issuer"], provider.issuer.as_str());
+
+    for (forgery, sentence) in [
+        (Forgery::WrongIssuer, "the ID token comes from another issuer"),
+        (
+            Forgery::WrongAudience,
+            "the ID token was issued for another client (wrong audience)",
+        ),
+        (Forgery::AlgNone, "the ID token's signature does not verify"),
+        (
+            Forgery::HmacWithThePublicKey,
+            "the ID token's signature does not verify",
+        ),
+    ] {
+        provider.forge(forgery);
+        let browser = server.browser();
+        let page = browser.get(&format!("{}/auth/login", server.base_url)).await;
+        assert!(
+            page.url.path() == "/auth/callback",
+            "{forgery:?}: refused at the callback, not before: {}",
+            page.url
+        );
+        assert_eq!(page.status, 401, "{forgery:?}: {}", page.body);
+        assert_eq!(page_message(&page.body), sentence, "{forgery:?}");
+        let me = browser.api(Method::GET, "/api/v1/me", None, None).await;
+        assert_eq!(me.status, 401, "{forgery:?}: nobody is signed in: {:?}", me.body);
+        let queue = browser.api(Method::GET, "/api/v1/requests", None, None).await;
+        assert_eq!(queue.status, 401, "{forgery:?}: {:?}", queue.body);
+    }
 }

@@ -24,6 +24,7 @@ on_both_stores!(
     deny_needs_a_comment_and_records_it,
     scripting_commands_and_their_exit_codes,
     logout_revokes_the_token_and_forgets_it,
+    the_token_never_reaches_the_clients_log,
     a_server_outage_does_not_break_the_client,
     invisible_characters_are_marked_as_the_console_marks_them,
 );
@@ -38,6 +39,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// when dropped.
 struct Home {
     root: PathBuf,
+    /// `SIGNOFF_LOG`, when not the client's default.
+    log_level: Option<&'static str>,
 }
 
 /// What a `signoff` run ended with.
@@ -54,7 +57,14 @@ impl Home {
         for dir in ["home", "config", "state", "data"] {
             std::fs::create_dir_all(root.join(dir)).expect("create the test home");
         }
-        Home { root }
+        Home { root, log_level: None }
+    }
+
+    /// A home whose client logs at `level` (`SIGNOFF_LOG`).
+    fn logging(level: &'static str) -> Home {
+        let mut home = Home::new();
+        home.log_level = Some(level);
+        home
     }
 
     /// The whole environment `signoff` runs with (nothing inherited but PATH).
@@ -63,13 +73,17 @@ impl Home {
         let bin_dir = bin.parent().expect("binary dir");
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
         let dir = |name: &str| self.root.join(name).display().to_string();
-        vec![
+        let mut env = vec![
             ("PATH".into(), path),
             ("HOME".into(), dir("home")),
             ("XDG_CONFIG_HOME".into(), dir("config")),
             ("XDG_STATE_HOME".into(), dir("state")),
             ("XDG_DATA_HOME".into(), dir("data")),
-        ]
+        ];
+        if let Some(level) = self.log_level {
+            env.push(("SIGNOFF_LOG".into(), level.into()));
+        }
+        env
     }
 
     fn credentials(&self) -> PathBuf {
@@ -937,7 +951,55 @@ async fn a_server_outage_does_not_break_the_client(backend: Backend) {
     assert!(!log.contains("panic"), "{log}");
 }
 
-// ----- 7. what a reviewer cannot see is shown ------------------------------------------------
+/// Everything the client does with its token, logged at debug: the token is not in the log.
+async fn the_token_never_reaches_the_clients_log(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let id = agent.submit(&request_body("Deploy payments-api 1.5.0")).await;
+    let home = Home::logging("debug");
+    let run = home.login(&server, "alice").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let token = home.token();
+    assert!(token.starts_with("so_term_"), "{token}");
+    for args in [
+        vec!["list", "--json"],
+        vec!["show", id.as_str(), "--json"],
+        vec!["approve", id.as_str(), "-m", "ok"],
+        vec!["logout"],
+    ] {
+        let run = home.signoff(&args).await;
+        assert_eq!(run.code, 0, "signoff {args:?}: {run:?}");
+        assert!(
+            !run.stdout.contains(&token) && !run.stderr.contains(&token),
+            "{args:?}: {run:?}"
+        );
+    }
+    assert_eq!(
+        me_status(&server, &token).await,
+        401,
+        "logout revoked the token it used"
+    );
+
+    let log = home.log();
+    assert!(log.exists(), "the client logs to {}", log.display());
+    let log = home.log_text();
+    assert!(
+        log.contains("DEBUG"),
+        "the log is at debug, so it holds all the client says:\n{log}"
+    );
+    assert!(!log.contains(&token), "the token is in the client's log:\n{log}");
+    // Nor any long part of it (a prefix shown for recognition is fine, the secret part is not).
+    let secret = &token["so_term_".len()..];
+    for start in (0..secret.len().saturating_sub(16)).step_by(8) {
+        assert!(
+            !log.contains(&secret[start..start + 16]),
+            "part of the token is in the client's log:\n{log}"
+        );
+    }
+}
+
+// ----- 7. what a reviewer cannot see is shown ----------------------------------------------
 
 async fn invisible_characters_are_marked_as_the_console_marks_them(backend: Backend) {
     let provider = Provider::start().await;
