@@ -675,15 +675,25 @@ async fn an_agent_at_its_wait_cap_is_refused_before_anything_is_created(backend:
     let held = agent
         .submit(&json!({"action": "deploy.service", "resource": "k8s://a", "title": "Held"}))
         .await;
-    let holding = tokio::spawn({
+    let hold = || {
         let (agent, id) = (agent.clone(), held.clone());
-        async move { agent.wait(&id, 30).await }
-    });
+        tokio::spawn(async move { agent.wait(&id, 60).await })
+    };
+    // Probing takes the slot for a moment too, so the holder may be the one refused:
+    // hold again until the probe is refused while the holder still waits.
+    let mut holding = hold();
     let mut attempts = 0;
-    while agent.wait(&held, 0).await.status != 429 {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if holding.is_finished() {
+            holding = hold();
+            continue;
+        }
+        if agent.wait(&held, 0).await.status == 429 && !holding.is_finished() {
+            break;
+        }
         attempts += 1;
-        assert!(attempts < 100, "the long-poll never took the agent's wait");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(attempts < 200, "the long-poll never took the agent's wait");
     }
     let scratch = Scratch::new();
     let report = mcp_client(
