@@ -192,3 +192,80 @@ impl TestDb {
         result.map_err(|err| err.to_string())
     }
 }
+
+impl TestDb {
+    /// Every row of every table, as text: (table, row). Binary columns are read as text
+    /// too, so a secret stored as bytes is found by a text search like any other.
+    pub async fn all_rows(&self) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = <sqlx::SqliteConnection as Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("tables");
+                for table in tables {
+                    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                        .bind(&table)
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("columns");
+                    let row = columns
+                        .iter()
+                        .map(|column| format!("COALESCE(CAST(\"{column}\" AS TEXT), '')"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    // As bytes: a BLOB read as text need not be UTF-8.
+                    let texts: Vec<Vec<u8>> =
+                        sqlx::query_scalar(&format!("SELECT CAST(({row}) AS BLOB) FROM \"{table}\""))
+                            .fetch_all(&mut conn)
+                            .await
+                            .expect("rows");
+                    rows.extend(
+                        texts
+                            .into_iter()
+                            .map(|text| (table.clone(), String::from_utf8_lossy(&text).into_owned())),
+                    );
+                }
+            }
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables");
+                for table in tables {
+                    let columns: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                    )
+                    .bind(&table)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("columns");
+                    let row = columns
+                        .iter()
+                        .map(|(column, kind)| match kind.as_str() {
+                            "bytea" => format!("COALESCE(encode(\"{column}\", 'escape'), '')"),
+                            _ => format!("COALESCE(\"{column}\"::text, '')"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    let texts: Vec<String> = sqlx::query_scalar(&format!("SELECT {row} FROM \"{table}\""))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("rows");
+                    rows.extend(texts.into_iter().map(|text| (table.clone(), text)));
+                }
+            }
+        }
+        rows
+    }
+}

@@ -281,6 +281,16 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn(db, env, Stdio::inherit()).await
+    }
+
+    /// As [`ServerProcess::start`], with the server's log (its stderr) written to `log`.
+    pub async fn start_logging_to(db: &TestDb, env: &[(&str, &str)], log: &std::path::Path) -> ServerProcess {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        Self::spawn(db, env, Stdio::from(file)).await
+    }
+
+    async fn spawn(db: &TestDb, env: &[(&str, &str)], stderr: Stdio) -> ServerProcess {
         let mut command = Command::new(server_binary());
         command
             .arg("serve")
@@ -293,7 +303,7 @@ impl ServerProcess {
             .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         for (name, value) in env {

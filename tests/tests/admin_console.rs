@@ -24,6 +24,7 @@ on_both_stores!(
     the_audit_trail_pages_newest_first,
     policies_are_edited_in_the_browser,
     typed_markup_stays_text_on_every_admin_form,
+    policies_move_up_and_down_and_any_two_versions_compare,
 );
 
 /// Every admin page (GET) and form (POST), with a plausible id where one is needed.
@@ -1130,4 +1131,182 @@ async fn notices_name_what_was_saved_never_text_from_the_link() {
     );
     let page = carol.get(&url(&edit, &[("saved", "1")])).await;
     assert!(page.body.contains("Saved: version 1 is in force."), "{}", page.body);
+}
+
+/// The policies page's rows, in order: their names.
+fn policy_order(body: &str) -> Vec<String> {
+    let table = between(body, "<table id=\"policies\"", "</table>");
+    table
+        .split("<tr data-id=")
+        .skip(1)
+        .map(|row| {
+            between(between(row, "class=\"open\"", "</a>"), ">", "<")
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Moving a policy changes which one decides a request; the versions page compares any
+/// two versions of a policy, in either direction.
+async fn policies_move_up_and_down_and_any_two_versions_compare(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let save = |id: Option<String>, doc: PolicyDoc| {
+        let service = std::sync::Arc::clone(&server.service);
+        async move {
+            service
+                .save_policy(id.as_deref(), doc, Actor::Operator)
+                .await
+                .expect("saved")
+        }
+    };
+    let careful = save(
+        None,
+        policy(
+            "careful deploys",
+            actions(&["deploy.*"]),
+            Effect::RequireApproval(Requirement::simple(2)),
+        ),
+    )
+    .await;
+    let exports = save(
+        None,
+        policy(
+            "no exports",
+            actions(&["db.export"]),
+            Effect::Deny {
+                reason: "exports go through the data team".into(),
+            },
+        ),
+    )
+    .await;
+    let trusted = save(None, policy("trusted deploys", actions(&["deploy.*"]), Effect::Allow)).await;
+
+    let (carol, csrf) = signed_in(&server, "carol").await;
+    let listed = |carol: &Browser| {
+        let url = format!("{}/admin/policies", server.base_url);
+        let carol = carol.http.clone();
+        async move {
+            let response = carol.get(url).send().await.expect("GET /admin/policies");
+            assert_eq!(response.status(), 200);
+            policy_order(&response.text().await.expect("body"))
+        }
+    };
+    assert_eq!(
+        listed(&carol).await,
+        ["careful deploys", "no exports", "trusted deploys"]
+    );
+    let deploy = || async {
+        let created = agent.post("/api/v1/requests", &request_body("Deploy payments")).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        (
+            created.body["status"].as_str().unwrap_or_default().to_string(),
+            created.body["policy"]["name"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(deploy().await, ("pending".into(), "careful deploys".into()));
+
+    let moved = |id: String, direction: &'static str| {
+        let carol = &carol;
+        let csrf = csrf.clone();
+        async move {
+            let page = carol
+                .post_form(
+                    &format!("/admin/policies/{id}/move"),
+                    &[("csrf", csrf.as_str()), ("direction", direction)],
+                )
+                .await;
+            assert_eq!(page.status, 200, "moving {direction}: {}", page.body);
+            policy_order(&page.body)
+        }
+    };
+    // Up twice: the allow policy now comes first, and decides deploys at once.
+    assert_eq!(
+        moved(trusted.id.clone(), "up").await,
+        ["careful deploys", "trusted deploys", "no exports"]
+    );
+    assert_eq!(
+        moved(trusted.id.clone(), "up").await,
+        ["trusted deploys", "careful deploys", "no exports"]
+    );
+    assert_eq!(deploy().await, ("approved".into(), "trusted deploys".into()));
+    // Already first: up changes nothing.
+    assert_eq!(
+        moved(trusted.id.clone(), "up").await,
+        ["trusted deploys", "careful deploys", "no exports"]
+    );
+    // Down, below the careful one: approval is needed again.
+    assert_eq!(
+        moved(trusted.id.clone(), "down").await,
+        ["careful deploys", "trusted deploys", "no exports"]
+    );
+    assert_eq!(deploy().await, ("pending".into(), "careful deploys".into()));
+    assert_eq!(
+        moved(exports.id.clone(), "down").await,
+        ["careful deploys", "trusted deploys", "no exports"],
+        "already last"
+    );
+    let sideways = carol
+        .post_form(
+            &format!("/admin/policies/{}/move", trusted.id),
+            &[("csrf", csrf.as_str()), ("direction", "sideways")],
+        )
+        .await;
+    assert_eq!(sideways.status, 400, "{}", sideways.body);
+    // Each move that moved is audited, by who and from where to where.
+    let moves = server
+        .db
+        .scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'policy.moved' AND actor LIKE '%carol@example.com%'")
+        .await;
+    assert_eq!(moves, 3, "one event per move that moved (up, up, down)");
+
+    // Versions: 1 as saved, 2 with three approvals, 3 with a TTL too.
+    let mut terms = Requirement::simple(3);
+    let edit = |terms: Requirement| {
+        policy(
+            "careful deploys",
+            actions(&["deploy.*"]),
+            Effect::RequireApproval(terms),
+        )
+    };
+    save(Some(careful.id.clone()), edit(terms.clone())).await;
+    terms.ttl = Some("4h".into());
+    save(Some(careful.id.clone()), edit(terms)).await;
+    let compare = |query: &str| {
+        let url = format!("{}/admin/policies/{}/versions{query}", server.base_url, careful.id);
+        let carol = carol.http.clone();
+        async move {
+            let response = carol.get(url).send().await.expect("GET versions");
+            assert_eq!(response.status(), 200);
+            let body = response.text().await.expect("body");
+            between(&body, "id=\"version-diff\"", "</section>").to_string()
+        }
+    };
+    let one_to_three = compare("?a=1&b=3").await;
+    for line in [
+        "version 1",
+        "version 3",
+        "approvals = 2",
+        "approvals = 3",
+        "ttl = \"4h\"",
+    ] {
+        assert!(one_to_three.contains(line), "{line:?} in {one_to_three}");
+    }
+    let three_to_one = compare("?a=3&b=1").await;
+    assert!(
+        three_to_one.find("version 3") < three_to_one.find("version 1"),
+        "from 3 to 1: {three_to_one}"
+    );
+    let newest = compare("").await;
+    assert!(
+        newest.contains("version 2") && newest.contains("version 3") && !newest.contains("approvals = 2"),
+        "by default the newest change, 2 to 3: {newest}"
+    );
+    let one_to_two = compare("?a=1&b=2").await;
+    assert!(
+        one_to_two.contains("approvals = 3") && !one_to_two.contains("4h"),
+        "{one_to_two}"
+    );
 }

@@ -35,6 +35,7 @@ on_both_stores!(
     credentials_are_refused_where_they_do_not_belong,
     agent_owners_and_descriptions_refuse_hidden_characters,
     agents_list_marks_control_characters_stored_before,
+    secrets_are_stored_as_hashes_and_never_logged,
 );
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
@@ -1429,4 +1430,186 @@ async fn agents_list_marks_control_characters_stored_before(backend: Backend) {
             && list.contains("description=abc⟨U+202E⟩fed\t"),
         "{list}"
     );
+}
+
+/// The SHA-256 of `secret` in hex, as the server stores keys and tokens.
+fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Agent keys, terminal tokens and device codes are stored only as hashes, and the
+/// server's own log, at debug, never holds one of them nor the OIDC client secret, while
+/// each is used the ways it can be.
+async fn secrets_are_stored_as_hashes_and_never_logged(backend: Backend) {
+    let provider = Provider::start().await;
+    let db = signoff_tests::TestDb::new(backend).await;
+    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "deploy-bot"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let key = out.lines().last().expect("the key").trim().to_string();
+    assert!(key.starts_with("so_agent_"), "{out}");
+    let client_secret = "signoff-web-secret";
+    let log = db.dir.join("signoff-server.log");
+    let server = signoff_tests::ServerProcess::start_logging_to(
+        &db,
+        &[
+            ("SIGNOFF_OIDC_ISSUER", provider.issuer.as_str()),
+            ("SIGNOFF_OIDC_CLIENT_ID", "signoff-web"),
+            ("SIGNOFF_OIDC_CLIENT_SECRET", client_secret),
+            ("RUST_LOG", "debug"),
+        ],
+        &log,
+    )
+    .await;
+    let base = server.base_url.clone();
+    let http = reqwest::Client::new();
+
+    // The agent key: the API, a long-poll, MCP, and a report.
+    let agent = signoff_tests::AgentClient::new(&base, &key);
+    let id = agent.submit(&request_body("Deploy payments-api 1.5.0")).await;
+    assert_eq!(agent.wait(&id, 0).await.status, 200);
+    let mcp = read_reply(
+        http.post(format!("{base}/mcp"))
+            .bearer_auth(&key)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+            }))
+            .send()
+            .await
+            .expect("POST /mcp"),
+    )
+    .await;
+    assert_eq!(mcp.status, 200, "{:?}", mcp.body);
+
+    // The client secret: a reviewer signs in (the code is exchanged with it). The terminal
+    // token and its device code: the device flow, then the reviewer API and its stream.
+    let alice = Browser::new(&base);
+    let page = alice.sign_in("alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code = read_reply(
+        http.post(format!("{base}/api/v1/device/code"))
+            .json(&json!({"client_name": "laptop"}))
+            .send()
+            .await
+            .expect("code"),
+    )
+    .await;
+    let device_code = code.body["device_code"].as_str().expect("device code").to_string();
+    let done = alice
+        .answer_device_code(code.body["user_code"].as_str().expect("user code"), "approve")
+        .await;
+    assert!(done.body.contains("Terminal signed in"), "{}", done.body);
+    let issued = read_reply(
+        http.post(format!("{base}/api/v1/device/token"))
+            .json(&json!({ "device_code": device_code }))
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    let token = issued.body["access_token"].as_str().expect("token").to_string();
+    let queue = http
+        .get(format!("{base}/api/v1/requests?status=pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("queue");
+    assert_eq!(queue.status(), 200);
+    let mut events = http
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(events.status(), 200);
+    let decided = read_reply(
+        http.post(format!("{base}/api/v1/requests/{id}/decisions"))
+            .bearer_auth(&token)
+            .json(&json!({"verdict": "approve", "comment": "ok"}))
+            .send()
+            .await
+            .expect("decide"),
+    )
+    .await;
+    assert_eq!(decided.body["status"], "approved", "{:?}", decided.body);
+    let first_event = tokio::time::timeout(Duration::from_secs(30), events.chunk())
+        .await
+        .expect("the stream speaks")
+        .expect("read the stream");
+    assert!(first_event.is_some(), "the stream sent something");
+    drop(events);
+    let reported = agent
+        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed"}))
+        .await;
+    assert_eq!(reported.body["status"], "executed", "{:?}", reported.body);
+    // Wrong credentials are logged as refusals, still without the credential.
+    let wrong = signoff_tests::AgentClient::new(&base, &format!("{key}x"));
+    assert_eq!(wrong.get(&format!("/api/v1/requests/{id}")).await.status, 401);
+
+    let exit = server.terminate().await;
+    assert!(exit.success(), "the server stops cleanly: {exit:?}");
+
+    let secrets = [
+        ("the agent key", key.as_str()),
+        ("the terminal token", token.as_str()),
+        ("the device code", device_code.as_str()),
+        ("the OIDC client secret", client_secret),
+    ];
+    // The log, which must be there and at debug for its silence to mean something.
+    let text = std::fs::read_to_string(&log).expect("the server's log");
+    assert!(
+        text.contains("DEBUG") && text.contains("signoff-server listening"),
+        "the log is the server's, at debug:\n{text}"
+    );
+    for (what, secret) in secrets {
+        assert!(!text.contains(secret), "{what} is in the server's log");
+    }
+
+    // On SQLite, not in the files either (free pages, the write-ahead log).
+    if backend == Backend::Sqlite {
+        for entry in std::fs::read_dir(&db.dir).expect("the data dir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("signoff.db") {
+                continue;
+            }
+            // (Read before anything else opens the database, which may remove its -wal.)
+            let bytes = std::fs::read(entry.path()).expect("read the database file");
+            for (what, secret) in secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|window| window == secret.as_bytes()),
+                    "{what} is in {name}"
+                );
+            }
+        }
+    }
+
+    // The tables: each secret is there as its hash, and nowhere as itself.
+    let rows = db.all_rows().await;
+    let holding = |needle: &str| -> Vec<&str> {
+        rows.iter()
+            .filter(|(_, row)| row.contains(needle))
+            .map(|(table, _)| table.as_str())
+            .collect()
+    };
+    assert_eq!(holding(&sha256_hex(&key)), ["api_keys"], "the key's hash is stored");
+    assert_eq!(
+        holding(&sha256_hex(&token)),
+        ["terminal_tokens"],
+        "the token's hash is stored"
+    );
+    assert_eq!(
+        holding(&sha256_hex(&device_code)),
+        ["device_codes"],
+        "the device code's hash is stored"
+    );
+    for (what, secret) in secrets {
+        assert!(
+            holding(secret).is_empty(),
+            "{what} is stored as itself in {:?}",
+            holding(secret)
+        );
+    }
 }
