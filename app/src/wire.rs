@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::model::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, Verdict};
+pub use crate::model::event::LiveEventKind;
+pub use crate::model::{AgentRef, ExecutionStatus, ResultReport};
+use crate::model::{Channel, Decision, Request, Identity, PolicySnapshot, RequestId, Status, Verdict};
 
 /// Limits on what an agent may submit. Bodies past these are refused, never truncated.
 pub mod limits {
@@ -225,14 +227,6 @@ pub struct RequestView {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AgentRef {
-    pub id: AgentId,
-    pub name: String,
-    pub owner: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionView {
     pub reviewer: Identity,
     pub verdict: Verdict,
@@ -276,34 +270,6 @@ pub struct GrantInput {
     /// `["*"]`: any payload, a deliberate widening.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
-}
-
-/// `POST /api/v1/requests/{id}/result`: what happened when the agent ran the action.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ResultReport {
-    pub status: ExecutionStatus,
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
-    pub detail: Option<Value>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionStatus {
-    Executed,
-    Failed,
-}
-
-impl ExecutionStatus {
-    pub fn status(self) -> Status {
-        match self {
-            ExecutionStatus::Executed => Status::Executed,
-            ExecutionStatus::Failed => Status::Failed,
-        }
-    }
 }
 
 /// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
@@ -494,45 +460,8 @@ pub struct LiveEvent {
     pub status: Status,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum LiveEventKind {
-    Created,
-    Decided,
-    Expired,
-    Cancelled,
-    Reported,
-    /// Pending long enough that the policy's escalation groups may now approve too.
-    Escalated,
-}
-
 /// The SSE event that tells a client it may have missed events and should read afresh.
 pub const RESYNC_EVENT: &str = "resync";
-
-impl LiveEventKind {
-    /// Every kind, for clients that subscribe to each by name (the console's script reads
-    /// them from the page, so it never keeps a list of its own).
-    pub const ALL: [LiveEventKind; 6] = [
-        LiveEventKind::Created,
-        LiveEventKind::Decided,
-        LiveEventKind::Expired,
-        LiveEventKind::Cancelled,
-        LiveEventKind::Reported,
-        LiveEventKind::Escalated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LiveEventKind::Created => "created",
-            LiveEventKind::Decided => "decided",
-            LiveEventKind::Expired => "expired",
-            LiveEventKind::Cancelled => "cancelled",
-            LiveEventKind::Reported => "reported",
-            LiveEventKind::Escalated => "escalated",
-        }
-    }
-}
 
 // ----- terminal sign-in (device flow brokered by the server) -----------------------------
 
@@ -599,4 +528,46 @@ pub struct TokenInfo {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
+}
+
+impl Request {
+    /// The request as the API shows it, with its decisions.
+    pub fn into_view(self, decisions: Vec<Decision>) -> RequestView {
+        RequestView {
+            id: self.id,
+            status: self.status,
+            agent: self.agent,
+            on_behalf_of: self.on_behalf_of,
+            action: self.action,
+            resource: self.resource,
+            title: self.title,
+            reason: self.reason,
+            labels: self.labels,
+            payload: self.payload,
+            diff: self.diff,
+            context: self.context,
+            digest: self.digest,
+            policy: self.policy,
+            approvals: self.approvals,
+            decisions: decisions.into_iter().map(Decision::into_view).collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            decided_at: self.decided_at,
+            result: self.result,
+            break_glass: self.break_glass,
+            started_at: self.started_at,
+        }
+    }
+}
+
+impl Decision {
+    pub fn into_view(self) -> DecisionView {
+        DecisionView {
+            reviewer: self.reviewer,
+            verdict: self.verdict,
+            comment: self.comment,
+            channel: self.channel,
+            decided_at: self.decided_at,
+        }
+    }
 }

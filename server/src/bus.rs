@@ -5,31 +5,23 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Notify, broadcast};
 
-use signoff_app::{RequestId, Status};
+use signoff_app::event::LiveEventKind;
+use signoff_app::{Kind, RequestId, Status};
 
 use crate::Result;
 use crate::store::{DecisionRecord, Store, StoredRequest};
 
 const CHANNEL: &str = "signoff_events";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Created,
-    Decided,
-    Expired,
-    Cancelled,
-    Reported,
-    Escalated,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    pub kind: EventKind,
+    /// What happened, as the audit trail names it.
+    pub kind: Kind,
+    /// What live views are told of it.
+    pub live: LiveEventKind,
     pub request_id: RequestId,
     pub status: Status,
     /// The audit event's sequence number: a position live views can resume from.
@@ -152,21 +144,11 @@ async fn deliver_after(store: &Store, mut after: i64, forward: &broadcast::Sende
 impl Event {
     /// The live event an audit event stands for (others, such as key management, are not
     /// request events).
-    pub fn from_audit(seq: i64, kind: &str, request_id: RequestId) -> Option<Event> {
-        let (kind, status) = match kind {
-            "request.created" => (EventKind::Created, Status::Pending),
-            "decision.recorded" => (EventKind::Decided, Status::Pending),
-            "request.approved" => (EventKind::Decided, Status::Approved),
-            "request.denied" => (EventKind::Decided, Status::Denied),
-            "request.expired" => (EventKind::Expired, Status::Expired),
-            "request.cancelled" => (EventKind::Cancelled, Status::Cancelled),
-            "request.executed" => (EventKind::Reported, Status::Executed),
-            "request.failed" => (EventKind::Reported, Status::Failed),
-            "request.escalated" => (EventKind::Escalated, Status::Pending),
-            _ => return None,
-        };
+    pub fn live(seq: i64, kind: Kind, request_id: RequestId) -> Option<Event> {
+        let (live, status) = kind.live()?;
         Some(Event {
             kind,
+            live,
             request_id,
             status,
             seq: Some(seq),
@@ -174,10 +156,16 @@ impl Event {
         })
     }
 
+    /// The live event of a stored audit event, if it is one.
+    pub fn from_audit(seq: i64, kind: &str, request_id: RequestId) -> Option<Event> {
+        Event::live(seq, Kind::parse(kind)?, request_id)
+    }
+
     /// A marker meaning "events may have been lost: look again".
     fn resync() -> Self {
         Event {
-            kind: EventKind::Reported,
+            kind: Kind::RequestCreated,
+            live: LiveEventKind::Reported,
             request_id: RequestId::from(uuid::Uuid::nil()),
             status: Status::Pending,
             seq: None,

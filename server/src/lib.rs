@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod bus;
+pub mod clock;
 pub mod config;
 mod dev;
 pub mod diff;

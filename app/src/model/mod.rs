@@ -3,17 +3,22 @@
 #[cfg(feature = "policy")]
 mod condition;
 mod digest;
+pub mod event;
 mod exact;
 mod ids;
+pub mod lifecycle;
 #[cfg(feature = "policy")]
 pub mod policy;
+mod request;
 mod rules;
 mod status;
 mod text;
 
 pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
+pub use event::{Actor, Event, Kind, UnreadableEvent};
 pub use ids::{AgentId, ParseIdError, RequestId};
+pub use request::{AgentRef, Decision, ExecutionStatus, Grant, Request, ResultReport, unix_millis};
 pub use rules::{
     Ballot, Channel, DecisionContext, EffectKind, Escalation, GrantTerms, Identity, Outcome, PartyMatch,
     PolicySnapshot, RequestParties, RuleError, Verdict, check_eligibility, count_distinct_approvals, evaluate,

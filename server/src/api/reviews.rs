@@ -16,13 +16,13 @@ use time::format_description::well_known::Rfc3339;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use signoff_app::wire::{DecisionInput, ErrorBody, LiveEvent, LiveEventKind, Me, RequestPage, ReviewView, TokenInfo};
+use signoff_app::wire::{DecisionInput, ErrorBody, LiveEvent, Me, RequestPage, ReviewView, TokenInfo};
 use signoff_app::{RequestId, Status};
 
 use super::extract::{JsonBody, Query};
 use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
-use crate::bus::{Event, EventKind};
+use crate::bus::Event;
 use crate::http::AppState;
 use crate::metrics;
 use crate::service::now;
@@ -331,16 +331,8 @@ fn tokio_stream_from(receiver: tokio::sync::broadcast::Receiver<Event>) -> impl 
 }
 
 fn live_event(event: &Event) -> LiveEvent {
-    let kind = match event.kind {
-        EventKind::Created => LiveEventKind::Created,
-        EventKind::Decided => LiveEventKind::Decided,
-        EventKind::Expired => LiveEventKind::Expired,
-        EventKind::Cancelled => LiveEventKind::Cancelled,
-        EventKind::Reported => LiveEventKind::Reported,
-        EventKind::Escalated => LiveEventKind::Escalated,
-    };
     LiveEvent {
-        kind,
+        kind: event.live,
         request_id: event.request_id,
         status: event.status,
     }

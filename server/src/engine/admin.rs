@@ -2,15 +2,21 @@
 //! tokens. They go through the engine like every other change, so their audit events
 //! join the one chain in order; each runs its few statements inside the batch.
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use signoff_app::policy::PolicyDoc;
-use signoff_app::{AgentId, Identity, RequestId};
+use signoff_app::event::{
+    AgentKey, AgentKeyRotated, AgentKeysRevoked, AgentOwnerChanged, Empty, GrantRevoked, Owner, PolicyImported,
+    PolicyMoved, PolicyVersion, SignIn, TokenIssued, TokenRevoked,
+};
+use signoff_app::lifecycle::Entry;
+use signoff_app::{AgentId, Event, Identity, RequestId};
 
 use super::Answer;
 use super::batch::Chain;
-use crate::store::{Actor, Agent, DeviceCodeRow, KeyIssue, NewTokenRow, Poll, StoredPolicy, WriteTx, millis};
+use crate::store::{
+    Actor, Agent, DeviceCodeRow, KeyIssue, NewTokenRow, Poll, StoredPolicy, WriteTx, audit_value, millis,
+};
 use crate::{Error, Result};
 
 /// What an admin change did: answered, refused (nothing written), or changed the
@@ -115,8 +121,12 @@ pub(super) async fn apply(
             };
             order.swap(at, to);
             tx.set_policy_positions(&order).await?;
-            let data = json!({ "policy": id, "before": at, "after": to });
-            chain.append_value(now, "policy.moved", None, &Actor::Reviewer(by.clone()), &data)?;
+            let moved = Event::PolicyMoved(PolicyMoved {
+                policy: id.clone(),
+                before: at,
+                after: to,
+            });
+            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), None, moved))?;
             Ok(Applied::PoliciesChanged(Answer::Done(true)))
         }
         AdminChange::ImportPolicies { docs, by } => import_policies(tx, chain, now, docs, by).await,
@@ -133,14 +143,12 @@ pub(super) async fn apply(
                 return Ok(Applied::Done(Answer::Done(false)));
             }
             tx.revoke_grant(id, by, now).await?;
-            let data = json!({ "grant": id, "uses": grant.uses, "max_uses": grant.max_uses });
-            chain.append_value(
-                now,
-                "grant.revoked",
-                Some(grant.request_id),
-                &Actor::Reviewer(by.clone()),
-                &data,
-            )?;
+            let revoked = Event::GrantRevoked(GrantRevoked {
+                grant: id.clone(),
+                uses: grant.uses,
+                max_uses: grant.max_uses,
+            });
+            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), Some(grant.request_id), revoked))?;
             Ok(Applied::Done(Answer::Done(true)))
         }
         AdminChange::AcknowledgeFollowup { request, by } => {
@@ -158,13 +166,8 @@ pub(super) async fn apply(
                 return Ok(Applied::Done(Answer::Done(false)));
             }
             tx.acknowledge_followup(*request, by, now).await?;
-            chain.append_value(
-                now,
-                "followup.acknowledged",
-                Some(*request),
-                &Actor::Reviewer(by.clone()),
-                &json!({}),
-            )?;
+            let acknowledged = Event::FollowupAcknowledged(Empty {});
+            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), Some(*request), acknowledged))?;
             Ok(Applied::Done(Answer::Done(true)))
         }
         other => Ok(Applied::Done(apply_access(tx, chain, now, other).await?)),
@@ -194,10 +197,16 @@ async fn apply_access(
                     Some(owner) if agent.owner.as_deref() != Some(owner.as_str()) => {
                         tx.set_agent_owner(agent.id, owner).await?;
                         let previous = agent.owner.replace(owner.clone());
-                        let data = json!({
-                            "agent": agent.name, "before": { "owner": previous }, "after": { "owner": owner },
+                        let changed = Event::AgentOwnerChanged(AgentOwnerChanged {
+                            agent: agent.name.clone(),
+                            before: Owner {
+                                owner: previous.clone(),
+                            },
+                            after: Owner {
+                                owner: Some(owner.clone()),
+                            },
                         });
-                        chain.append_value(now, "agent.owner_changed", None, &actor, &data)?;
+                        chain.record(Entry::new(now, actor.clone(), None, changed))?;
                         (agent, KeyIssue::OwnerChanged { previous })
                     }
                     _ => (agent, KeyIssue::NewKey),
@@ -218,15 +227,18 @@ async fn apply_access(
                 tx.set_agent_description(agent.id, description).await?;
             }
             tx.insert_api_key(agent.id, key_hash, key_prefix, at).await?;
-            let kind = if issue == KeyIssue::Created {
-                "agent.created"
-            } else {
-                "agent.key_issued"
+            let key = AgentKey {
+                agent: agent.name.clone(),
+                owner: agent.owner.clone(),
+                description: description.clone(),
+                key_prefix: key_prefix.clone(),
             };
-            let data = json!({
-                "agent": agent.name, "owner": agent.owner, "description": description, "key_prefix": key_prefix,
-            });
-            chain.append_value(now, kind, None, &actor, &data)?;
+            let issued = if issue == KeyIssue::Created {
+                Event::AgentCreated(key)
+            } else {
+                Event::AgentKeyIssued(key)
+            };
+            chain.record(Entry::new(now, actor, None, issued))?;
             Ok(Answer::KeyIssued(agent, issue))
         }
         AdminChange::RevokeKeys { name, by } => {
@@ -235,8 +247,11 @@ async fn apply_access(
                 return Ok(Answer::KeysRevoked(None));
             };
             let revoked = tx.revoke_api_keys(agent.id, at).await?;
-            let data = json!({ "agent": name, "keys_revoked": revoked });
-            chain.append_value(now, "agent.keys_revoked", None, &actor, &data)?;
+            let revoked_keys = Event::AgentKeysRevoked(AgentKeysRevoked {
+                agent: name.clone(),
+                keys_revoked: revoked,
+            });
+            chain.record(Entry::new(now, actor, None, revoked_keys))?;
             Ok(Answer::KeysRevoked(Some(revoked)))
         }
         AdminChange::RotateKey {
@@ -250,8 +265,12 @@ async fn apply_access(
             };
             let revoked = tx.revoke_api_keys(agent.id, at).await?;
             tx.insert_api_key(agent.id, key_hash, key_prefix, at).await?;
-            let data = json!({ "agent": name, "keys_revoked": revoked, "key_prefix": key_prefix });
-            chain.append_value(now, "agent.key_rotated", None, &Actor::Reviewer(by.clone()), &data)?;
+            let rotated = Event::AgentKeyRotated(AgentKeyRotated {
+                agent: name.clone(),
+                keys_revoked: revoked,
+                key_prefix: key_prefix.clone(),
+            });
+            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), None, rotated))?;
             Ok(Answer::Rotated(Some((agent, revoked))))
         }
         AdminChange::AnswerDeviceCode {
@@ -262,13 +281,15 @@ async fn apply_access(
             let state = if *approve { "approved" } else { "denied" };
             let answered = tx.answer_device_code(user_code, identity, state, at).await?;
             if answered {
-                let kind = if *approve {
-                    "terminal.sign_in_confirmed"
-                } else {
-                    "terminal.sign_in_refused"
+                let sign_in = SignIn {
+                    user_code: user_code.clone(),
                 };
-                let data = json!({ "user_code": user_code });
-                chain.append_value(now, kind, None, &Actor::Reviewer(identity.clone()), &data)?;
+                let answer = if *approve {
+                    Event::TerminalSignInConfirmed(sign_in)
+                } else {
+                    Event::TerminalSignInRefused(sign_in)
+                };
+                chain.record(Entry::new(now, Actor::Reviewer(identity.clone()), None, answer))?;
             }
             Ok(Answer::Done(answered))
         }
@@ -303,8 +324,11 @@ async fn apply_access(
                         expires_at: millis(expires_at),
                     })
                     .await?;
-                    let data = json!({ "token_id": token_id, "client_name": code.client_name });
-                    chain.append_value(now, "terminal.token_issued", None, &Actor::Reviewer(identity), &data)?;
+                    let issued = Event::TerminalTokenIssued(TokenIssued {
+                        token_id: token_id.clone(),
+                        client_name: code.client_name.clone(),
+                    });
+                    chain.record(Entry::new(now, Actor::Reviewer(identity), None, issued))?;
                     Poll::Issued { token_id, expires_at }
                 }
             };
@@ -316,8 +340,8 @@ async fn apply_access(
                 .map(|(issuer, subject)| (issuer.as_str(), subject.as_str()));
             let revoked = tx.revoke_terminal_token(id, owner, at).await?;
             if revoked {
-                let data = json!({ "token_id": id });
-                chain.append_value(now, "terminal.token_revoked", None, &Actor::Reviewer(by.clone()), &data)?;
+                let revoked = Event::TerminalTokenRevoked(TokenRevoked { token_id: id.clone() });
+                chain.record(Entry::new(now, Actor::Reviewer(by.clone()), None, revoked))?;
             }
             Ok(Answer::Done(revoked))
         }
@@ -384,17 +408,20 @@ async fn record_version(
     before: Option<PolicyDoc>,
     by: &Actor,
 ) -> Result<()> {
-    tx.save_policy(saved, &crate::store::audit_value(by)?).await?;
-    let kind = if saved.version == 1 {
-        "policy.created"
-    } else {
-        "policy.updated"
+    tx.save_policy(saved, &audit_value(by)?).await?;
+    let version = PolicyVersion {
+        policy: saved.id.clone(),
+        name: saved.doc.name.clone(),
+        version: saved.version,
+        before: before.as_ref().map(audit_value).transpose()?,
+        after: audit_value(&saved.doc)?,
     };
-    let data = json!({
-        "policy": saved.id, "name": saved.doc.name, "version": saved.version,
-        "before": before, "after": saved.doc,
-    });
-    chain.append_value(now, kind, None, by, &data)
+    let event = if saved.version == 1 {
+        Event::PolicyCreated(version)
+    } else {
+        Event::PolicyUpdated(version)
+    };
+    chain.record(Entry::new(now, by.clone(), None, event))
 }
 
 async fn import_policies(
@@ -458,11 +485,13 @@ async fn import_policies(
         order.push(current.id.clone());
     }
     tx.set_policy_positions(&order).await?;
-    let data = json!({
-        "created": report.created, "updated": report.updated,
-        "disabled": report.disabled, "unchanged": report.unchanged,
+    let imported = Event::PolicyImported(PolicyImported {
+        created: report.created.clone(),
+        updated: report.updated.clone(),
+        disabled: report.disabled.clone(),
+        unchanged: report.unchanged.clone(),
     });
-    chain.append_value(now, "policy.imported", None, by, &data)?;
+    chain.record(Entry::new(now, by.clone(), None, imported))?;
     Ok(Applied::PoliciesChanged(Answer::Imported(report)))
 }
 

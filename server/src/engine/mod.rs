@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+pub use signoff_app::lifecycle::{DecisionAsk, GrantAsk};
+use signoff_app::lifecycle::created_event;
 use signoff_app::wire::ResultReport;
-use signoff_app::{AgentId, Channel, Identity, RequestId, Verdict, canonical_json};
+use signoff_app::{AgentId, RequestId, canonical_json};
 
 use crate::bus::EventBus;
 use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
@@ -39,17 +41,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 pub enum Command {
     /// A new request, its audit event prepared by the caller (see [`Command::create`]).
     Create(Box<NewRequest>),
-    Decide {
-        id: RequestId,
-        reviewer: Identity,
-        verdict: Verdict,
-        comment: String,
-        channel: Channel,
-        /// An admin the policy names approves their own request in an emergency.
-        break_glass: bool,
-        /// Approve later requests like this one too, within these bounds.
-        grant: Option<GrantAsk>,
-    },
+    /// A reviewer's decision on a request.
+    Decide { id: RequestId, ask: DecisionAsk },
     Cancel {
         agent: AgentId,
         id: RequestId,
@@ -73,15 +66,6 @@ pub enum Command {
     Admin(AdminChange),
 }
 
-/// What an approver asks for when approving with a grant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantAsk {
-    pub duration: Duration,
-    pub max_uses: u32,
-    /// Payload fields (dotted paths) later requests must match the approved one on.
-    pub fields: Vec<String>,
-}
-
 /// A request to store, matched against the policy set of `generation` and with its
 /// `request.created` event's actor and data already in canonical JSON: that work is
 /// done by the caller, in parallel, not by the one writer.
@@ -97,10 +81,11 @@ pub struct NewRequest {
 
 impl Command {
     pub fn create(record: NewRecord, generation: i64, asked_ttl: Option<Duration>) -> Result<Command> {
-        let actor = crate::store::audit_value(&Actor::agent(&record.request.agent))?;
+        let request = &record.request;
+        let actor = crate::store::audit_value(&Actor::agent(request.agent.id, &request.agent.name))?;
         Ok(Command::Create(Box::new(NewRequest {
             actor: canonical_json(&actor),
-            data: created_event(&record.request),
+            data: canonical_json(&created_event(request).data()),
             generation,
             asked_ttl,
             record,
@@ -110,20 +95,6 @@ impl Command {
     fn is_decision(&self) -> bool {
         matches!(self, Command::Decide { .. })
     }
-}
-
-/// The `request.created` event's data, in canonical JSON.
-fn created_event(request: &StoredRequest) -> String {
-    canonical_json(&serde_json::json!({
-        "action": request.action,
-        "resource": request.resource,
-        "title": request.title,
-        "on_behalf_of": request.on_behalf_of,
-        "digest": request.digest,
-        "policy": request.policy,
-        "status": request.status,
-        "expires_at": crate::store::millis(request.expires_at),
-    }))
 }
 
 /// What a command did.
@@ -235,5 +206,5 @@ async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: 
 /// The time a batch is applied at, at the storage's precision: taken once the batch holds
 /// the lock, so nothing is decided at a time earlier than its commit's order says.
 fn batch_time() -> OffsetDateTime {
-    crate::service::now()
+    crate::clock::now()
 }

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use signoff_app::policy::{
     Budget, CompiledPolicy, DEFAULT_STEPS, Effect, Matched, PolicySet, RequestFacts, Requirement,
 };
-use signoff_app::{EffectKind, PolicySnapshot, Status, parse_duration};
+use signoff_app::{PolicySnapshot, parse_duration};
 
 use crate::store::{StoredPolicy, StoredRequest};
 use crate::{Error, Result};
@@ -123,18 +123,7 @@ impl Policies {
         }
         .or(asked_ttl)
         .unwrap_or(self.request_ttl);
-        request.expires_at = request.created_at + ttl;
-        request.status = match matched.effect.kind() {
-            EffectKind::Allow => Status::Approved,
-            EffectKind::Deny => Status::Denied,
-            EffectKind::RequireApproval => Status::Pending,
-        };
-        request.decided_at = (request.status != Status::Pending).then_some(request.created_at);
-        request.policy = self.snapshot(matched);
-        request.escalates_at = match request.status {
-            Status::Pending => request.policy.escalates_at(request.created_at),
-            _ => None,
-        };
+        request.frame(self.snapshot(matched), ttl);
     }
 
     /// What a request keeps of the policy it matched.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use signoff_app::wire::{
@@ -19,7 +18,7 @@ mod admin;
 pub use admin::{WHAT_IF_TIME, WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
 
 use crate::bus::{EventBus, Waiters};
-use crate::engine::{AdminChange, Answer, Command, Engine, GrantAsk, Policies};
+use crate::engine::{AdminChange, Answer, Command, DecisionAsk, Engine, GrantAsk, Policies};
 use crate::store::{
     Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, Poll, RequestFilter, Store, StoredRequest, Voter,
 };
@@ -64,11 +63,7 @@ pub struct Service {
 
 /// The current time at the storage's precision (milliseconds), so what is returned is
 /// exactly what is stored.
-pub fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(now)
-}
+pub use crate::clock::now;
 
 impl Service {
     pub fn new(store: Store, bus: EventBus, settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
@@ -519,12 +514,14 @@ impl Service {
         };
         let command = Command::Decide {
             id,
-            reviewer: reviewer.clone(),
-            verdict: input.verdict,
-            comment: input.comment.trim().to_string(),
-            channel,
-            break_glass: input.break_glass,
-            grant,
+            ask: DecisionAsk {
+                reviewer: reviewer.clone(),
+                verdict: input.verdict,
+                comment: input.comment.trim().to_string(),
+                channel,
+                break_glass: input.break_glass,
+                grant,
+            },
         };
         match self.engine.submit(command).await? {
             Answer::Changed(request, decisions) => {

@@ -4,58 +4,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use signoff_app::{Identity, canonical_json, sha256_hex};
+use signoff_app::{Event, UnreadableEvent, canonical_json, sha256_hex};
 
-use super::records::Agent;
 use crate::{Error, Result};
 
-/// Who caused an event.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Actor {
-    Agent {
-        id: String,
-        name: String,
-    },
-    Reviewer(Identity),
-    /// Someone with shell access running `signoff-server` subcommands.
-    Operator,
-    /// The server itself (expiry, quorum reached).
-    System,
-}
-
-impl Actor {
-    pub fn agent(agent: &impl AgentLike) -> Actor {
-        Actor::Agent {
-            id: agent.agent_id(),
-            name: agent.agent_name().to_string(),
-        }
-    }
-}
-
-/// Anything that names an agent.
-pub trait AgentLike {
-    fn agent_id(&self) -> String;
-    fn agent_name(&self) -> &str;
-}
-
-impl AgentLike for Agent {
-    fn agent_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn agent_name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl AgentLike for signoff_app::wire::AgentRef {
-    fn agent_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn agent_name(&self) -> &str {
-        &self.name
-    }
-}
+pub use signoff_app::Actor;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AuditEvent {
@@ -71,6 +24,16 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The event this row records, typed.
+    pub fn event(&self) -> std::result::Result<Event, UnreadableEvent> {
+        Event::from_stored(&self.kind, self.data.clone())
+    }
+
+    /// Who caused it, typed; `None` when the stored actor cannot be read.
+    pub fn actor(&self) -> Option<Actor> {
+        serde_json::from_value(self.actor.clone()).ok()
+    }
+
     /// The hash this event must carry, given the one before it.
     pub fn expected_hash(&self) -> String {
         chain_hash(

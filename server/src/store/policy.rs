@@ -1,7 +1,6 @@
 //! Policies, their versions, grants and break-glass follow-ups: reads on the store, and
 //! the write primitives the engine uses inside its batch (they decide nothing).
 
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sqlx::Row;
@@ -35,34 +34,8 @@ pub struct PolicyVersion {
     pub created_by: Value,
 }
 
-/// An approval that covers later requests of one agent for one action and resource.
-#[derive(Clone, Debug)]
-pub struct GrantRecord {
-    pub id: String,
-    pub request_id: RequestId,
-    pub policy_id: String,
-    pub policy_version: i64,
-    pub agent_id: AgentId,
-    pub agent_name: String,
-    pub action: String,
-    pub resource: String,
-    /// Payload fields (dotted paths) a later request must carry with these values.
-    pub fields: BTreeMap<String, Value>,
-    pub granted_by: Vec<Identity>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub max_uses: i64,
-    pub uses: i64,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revoked_by: Option<Identity>,
-}
+pub use signoff_app::Grant as GrantRecord;
 
-impl GrantRecord {
-    /// Whether it may still approve a request at `now`.
-    pub fn active(&self, now: OffsetDateTime) -> bool {
-        self.revoked_at.is_none() && now < self.expires_at && self.uses < self.max_uses
-    }
-}
 
 /// A break-glass approval waiting for another admin to look at it.
 #[derive(Clone, Debug)]

@@ -1,13 +1,10 @@
 //! Rows as the rest of the server sees them, and their decoding (shared by both dialects).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
-use signoff_app::wire::{AgentRef, DecisionView, RequestView, ResultReport};
-use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status};
+use signoff_app::wire::AgentRef;
+use signoff_app::{AgentId, Channel, Identity};
 
 use crate::{Error, Result};
 
@@ -42,89 +39,9 @@ pub struct AgentSummary {
     pub active_keys: i64,
 }
 
-/// A request row (without its decisions).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredRequest {
-    pub id: RequestId,
-    pub agent: AgentRef,
-    pub on_behalf_of: Option<String>,
-    pub action: String,
-    pub resource: String,
-    pub title: String,
-    pub reason: String,
-    pub labels: BTreeMap<String, String>,
-    pub payload: Value,
-    pub diff: Option<String>,
-    pub context: Option<Value>,
-    pub digest: String,
-    pub status: Status,
-    pub policy: PolicySnapshot,
-    pub approvals: u32,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub decided_at: Option<OffsetDateTime>,
-    pub result: Option<ResultReport>,
-    pub body_hash: Option<String>,
-    /// Approved by a break-glass approval: marked everywhere.
-    pub break_glass: bool,
-    /// When its policy's escalation groups may approve too, until that is announced.
-    pub escalates_at: Option<OffsetDateTime>,
-    /// When the agent started the approved action; set once (`Command::Start`).
-    pub started_at: Option<OffsetDateTime>,
-}
-
-impl StoredRequest {
-    /// The humans this request is for; none of them may decide it.
-    pub fn parties(&self) -> signoff_app::RequestParties {
-        signoff_app::RequestParties {
-            on_behalf_of: self.on_behalf_of.clone(),
-            agent_owner: self.agent.owner.clone(),
-        }
-    }
-
-    /// The request as the decision rules see it, with its parties and the votes so far.
-    pub fn decision_context<'a>(
-        &'a self,
-        parties: &'a signoff_app::RequestParties,
-        ballots: &'a [signoff_app::Ballot],
-    ) -> signoff_app::DecisionContext<'a> {
-        signoff_app::DecisionContext {
-            created_at: self.created_at,
-            status: self.status,
-            expires_at: self.expires_at,
-            policy: &self.policy,
-            parties,
-            ballots,
-        }
-    }
-
-    pub fn into_view(self, decisions: Vec<DecisionRecord>) -> RequestView {
-        RequestView {
-            id: self.id,
-            status: self.status,
-            agent: self.agent,
-            on_behalf_of: self.on_behalf_of,
-            action: self.action,
-            resource: self.resource,
-            title: self.title,
-            reason: self.reason,
-            labels: self.labels,
-            payload: self.payload,
-            diff: self.diff,
-            context: self.context,
-            digest: self.digest,
-            policy: self.policy,
-            approvals: self.approvals,
-            decisions: decisions.into_iter().map(DecisionRecord::into_view).collect(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            decided_at: self.decided_at,
-            result: self.result,
-            break_glass: self.break_glass,
-            started_at: self.started_at,
-        }
-    }
-}
+/// Requests, decisions and grants are the lifecycle's own types (`signoff_app::model`);
+/// the store only reads and writes them.
+pub use signoff_app::{Decision as DecisionRecord, Request as StoredRequest};
 
 /// What creating a request stores besides the request itself.
 #[derive(Clone, Debug)]
@@ -133,39 +50,7 @@ pub struct NewRecord {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecisionRecord {
-    pub request_id: RequestId,
-    pub reviewer: Identity,
-    pub verdict: signoff_app::Verdict,
-    pub comment: String,
-    pub channel: Channel,
-    pub decided_at: OffsetDateTime,
-}
-
-impl DecisionRecord {
-    /// This decision as a vote the rules count.
-    pub fn ballot(&self) -> signoff_app::Ballot {
-        signoff_app::Ballot {
-            reviewer: self.reviewer.clone(),
-            verdict: self.verdict,
-        }
-    }
-
-    pub fn into_view(self) -> DecisionView {
-        DecisionView {
-            reviewer: self.reviewer,
-            verdict: self.verdict,
-            comment: self.comment,
-            channel: self.channel,
-            decided_at: self.decided_at,
-        }
-    }
-}
-
-pub fn millis(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use signoff_app::unix_millis as millis;
 
 pub fn from_millis(ms: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

@@ -276,40 +276,11 @@ async fn render_request(
 }
 
 fn timeline_entry(event: AuditEvent) -> TimelineEntry {
-    let what = match event.kind.as_str() {
-        "request.created" => "submitted".to_string(),
-        "decision.recorded" => match event.data.get("verdict").and_then(|v| v.as_str()) {
-            Some("approve") => "approved".to_string(),
-            Some("deny") => "denied".to_string(),
-            _ => "decided".to_string(),
-        },
-        "request.approved" => "quorum reached: approved".to_string(),
-        "request.denied" => "request denied".to_string(),
-        "request.expired" => "expired".to_string(),
-        "request.cancelled" => "cancelled".to_string(),
-        "request.executed" => "executed".to_string(),
-        "request.failed" => "failed".to_string(),
-        "request.started" => "started running".to_string(),
-        "request.escalated" => "escalated: the escalation groups may approve too".to_string(),
-        "request.break_glass" => "approved under break-glass (emergency)".to_string(),
-        "grant.created" => "approved later requests like this one (grant)".to_string(),
-        "grant.used" => "approved under an earlier grant".to_string(),
-        "grant.revoked" => "grant revoked".to_string(),
-        other => other.to_string(),
-    };
-    let actor = &event.actor;
-    let who = match actor.get("type").and_then(|t| t.as_str()) {
-        Some("agent") => format!("by agent {}", actor.get("name").and_then(|n| n.as_str()).unwrap_or("?")),
-        Some("reviewer") => format!(
-            "by {}",
-            actor
-                .get("email")
-                .and_then(|e| e.as_str())
-                .or_else(|| actor.get("subject").and_then(|s| s.as_str()))
-                .unwrap_or("?")
-        ),
-        _ => "by Signoff".to_string(),
-    };
+    // An event this version cannot read still shows, by its stored kind.
+    let what = event.event().map_or_else(|_| event.kind.clone(), |event| event.describe());
+    let who = event
+        .actor()
+        .map_or_else(|| "by someone unknown".to_string(), |actor| actor.describe());
     TimelineEntry {
         at: store::from_millis(event.at).unwrap_or_else(|_| now()),
         what,
