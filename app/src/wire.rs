@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 pub use crate::model::event::LiveEventKind;
 pub use crate::model::{AgentRef, ExecutionStatus, ResultReport};
-use crate::model::{Channel, Decision, Request, Identity, PolicySnapshot, RequestId, Status, Verdict};
+use crate::model::{Channel, Decision, Identity, PolicySnapshot, Request, RequestId, Status, Verdict};
 
 /// Limits on what an agent may submit. Bodies past these are refused, never truncated.
 pub mod limits {

@@ -272,11 +272,9 @@ impl Event {
             Event::FollowupAcknowledged(_) => "break-glass approval acknowledged".to_string(),
             Event::PolicyCreated(saved) => format!("created policy `{}`", saved.name),
             Event::PolicyUpdated(saved) => format!("saved version {} of policy `{}`", saved.version, saved.name),
-            Event::PolicyMoved(moved) => format!(
-                "moved a policy from place {} to {}",
-                moved.before + 1,
-                moved.after + 1
-            ),
+            Event::PolicyMoved(moved) => {
+                format!("moved a policy from place {} to {}", moved.before + 1, moved.after + 1)
+            }
             Event::PolicyImported(imported) => format!(
                 "imported policies: {} created, {} updated, {} disabled, {} unchanged",
                 imported.created.len(),
@@ -577,17 +575,33 @@ mod tests {
         .expect("a reviewer");
         assert_eq!(reviewer.describe(), "by u1");
         let agent = Actor::agent("a1", "deployer");
-        assert_eq!(serde_json::to_value(&agent).expect("serialises"), json!({"type": "agent", "id": "a1", "name": "deployer"}));
+        assert_eq!(
+            serde_json::to_value(&agent).expect("serialises"),
+            json!({"type": "agent", "id": "a1", "name": "deployer"})
+        );
         assert_eq!(agent.describe(), "by agent deployer");
-        assert_eq!(serde_json::to_value(Actor::System).expect("serialises"), json!({"type": "system"}));
+        assert_eq!(
+            serde_json::to_value(Actor::System).expect("serialises"),
+            json!({"type": "system"})
+        );
     }
 
     #[test]
     fn only_request_events_are_live() {
-        assert_eq!(Kind::RequestEscalated.live(), Some((LiveEventKind::Escalated, Status::Pending)));
+        assert_eq!(
+            Kind::RequestEscalated.live(),
+            Some((LiveEventKind::Escalated, Status::Pending))
+        );
         assert_eq!(Kind::PolicyMoved.live(), None);
-        let live: std::collections::HashSet<LiveEventKind> =
-            Kind::ALL.iter().filter_map(|kind| kind.live()).map(|(live, _)| live).collect();
-        assert_eq!(live.len(), LiveEventKind::ALL.len(), "every live kind is sent for some event");
+        let live: std::collections::HashSet<LiveEventKind> = Kind::ALL
+            .iter()
+            .filter_map(|kind| kind.live())
+            .map(|(live, _)| live)
+            .collect();
+        assert_eq!(
+            live.len(),
+            LiveEventKind::ALL.len(),
+            "every live kind is sent for some event"
+        );
     }
 }

@@ -19,7 +19,8 @@ use super::event::{
 };
 use super::request::{AgentRef, Decision, Grant, Request, ResultReport, unix_millis};
 use super::rules::{
-    Channel, EffectKind, Identity, Outcome, PolicySnapshot, RuleError, Verdict, check_eligibility, evaluate, evaluate_break_glass,
+    Channel, EffectKind, Identity, Outcome, PolicySnapshot, RuleError, Verdict, check_eligibility, evaluate,
+    evaluate_break_glass,
 };
 use super::{AgentId, RequestId, Status, TransitionError};
 
@@ -173,7 +174,12 @@ impl Case {
     pub fn open(request: Request) -> (Case, Vec<Entry>) {
         let id = request.id;
         let at = request.created_at;
-        let mut entries = vec![Entry::new(at, agent_actor(&request.agent), Some(id), created_event(&request))];
+        let mut entries = vec![Entry::new(
+            at,
+            agent_actor(&request.agent),
+            Some(id),
+            created_event(&request),
+        )];
         let policy = &request.policy;
         match request.status {
             Status::Approved => entries.push(Entry::new(
@@ -261,7 +267,9 @@ impl Case {
             at,
             Actor::System,
             id,
-            Event::RequestApproved(Approved::ByGrant { grant: grant.id.clone() }),
+            Event::RequestApproved(Approved::ByGrant {
+                grant: grant.id.clone(),
+            }),
         ));
         Some(grant)
     }
@@ -525,7 +533,13 @@ impl Case {
     /// The grant an approval asks for, checked against the policy's terms: only with the
     /// approval that approves the request, within the policy's bounds, on fields the
     /// payload has. Its grantors are every approver of the request.
-    fn grant_for(&self, ask: &DecisionAsk, outcome: Outcome, wanted: &GrantAsk, now: OffsetDateTime) -> Result<Grant, GrantRefusal> {
+    fn grant_for(
+        &self,
+        ask: &DecisionAsk,
+        outcome: Outcome,
+        wanted: &GrantAsk,
+        now: OffsetDateTime,
+    ) -> Result<Grant, GrantRefusal> {
         let request = &self.request;
         let policy = &request.policy;
         let (Some(terms), Some(policy_id)) = (&policy.grants, &policy.id) else {

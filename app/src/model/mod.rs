@@ -15,8 +15,8 @@ mod status;
 mod text;
 
 pub use digest::{action_digest, canonical_json, sha256_hex};
-pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use event::{Actor, Event, Kind, UnreadableEvent};
+pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use ids::{AgentId, ParseIdError, RequestId};
 pub use request::{AgentRef, Decision, ExecutionStatus, Grant, Request, ResultReport, unix_millis};
 pub use rules::{

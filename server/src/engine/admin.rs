@@ -4,12 +4,12 @@
 
 use time::OffsetDateTime;
 
-use signoff_app::policy::PolicyDoc;
 use signoff_app::event::{
     AgentKey, AgentKeyRotated, AgentKeysRevoked, AgentOwnerChanged, Empty, GrantRevoked, Owner, PolicyImported,
     PolicyMoved, PolicyVersion, SignIn, TokenIssued, TokenRevoked,
 };
 use signoff_app::lifecycle::Entry;
+use signoff_app::policy::PolicyDoc;
 use signoff_app::{AgentId, Event, Identity, RequestId};
 
 use super::Answer;
@@ -148,7 +148,12 @@ pub(super) async fn apply(
                 uses: grant.uses,
                 max_uses: grant.max_uses,
             });
-            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), Some(grant.request_id), revoked))?;
+            chain.record(Entry::new(
+                now,
+                Actor::Reviewer(by.clone()),
+                Some(grant.request_id),
+                revoked,
+            ))?;
             Ok(Applied::Done(Answer::Done(true)))
         }
         AdminChange::AcknowledgeFollowup { request, by } => {
@@ -167,7 +172,12 @@ pub(super) async fn apply(
             }
             tx.acknowledge_followup(*request, by, now).await?;
             let acknowledged = Event::FollowupAcknowledged(Empty {});
-            chain.record(Entry::new(now, Actor::Reviewer(by.clone()), Some(*request), acknowledged))?;
+            chain.record(Entry::new(
+                now,
+                Actor::Reviewer(by.clone()),
+                Some(*request),
+                acknowledged,
+            ))?;
             Ok(Applied::Done(Answer::Done(true)))
         }
         other => Ok(Applied::Done(apply_access(tx, chain, now, other).await?)),

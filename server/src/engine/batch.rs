@@ -61,7 +61,14 @@ pub(super) struct Chain {
 
 impl Chain {
     /// Appends an event whose actor and data are already canonical JSON.
-    fn append_canonical(&mut self, at: OffsetDateTime, kind: Kind, request: Option<RequestId>, actor: String, data: String) {
+    fn append_canonical(
+        &mut self,
+        at: OffsetDateTime,
+        kind: Kind,
+        request: Option<RequestId>,
+        actor: String,
+        data: String,
+    ) {
         let seq = self.seq + 1;
         let at = millis(at);
         let request_id = request.map(|id| id.to_string());
@@ -313,21 +320,37 @@ impl Batch {
         }
         let id = request.id;
         let (mut case, mut entries) = Case::open(request);
-        let key_of = (case.request.agent.id, case.request.action.clone(), case.request.resource.clone());
+        let key_of = (
+            case.request.agent.id,
+            case.request.action.clone(),
+            case.request.resource.clone(),
+        );
         if let Some(candidates) = self.grants.get(&key_of) {
             let uses = &self.grant_uses;
-            if let Some(grant) = case.approve_by_grant(candidates, |id| uses.get(id).copied().unwrap_or(0), self.now, &mut entries) {
+            if let Some(grant) = case.approve_by_grant(
+                candidates,
+                |id| uses.get(id).copied().unwrap_or(0),
+                self.now,
+                &mut entries,
+            ) {
                 *self.grant_uses.entry(grant.id.clone()).or_insert(0) += 1;
             }
         }
         let mut entries = entries.into_iter();
-        let created = entries.next().ok_or_else(|| Error::Internal("a new request without its event".into()))?;
+        let created = entries
+            .next()
+            .ok_or_else(|| Error::Internal("a new request without its event".into()))?;
         if reframed {
             self.chain.record(created)?;
         } else {
             // The caller prepared this event's JSON, off the writer (see `Command::create`).
-            self.chain
-                .append_canonical(created.at, Kind::RequestCreated, Some(id), new.actor.clone(), new.data.clone());
+            self.chain.append_canonical(
+                created.at,
+                Kind::RequestCreated,
+                Some(id),
+                new.actor.clone(),
+                new.data.clone(),
+            );
         }
         self.chain.record_all(entries.collect())?;
         if let Some(key) = &key {
@@ -363,7 +386,10 @@ impl Batch {
         if let Some(decision) = loaded.case.decisions.last() {
             self.decisions.push(decision.clone());
         }
-        Ok(Answer::Changed(loaded.case.request.clone(), loaded.case.decisions.clone()))
+        Ok(Answer::Changed(
+            loaded.case.request.clone(),
+            loaded.case.decisions.clone(),
+        ))
     }
 
     /// An agent's change to its own request (cancel, start, report): another agent's
@@ -379,7 +405,10 @@ impl Batch {
         loaded.changed |= !out.is_empty();
         self.chain.record_all(out)?;
         changed.map_err(|refusal| refused(id, refusal))?;
-        Ok(Answer::Changed(loaded.case.request.clone(), loaded.case.decisions.clone()))
+        Ok(Answer::Changed(
+            loaded.case.request.clone(),
+            loaded.case.decisions.clone(),
+        ))
     }
 
     /// The batch's events, each change's carrying the request as the batch left it (new

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-pub use signoff_app::lifecycle::{DecisionAsk, GrantAsk};
 use signoff_app::lifecycle::created_event;
+pub use signoff_app::lifecycle::{DecisionAsk, GrantAsk};
 use signoff_app::wire::ResultReport;
 use signoff_app::{AgentId, RequestId, canonical_json};
 
@@ -42,7 +42,10 @@ pub enum Command {
     /// A new request, its audit event prepared by the caller (see [`Command::create`]).
     Create(Box<NewRequest>),
     /// A reviewer's decision on a request.
-    Decide { id: RequestId, ask: DecisionAsk },
+    Decide {
+        id: RequestId,
+        ask: DecisionAsk,
+    },
     Cancel {
         agent: AgentId,
         id: RequestId,

@@ -1,7 +1,6 @@
 //! Policies, their versions, grants and break-glass follow-ups: reads on the store, and
 //! the write primitives the engine uses inside its batch (they decide nothing).
 
-
 use serde_json::Value;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -35,7 +34,6 @@ pub struct PolicyVersion {
 }
 
 pub use signoff_app::Grant as GrantRecord;
-
 
 /// A break-glass approval waiting for another admin to look at it.
 #[derive(Clone, Debug)]
