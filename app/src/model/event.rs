@@ -126,7 +126,7 @@ macro_rules! vocabulary {
 }
 
 vocabulary! {
-    RequestCreated = "request.created" (Created),
+    RequestCreated = "request.created" (Box<Created>),
     /// One reviewer's approval or denial.
     DecisionRecorded = "decision.recorded" (Decided),
     RequestApproved = "request.approved" (Approved),

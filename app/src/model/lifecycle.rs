@@ -132,7 +132,7 @@ pub struct Case {
 
 /// The `request.created` event of `request`.
 pub fn created_event(request: &Request) -> Event {
-    Event::RequestCreated(Created {
+    Event::RequestCreated(Box::new(Created {
         action: request.action.clone(),
         resource: request.resource.clone(),
         title: request.title.clone(),
@@ -141,7 +141,7 @@ pub fn created_event(request: &Request) -> Event {
         policy: request.policy.clone(),
         status: request.status,
         expires_at: unix_millis(request.expires_at),
-    })
+    }))
 }
 
 impl Request {
