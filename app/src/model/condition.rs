@@ -11,15 +11,17 @@
 //!   "users"`), so `payload.table != 'users'` would hold for `{"table": ["users"]}`.
 //!   Here `==` and `!=` between unlike types is an error instead, which fails closed.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use cel::common::ast::{CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, operators};
 use cel::{ExecutionError, Value as CelValue};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::policy::{PolicyProblem, RequestFacts};
 
 /// The longest condition, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
@@ -450,6 +452,40 @@ fn position_of(source: &str, word: &str) -> Option<(u32, u32)> {
         }
     }
     None
+}
+
+/// A problem with a policy, at the field it concerns (`match.condition`, `effect.ttl`),
+/// with the position in that field where there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyProblem {
+    pub field: String,
+    pub message: String,
+    /// Line and column (1-based) in the field's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<(u32, u32)>,
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(f, "{} (line {line}, column {column}): {}", self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// What matching looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestFacts<'a> {
+    pub agent: &'a str,
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub payload: &'a Value,
+    pub context: Option<&'a Value>,
+    pub on_behalf_of: Option<&'a str>,
+    pub title: &'a str,
+    pub reason: &'a str,
 }
 
 #[cfg(test)]

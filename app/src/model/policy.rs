@@ -6,13 +6,11 @@
 //! (ARCHITECTURE.md, "Policies").
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-pub use super::condition::{Budget, Condition, DEFAULT_STEPS};
+pub use super::condition::{Budget, Condition, DEFAULT_STEPS, PolicyProblem, RequestFacts};
 pub use super::rules::{EffectKind, Escalation, GrantTerms, parse_duration};
 
 /// A policy as admins write it (console form, TOML or YAML file).
@@ -136,25 +134,6 @@ impl Requirement {
     }
 }
 
-/// A problem with a policy, at the field it concerns (`match.condition`, `effect.ttl`),
-/// with the position in that field where there is one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyProblem {
-    pub field: String,
-    pub message: String,
-    /// Line and column (1-based) in the field's text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<(u32, u32)>,
-}
-
-impl fmt::Display for PolicyProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some((line, column)) => write!(f, "{} (line {line}, column {column}): {}", self.field, self.message),
-            None => write!(f, "{}: {}", self.field, self.message),
-        }
-    }
-}
 
 fn problem(field: &str, message: impl Into<String>) -> PolicyProblem {
     PolicyProblem {
@@ -507,20 +486,6 @@ fn validate_terms(doc: &PolicyDoc) -> Vec<PolicyProblem> {
 /// Compiles a condition; see [`Condition::compile`].
 pub fn compile_condition(source: &str) -> Result<Condition, PolicyProblem> {
     Condition::compile(source)
-}
-
-/// What matching looks at.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestFacts<'a> {
-    pub agent: &'a str,
-    pub action: &'a str,
-    pub resource: &'a str,
-    pub labels: &'a BTreeMap<String, String>,
-    pub payload: &'a Value,
-    pub context: Option<&'a Value>,
-    pub on_behalf_of: Option<&'a str>,
-    pub title: &'a str,
-    pub reason: &'a str,
 }
 
 /// The policies in force, in order, and the default for requests none matches.
