@@ -601,7 +601,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn facts<'a>(action: &'a str, labels: &'a BTreeMap<String, String>, payload: &'a Value) -> RequestFacts<'a> {
+    fn facts<'a>(action: &'a str, labels: &'a BTreeMap<String, String>, payload: &'a serde_json::Value) -> RequestFacts<'a> {
         RequestFacts {
             agent: "deploy-bot",
             action,
