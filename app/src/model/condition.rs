@@ -22,7 +22,6 @@ use cel::{ExecutionError, Value as CelValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-
 /// The longest condition, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
 /// How deeply a condition may nest, in expression levels (macros count their expansion).

@@ -134,7 +134,6 @@ impl Requirement {
     }
 }
 
-
 fn problem(field: &str, message: impl Into<String>) -> PolicyProblem {
     PolicyProblem {
         field: field.into(),
@@ -601,7 +600,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn facts<'a>(action: &'a str, labels: &'a BTreeMap<String, String>, payload: &'a serde_json::Value) -> RequestFacts<'a> {
+    fn facts<'a>(
+        action: &'a str,
+        labels: &'a BTreeMap<String, String>,
+        payload: &'a serde_json::Value,
+    ) -> RequestFacts<'a> {
         RequestFacts {
             agent: "deploy-bot",
             action,

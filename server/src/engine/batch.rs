@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use signoff_app::lifecycle::{Case, DecisionAsk, Entry, GrantRefusal, Refusal};
+use signoff_app::lifecycle::{Case, DecisionAsk, Entry, Refusal};
 use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
 use signoff_app::{AgentId, Identity, Kind, RequestId, canonical_json};
 
 use super::policy::REMATCH_TIME;
-use super::{Answer, Command, NewRequest, Policies, admin, batch_time};
+use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::store::{
     AuditRow, DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, audit_value, chain_hash_canonical,
@@ -484,40 +484,6 @@ impl Batch {
     }
 }
 
-/// A refusal as the API answers it.
-fn refused(id: RequestId, refusal: Refusal) -> Error {
-    match refusal {
-        Refusal::Rule(rule) => rule.into(),
-        Refusal::Transition(transition) => transition.into(),
-        Refusal::NotYours => not_found(id),
-        Refusal::AlreadyStarted(_) => Error::Conflict {
-            code: "already_started",
-            message: refusal.to_string(),
-        },
-        Refusal::NotApproved(_) => Error::Conflict {
-            code: "not_approved",
-            message: refusal.to_string(),
-        },
-        Refusal::BreakGlassDenial => Error::Invalid(refusal.to_string()),
-        Refusal::Grant(grant) => match grant {
-            GrantRefusal::NotAllowed(_) => Error::Forbidden(grant.to_string()),
-            GrantRefusal::NeedsQuorum => Error::Conflict {
-                code: "grant_needs_quorum",
-                message: grant.to_string(),
-            },
-            GrantRefusal::NotAnApproval
-            | GrantRefusal::TooLong(_)
-            | GrantRefusal::TooManyUses(_)
-            | GrantRefusal::NotAField(_)
-            | GrantRefusal::NoSuchField(_) => Error::Invalid(grant.to_string()),
-        },
-    }
-}
-
 fn allows_grants(effect: &signoff_app::policy::Effect) -> bool {
     matches!(effect, signoff_app::policy::Effect::RequireApproval(terms) if terms.grants.is_some())
-}
-
-fn not_found(id: RequestId) -> Error {
-    Error::not_found(format_args!("request {id}"))
 }

@@ -10,11 +10,11 @@
 //! events. A rule refusal answers its own command only; a database failure fails the
 //! batch, and each of its callers gets a 503. See ARCHITECTURE.md, "The write path".
 
+mod access;
 mod admin;
 mod batch;
 pub mod policy;
 
-pub use admin::{AdminChange, ImportReport};
 pub use policy::Policies;
 
 use std::sync::Arc;
@@ -25,8 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use signoff_app::lifecycle::created_event;
 pub use signoff_app::lifecycle::{DecisionAsk, GrantAsk};
+use signoff_app::lifecycle::{GrantRefusal, Refusal};
+use signoff_app::policy::PolicyDoc;
 use signoff_app::wire::ResultReport;
-use signoff_app::{AgentId, RequestId, canonical_json};
+use signoff_app::{AgentId, Identity, RequestId, canonical_json};
 
 use crate::bus::EventBus;
 use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
@@ -67,6 +69,77 @@ pub enum Command {
     },
     /// Agents, keys and terminal sign-in.
     Admin(AdminChange),
+}
+
+/// What importing a policy file changed, by policy name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub disabled: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+/// A change to agents, keys or terminal sign-in.
+pub enum AdminChange {
+    /// Creates the agent if needed and gives it a key (stored as `key_hash`). An owner
+    /// given for an existing agent replaces its owner.
+    IssueKey {
+        name: String,
+        owner: Option<String>,
+        key_hash: String,
+        key_prefix: String,
+        /// What the agent is for; given for an existing agent, it replaces the old one.
+        description: Option<String>,
+        /// The admin who asked, or `None` for the operator's command line.
+        by: Option<Identity>,
+    },
+    /// Revokes every active key of the named agent.
+    RevokeKeys { name: String, by: Option<Identity> },
+    /// Replaces every active key of the named agent with a new one, in one change: there
+    /// is no moment with no key, nor one with the old keys and the new.
+    RotateKey {
+        name: String,
+        key_hash: String,
+        key_prefix: String,
+        by: Identity,
+    },
+    /// Saves a new version of a policy (`id`), or a new policy (at the end of the order).
+    /// The document was checked by the caller.
+    SavePolicy {
+        id: Option<String>,
+        doc: Box<PolicyDoc>,
+        by: Actor,
+    },
+    /// Moves a policy one place earlier or later in the order.
+    MovePolicy { id: String, earlier: bool, by: Identity },
+    /// Makes the stored set what the file says, all or nothing: policies by name,
+    /// in the file's order; stored ones the file does not name are disabled.
+    ImportPolicies { docs: Vec<PolicyDoc>, by: Actor },
+    /// Ends a grant at once: by one of its grantors, or an admin.
+    RevokeGrant { id: String, by: Identity, admin: bool },
+    /// Another admin has looked at a break-glass approval.
+    AcknowledgeFollowup { request: RequestId, by: Identity },
+    /// A reviewer confirms (or refuses) the terminal sign-in with this user code.
+    AnswerDeviceCode {
+        user_code: String,
+        identity: Identity,
+        approve: bool,
+    },
+    /// A terminal polls its device code; once confirmed, the token (stored as
+    /// `token_hash`) is issued, once.
+    PollDeviceCode {
+        code_hash: String,
+        interval: time::Duration,
+        token_hash: String,
+        lifetime: time::Duration,
+    },
+    /// Revokes a terminal token: of `owner` (issuer, subject), or anyone's.
+    RevokeToken {
+        id: String,
+        owner: Option<(String, String)>,
+        by: Identity,
+    },
 }
 
 /// A request to store, matched against the policy set of `generation` and with its
@@ -210,4 +283,38 @@ async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: 
 /// the lock, so nothing is decided at a time earlier than its commit's order says.
 fn batch_time() -> OffsetDateTime {
     crate::clock::now()
+}
+
+/// A refusal as the API answers it.
+fn refused(id: RequestId, refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Rule(rule) => rule.into(),
+        Refusal::Transition(transition) => transition.into(),
+        Refusal::NotYours => not_found(id),
+        Refusal::AlreadyStarted(_) => Error::Conflict {
+            code: "already_started",
+            message: refusal.to_string(),
+        },
+        Refusal::NotApproved(_) => Error::Conflict {
+            code: "not_approved",
+            message: refusal.to_string(),
+        },
+        Refusal::BreakGlassDenial => Error::Invalid(refusal.to_string()),
+        Refusal::Grant(grant) => match grant {
+            GrantRefusal::NotAllowed(_) => Error::Forbidden(grant.to_string()),
+            GrantRefusal::NeedsQuorum => Error::Conflict {
+                code: "grant_needs_quorum",
+                message: grant.to_string(),
+            },
+            GrantRefusal::NotAnApproval
+            | GrantRefusal::TooLong(_)
+            | GrantRefusal::TooManyUses(_)
+            | GrantRefusal::NotAField(_)
+            | GrantRefusal::NoSuchField(_) => Error::Invalid(grant.to_string()),
+        },
+    }
+}
+
+fn not_found(id: RequestId) -> Error {
+    Error::not_found(format_args!("request {id}"))
 }
