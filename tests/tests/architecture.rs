@@ -63,7 +63,12 @@ fn module_of(src: &Path, file: &Path, depth: usize) -> Option<Vec<String>> {
 fn paths_after(text: &str, prefix: &str) -> Vec<Vec<String>> {
     let segments = |path: &str| -> Vec<String> {
         path.split("::")
-            .map(|part| part.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>())
+            .map(|part| {
+                part.trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
             .take_while(|part| part.starts_with(|c: char| c.is_ascii_lowercase()))
             .collect()
     };
@@ -207,11 +212,11 @@ fn the_checker_finds_a_circle_when_there_is_one() {
     let found = strongly_connected(&edges);
     assert_eq!(found, vec![BTreeSet::from(["a".into(), "b".into(), "c".into()])]);
     assert_eq!(
-        imports("use crate::web::admin::{x}; crate::Result; signoff_crate::z; use crate::{bus::Y, Error};", 2),
-        BTreeSet::from([
-            vec!["bus".to_string()],
-            vec!["web".to_string(), "admin".to_string()]
-        ])
+        imports(
+            "use crate::web::admin::{x}; crate::Result; signoff_crate::z; use crate::{bus::Y, Error};",
+            2
+        ),
+        BTreeSet::from([vec!["bus".to_string()], vec!["web".to_string(), "admin".to_string()]])
     );
 }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use signoff_app::lifecycle::created_event;
 pub use signoff_app::lifecycle::{DecisionAsk, GrantAsk};
@@ -168,6 +169,19 @@ impl Command {
         })))
     }
 
+    /// What kind of change this is, for traces and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Create(_) => "create",
+            Command::Decide { .. } => "decide",
+            Command::Cancel { .. } => "cancel",
+            Command::Start { .. } => "start",
+            Command::Report { .. } => "report",
+            Command::ExpireDue { .. } => "expire_due",
+            Command::Admin(_) => "admin",
+        }
+    }
+
     fn is_decision(&self) -> bool {
         matches!(self, Command::Decide { .. })
     }
@@ -223,6 +237,7 @@ impl Engine {
     }
 
     /// Applies `command` and answers once it has committed (or was refused).
+    #[tracing::instrument(level = "debug", skip_all, fields(command = command.name()))]
     pub async fn submit(&self, command: Command) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -251,7 +266,8 @@ async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: 
         crate::metrics::queue_depth(queue.len());
         let started = Instant::now();
         let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
-        match batch::apply(&store, &policies, &commands).await {
+        let span = tracing::debug_span!("batch", commands = commands.len());
+        match batch::apply(&store, &policies, &commands).instrument(span).await {
             Ok(applied) => {
                 crate::metrics::batch_committed(jobs.len(), started.elapsed());
                 if let Some(changed) = applied.policies {

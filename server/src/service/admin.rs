@@ -78,6 +78,7 @@ impl Service {
 
     /// Saves a policy (a new version of `id`, or a new policy at the end), refusing one
     /// that does not compile with every problem at its field.
+    #[tracing::instrument(skip_all, fields(policy = ?id))]
     pub async fn save_policy(&self, id: Option<&str>, doc: PolicyDoc, by: Actor) -> Result<StoredPolicy> {
         let doc = tidy(doc);
         CompiledPolicy::compile("", 0, doc.clone()).map_err(Error::PolicyInvalid)?;
@@ -93,6 +94,7 @@ impl Service {
     }
 
     /// Moves a policy one place earlier or later; false when it is at that end already.
+    #[tracing::instrument(skip_all, fields(policy = %id, earlier = earlier))]
     pub async fn move_policy(&self, id: &str, earlier: bool, by: &Identity) -> Result<bool> {
         let change = AdminChange::MovePolicy {
             id: id.to_string(),
@@ -104,6 +106,7 @@ impl Service {
 
     /// Makes the stored policies what `file` says, all or nothing: nothing is stored
     /// unless every policy in it is valid.
+    #[tracing::instrument(skip_all)]
     pub async fn import_policies(&self, file: PolicyFile, by: Actor) -> Result<ImportReport> {
         let file = PolicyFile {
             policies: file.policies.into_iter().map(tidy).collect(),
@@ -123,6 +126,7 @@ impl Service {
     /// would change: allowed, denied, needing approval, or needing other approvers. It
     /// reads a page at a time and matches each page on the blocking pool, each request
     /// within the matching budget; past [`WHAT_IF_TIME`] it stops and says how far it got.
+    #[tracing::instrument(skip_all, fields(limit = limit))]
     pub async fn what_if(&self, draft: Arc<PolicySet>, limit: usize) -> Result<WhatIf> {
         let started = Instant::now();
         let deadline = started + WHAT_IF_TIME;
@@ -175,6 +179,7 @@ impl Service {
     }
 
     /// Ends a grant at once (its grantors, or an admin); false when it had ended already.
+    #[tracing::instrument(skip_all, fields(grant = %id))]
     pub async fn revoke_grant(&self, id: &str, by: &Identity, admin: bool) -> Result<bool> {
         let change = AdminChange::RevokeGrant {
             id: id.to_string(),
@@ -185,6 +190,7 @@ impl Service {
     }
 
     /// Another admin acknowledges a break-glass approval; false when already done.
+    #[tracing::instrument(skip_all, fields(request = %request))]
     pub async fn acknowledge_followup(&self, request: RequestId, by: &Identity) -> Result<bool> {
         let change = AdminChange::AcknowledgeFollowup {
             request,

@@ -124,6 +124,7 @@ impl Service {
     }
 
     /// [`Service::issue_agent_key`], also recording what the agent is for.
+    #[tracing::instrument(skip_all, fields(agent = %name))]
     pub async fn issue_described_agent_key(
         &self,
         name: &str,
@@ -167,6 +168,7 @@ impl Service {
     }
 
     /// Revokes every key of the named agent, at once; `None` when there is no such agent.
+    #[tracing::instrument(skip_all, fields(agent = %name))]
     pub async fn revoke_agent_keys(&self, name: &str, by: Option<&Identity>) -> Result<Option<u64>> {
         let change = AdminChange::RevokeKeys {
             name: name.to_string(),
@@ -183,6 +185,7 @@ impl Service {
 
     /// Replaces every key of the named agent with a new one (returned once), in one
     /// change; `None` when there is no such agent.
+    #[tracing::instrument(skip_all, fields(agent = %name))]
     pub async fn rotate_agent_key(&self, name: &str, by: &Identity) -> Result<Option<(Agent, String, u64)>> {
         let key = keys::generate(keys::AGENT_KEY_PREFIX);
         let change = AdminChange::RotateKey {
@@ -204,6 +207,7 @@ impl Service {
 
     /// A reviewer confirms or refuses a terminal sign-in; false when the code is unknown,
     /// answered already or expired.
+    #[tracing::instrument(skip_all, fields(approve = approve))]
     pub async fn answer_device_code(&self, user_code: &str, identity: &Identity, approve: bool) -> Result<bool> {
         let change = AdminChange::AnswerDeviceCode {
             user_code: user_code.to_string(),
@@ -216,6 +220,7 @@ impl Service {
     /// One poll of a terminal's device code; once confirmed, issues the token whose hash
     /// is `token_hash`. Unknown codes are answered from a read, so guessing costs the
     /// writer nothing.
+    #[tracing::instrument(skip_all)]
     pub async fn poll_device_code(
         &self,
         code_hash: &str,
@@ -240,6 +245,7 @@ impl Service {
 
     /// Revokes a terminal token: `owner`'s (issuer, subject), or anyone's (admins);
     /// false when there is no such active token.
+    #[tracing::instrument(skip_all, fields(token = %id))]
     pub async fn revoke_terminal_token(&self, id: &str, owner: Option<(&str, &str)>, by: &Identity) -> Result<bool> {
         let change = AdminChange::RevokeToken {
             id: id.to_string(),
@@ -287,6 +293,7 @@ impl Service {
 
     /// Creates a request for `agent`. With an idempotency key, the same key and body
     /// return the request created the first time (`false`: nothing new was created).
+    #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, action = %input.action))]
     pub async fn create_request(
         &self,
         agent: &Agent,
@@ -384,6 +391,7 @@ impl Service {
     /// [`wait`](Self::wait) in a slot the caller reserved: a caller that waits in several
     /// turns (MCP) holds one slot throughout, taken before it creates anything. The key is
     /// checked again before answering, and a revocation here ends the wait at once.
+    #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn wait_holding(
         &self,
         _slot: &WaitSlot,
@@ -448,17 +456,20 @@ impl Service {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
         self.change(Command::Cancel { agent: agent.id, id }).await
     }
 
     /// The agent is about to run its approved action: recorded once; a second start of
     /// the same approval is refused (`already_started`).
+    #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn start(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
         self.change(Command::Start { agent: agent.id, id }).await
     }
 
     /// The agent says what happened when it ran an approved action.
+    #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn report_result(&self, agent: &Agent, id: RequestId, report: ResultReport) -> Result<RequestView> {
         self.change(Command::Report {
             agent: agent.id,
@@ -484,6 +495,7 @@ impl Service {
 
     /// [`Service::decide`], answered as the reviewer then sees the request (with what
     /// they may still do), from what the engine answered: no second read.
+    #[tracing::instrument(level = "debug", skip_all, fields(reviewer = %reviewer.subject, request = %id, verdict = ?input.verdict))]
     pub async fn decide_and_review(
         &self,
         reviewer: &Identity,
@@ -536,6 +548,7 @@ impl Service {
     }
 
     /// Expires every pending request past its time; returns how many.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn expire_due(&self) -> Result<usize> {
         const PER_COMMAND: usize = 500;
         if !self.store.any_due(now()).await? {
