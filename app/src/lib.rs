@@ -4,6 +4,9 @@
 //! `ssr` feature so the terminal client never builds them.
 
 pub mod difftext;
+#[cfg(feature = "openapi")]
+mod exact_json;
+pub mod limits;
 pub mod model;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -6,12 +6,13 @@ use std::borrow::Cow;
 
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AnyOfBuilder, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::exact_json::ExactJson;
+use crate::limits;
 use crate::model::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, Verdict};
-use crate::wire::limits;
 
 fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -146,8 +147,6 @@ struct GrantTermsSchema {
 const NO_CONTROL: &str = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]";
 /// Neither a control character nor white space (`char::is_whitespace`).
 const VISIBLE: &str = r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-/// The largest integer magnitude the action digest tells apart (`check_exact_json`).
-const EXACT_INTEGER_LIMIT: i64 = 1 << 53;
 
 fn text_builder(max_chars: usize, required: bool) -> ObjectBuilder {
     let pattern = if required {
@@ -235,42 +234,6 @@ pub(crate) fn diff_input_schema() -> AnyOfBuilder {
         .description(Some(
             "Unified diff text, or `{\"before\": …, \"after\": …}` from which the server computes one.",
         ))
-}
-
-/// Any JSON value whose numbers the action digest can tell apart: integers within ±2^53,
-/// other numbers below 2^53 in magnitude (`check_exact_json`).
-pub(crate) struct ExactJson;
-
-impl PartialSchema for ExactJson {
-    fn schema() -> RefOr<Schema> {
-        let itself = || Ref::from_schema_name(ExactJson::name());
-        AnyOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Boolean, Type::Null])))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(-EXACT_INTEGER_LIMIT))
-                    .maximum(Some(EXACT_INTEGER_LIMIT)),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Number)
-                    .exclusive_minimum(Some(-EXACT_INTEGER_LIMIT))
-                    .exclusive_maximum(Some(EXACT_INTEGER_LIMIT)),
-            )
-            .item(ArrayBuilder::new().items(itself()))
-            .item(ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(itself())))
-            .description(Some(
-                "Any JSON whose numbers are exact: integers within ±2^53, other numbers smaller than 2^53; send larger ones as strings.",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for ExactJson {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("ExactJson")
-    }
 }
 
 #[cfg(test)]

@@ -10,23 +10,7 @@ pub use crate::model::event::LiveEventKind;
 pub use crate::model::{AgentRef, ExecutionStatus, ResultReport};
 use crate::model::{Channel, Decision, Identity, PolicySnapshot, Request, RequestId, Status, Verdict};
 
-/// Limits on what an agent may submit. Bodies past these are refused, never truncated.
-pub mod limits {
-    pub const BODY_BYTES: usize = 1024 * 1024;
-    pub const DIFF_BYTES: usize = 256 * 1024;
-    pub const ACTION_CHARS: usize = 128;
-    pub const RESOURCE_CHARS: usize = 512;
-    pub const TITLE_CHARS: usize = 200;
-    pub const REASON_CHARS: usize = 8 * 1024;
-    pub const LABELS: usize = 32;
-    pub const LABEL_KEY_CHARS: usize = 64;
-    pub const LABEL_VALUE_CHARS: usize = 256;
-    pub const PERSON_CHARS: usize = 320;
-    pub const COMMENT_CHARS: usize = 4 * 1024;
-    pub const IDEMPOTENCY_KEY_CHARS: usize = 255;
-    pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
-    pub const MAX_WAIT_S: u64 = 300;
-}
+pub use crate::limits;
 
 /// `POST /api/v1/requests`: what an agent asks to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,7 +34,7 @@ pub struct NewRequest {
     pub labels: BTreeMap<String, String>,
     /// The exact command or arguments that will run.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::exact_json::ExactJson))]
     pub payload: Value,
     /// Unified diff text, or `{"before": …, "after": …}` from which the server computes one.
     #[serde(default)]
@@ -58,7 +42,7 @@ pub struct NewRequest {
     pub diff: Option<Value>,
     /// Free context: conversation excerpt, trace link, risk.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::exact_json::ExactJson))]
     pub context: Option<Value>,
     /// The human the agent acts for (email or subject).
     #[serde(default)]

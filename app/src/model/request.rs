@@ -26,7 +26,7 @@ pub struct AgentRef {
 pub struct ResultReport {
     pub status: ExecutionStatus,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::ExactJson))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::exact_json::ExactJson))]
     pub detail: Option<Value>,
 }
 

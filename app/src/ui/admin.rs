@@ -6,8 +6,8 @@
 use leptos::prelude::*;
 use time::OffsetDateTime;
 
+use super::diff::diff_view;
 use super::format::timestamp;
-use super::request::diff_view;
 use super::shell::{Chrome, render};
 use super::textarea::textarea_text;
 use super::visible::agent_text;

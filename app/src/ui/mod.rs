@@ -7,6 +7,7 @@
 
 mod account;
 mod admin;
+mod diff;
 pub mod format;
 mod history;
 mod queue;
