@@ -814,6 +814,8 @@ pub struct AuditRow {
     pub seq: i64,
     pub at: OffsetDateTime,
     pub kind: String,
+    /// The event's sentence (`Event::describe`).
+    pub what: String,
     pub request_id: Option<String>,
     pub actor: String,
     pub data: String,
@@ -857,7 +859,7 @@ pub fn audit_page(chrome: Chrome, page: AuditView) -> String {
                             <tr data-seq=row.seq.to_string()>
                                 <td>{row.seq}</td>
                                 <td>{timestamp(row.at)}</td>
-                                <td><code>{row.kind}</code>
+                                <td>{row.what}<div class="sub"><code>{row.kind}</code></div>
                                     {row.request_id.map(|id| view! { <div class="sub"><a href=format!("/requests/{id}")>"request"</a></div> })}</td>
                                 <td>{agent_text(row.actor)}</td>
                                 <td><code class="small">{agent_text(row.data)}</code></td>

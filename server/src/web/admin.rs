@@ -1223,17 +1223,7 @@ struct AuditParams {
 
 /// Who an audit actor (or a policy version's author) was, in a few words.
 fn actor_text(actor: &Value) -> String {
-    let text = |key: &str| actor.get(key).and_then(Value::as_str);
-    match text("type") {
-        Some("agent") => format!("agent {}", text("name").unwrap_or("?")),
-        Some("reviewer") => text("email")
-            .or_else(|| text("name"))
-            .or_else(|| text("subject"))
-            .unwrap_or("?")
-            .to_string(),
-        Some("operator") => "operator (command line)".into(),
-        _ => "Signoff".into(),
-    }
+    serde_json::from_value::<Actor>(actor.clone()).map_or_else(|_| "someone unknown".into(), |actor| actor.name())
 }
 
 fn audit_row(event: AuditEvent) -> AuditRow {
@@ -1241,9 +1231,14 @@ fn audit_row(event: AuditEvent) -> AuditRow {
     if data.chars().count() > 400 {
         data = data.chars().take(400).collect::<String>() + "…";
     }
+    // An event this version cannot read still shows, by its stored kind.
+    let what = event
+        .event()
+        .map_or_else(|_| event.kind.clone(), |event| event.describe());
     AuditRow {
         seq: event.seq,
         at: crate::store::from_millis(event.at).unwrap_or_else(|_| now()),
+        what,
         kind: event.kind,
         request_id: event.request_id,
         actor: actor_text(&event.actor),
