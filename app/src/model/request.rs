@@ -100,6 +100,24 @@ impl Request {
     }
 }
 
+#[cfg(feature = "policy")]
+impl Request {
+    /// What policy matching looks at.
+    pub fn facts(&self) -> super::policy::RequestFacts<'_> {
+        super::policy::RequestFacts {
+            agent: &self.agent.name,
+            action: &self.action,
+            resource: &self.resource,
+            labels: &self.labels,
+            payload: &self.payload,
+            context: self.context.as_ref(),
+            on_behalf_of: self.on_behalf_of.as_deref(),
+            title: &self.title,
+            reason: &self.reason,
+        }
+    }
+}
+
 /// One reviewer's decision on a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use signoff_app::policy::{
-    Budget, CompiledPolicy, DEFAULT_STEPS, Effect, Matched, PolicySet, RequestFacts, Requirement,
-};
+use signoff_app::policy::{Budget, CompiledPolicy, DEFAULT_STEPS, Effect, Matched, PolicySet, Requirement};
 use signoff_app::{PolicySnapshot, parse_duration};
 
 use crate::store::{StoredPolicy, StoredRequest};
@@ -111,7 +109,7 @@ impl Policies {
         asked_ttl: Option<Duration>,
         budget: &Arc<Budget>,
     ) {
-        let matched = set.decide_within(&facts(request), budget);
+        let matched = set.decide_within(&request.facts(), budget);
         let ttl = match &matched.effect {
             Effect::RequireApproval(terms) => terms
                 .ttl
@@ -176,20 +174,5 @@ pub fn compile_set(stored: Vec<StoredPolicy>, default: Requirement, generation: 
         policies,
         default,
         generation,
-    }
-}
-
-/// What matching reads of a request.
-pub fn facts(request: &StoredRequest) -> RequestFacts<'_> {
-    RequestFacts {
-        agent: &request.agent.name,
-        action: &request.action,
-        resource: &request.resource,
-        labels: &request.labels,
-        payload: &request.payload,
-        context: request.context.as_ref(),
-        on_behalf_of: request.on_behalf_of.as_deref(),
-        title: &request.title,
-        reason: &request.reason,
     }
 }

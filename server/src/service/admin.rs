@@ -156,7 +156,7 @@ impl Service {
                         DEFAULT_STEPS,
                         Some(deadline.min(Instant::now() + MATCH_TIME)),
                     ));
-                    let after = policies.snapshot(draft.decide_within(&crate::engine::policy::facts(request), &budget));
+                    let after = policies.snapshot(draft.decide_within(&request.facts(), &budget));
                     changes.extend(changed_outcome(request, &after));
                 }
                 (page.len(), changes)
