@@ -25,7 +25,8 @@ bench:
     ./target/release/signoff-bench-pages
 
 # The test OpenID Provider (Node), the MCP test client (Python, pinned in tests/mcp/requirements.txt,
-# in tests/mcp/.venv) and, where missing, the system packages tests use.
+# in tests/mcp/.venv), the webhook receiver (tests/webhooks) and, where missing, the system
+# packages tests use.
 test-deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -47,6 +48,12 @@ test-deps:
     fi
     if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package-lock.json -nt tests/oidc-provider/node_modules ]; then
         (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    # The webhook receiver verifies with the official Standard Webhooks package, pinned.
+    if [ ! -x tests/webhooks/.venv/bin/python ] || [ tests/webhooks/requirements.txt -nt tests/webhooks/.venv/installed ]; then
+        python3 -m venv tests/webhooks/.venv
+        tests/webhooks/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/webhooks/requirements.txt
+        touch tests/webhooks/.venv/installed
     fi
     if [ ! -x tests/mcp/.venv/bin/python ] || [ tests/mcp/requirements.txt -nt tests/mcp/.venv/installed ]; then
         python3 -m venv tests/mcp/.venv

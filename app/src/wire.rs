@@ -555,3 +555,50 @@ impl Decision {
         }
     }
 }
+
+// ----- events as published (webhooks) --------------------------------------------------
+
+/// An audit event as Signoff publishes it (the body of a webhook): Standard Webhooks'
+/// `{type, timestamp, data}`, the data carrying the event's place in the trail, who caused
+/// it and its kind's own fields (see `app::model::event`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublishedEvent {
+    /// The event's kind, as the audit trail spells it (`request.created`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub data: PublishedData,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublishedData {
+    /// Its sequence number in the audit trail: increasing, and the same on every delivery.
+    pub seq: i64,
+    pub request_id: Option<RequestId>,
+    pub actor: crate::model::Actor,
+    /// The kind's own fields.
+    pub event: Value,
+}
+
+impl PublishedEvent {
+    pub fn new(
+        seq: i64,
+        at: OffsetDateTime,
+        request_id: Option<RequestId>,
+        actor: crate::model::Actor,
+        event: &crate::model::Event,
+    ) -> Self {
+        PublishedEvent {
+            kind: event.kind().as_str().to_string(),
+            timestamp: at,
+            data: PublishedData {
+                seq,
+                request_id,
+                actor,
+                event: event.data(),
+            },
+        }
+    }
+}

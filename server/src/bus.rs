@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 use signoff_app::event::LiveEventKind;
 use signoff_app::{Kind, RequestId, Status};
@@ -41,6 +41,9 @@ pub struct Snapshot {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// The audit trail's last committed sequence number, as this process last heard:
+    /// readers of the whole log (webhooks) wait on it, whatever kind of event it was.
+    head: Arc<watch::Sender<i64>>,
     postgres: Option<PgPool>,
 }
 
@@ -48,7 +51,11 @@ impl EventBus {
     /// A bus for a single server process.
     pub fn in_process() -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Self { sender, postgres: None }
+        Self {
+            sender,
+            head: Arc::new(watch::Sender::new(0)),
+            postgres: None,
+        }
     }
 
     /// A bus shared by every replica on `pool`'s database. A writer announces "the log
@@ -62,10 +69,16 @@ impl EventBus {
         let store = Store::Postgres(pool.clone());
         let (mut delivered, _) = store.audit_head().await?;
         let forward = sender.clone();
+        let head = Arc::new(watch::Sender::new(delivered));
+        let grew = Arc::clone(&head);
         tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(_)) => {}
+                    Ok(Some(notification)) => {
+                        if let Ok(seq) = notification.payload().parse::<i64>() {
+                            grew.send_if_modified(|known| std::mem::replace(known, seq.max(*known)) != *known);
+                        }
+                    }
                     // `try_recv` reconnected after a lost connection: notifications sent
                     // meanwhile are gone, but the log is not; catch up from it.
                     Ok(None) => tracing::warn!("event listener reconnected; catching up from the audit trail"),
@@ -86,12 +99,18 @@ impl EventBus {
         });
         Ok(Self {
             sender,
+            head,
             postgres: Some(pool),
         })
     }
 
-    /// Delivers the events of a batch that has just committed.
-    pub fn publish_committed(&self, events: Vec<Event>) {
+    /// Delivers the events of a batch that has just committed; `head` is the trail's last
+    /// sequence number after it.
+    pub fn publish_committed(&self, events: Vec<Event>, head: Option<i64>) {
+        if let Some(head) = head {
+            self.head
+                .send_if_modified(|known| std::mem::replace(known, head.max(*known)) != *known);
+        }
         match &self.postgres {
             None => {
                 for event in events {
@@ -100,7 +119,7 @@ impl EventBus {
                 }
             }
             Some(pool) => {
-                let Some(head) = events.iter().filter_map(|event| event.seq).max() else {
+                let Some(head) = head else {
                     return;
                 };
                 let pool = pool.clone();
@@ -122,6 +141,11 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+
+    /// The trail's last committed sequence number, changing as batches commit.
+    pub fn log_head(&self) -> watch::Receiver<i64> {
+        self.head.subscribe()
     }
 }
 

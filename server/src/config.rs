@@ -59,6 +59,48 @@ pub struct Config {
     /// How long a terminal token lasts.
     #[serde(deserialize_with = "duration")]
     pub terminal_token_lifetime: Duration,
+    /// Where events are delivered: signed webhooks.
+    pub notify: NotifyConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Endpoints that receive the audit trail's events, signed (Standard Webhooks).
+    pub webhooks: Vec<WebhookConfig>,
+    /// The first retry's delay; each later one doubles, with jitter, up to `retry_max`.
+    #[serde(deserialize_with = "duration")]
+    pub retry_base: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub retry_max: Duration,
+    /// How long one delivery may take before it counts as failed.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One webhook endpoint (`[[notify.webhooks]]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the endpoint in routes, logs and the delivery log; its cursor is kept by name.
+    pub name: String,
+    pub url: String,
+    /// `whsec_` and the key in base64, as Standard Webhooks writes it.
+    pub secret: Secret,
+    /// The event kinds it receives (`request.created`, …); all when empty.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -118,6 +160,7 @@ impl Default for Config {
             session_lifetime: Duration::from_secs(12 * 3600),
             terminal_token_lifetime: Duration::from_secs(12 * 3600),
             device_poll_interval: Duration::from_secs(5),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -225,6 +268,22 @@ impl Config {
                 .map(|proxy| parse_network(proxy))
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(webhooks) = var("SIGNOFF_NOTIFY_WEBHOOKS") {
+            self.notify.webhooks = serde_json::from_str(&webhooks).map_err(|err| {
+                Error::Config(format!(
+                    "SIGNOFF_NOTIFY_WEBHOOKS is not a JSON list of {{\"name\", \"url\", \"secret\", \"events\"}}: {err}"
+                ))
+            })?;
+        }
+        if let Some(base) = var("SIGNOFF_NOTIFY_RETRY_BASE") {
+            self.notify.retry_base = parse_duration("SIGNOFF_NOTIFY_RETRY_BASE", &base)?;
+        }
+        if let Some(max) = var("SIGNOFF_NOTIFY_RETRY_MAX") {
+            self.notify.retry_max = parse_duration("SIGNOFF_NOTIFY_RETRY_MAX", &max)?;
+        }
+        if let Some(timeout) = var("SIGNOFF_NOTIFY_TIMEOUT") {
+            self.notify.timeout = parse_duration("SIGNOFF_NOTIFY_TIMEOUT", &timeout)?;
+        }
         if let Some(rate) = var("SIGNOFF_RATE_LIMIT_PER_MINUTE") {
             self.rate_limit_per_minute = parse_number("SIGNOFF_RATE_LIMIT_PER_MINUTE", &rate)?;
         }
@@ -239,6 +298,7 @@ impl Config {
 
     /// Refuses configurations that cannot work, saying what to change.
     pub fn validate(&self) -> Result<(), Error> {
+        crate::notify::webhook::check(&self.notify)?;
         if self.default_approvals == 0 {
             return Err(Error::Config("default_approvals must be at least 1".into()));
         }

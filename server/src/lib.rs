@@ -13,6 +13,7 @@ pub mod http;
 pub mod keys;
 pub mod mcp;
 pub mod metrics;
+pub mod notify;
 pub mod policy_file;
 pub mod service;
 pub mod startup;

@@ -46,6 +46,7 @@ impl Application {
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         service.load_policies().await?;
+        crate::notify::webhook::open_cursors(service.store(), &config.notify).await?;
         if config.dev {
             dev::seed(&service).await?;
         }
@@ -106,6 +107,12 @@ impl Application {
             self.config.sweep_interval,
             self.shutdown.subscribe(),
         ));
+        let webhooks = crate::notify::webhook::start(
+            self.service.store(),
+            &self.service.bus().log_head(),
+            &self.config.notify,
+            &self.shutdown.subscribe(),
+        )?;
         self.sessions.spawn_cleanup();
         let throttle = Arc::new(Throttle::new(&self.config));
         Throttle::spawn_cleanup(Arc::clone(&throttle), self.shutdown.subscribe());
@@ -136,6 +143,9 @@ impl Application {
         .await;
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
+        for webhook in webhooks {
+            let _ = webhook.await;
+        }
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }

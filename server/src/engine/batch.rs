@@ -28,6 +28,8 @@ pub(super) struct Applied {
     /// One per command, in order.
     pub answers: Vec<Result<Answer>>,
     pub events: Vec<Event>,
+    /// The audit trail's last sequence number after the batch, if it wrote any event.
+    pub head: Option<i64>,
     /// The policy set as this batch left it, when it changed it.
     pub policies: Option<Arc<PolicySet>>,
 }
@@ -149,7 +151,9 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
     batch.write(&mut tx).await?;
     tx.commit().await?;
     let changed = batch.policy_changed.then(|| Arc::clone(&batch.policies));
+    let head = batch.chain.rows.last().map(|row| row.seq);
     Ok(Applied {
+        head,
         answers,
         events: batch.events_with_snapshots(),
         policies: changed,

@@ -280,7 +280,7 @@ async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: 
                     }
                     let _ = job.reply.send(answer);
                 }
-                bus.publish_committed(applied.events);
+                bus.publish_committed(applied.events, applied.head);
             }
             Err(err) => {
                 crate::metrics::batch_failed();

@@ -82,9 +82,11 @@ mod signin;
 #[macro_use]
 mod write;
 mod console;
+mod deliveries;
 mod policy;
 
 pub use console::AuditQuery;
+pub use deliveries::{Delivery, DeliveryStatus};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};

@@ -1,0 +1,184 @@
+//! Where each webhook endpoint's reader of the audit trail has got to, and what happened
+//! to each event sent. Operational rows, outside the lifecycle: written here, never by
+//! the engine, and never part of the audit chain.
+
+use sqlx::Row;
+
+use super::Store;
+use crate::Result;
+
+/// One event's delivery to one endpoint, as last tried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub seq: i64,
+    pub kind: String,
+    pub attempts: i32,
+    pub status: DeliveryStatus,
+    pub last_error: Option<String>,
+    /// Unix milliseconds.
+    pub last_attempt_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Accepted (a 2xx answer).
+    Delivered,
+    /// Not yet accepted; it is tried again.
+    Retrying,
+}
+
+impl DeliveryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Retrying => "retrying",
+        }
+    }
+
+    fn parse(text: &str) -> DeliveryStatus {
+        match text {
+            "delivered" => DeliveryStatus::Delivered,
+            _ => DeliveryStatus::Retrying,
+        }
+    }
+}
+
+impl Store {
+    /// Starts `endpoint`'s cursor at the trail's present head, unless it has one.
+    pub async fn open_webhook_cursor(&self, endpoint: &str) -> Result<()> {
+        in_write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO webhook_cursors (endpoint, delivered_seq) \
+                 SELECT $1, seq FROM audit_head WHERE id = 1 ON CONFLICT (endpoint) DO NOTHING",
+            )
+            .bind(endpoint)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Takes (or keeps) the lease on `endpoint` for `owner` until `lease_until`, and
+    /// answers the last sequence number delivered there; `None` while another process
+    /// holds an unexpired lease. An endpoint seen for the first time starts at the trail's
+    /// present head: it receives what happens from now on. A SQLite store has one server,
+    /// so a lease there is always taken over (a restart after a crash need not wait).
+    pub async fn claim_webhook(&self, endpoint: &str, owner: &str, now: i64, lease_until: i64) -> Result<Option<i64>> {
+        let now = match self {
+            Store::Sqlite(_) => i64::MAX,
+            Store::Postgres(_) => now,
+        };
+        let claimed = in_write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO webhook_cursors (endpoint, delivered_seq) \
+                 SELECT $1, seq FROM audit_head WHERE id = 1 ON CONFLICT (endpoint) DO NOTHING",
+            )
+            .bind(endpoint)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE webhook_cursors SET owner = $1, lease_until = $2 \
+                 WHERE endpoint = $3 AND (owner = $1 OR owner IS NULL OR lease_until < $4) \
+                 RETURNING delivered_seq",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(endpoint)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get::<i64, _>("delivered_seq"))
+            .transpose()?
+        });
+        Ok(claimed)
+    }
+
+    /// Records attempts, and moves the cursor to `delivered_seq` if `owner` still holds
+    /// the lease, in one transaction. Answers whether the lease was still held.
+    pub async fn record_webhook(
+        &self,
+        endpoint: &str,
+        owner: &str,
+        attempts: &[Delivery],
+        delivered_seq: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let held = in_write_tx!(self, |tx| {
+            for attempt in attempts {
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries \
+                     (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
+                     status = excluded.status, last_error = excluded.last_error, \
+                     last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at",
+                )
+                .bind(endpoint)
+                .bind(attempt.seq)
+                .bind(&attempt.kind)
+                .bind(attempt.attempts)
+                .bind(attempt.status.as_str())
+                .bind(attempt.last_error.as_deref())
+                .bind(attempt.last_attempt_at)
+                .bind(attempt.delivered_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE webhook_cursors \
+                 SET delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END, lease_until = $2 \
+                 WHERE endpoint = $3 AND owner = $4",
+            )
+            .bind(delivered_seq)
+            .bind(lease_until)
+            .bind(endpoint)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        Ok(held)
+    }
+
+    /// The endpoint's latest deliveries, newest first.
+    pub async fn webhook_deliveries(&self, endpoint: &str, limit: i64) -> Result<Vec<Delivery>> {
+        on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT seq, kind, attempts, status, last_error, last_attempt_at, delivered_at \
+                 FROM webhook_deliveries WHERE endpoint = $1 ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(endpoint)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Delivery {
+                        seq: row.try_get("seq")?,
+                        kind: row.try_get("kind")?,
+                        attempts: row.try_get("attempts")?,
+                        status: DeliveryStatus::parse(row.try_get("status")?),
+                        last_error: row.try_get("last_error")?,
+                        last_attempt_at: row.try_get("last_attempt_at")?,
+                        delivered_at: row.try_get("delivered_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Where the endpoint's reader has got to; `None` before its first start.
+    pub async fn webhook_cursor(&self, endpoint: &str) -> Result<Option<i64>> {
+        let seq = on_read_pool!(self, |pool| {
+            sqlx::query("SELECT delivered_seq FROM webhook_cursors WHERE endpoint = $1")
+                .bind(endpoint)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| row.try_get::<i64, _>("delivered_seq"))
+                .transpose()?
+        });
+        Ok(seq)
+    }
+}

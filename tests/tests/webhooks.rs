@@ -1,0 +1,398 @@
+//! Signed webhooks, end to end: a real receiver (Python, verifying every delivery with the
+//! official Standard Webhooks package) gets the audit trail's events, signed, in order,
+//! filtered by kind; one that is down gets everything once it is back, across a SIGKILL
+//! of the server; one that hangs holds up nobody else.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use signoff_server::Config;
+use signoff_server::config::{Secret, WebhookConfig};
+use signoff_server::store::DeliveryStatus;
+use signoff_tests::fixtures::request_body;
+use signoff_tests::{AgentClient, Backend, ServerProcess, TestDb, TestServer, on_both_stores, run_cli};
+
+on_both_stores!(
+    events_arrive_signed_in_order_with_the_kinds_asked_for,
+    a_wrong_signature_is_refused_by_the_receiver_and_retried,
+    an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash,
+    a_hanging_endpoint_does_not_delay_another,
+);
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// What the receiver logged for a delivery it verified and accepted.
+#[derive(Clone, Debug, Deserialize)]
+struct Accepted {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    seq: i64,
+    request_id: Option<String>,
+    actor: String,
+}
+
+/// A line of the receiver's log: an accepted delivery, or a refused signature.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Logged {
+    Accepted(Accepted),
+    Refused { bad: String },
+}
+
+/// The receiver, running.
+struct Receiver {
+    url: String,
+    log: PathBuf,
+    _dir: tempfile_dir::Dir,
+    _child: Child,
+}
+
+/// A temporary directory removed on drop (the tests crate has no tempfile dependency).
+mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            let path = std::env::temp_dir().join(format!("signoff-webhooks-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).expect("create a temporary directory");
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks/.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the webhook receiver's Python is missing: run `just test-deps` (it installs tests/webhooks/requirements.txt)"
+    );
+    venv
+}
+
+impl Receiver {
+    async fn start(secret: &str, mode: &str) -> Receiver {
+        let dir = tempfile_dir::Dir::new();
+        let log = dir.0.join("received.jsonl");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks/receiver.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(secret)
+            .arg(&log)
+            .arg(mode)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the webhook receiver");
+        let stdout = child.stdout.take().expect("the receiver's stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+        assert!(
+            matches!(ready, Ok(Ok(Some(ref line))) if line == "listening"),
+            "the receiver did not start: {ready:?}"
+        );
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/hooks"),
+            log,
+            _dir: dir,
+            _child: child,
+        }
+    }
+
+    fn set_mode(&self, mode: &str) {
+        std::fs::write(format!("{}.mode", self.log.display()), mode).expect("write the receiver's mode");
+    }
+
+    fn logged(&self) -> Vec<Logged> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a line the receiver wrote"))
+            .collect()
+    }
+
+    fn accepted(&self) -> Vec<Accepted> {
+        self.logged()
+            .into_iter()
+            .filter_map(|logged| match logged {
+                Logged::Accepted(accepted) => Some(accepted),
+                Logged::Refused { .. } => None,
+            })
+            .collect()
+    }
+
+    fn refused(&self) -> Vec<String> {
+        self.logged()
+            .into_iter()
+            .filter_map(|logged| match logged {
+                Logged::Refused { bad } => Some(bad),
+                Logged::Accepted(_) => None,
+            })
+            .collect()
+    }
+
+    /// Waits until `done` holds for what was accepted, or fails saying what arrived.
+    async fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[Accepted]) -> bool) -> Vec<Accepted> {
+        let started = Instant::now();
+        loop {
+            let accepted = self.accepted();
+            if done(&accepted) {
+                return accepted;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{what}: after {timeout:?} the receiver has {accepted:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn endpoint(name: &str, receiver: &Receiver, secret: &str, events: &[&str]) -> WebhookConfig {
+    WebhookConfig {
+        name: name.into(),
+        url: receiver.url.clone(),
+        secret: Secret::new(secret),
+        events: events.iter().map(|kind| kind.to_string()).collect(),
+    }
+}
+
+fn fast_retries(config: &mut Config) {
+    config.notify.retry_base = Duration::from_millis(100);
+    config.notify.retry_max = Duration::from_millis(400);
+}
+
+/// The first delivery of each event, in the order they arrived.
+fn first_deliveries(accepted: &[Accepted]) -> Vec<Accepted> {
+    let mut seen = std::collections::HashSet::new();
+    accepted
+        .iter()
+        .filter(|delivery| seen.insert(delivery.id.clone()))
+        .cloned()
+        .collect()
+}
+
+fn assert_in_order(deliveries: &[Accepted]) {
+    for pair in deliveries.windows(2) {
+        assert!(pair[0].seq < pair[1].seq, "out of order: {pair:#?}");
+    }
+    for delivery in deliveries {
+        assert_eq!(
+            delivery.id,
+            format!("msg_signoff_{}", delivery.seq),
+            "a stable id per event"
+        );
+    }
+}
+
+async fn submit(agent: &AgentClient, title: &str) -> String {
+    agent.submit(&request_body(title)).await
+}
+
+async fn events_arrive_signed_in_order_with_the_kinds_asked_for(backend: Backend) {
+    let everything = Receiver::start(SECRET, "ok").await;
+    let creations = Receiver::start(OTHER_SECRET, "ok").await;
+    let server = TestServer::start_with(backend, |config| {
+        config.notify.webhooks = vec![
+            endpoint("siem", &everything, SECRET, &[]),
+            endpoint("created-only", &creations, OTHER_SECRET, &["request.created"]),
+        ];
+    })
+    .await;
+    let agent = server.agent("deployer").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(submit(&agent, &format!("Deploy {n}")).await);
+    }
+    let cancelled = agent
+        .post(&format!("/api/v1/requests/{}/cancel", ids[0]), &json!({}))
+        .await;
+    assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
+
+    let all = everything
+        .wait_until("every event", Duration::from_secs(20), |accepted| {
+            accepted.iter().any(|delivery| delivery.kind == "request.cancelled")
+        })
+        .await;
+    assert_in_order(&all);
+    let kinds: Vec<&str> = all.iter().map(|delivery| delivery.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent.created",
+            "request.created",
+            "request.created",
+            "request.created",
+            "request.cancelled"
+        ]
+    );
+    assert_eq!(
+        all[0].actor, "operator",
+        "the key was issued from the command line's path"
+    );
+    let created: Vec<String> = all[1..4].iter().filter_map(|d| d.request_id.clone()).collect();
+    assert_eq!(created, ids);
+    assert_eq!(all[4].request_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(all[4].actor, "agent");
+
+    let only_created = creations
+        .wait_until("the three creations", Duration::from_secs(20), |accepted| {
+            accepted.len() >= 3
+        })
+        .await;
+    assert_in_order(&only_created);
+    assert!(only_created.iter().all(|delivery| delivery.kind == "request.created"));
+    // Nothing more arrives: the cancel is not a kind it asked for.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(creations.accepted().len(), 3);
+    assert!(everything.refused().is_empty() && creations.refused().is_empty());
+
+    // The delivery log says what happened to each.
+    let log = server
+        .service
+        .store()
+        .webhook_deliveries("siem", 10)
+        .await
+        .expect("the delivery log");
+    assert_eq!(log.len(), 5);
+    assert!(
+        log.iter()
+            .all(|delivery| delivery.status == DeliveryStatus::Delivered && delivery.attempts == 1)
+    );
+    server.stop().await;
+}
+
+async fn a_wrong_signature_is_refused_by_the_receiver_and_retried(backend: Backend) {
+    // The receiver knows another secret: the package refuses every delivery, which the
+    // server records and retries. (Also the check that the receiver does verify.)
+    let receiver = Receiver::start(OTHER_SECRET, "ok").await;
+    let server = TestServer::start_with(backend, |config| {
+        config.notify.webhooks = vec![endpoint("siem", &receiver, SECRET, &["request.created"])];
+        fast_retries(config);
+    })
+    .await;
+    let agent = server.agent("deployer").await;
+    submit(&agent, "Deploy").await;
+    let started = Instant::now();
+    while receiver.refused().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no retried delivery was refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(receiver.accepted().is_empty());
+    assert!(
+        receiver.refused()[0].to_lowercase().contains("signature"),
+        "{:?}",
+        receiver.refused()
+    );
+    let log = server
+        .service
+        .store()
+        .webhook_deliveries("siem", 10)
+        .await
+        .expect("the delivery log");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].status, DeliveryStatus::Retrying);
+    assert!(log[0].attempts >= 1);
+    assert!(
+        log[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.starts_with("HTTP 401")),
+        "{log:?}"
+    );
+    server.stop().await;
+}
+
+async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(backend: Backend) {
+    let receiver = Receiver::start(SECRET, "down").await;
+    let db = TestDb::new(backend).await;
+    let hooks = serde_json::to_string(&json!([
+        {"name": "siem", "url": receiver.url, "secret": SECRET, "events": ["request.created"]},
+    ]))
+    .expect("JSON");
+    let env = [
+        ("SIGNOFF_NOTIFY_WEBHOOKS", hooks.as_str()),
+        ("SIGNOFF_NOTIFY_RETRY_BASE", "100ms"),
+        ("SIGNOFF_NOTIFY_RETRY_MAX", "400ms"),
+    ];
+    let server = ServerProcess::start(&db, &env).await;
+    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "deployer"]);
+    assert_eq!(code, 0, "agents create: {err}");
+    let key = out.lines().last().expect("the key").to_string();
+    let agent = AgentClient::new(&server.base_url, &key);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(submit(&agent, &format!("Before the crash {n}")).await);
+    }
+    // The receiver is down: it is tried, and nothing is accepted.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.accepted().is_empty());
+    server.kill().await;
+
+    let server = ServerProcess::start(&db, &env).await;
+    let agent = AgentClient::new(&server.base_url, &key);
+    for n in 0..3 {
+        ids.push(submit(&agent, &format!("After the restart {n}")).await);
+    }
+    receiver.set_mode("ok");
+    let accepted = receiver
+        .wait_until("all seven creations", Duration::from_secs(30), |accepted| {
+            first_deliveries(accepted).len() >= 7
+        })
+        .await;
+    let first = first_deliveries(&accepted);
+    assert_in_order(&first);
+    let delivered: Vec<String> = first.iter().filter_map(|d| d.request_id.clone()).collect();
+    assert_eq!(delivered, ids, "every creation, once, in order");
+    server.kill().await;
+}
+
+async fn a_hanging_endpoint_does_not_delay_another(backend: Backend) {
+    let hanging = Receiver::start(SECRET, "hang").await;
+    let healthy = Receiver::start(SECRET, "ok").await;
+    let server = TestServer::start_with(backend, |config| {
+        config.notify.webhooks = vec![
+            endpoint("stuck", &hanging, SECRET, &["request.created"]),
+            endpoint("healthy", &healthy, SECRET, &["request.created"]),
+        ];
+        config.notify.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let agent = server.agent("deployer").await;
+    for n in 0..3 {
+        let asked = Instant::now();
+        let id = submit(&agent, &format!("Deploy {n}")).await;
+        healthy
+            .wait_until("the healthy endpoint's delivery", Duration::from_secs(5), |accepted| {
+                accepted
+                    .iter()
+                    .any(|delivery| delivery.request_id.as_deref() == Some(id.as_str()))
+            })
+            .await;
+        assert!(asked.elapsed() < Duration::from_secs(5));
+    }
+    assert!(hanging.accepted().is_empty());
+    server.stop().await;
+}
