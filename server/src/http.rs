@@ -1,7 +1,5 @@
-//! The application state every handler shares, and the assembly of all routes into one
-//! router: the API, sign-in and console modules import from here, never from each other.
-
-use std::sync::Arc;
+//! The assembly of all routes into one router. Nothing but startup imports it: the doors
+//! (API, sign-in, console, MCP) import their shared state from `crate::state`.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,20 +13,10 @@ use signoff_app::wire::limits;
 
 use crate::Error;
 use crate::api::{requests, reviews};
-use crate::auth::sessions::SessionBackend;
-use crate::auth::{self, AuthState};
-use crate::service::Service;
-use crate::throttle::Throttle;
+use crate::auth;
+use crate::state::AppState;
 use crate::web;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<Service>,
-    pub auth: Arc<AuthState>,
-    pub throttle: Arc<Throttle>,
-    /// Read directly by long-lived streams, to end when their session does.
-    pub sessions: SessionBackend,
-}
+use crate::{door, signin};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -57,8 +45,8 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
     let for_people = Router::new()
         .merge(requests::shared_router())
         .merge(reviews::router())
-        .merge(auth::routes::router())
-        .merge(auth::device::router())
+        .merge(signin::routes::router())
+        .merge(signin::device::router())
         .merge(web::pages::router())
         .merge(web::admin::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -69,7 +57,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(crate::api::openapi::router())
+        .merge(crate::openapi::router())
         .route("/static/signoff.css", get(web::stylesheet))
         .route("/static/console.js", get(web::script))
         .route("/favicon.ico", get(web::favicon))
@@ -146,7 +134,7 @@ async fn not_found(State(state): State<AppState>, headers: axum::http::HeaderMap
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html {
-        web::PageError::new(Error::NotFound("there is no page at this address".into()), &state, None).into_response()
+        door::PageError::new(Error::NotFound("there is no page at this address".into()), &state, None).into_response()
     } else {
         Error::NotFound("no such endpoint".into()).into_response()
     }

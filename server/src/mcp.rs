@@ -29,9 +29,9 @@ use signoff_app::{Status, Verdict, check_exact_json};
 
 use crate::Error;
 use crate::api::AgentAuth;
-use crate::api::reviews::request_id;
-use crate::http::AppState;
+use crate::door::request_id;
 use crate::service::{Service, WaitSlot};
+use crate::state::AppState;
 use crate::store::Agent;
 
 /// Many MCP clients drop a tool call that blocks for about a minute: the tools wait at most

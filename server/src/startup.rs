@@ -8,11 +8,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::sessions::SessionBackend;
-use crate::auth::{AuthState, RoleMap, oidc::Oidc};
 use crate::bus::EventBus;
-use crate::http::{self, AppState};
+use crate::http;
 use crate::service::{Service, Settings};
+use crate::sso::oidc::Oidc;
+use crate::sso::sessions::SessionBackend;
+use crate::sso::{AuthState, RoleMap};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::{Config, Error, Result, dev};

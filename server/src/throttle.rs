@@ -3,16 +3,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use crate::http::AppState;
 use crate::{Config, Error};
 
 /// What an anonymous call is for; each has its own allowance per address.
@@ -134,16 +134,23 @@ fn rate_key(client: IpAddr) -> IpAddr {
 /// The calling client's address (see [`Throttle::client_address`]).
 pub struct ClientAddress(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientAddress {
+/// For any router state that holds the throttle, so this module need not know the doors'
+/// state.
+impl<S> FromRequestParts<S> for ClientAddress
+where
+    S: Send + Sync,
+    Arc<Throttle>: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let throttle = Arc::<Throttle>::from_ref(state);
         let ConnectInfo(peer) = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .cloned()
             .ok_or_else(|| Error::Internal("the server was started without peer addresses".into()))?;
-        Ok(ClientAddress(state.throttle.client_address(peer.ip(), &parts.headers)))
+        Ok(ClientAddress(throttle.client_address(peer.ip(), &parts.headers)))
     }
 }
 

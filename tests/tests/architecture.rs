@@ -33,13 +33,18 @@ fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
     found
 }
 
-/// The text without its unit tests (`#[cfg(test)] mod tests { … }` at the end, or a
-/// `mod tests;` file): tests may import what they test from anywhere.
-fn product_text(text: &str) -> &str {
-    match text.find("#[cfg(test)]\nmod tests") {
+/// The code without its unit tests (`#[cfg(test)] mod tests { … }` at the end, or a
+/// `mod tests;` file: tests may import what they test from anywhere) and without comment
+/// lines, which may name any module.
+fn product_text(text: &str) -> String {
+    let code = match text.find("#[cfg(test)]\nmod tests") {
         Some(at) => &text[..at],
         None => text,
-    }
+    };
+    code.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A file's module path within its crate, `depth` segments deep (`web::admin`).
@@ -110,6 +115,7 @@ fn circles(src: &Path, depth: usize) -> Vec<BTreeSet<String>> {
             continue;
         };
         let text = product_text(&text);
+        let text = text.as_str();
         let mut targets = imports(text, depth);
         // `super::sibling` from a module two levels deep names its sibling.
         if me.len() == 2 && !file.ends_with("mod.rs") {

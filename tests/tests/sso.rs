@@ -396,7 +396,7 @@ async fn tampered_replayed_and_invalid_sign_ins_are_refused(backend: Backend) {
 
     // ID tokens for another client, or for another sign-in, do not verify.
     let (other_token, other_nonce) = token_for_client(&provider, "signoff-other", "signoff-other-secret").await;
-    let verifier = signoff_server::auth::oidc::Oidc::from_config(
+    let verifier = signoff_server::sso::oidc::Oidc::from_config(
         &signoff_server::config::OidcConfig {
             issuer: Some(provider.issuer.clone()),
             client_id: Some("signoff-web".into()),

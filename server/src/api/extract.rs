@@ -12,7 +12,7 @@ use signoff_app::wire::limits;
 
 use crate::Error;
 use crate::auth::Person;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::Agent;
 
 /// A JSON body: 415 without a JSON content type, 413 past the size limit, 400 when it

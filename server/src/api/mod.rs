@@ -1,8 +1,7 @@
 //! The JSON API. Each module owns its routes and their wire types; `crate::http`
-//! assembles them.
+//! assembles them, and `crate::openapi` describes them.
 
 mod extract;
-pub mod openapi;
 pub(crate) mod requests;
 pub mod reviews;
 

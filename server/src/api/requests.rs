@@ -14,16 +14,16 @@ use signoff_app::wire::{ErrorBody, NewRequest, RequestView, ResultReport, limits
 use signoff_app::{canonical_json, sha256_hex};
 
 use super::extract::{AgentAuth, Caller, JsonBody, Query};
-use super::openapi::RequestForCaller;
 use crate::Error;
-use crate::http::AppState;
+use crate::door::schemas::RequestForCaller;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     routes().into()
 }
 
 /// The agent's routes, each with its OpenAPI description (`super::openapi`).
-pub(super) fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(wait))
@@ -37,11 +37,11 @@ pub fn shared_router() -> Router<AppState> {
     shared_routes().into()
 }
 
-pub(super) fn shared_routes() -> OpenApiRouter<AppState> {
+pub(crate) fn shared_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show))
 }
 
-use super::reviews::request_id;
+use crate::door::request_id;
 
 /// Submit an action for approval.
 ///

@@ -9,7 +9,7 @@ use signoff_app::event::{
 use signoff_app::lifecycle::Entry;
 use signoff_app::{AgentId, Event, Identity};
 
-use super::batch::Chain;
+use super::chain::Chain;
 use super::{AdminChange, Answer};
 use crate::store::{Actor, Agent, DeviceCodeRow, KeyIssue, NewTokenRow, Poll, WriteTx, millis};
 use crate::{Error, Result};

@@ -9,7 +9,7 @@ use signoff_app::event::{Empty, GrantRevoked, PolicyImported, PolicyMoved, Polic
 use signoff_app::lifecycle::Entry;
 use signoff_app::policy::PolicyDoc;
 
-use super::batch::Chain;
+use super::chain::Chain;
 use super::{AdminChange, Answer, ImportReport, access};
 use crate::store::{Actor, StoredPolicy, WriteTx, audit_value};
 use crate::{Error, Result};

@@ -12,15 +12,13 @@ use time::OffsetDateTime;
 
 use signoff_app::lifecycle::{Case, DecisionAsk, Entry, Refusal};
 use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
-use signoff_app::{AgentId, Identity, Kind, RequestId, canonical_json};
+use signoff_app::{AgentId, Identity, Kind, RequestId};
 
+use super::chain::Chain;
 use super::policy::REMATCH_TIME;
 use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
-use crate::store::{
-    AuditRow, DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, audit_value, chain_hash_canonical,
-    millis,
-};
+use crate::store::{DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, millis};
 use crate::{Error, Result};
 
 /// What a committed batch answers and announces.
@@ -53,58 +51,6 @@ impl Loaded {
     }
 }
 
-/// The audit chain, continued in memory from the head the batch holds.
-pub(super) struct Chain {
-    seq: i64,
-    hash: String,
-    rows: Vec<AuditRow>,
-    events: Vec<Event>,
-}
-
-impl Chain {
-    /// Appends an event whose actor and data are already canonical JSON.
-    fn append_canonical(
-        &mut self,
-        at: OffsetDateTime,
-        kind: Kind,
-        request: Option<RequestId>,
-        actor: String,
-        data: String,
-    ) {
-        let seq = self.seq + 1;
-        let at = millis(at);
-        let request_id = request.map(|id| id.to_string());
-        let hash = chain_hash_canonical(&self.hash, seq, at, kind.as_str(), request_id.as_deref(), &actor, &data);
-        if let Some(id) = request
-            && let Some(event) = Event::live(seq, kind, id)
-        {
-            self.events.push(event);
-        }
-        self.rows.push(AuditRow {
-            seq,
-            at,
-            kind: kind.as_str(),
-            request_id,
-            actor,
-            data,
-            prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
-            hash,
-        });
-        self.seq = seq;
-    }
-
-    pub(super) fn record(&mut self, entry: Entry) -> Result<()> {
-        let actor = canonical_json(&audit_value(&entry.actor)?);
-        let data = canonical_json(&entry.event.data());
-        self.append_canonical(entry.at, entry.event.kind(), entry.request, actor, data);
-        Ok(())
-    }
-
-    fn record_all(&mut self, entries: Vec<Entry>) -> Result<()> {
-        entries.into_iter().try_for_each(|entry| self.record(entry))
-    }
-}
-
 pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Command]) -> Result<Applied> {
     let mut tx = WriteTx::begin(store).await?;
     let (seq, hash) = tx.lock_head().await?;
@@ -123,12 +69,7 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
         due: Vec::new(),
         decisions: Vec::new(),
         created: Vec::new(),
-        chain: Chain {
-            seq,
-            hash,
-            rows: Vec::new(),
-            events: Vec::new(),
-        },
+        chain: Chain::from_head(seq, hash),
     };
     batch.load(&mut tx, policies, commands).await?;
     let mut answers = Vec::with_capacity(commands.len());

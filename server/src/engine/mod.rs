@@ -13,6 +13,7 @@
 mod access;
 mod admin;
 mod batch;
+mod chain;
 pub mod policy;
 
 pub use policy::Policies;

@@ -26,12 +26,12 @@ use signoff_app::{Identity, PolicySnapshot, RequestId};
 
 use crate::Error;
 use crate::auth::Person;
-use crate::http::AppState;
+use crate::door::encode_query;
+use crate::door::{ConsoleForm, NoFields, PageAdmin, PageError, PageViewer, chrome};
 use crate::policy_file::{self, Format};
 use crate::service::{draft_set, now, outcome_text};
+use crate::state::AppState;
 use crate::store::{Actor, AuditEvent, AuditQuery, Followup, GrantRecord, PolicyVersion, StoredPolicy};
-use crate::web::pages::encode_query;
-use crate::web::{ConsoleForm, NoFields, PageAdmin, PageError, PageViewer, chrome};
 
 pub fn router() -> Router<AppState> {
     Router::new()

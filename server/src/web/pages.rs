@@ -18,13 +18,12 @@ use signoff_app::ui::{
 use signoff_app::wire::{DecisionInput, Me, RequestSummary, Role, TokenInfo};
 use signoff_app::{RequestId, Verdict};
 
-use crate::api::reviews::{ListParams, request_id};
 use crate::auth::Person;
-use crate::auth::device::no_access;
-use crate::http::AppState;
+use crate::door::{ConsoleForm, MaybeSignedIn, NoFields, PageError, PageViewer, chrome, sign_in_redirect};
+use crate::door::{ListParams, encode_query, no_access, request_id};
 use crate::service::now;
+use crate::state::AppState;
 use crate::store::{AuditEvent, Cursor};
-use crate::web::{ConsoleForm, MaybeSignedIn, NoFields, PageError, PageViewer, chrome, sign_in_redirect};
 use crate::{Error, store};
 
 pub fn router() -> Router<AppState> {
@@ -652,14 +651,6 @@ async fn revoke_token(
         return Err(page_error(Error::NotFound("no such active token of yours".into())));
     }
     Ok(Redirect::to("/me").into_response())
-}
-
-pub(super) fn encode_query(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={}", signoff_app::ui::url_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 use crate::auth::{Credential, Person};
-use crate::http::AppState;
-use crate::web::{PageAdmin, PageError, PageViewer};
+use crate::door::{PageAdmin, PageError, PageViewer};
+use crate::state::AppState;
 
 /// A console form of fields `T`, posted by the person `G` lets through (an admin, a viewer,
 /// or anyone signed in), from a console session, with the session's CSRF token.

@@ -15,17 +15,18 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use signoff_app::ui::{DeviceCodeView, DevicePage, Nav, device_page, no_access_page};
+use signoff_app::ui::{DeviceCodeView, DevicePage, Nav, device_page};
 use signoff_app::wire::{DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest, ErrorBody};
 
 use signoff_app::Channel;
 
-use super::{Person, TERMINAL_TOKEN_PREFIX};
-use crate::http::AppState;
+use crate::auth::{Person, TERMINAL_TOKEN_PREFIX};
+use crate::door::no_access;
+use crate::door::{ConsoleForm, MaybeSignedIn, PageError, chrome, sign_in_redirect};
 use crate::service::now;
+use crate::state::AppState;
 use crate::store::{DeviceState, Poll};
 use crate::throttle::{Bucket, ClientAddress};
-use crate::web::{ConsoleForm, MaybeSignedIn, PageError, chrome, sign_in_redirect};
 use crate::{Error, keys};
 
 /// How long a code waits for its confirmation.
@@ -264,21 +265,6 @@ async fn device_form(
         from_link: query.user_code.is_some(),
     };
     Ok(Html(device_page(page_chrome, page)).into_response())
-}
-
-pub fn no_access(state: &AppState, person: &Person) -> Response {
-    let email = person
-        .identity
-        .email
-        .clone()
-        .unwrap_or_else(|| person.identity.subject.clone());
-    let page = no_access_page(
-        chrome(state, Some(person), "No access", Nav::None),
-        email,
-        person.identity.groups.clone(),
-        state.auth.roles.granting_groups(),
-    );
-    (StatusCode::FORBIDDEN, Html(page)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -2,22 +2,18 @@
 //! the same routers `crate::http` serves (utoipa-axum registers each handler's route and its
 //! `#[utoipa::path]` together), so a route cannot be served without being described.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use signoff_app::wire::{LiveEvent, LiveEventKind, RequestView, ReviewView};
-
-use crate::http::AppState;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -67,79 +63,6 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// `GET /api/v1/requests/{id}` answers an agent with the request and a person with the
-/// request and what they may do with it.
-pub struct RequestForCaller;
-
-impl PartialSchema for RequestForCaller {
-    fn schema() -> RefOr<Schema> {
-        AnyOfBuilder::new()
-            .item(Ref::from_schema_name(RequestView::name()))
-            .item(Ref::from_schema_name(ReviewView::name()))
-            .into()
-    }
-}
-
-impl ToSchema for RequestForCaller {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("RequestForCaller")
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((RequestView::name().into_owned(), RequestView::schema()));
-        RequestView::schemas(schemas);
-        schemas.push((ReviewView::name().into_owned(), ReviewView::schema()));
-        ReviewView::schemas(schemas);
-    }
-}
-
-/// One server-sent event of `GET /api/v1/events`, as SSE clients read it (the shape OpenAPI
-/// 3.2 gives stream items).
-pub struct LiveEventMessage;
-
-impl PartialSchema for LiveEventMessage {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "One server-sent event: `event` is the kind (`resync`: events were missed, reload), `data` a `LiveEvent` \
-                 in JSON (`{}` for `resync`), `id` the position to resume after with `Last-Event-ID`.",
-            ))
-            .property(
-                "event",
-                AnyOfBuilder::new()
-                    .item(Ref::from_schema_name(LiveEventKind::name()))
-                    .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["resync"]))),
-            )
-            .property(
-                "data",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .content_media_type("application/json")
-                    .content_schema(Some(Ref::from_schema_name(LiveEvent::name()))),
-            )
-            .property(
-                "id",
-                ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]+$")),
-            )
-            .required("event")
-            .required("data")
-            .into()
-    }
-}
-
-impl ToSchema for LiveEventMessage {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("LiveEventMessage")
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((LiveEvent::name().into_owned(), LiveEvent::schema()));
-        LiveEvent::schemas(schemas);
-        schemas.push((LiveEventKind::name().into_owned(), LiveEventKind::schema()));
-    }
-}
-
 /// `GET /api/v1/openapi.json`, open without sign-in.
 pub fn router() -> Router<AppState> {
     routes().into()
@@ -153,10 +76,10 @@ fn routes() -> OpenApiRouter<AppState> {
 pub fn document() -> Document {
     let mut document = routes().into_openapi();
     for router in [
-        super::requests::routes(),
-        super::requests::shared_routes(),
-        super::reviews::routes(),
-        crate::auth::device::routes(),
+        crate::api::requests::routes(),
+        crate::api::requests::shared_routes(),
+        crate::api::reviews::routes(),
+        crate::signin::device::routes(),
     ] {
         document.merge(router.into_openapi());
     }

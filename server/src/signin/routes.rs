@@ -10,12 +10,12 @@ use tower_sessions::Session;
 
 use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page, url_encode};
 
-use super::oidc::PendingLogin;
-use super::{CSRF_KEY, LOGIN_KEY, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error};
-use crate::http::AppState;
+use crate::auth::{CSRF_KEY, LOGIN_KEY, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error};
+use crate::door::{ConsoleForm, MaybeSignedIn, NoFields, PageError, chrome, safe_next};
 use crate::service::now;
+use crate::sso::oidc::PendingLogin;
+use crate::state::AppState;
 use crate::throttle::{Bucket, ClientAddress};
-use crate::web::{ConsoleForm, MaybeSignedIn, NoFields, PageError, chrome, safe_next};
 use crate::{Error, keys};
 
 pub fn router() -> Router<AppState> {

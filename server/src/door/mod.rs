@@ -1,0 +1,232 @@
+//! What every door shares, below all of them: the page extractors and their refusals,
+//! page errors rendered by one `IntoResponse`, the console's chrome, the sign-in redirect,
+//! the CSRF-checking form extractor, a request id from the path, and list parameters.
+
+pub mod form;
+mod list;
+pub mod schemas;
+
+pub use form::{ConsoleForm, MaybeSignedIn, NoFields};
+pub use list::ListParams;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use signoff_app::RequestId;
+use signoff_app::ui::{Chrome, Nav, error_page, no_access_page};
+use signoff_app::wire::Role;
+
+use crate::Error;
+use crate::auth::Person;
+use crate::state::AppState;
+
+/// A person who may read requests, for a page: the extractor refuses with a page, never
+/// JSON (nobody signed in: to sign-in and back; no role: the no-access page), so a page
+/// handler cannot forget the check (ARCHITECTURE.md, "Who may do what").
+pub struct PageViewer(pub Person);
+
+/// An admin, for an admin page or form: refused like [`PageViewer`], and with a 403 page
+/// for people without the admin role.
+pub struct PageAdmin(pub Person);
+
+impl FromRequestParts<AppState> for PageViewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let person = <Person as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map_err(|error| PageError::new(error, state, None).into_response())?;
+        match person {
+            None => Err(sign_in_redirect(&return_path(parts))),
+            Some(person) if person.roles.is_empty() => Err(no_access(state, &person)),
+            Some(person) => Ok(PageViewer(person)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PageAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let PageViewer(person) = PageViewer::from_request_parts(parts, state).await?;
+        if person.has(Role::Admin) {
+            Ok(PageAdmin(person))
+        } else {
+            let refusal = Error::Forbidden("the admin pages need the admin role".into());
+            Err(PageError::new(refusal, state, Some(&person)).into_response())
+        }
+    }
+}
+
+/// Where to come back to after signing in: this page, or for a form post (which cannot be
+/// replayed by a redirect) the page the form was on.
+fn return_path(parts: &Parts) -> String {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return path;
+    }
+    match parts.uri.path() {
+        admin if admin.starts_with("/admin") => "/admin".into(),
+        decide if decide.starts_with("/requests/") && decide.ends_with("/decide") => {
+            decide.trim_end_matches("/decide").to_string()
+        }
+        _ => "/".into(),
+    }
+}
+
+/// An error shown to a person as a page with a way back, not as JSON.
+pub struct PageError(Box<(Error, Chrome)>);
+
+impl PageError {
+    pub fn new(error: Error, state: &AppState, person: Option<&Person>) -> Self {
+        PageError(Box::new((error, chrome(state, person, "Error", Nav::None))))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (error, chrome) = *self.0;
+        let (status, _) = error.status_and_code();
+        let message = error.public_message();
+        let mut response = (status, Html(error_page(chrome, status.as_u16(), message))).into_response();
+        if matches!(error, Error::TooManyRequests { .. }) {
+            error.add_headers(response.headers_mut());
+        }
+        response
+    }
+}
+
+/// A page for a person, or the sign-in page for nobody.
+pub fn chrome(state: &AppState, person: Option<&Person>, title: &str, nav: Nav) -> Chrome {
+    let mut chrome = Chrome::new(title);
+    chrome.dev = state.auth.dev;
+    chrome.nav = nav;
+    if let Some(person) = person {
+        chrome.user = Some(person.badge());
+        chrome.csrf = person.csrf().map(String::from);
+    }
+    chrome
+}
+
+/// Sends someone who is not signed in to sign in, coming back to `next` afterwards.
+pub fn sign_in_redirect(next: &str) -> Response {
+    Redirect::to(&format!("/auth/login?next={}", signoff_app::ui::url_encode(next))).into_response()
+}
+
+/// Only local paths are followed after sign-in: never another site. Browsers forgive a
+/// lot (they drop tabs and newlines, read `\\` as `/`), so anything but plain visible
+/// ASCII is refused rather than cleaned, as is a path that could read as `//host`
+/// once decoded.
+pub fn safe_next(next: Option<&str>) -> String {
+    let local = |path: &str| {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && path.len() < 2048
+            && path
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && byte != b'\\' && byte != b'@')
+    };
+    match next {
+        Some(path) if local(path) && local(&percent_decoded(path)) => path.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// `text` with `%XX` escapes decoded (bytes that do not decode stay as they are).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn no_access(state: &AppState, person: &Person) -> Response {
+    let email = person
+        .identity
+        .email
+        .clone()
+        .unwrap_or_else(|| person.identity.subject.clone());
+    let page = no_access_page(
+        chrome(state, Some(person), "No access", Nav::None),
+        email,
+        person.identity.groups.clone(),
+        state.auth.roles.granting_groups(),
+    );
+    (StatusCode::FORBIDDEN, Html(page)).into_response()
+}
+
+/// A request id from a path: anything not an id is a request that does not exist.
+pub fn request_id(raw: &str) -> Result<RequestId, Error> {
+    raw.parse()
+        .map_err(|_| Error::NotFound(format!("no request {}", raw.chars().take(64).collect::<String>())))
+}
+
+/// Query text from name and value pairs, the values percent-encoded.
+pub fn encode_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", signoff_app::ui::url_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed_after_sign_in() {
+        for good in [
+            "/",
+            "/requests/0193?view=split",
+            "/history?status=all&label=env%3Dprod",
+            "/device",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "\\\\evil.example",
+            "/\\evil.example",
+            "//evil.example",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/@evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} is refused");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

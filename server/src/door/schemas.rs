@@ -1,0 +1,83 @@
+//! OpenAPI schemas the doors name in their descriptions that no wire type has: kept below
+//! the doors, so the API modules and the document need not import each other.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+use signoff_app::wire::{LiveEvent, LiveEventKind, RequestView, ReviewView};
+
+/// `GET /api/v1/requests/{id}` answers an agent with the request and a person with the
+/// request and what they may do with it.
+pub struct RequestForCaller;
+
+impl PartialSchema for RequestForCaller {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(RequestView::name()))
+            .item(Ref::from_schema_name(ReviewView::name()))
+            .into()
+    }
+}
+
+impl ToSchema for RequestForCaller {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RequestForCaller")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((RequestView::name().into_owned(), RequestView::schema()));
+        RequestView::schemas(schemas);
+        schemas.push((ReviewView::name().into_owned(), ReviewView::schema()));
+        ReviewView::schemas(schemas);
+    }
+}
+
+/// One server-sent event of `GET /api/v1/events`, as SSE clients read it (the shape OpenAPI
+/// 3.2 gives stream items).
+pub struct LiveEventMessage;
+
+impl PartialSchema for LiveEventMessage {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One server-sent event: `event` is the kind (`resync`: events were missed, reload), `data` a `LiveEvent` \
+                 in JSON (`{}` for `resync`), `id` the position to resume after with `Last-Event-ID`.",
+            ))
+            .property(
+                "event",
+                AnyOfBuilder::new()
+                    .item(Ref::from_schema_name(LiveEventKind::name()))
+                    .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["resync"]))),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .content_schema(Some(Ref::from_schema_name(LiveEvent::name()))),
+            )
+            .property(
+                "id",
+                ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]+$")),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for LiveEventMessage {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("LiveEventMessage")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((LiveEvent::name().into_owned(), LiveEvent::schema()));
+        LiveEvent::schemas(schemas);
+        schemas.push((LiveEventKind::name().into_owned(), LiveEventKind::schema()));
+    }
+}
