@@ -1,0 +1,149 @@
+//! Agents and their keys: create, rotate, revoke.
+
+use super::*;
+
+pub(super) async fn render_agents(
+    state: &AppState,
+    person: &Person,
+    mut page: AgentsView,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let fail = page_error(state, person);
+    let store = state.service.store();
+    let last: HashMap<_, _> = store.agents_last_request().await.map_err(&fail)?;
+    page.rows = store
+        .list_agents()
+        .await
+        .map_err(&fail)?
+        .into_iter()
+        .map(|summary| AgentRow {
+            last_request: last.get(&summary.agent.id).copied(),
+            name: summary.agent.name,
+            owner: summary.agent.owner,
+            description: summary.description,
+            active_keys: summary.active_keys,
+            created_at: summary.agent.created_at,
+        })
+        .collect();
+    Ok(html(
+        status,
+        ui::agents_page(admin_chrome(state, person, "Agents"), page),
+    ))
+}
+
+pub(super) async fn agents(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> Result<Response, PageError> {
+    render_agents(&state, &person, AgentsView::default(), StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct AgentForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub(super) async fn create_agent(
+    State(state): State<AppState>,
+    ConsoleForm {
+        who: PageAdmin(person),
+        form,
+    }: ConsoleForm<PageAdmin, AgentForm>,
+) -> Result<Response, PageError> {
+    let fail = page_error(&state, &person);
+    let name = form.name.trim().to_string();
+    let mut page = AgentsView {
+        name: form.name.clone(),
+        owner: form.owner.clone(),
+        description: form.description.clone(),
+        ..AgentsView::default()
+    };
+    let exists = state
+        .service
+        .store()
+        .list_agents()
+        .await
+        .map_err(&fail)?
+        .iter()
+        .any(|summary| summary.agent.name == name);
+    if exists {
+        page.notice = Some(Notice::bad(format!(
+            "An agent named {name} exists already: rotate its key instead."
+        )));
+        return render_agents(&state, &person, page, StatusCode::CONFLICT).await;
+    }
+    let owner = Some(form.owner.trim()).filter(|owner| !owner.is_empty());
+    match state
+        .service
+        .issue_described_agent_key(&name, owner, Some(form.description.as_str()), Some(&person.identity))
+        .await
+    {
+        Ok((agent, key, _)) => {
+            page = AgentsView {
+                new_key: Some((agent.name.clone(), key)),
+                notice: Some(Notice::good(format!("Created {}.", agent.name))),
+                ..AgentsView::default()
+            };
+            render_agents(&state, &person, page, StatusCode::OK).await
+        }
+        Err(error @ Error::Invalid(_)) => {
+            page.notice = Some(Notice::bad(error.to_string()));
+            render_agents(&state, &person, page, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(error) => Err(fail(error)),
+    }
+}
+
+/// A new key for the agent, its old keys revoked: the old ones fail at once, the new one
+/// works (ARCHITECTURE.md, "The admin console").
+pub(super) async fn rotate_key(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
+) -> Result<Response, PageError> {
+    let fail = page_error(&state, &person);
+    let (agent, key, revoked) = state
+        .service
+        .rotate_agent_key(&name, &person.identity)
+        .await
+        .map_err(&fail)?
+        .ok_or_else(|| fail(Error::not_found(format_args!("agent {name}"))))?;
+    let page = AgentsView {
+        notice: Some(Notice::good(format!(
+            "Rotated the key of {}: {revoked} old key{} revoked.",
+            agent.name,
+            if revoked == 1 { "" } else { "s" }
+        ))),
+        new_key: Some((agent.name, key)),
+        ..AgentsView::default()
+    };
+    render_agents(&state, &person, page, StatusCode::OK).await
+}
+
+pub(super) async fn revoke_keys(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ConsoleForm {
+        who: PageAdmin(person), ..
+    }: ConsoleForm<PageAdmin, NoFields>,
+) -> Result<Response, PageError> {
+    let fail = page_error(&state, &person);
+    let revoked = state
+        .service
+        .revoke_agent_keys(&name, Some(&person.identity))
+        .await
+        .map_err(&fail)?
+        .ok_or_else(|| fail(Error::not_found(format_args!("agent {name}"))))?;
+    let page = AgentsView {
+        notice: Some(Notice::good(format!(
+            "Revoked {revoked} key{} of {name}: its requests are refused from now on.",
+            if revoked == 1 { "" } else { "s" }
+        ))),
+        ..AgentsView::default()
+    };
+    render_agents(&state, &person, page, StatusCode::OK).await
+}
