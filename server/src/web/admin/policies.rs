@@ -533,3 +533,71 @@ pub(super) async fn versions(
         ui::policy_versions_page(admin_chrome(&state, &person, &policy.doc.name), page),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_split_on_lines_and_commas_but_not_inside_brackets() {
+        assert_eq!(
+            split_list("env=prod, compliance in [pci, fedramp]\nteam\r\n\n"),
+            vec!["env=prod", "compliance in [pci, fedramp]", "team"]
+        );
+        assert!(split_list("  ,\n").is_empty());
+    }
+
+    #[test]
+    fn problems_land_on_their_form_fields() {
+        assert_eq!(form_field("match.condition"), "condition");
+        assert_eq!(form_field("match.labels[2]"), "labels");
+        assert_eq!(form_field("effect.grants.max_uses"), "grant_max_uses");
+        assert_eq!(form_field("something new"), "");
+    }
+
+    #[test]
+    fn the_form_and_the_policy_round_trip() {
+        let doc = PolicyDoc {
+            name: "prod deploys".into(),
+            description: "two people".into(),
+            enabled: false,
+            matcher: Matcher {
+                actions: vec!["deploy.*".into()],
+                resources: Vec::new(),
+                labels: vec!["env=prod".into(), "tier in [a, b]".into()],
+                agents: Vec::new(),
+                condition: Some("payload.replicas > 2".into()),
+            },
+            effect: Effect::RequireApproval(Requirement {
+                approvals: 2,
+                approver_groups: vec!["sre".into()],
+                one_from_each: vec!["leads".into()],
+                comment_required: true,
+                ttl: Some("2h".into()),
+                escalation: Some(Escalation {
+                    after_minutes: 30,
+                    groups: vec!["managers".into()],
+                }),
+                grants: Some(GrantTerms {
+                    max_duration: "8h".into(),
+                    max_uses: 5,
+                }),
+                break_glass: vec!["carol@example.com".into()],
+            }),
+        };
+        assert_eq!(doc_from_form(&form_from_doc(&doc)), Ok(doc));
+        let mut bad = form_from_doc(&PolicyDoc {
+            name: "x".into(),
+            description: String::new(),
+            enabled: true,
+            matcher: Matcher::default(),
+            effect: Effect::Allow,
+        });
+        bad.effect = "require_approval".into();
+        bad.approvals = "two".into();
+        assert_eq!(
+            doc_from_form(&bad).map_err(|errors| errors[0].0.clone()),
+            Err("approvals".to_string())
+        );
+    }
+}
