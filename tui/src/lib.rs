@@ -15,6 +15,7 @@ pub mod diff;
 pub mod error;
 pub mod gate;
 pub mod hook;
+pub mod keys;
 pub mod layout;
 pub mod logging;
 pub mod mcp;

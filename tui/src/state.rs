@@ -11,6 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::detail::{self, Document};
 use crate::error::ClientError;
+use crate::keys::{self, Action, Place};
 use crate::layout;
 use crate::theme::Theme;
 
@@ -808,12 +809,12 @@ fn on_key(state: &mut State, key: KeyEvent) -> Command {
     if state.filter_editing {
         return on_filter_key(state, key);
     }
-    match key.code {
-        KeyCode::Char('q') => {
+    match keys::action(Place::Anywhere, &key) {
+        Some(Action::Quit) => {
             state.quit = true;
             return Command::Quit;
         }
-        KeyCode::Char('?') => {
+        Some(Action::Help) => {
             state.modal = Some(Modal::Help { scroll: 0 });
             return Command::None;
         }
@@ -829,18 +830,21 @@ fn on_list_key(state: &mut State, key: KeyEvent) -> Command {
     let rows = state.list_rows();
     let page = rows.max(1) as isize;
     let on_queue = state.screen == Screen::Queue;
-    match key.code {
-        KeyCode::Char('j') | KeyCode::Down => state.current_list_mut().move_by(1, rows),
-        KeyCode::Char('k') | KeyCode::Up => state.current_list_mut().move_by(-1, rows),
-        KeyCode::Char('g') | KeyCode::Home => state.current_list_mut().select(0, rows),
-        KeyCode::Char('G') | KeyCode::End => state.current_list_mut().select(usize::MAX, rows),
-        KeyCode::PageDown => state.current_list_mut().move_by(page, rows),
-        KeyCode::PageUp => state.current_list_mut().move_by(-page, rows),
-        KeyCode::Char('d') if is_ctrl(&key, 'd') => state.current_list_mut().move_by(page / 2, rows),
-        KeyCode::Char('u') if is_ctrl(&key, 'u') => state.current_list_mut().move_by(-page / 2, rows),
-        KeyCode::Enter => return open_detail(state, None),
-        KeyCode::Char('/') => state.filter_editing = true,
-        KeyCode::Tab | KeyCode::BackTab if on_queue => {
+    let Some(action) = keys::action(Place::List, &key) else {
+        return Command::None;
+    };
+    match action {
+        Action::Next => state.current_list_mut().move_by(1, rows),
+        Action::Previous => state.current_list_mut().move_by(-1, rows),
+        Action::First => state.current_list_mut().select(0, rows),
+        Action::Last => state.current_list_mut().select(usize::MAX, rows),
+        Action::PageDown => state.current_list_mut().move_by(page, rows),
+        Action::PageUp => state.current_list_mut().move_by(-page, rows),
+        Action::HalfPageDown => state.current_list_mut().move_by(page / 2, rows),
+        Action::HalfPageUp => state.current_list_mut().move_by(-page / 2, rows),
+        Action::Open => return open_detail(state, None),
+        Action::Filter => state.filter_editing = true,
+        Action::ToggleMine if on_queue => {
             state.needs_my_vote = !state.needs_my_vote;
             state.queue.selected = 0;
             state.queue.offset = 0;
@@ -848,30 +852,30 @@ fn on_list_key(state: &mut State, key: KeyEvent) -> Command {
             state.refilter_keeping(None, keep_history);
             return state.reload_queue();
         }
-        KeyCode::Tab | KeyCode::BackTab => {
+        Action::ToggleMine => {
             state.flash(Tone::Info, "Tab (needs my vote) applies to the queue");
         }
-        KeyCode::Char('h') if on_queue => {
+        Action::History if on_queue => {
             state.screen = Screen::History;
             if !state.history.loaded && !state.history.loading {
                 return state.reload_history();
             }
         }
-        KeyCode::Char('h') | KeyCode::Esc if !on_queue => state.screen = Screen::Queue,
-        KeyCode::Esc if !state.filter.is_empty() => {
+        Action::History | Action::Back if !on_queue => state.screen = Screen::Queue,
+        Action::Back if !state.filter.is_empty() => {
             // Clearing keeps the selected request selected.
             state.filter.clear();
             state.refilter();
         }
-        KeyCode::Char('r') => {
+        Action::Reload => {
             return if on_queue {
                 state.reload_queue()
             } else {
                 state.reload_history()
             };
         }
-        KeyCode::Char('a') => return start_decision(state, Verdict::Approve),
-        KeyCode::Char('d') => return start_decision(state, Verdict::Deny),
+        Action::Approve => return start_decision(state, Verdict::Approve),
+        Action::Deny => return start_decision(state, Verdict::Deny),
         _ => {}
     }
     Command::None
@@ -927,23 +931,24 @@ fn on_detail_key(state: &mut State, key: KeyEvent) -> Command {
     };
     let max = max_scroll(&detail.doc, rows);
     let page = rows.saturating_sub(1).max(1);
-    match key.code {
-        KeyCode::Char('j') | KeyCode::Down => detail.scroll = (detail.scroll + 1).min(max),
-        KeyCode::Char('k') | KeyCode::Up => detail.scroll = detail.scroll.saturating_sub(1),
-        KeyCode::Char('d') if is_ctrl(&key, 'd') => detail.scroll = (detail.scroll + page / 2).min(max),
-        KeyCode::Char('u') if is_ctrl(&key, 'u') => detail.scroll = detail.scroll.saturating_sub(page / 2),
-        KeyCode::PageDown | KeyCode::Char(' ') => detail.scroll = (detail.scroll + page).min(max),
-        KeyCode::PageUp => detail.scroll = detail.scroll.saturating_sub(page),
-        KeyCode::Char('g') | KeyCode::Home => detail.scroll = 0,
-        KeyCode::Char('G') | KeyCode::End => detail.scroll = max,
-        KeyCode::Char('n') | KeyCode::Char(']') => {
-            match detail.doc.file_starts.iter().find(|&&start| start > detail.scroll) {
-                Some(&start) => detail.scroll = start.min(max),
-                None if detail.doc.file_starts.is_empty() => state.flash(Tone::Info, "This request has no diff files"),
-                None => state.flash(Tone::Info, "Last file"),
-            }
-        }
-        KeyCode::Char('p') | KeyCode::Char('[') => {
+    let Some(action) = keys::action(Place::Detail, &key) else {
+        return Command::None;
+    };
+    match action {
+        Action::Next => detail.scroll = (detail.scroll + 1).min(max),
+        Action::Previous => detail.scroll = detail.scroll.saturating_sub(1),
+        Action::HalfPageDown => detail.scroll = (detail.scroll + page / 2).min(max),
+        Action::HalfPageUp => detail.scroll = detail.scroll.saturating_sub(page / 2),
+        Action::PageDown => detail.scroll = (detail.scroll + page).min(max),
+        Action::PageUp => detail.scroll = detail.scroll.saturating_sub(page),
+        Action::First => detail.scroll = 0,
+        Action::Last => detail.scroll = max,
+        Action::NextFile => match detail.doc.file_starts.iter().find(|&&start| start > detail.scroll) {
+            Some(&start) => detail.scroll = start.min(max),
+            None if detail.doc.file_starts.is_empty() => state.flash(Tone::Info, "This request has no diff files"),
+            None => state.flash(Tone::Info, "Last file"),
+        },
+        Action::PreviousFile => {
             match detail
                 .doc
                 .file_starts
@@ -956,16 +961,16 @@ fn on_detail_key(state: &mut State, key: KeyEvent) -> Command {
                 None => state.flash(Tone::Info, "First file"),
             }
         }
-        KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('b') => {
+        Action::Back => {
             state.screen = detail.back_to;
             state.detail = None;
         }
-        KeyCode::Char('r') => {
+        Action::Reload => {
             detail.loading = true;
             return Command::LoadDetail { id: detail.id };
         }
-        KeyCode::Char('a') => return start_decision(state, Verdict::Approve),
-        KeyCode::Char('d') => return start_decision(state, Verdict::Deny),
+        Action::Approve => return start_decision(state, Verdict::Approve),
+        Action::Deny => return start_decision(state, Verdict::Deny),
         _ => {}
     }
     Command::None
@@ -1003,15 +1008,15 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
         return Command::None;
     };
     let (next, command) = match modal {
-        Modal::Help { scroll } => match key.code {
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => (None, Command::None),
-            KeyCode::Char('j') | KeyCode::Down => (
+        Modal::Help { scroll } => match keys::action(Place::HelpScreen, &key) {
+            Some(Action::Cancel) => (None, Command::None),
+            Some(Action::Next) => (
                 Some(Modal::Help {
                     scroll: (scroll + 1).min(layout::help_max_scroll(state.viewport.height)),
                 }),
                 Command::None,
             ),
-            KeyCode::Char('k') | KeyCode::Up => (
+            Some(Action::Previous) => (
                 Some(Modal::Help {
                     scroll: scroll.saturating_sub(1),
                 }),
@@ -1075,17 +1080,15 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
             }
             _ => (Some(Modal::Comment { verdict, input, error }), Command::None),
         },
-        Modal::Confirm { verdict, comment } => match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                match state.detail.as_ref().map(|detail| detail.id) {
-                    Some(id) => (
-                        Some(Modal::Submitting { verdict }),
-                        Command::Decide { id, verdict, comment },
-                    ),
-                    None => (None, Command::None),
-                }
-            }
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+        Modal::Confirm { verdict, comment } => match keys::action(Place::Deciding, &key) {
+            Some(Action::Confirm) => match state.detail.as_ref().map(|detail| detail.id) {
+                Some(id) => (
+                    Some(Modal::Submitting { verdict }),
+                    Command::Decide { id, verdict, comment },
+                ),
+                None => (None, Command::None),
+            },
+            Some(Action::Cancel) => {
                 state.flash(Tone::Info, "Cancelled: nothing was sent");
                 (None, Command::None)
             }

@@ -9,7 +9,8 @@ use signoff_app::Verdict;
 use signoff_app::wire::RequestSummary;
 
 use crate::detail::digest_prefix;
-use crate::layout::{self, KEY_MAP};
+use crate::keys::{self, Action, Place};
+use crate::layout;
 use crate::state::{Connection, ListView, Modal, Screen, State, Tone};
 use crate::text::{ellipsize, fit, fit_right, sanitize, short_duration, time_left, width, wrap};
 use crate::theme::Theme;
@@ -369,32 +370,32 @@ fn list_screen(state: &State, frame: &mut Frame, area: Rect) {
     } else {
         let hints: Vec<Hint> = match list_screen {
             Screen::History => vec![
-                Hint::on("↵", "open").when(list.selected_item().is_some()),
-                Hint::on("/", "filter"),
-                Hint::on("h", "queue"),
-                Hint::on("r", "reload"),
-                Hint::on("?", "help"),
-                Hint::on("q", "quit"),
+                Hint::of(Place::List, Action::Open).when(list.selected_item().is_some()),
+                Hint::of(Place::List, Action::Filter),
+                Hint::named(Place::List, Action::History, "queue"),
+                Hint::of(Place::List, Action::Reload),
+                Hint::of(Place::Anywhere, Action::Help),
+                Hint::of(Place::Anywhere, Action::Quit),
             ],
             _ => {
                 let mut hints = Vec::new();
                 if list.selected_item().is_some() {
-                    hints.push(Hint::on("↵", "open"));
+                    hints.push(Hint::of(Place::List, Action::Open));
                     // Why a/d cannot apply matters more than the other hints: it comes first.
                     match state.decision_blocked() {
                         None => {
-                            hints.push(Hint::on("a", "approve"));
-                            hints.push(Hint::on("d", "deny"));
+                            hints.push(Hint::of(Place::List, Action::Approve));
+                            hints.push(Hint::of(Place::List, Action::Deny));
                         }
                         Some(reason) => hints.push(Hint::off("a/d", &reason)),
                     }
                 }
                 hints.extend([
-                    Hint::on("/", "filter"),
-                    Hint::on("Tab", "mine"),
-                    Hint::on("h", "history"),
-                    Hint::on("?", "help"),
-                    Hint::on("q", "quit"),
+                    Hint::of(Place::List, Action::Filter),
+                    Hint::of(Place::List, Action::ToggleMine),
+                    Hint::of(Place::List, Action::History),
+                    Hint::of(Place::Anywhere, Action::Help),
+                    Hint::of(Place::Anywhere, Action::Quit),
                 ]);
                 hints
             }
@@ -440,11 +441,21 @@ struct Hint {
 }
 
 impl Hint {
-    fn on(key: &'static str, label: &str) -> Hint {
+    /// The key bar's entry for `action`, as the keymap names it.
+    fn of(place: Place, action: Action) -> Hint {
+        let (key, word) = keys::hint(place, action);
         Hint {
             key,
-            label: label.to_string(),
+            label: word.to_string(),
             enabled: true,
+        }
+    }
+
+    /// The keymap's key for `action`, with a word of the moment (`file 2/3`, `queue`).
+    fn named(place: Place, action: Action, label: &str) -> Hint {
+        Hint {
+            label: label.to_string(),
+            ..Hint::of(place, action)
         }
     }
 
@@ -610,8 +621,8 @@ fn detail_screen(state: &State, frame: &mut Frame, area: Rect) {
     let mut hints = Vec::new();
     let blocked = state.decision_blocked();
     if blocked.is_none() {
-        hints.push(Hint::on("a", "approve"));
-        hints.push(Hint::on("d", "deny"));
+        hints.push(Hint::of(Place::Detail, Action::Approve));
+        hints.push(Hint::of(Place::Detail, Action::Deny));
     }
     let files = detail.doc.file_starts.len();
     if files > 1 {
@@ -627,13 +638,13 @@ fn detail_screen(state: &State, frame: &mut Frame, area: Rect) {
         } else {
             format!("file {current}/{files}")
         };
-        hints.push(Hint {
-            key: "n/p",
-            label,
-            enabled: true,
-        });
+        hints.push(Hint::named(Place::Detail, Action::NextFile, &label));
     }
-    hints.extend([Hint::on("Esc", "back"), Hint::on("?", "help"), Hint::on("q", "quit")]);
+    hints.extend([
+        Hint::of(Place::Detail, Action::Back),
+        Hint::of(Place::Anywhere, Action::Help),
+        Hint::of(Place::Anywhere, Action::Quit),
+    ]);
     if let Some(reason) = blocked {
         hints.push(Hint::off("a/d", &reason));
     }
@@ -668,12 +679,12 @@ fn draw_modal(state: &State, modal: &Modal, frame: &mut Frame, area: Rect) {
         Modal::Help { scroll } => {
             let rows = layout::help_rows(area.height);
             let mut lines: Vec<Line> = Vec::new();
-            for (section, keys) in KEY_MAP {
-                lines.push(Line::from(Span::styled(*section, theme.heading())));
-                for (key, what) in *keys {
+            for (section, bindings) in keys::help() {
+                lines.push(Line::from(Span::styled(section, theme.heading())));
+                for (key, what) in bindings {
                     lines.push(Line::from(vec![
                         Span::styled(format!("  {key:<20}"), theme.key()),
-                        Span::raw(*what),
+                        Span::raw(what),
                     ]));
                 }
                 lines.push(Line::default());
