@@ -10,6 +10,7 @@ pub mod limits;
 pub mod model;
 #[cfg(feature = "openapi")]
 mod openapi;
+pub mod timefmt;
 #[cfg(feature = "ssr")]
 pub mod ui;
 pub mod wire;

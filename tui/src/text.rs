@@ -1,6 +1,7 @@
 //! Text helpers for a terminal: make untrusted text safe to print, measure it in columns,
 //! cut it to a width, wrap it, and say durations briefly.
 
+use signoff_app::timefmt::{self, Style};
 use time::{Duration, OffsetDateTime};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -137,43 +138,19 @@ pub fn hard_wrap(line: &str, max: usize) -> Vec<String> {
     pieces
 }
 
-/// A short duration such as `42s`, `12m`, `3h05m`, `2d4h`; negative durations count as 0.
+/// A span for a column: `42s`, `12m`, `3h05m`, `2d4h` (the console's rule, compact).
 pub fn short_duration(duration: Duration) -> String {
-    let seconds = duration.whole_seconds().max(0);
-    match seconds {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => {
-            let minutes = (s % 3600) / 60;
-            if minutes == 0 {
-                format!("{}h", s / 3600)
-            } else {
-                format!("{}h{minutes:02}m", s / 3600)
-            }
-        }
-        s => {
-            let hours = (s % 86_400) / 3600;
-            if hours == 0 {
-                format!("{}d", s / 86_400)
-            } else {
-                format!("{}d{hours}h", s / 86_400)
-            }
-        }
-    }
+    timefmt::span(duration, Style::Compact)
 }
 
 /// How long ago `then` was, e.g. `12m ago`.
 pub fn ago(now: OffsetDateTime, then: OffsetDateTime) -> String {
-    format!("{} ago", short_duration(now - then))
+    timefmt::ago(now, then, Style::Compact)
 }
 
 /// Time left until `deadline`, or `expired`.
 pub fn time_left(now: OffsetDateTime, deadline: OffsetDateTime) -> String {
-    if deadline <= now {
-        "expired".to_string()
-    } else {
-        short_duration(deadline - now)
-    }
+    timefmt::time_left(now, deadline, Style::Compact)
 }
 
 /// An absolute time for plain output, e.g. `2026-03-01 12:00:00Z`.

@@ -3,9 +3,9 @@
 use leptos::prelude::*;
 use time::OffsetDateTime;
 
-use super::format::{age, time_left};
 use super::shell::{Chrome, render};
 use super::visible::agent_text;
+use crate::timefmt::{Style, ago, time_left};
 use crate::wire::RequestSummary;
 
 /// Filters, as they appear in the URL.
@@ -144,8 +144,8 @@ fn row(item: RequestSummary, selected: bool, now: OffsetDateTime) -> impl IntoVi
                 <span class="agent">{agent_text(item.agent)}</span>
                 {item.on_behalf_of.map(|person| view! { <div class="sub">"for " {agent_text(person)}</div> })}
             </td>
-            <td>{age(item.created_at, now)}</td>
-            <td class=if urgent { "urgent" } else { "" }>{time_left(item.expires_at, now)}</td>
+            <td>{ago(now, item.created_at, Style::Spaced)}</td>
+            <td class=if urgent { "urgent" } else { "" }>{time_left(now, item.expires_at, Style::Spaced)}</td>
             <td>
                 <span class="approvals">{format!("{}/{}", item.approvals, item.approvals_required)}</span>
                 {can_decide.then(|| view! { <span class="badge mine">"your vote"</span> })}

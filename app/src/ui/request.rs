@@ -5,12 +5,13 @@ use time::OffsetDateTime;
 
 pub use super::diff::DiffMode;
 use super::diff::diff_view;
-use super::format::{age, time_left, timestamp};
+use super::format::timestamp;
 use super::queue::keys_dialog;
 use super::shell::{Chrome, render};
 use super::textarea::textarea_text;
 use super::visible::agent_text;
 use crate::difftext;
+use crate::timefmt::{Style, ago, time_left};
 use crate::wire::{DecisionView, ReviewView};
 use crate::{Status, Verdict};
 
@@ -93,8 +94,8 @@ pub fn request_page(chrome: Chrome, page: RequestPageView) -> String {
                         <dt>"On behalf of"</dt><dd>{request.on_behalf_of.clone().map_or_else(|| "nobody named".into_any(), agent_text)}</dd>
                         {origin.map(|origin| view! { <dt>"Origin"</dt><dd>{agent_text(origin)}</dd> })}
                         {trace.map(|trace| view! { <dt>"Trace"</dt><dd><a href=trace.clone() rel="noreferrer noopener" target="_blank">{agent_text(trace.clone())}</a></dd> })}
-                        <dt>"Created"</dt><dd>{format!("{} ({})", timestamp(request.created_at), age(request.created_at, page.now))}</dd>
-                        <dt>"Expires"</dt><dd>{format!("{} ({})", timestamp(request.expires_at), time_left(request.expires_at, page.now))}</dd>
+                        <dt>"Created"</dt><dd>{format!("{} ({})", timestamp(request.created_at), ago(page.now, request.created_at, Style::Spaced))}</dd>
+                        <dt>"Expires"</dt><dd>{format!("{} ({})", timestamp(request.expires_at), time_left(page.now, request.expires_at, Style::Spaced))}</dd>
                     </dl>
                 </section>
                 <section class="card" id="diff">

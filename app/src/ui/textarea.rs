@@ -46,17 +46,22 @@ mod tests {
     /// writes raw HTML.
     #[test]
     fn every_view_escapes_its_textareas_and_writes_no_raw_html() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        // Every view's source, sections in subfolders (`admin/`) included.
         let mut sources = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("the views' sources") {
-            let path = entry.expect("a source file").path();
-            let file = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .unwrap_or_default()
-                .to_string();
-            if file.ends_with(".rs") && file != "textarea.rs" {
-                sources.push((file, std::fs::read_to_string(&path).expect("readable source")));
+        let mut folders = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("the views' sources") {
+                let path = entry.expect("a source file").path();
+                let file = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if file.ends_with(".rs") && file != "textarea.rs" {
+                    sources.push((file, std::fs::read_to_string(&path).expect("readable source")));
+                }
             }
         }
         let mut textareas = 0;
