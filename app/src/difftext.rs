@@ -85,8 +85,65 @@ struct Cursor {
 /// and text outside hunks are kept as lines of their file. Text that has no hunks and no
 /// file headers comes back as one file whose lines are all context, numbered from 1.
 pub fn parse(diff: &str) -> Vec<FileDiff> {
+    parse_recording(diff, &mut Vec::new(), &mut Vec::new())
+}
+
+/// What one line of a diff is, for a screen that shows the text as sent (the terminal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineRole {
+    /// `diff --git`, `--- a/x`, `+++ b/x`, and the lines between a file's headers.
+    FileHeader,
+    /// `@@ -1,3 +1,4 @@`
+    Hunk,
+    Added,
+    Removed,
+    Context,
+    /// Anything else: notes, text outside hunks, text that is no diff.
+    Other,
+}
+
+/// A file a diff names, where its first line is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStart {
+    pub name: String,
+    /// Index of the file's first line among the diff's lines.
+    pub first_line: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// The diff's lines as sent, each with its role, and the files its headers open: the
+/// same reading as [`parse`], line by line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outline {
+    pub roles: Vec<LineRole>,
+    pub files: Vec<FileStart>,
+}
+
+pub fn outline(diff: &str) -> Outline {
+    let mut roles = Vec::new();
+    let mut starts = Vec::new();
+    let files = parse_recording(diff, &mut roles, &mut starts);
+    let files = files
+        .into_iter()
+        .zip(starts)
+        .filter_map(|(file, start)| {
+            start.map(|first_line| FileStart {
+                name: file.path,
+                first_line,
+                added: file.added,
+                removed: file.removed,
+            })
+        })
+        .collect();
+    Outline { roles, files }
+}
+
+/// [`parse`], recording each line's role and, per file, the line its header starts at
+/// (`None` for a file no header opened).
+fn parse_recording(diff: &str, roles: &mut Vec<LineRole>, starts: &mut Vec<Option<usize>>) -> Vec<FileDiff> {
     let mut files: Vec<FileDiff> = Vec::new();
-    let mut lines = diff.lines().peekable();
+    let mut lines = diff.lines().enumerate().peekable();
     let mut at = Cursor {
         old_left: 0,
         new_left: 0,
@@ -96,8 +153,14 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
         renamed_from: None,
     };
     let mut saw_file_header = false;
-    while let Some(line) = lines.next() {
+    while let Some((index, line)) = lines.next() {
         if at.old_left > 0 || at.new_left > 0 {
+            roles.push(match line.chars().next() {
+                Some('+') => LineRole::Added,
+                Some('-') => LineRole::Removed,
+                Some('\\') => LineRole::Other,
+                _ => LineRole::Context,
+            });
             if let Some(file) = files.last_mut() {
                 push_hunk_line(file, &mut at, line);
             }
@@ -105,22 +168,28 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
         }
         if let Some(rest) = line.strip_prefix("diff --git ") {
             saw_file_header = true;
+            roles.push(LineRole::FileHeader);
             let mut file = FileDiff::new(git_header_path(rest));
             file.meta.push(line.to_string());
             files.push(file);
+            starts.push(Some(index));
             at.awaiting_file_header = true;
             at.renamed_from = None;
             continue;
         }
         if let Some(old_path) = line.strip_prefix("--- ")
-            && let Some(new_path) = lines.peek().and_then(|next| next.strip_prefix("+++ "))
+            && let Some(new_path) = lines.peek().and_then(|(_, next)| next.strip_prefix("+++ "))
         {
             saw_file_header = true;
             let path = pick_path(old_path, new_path);
             lines.next();
+            roles.extend([LineRole::FileHeader, LineRole::FileHeader]);
             match files.last_mut() {
                 Some(file) if at.awaiting_file_header => file.path = path,
-                _ => files.push(FileDiff::new(path)),
+                _ => {
+                    files.push(FileDiff::new(path));
+                    starts.push(Some(index));
+                }
             }
             at.awaiting_file_header = false;
             continue;
@@ -128,8 +197,10 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
         if line.starts_with("@@")
             && let Some((old_start, old_count, new_start, new_count)) = hunk_ranges(line)
         {
+            roles.push(LineRole::Hunk);
             if files.is_empty() {
                 files.push(FileDiff::new(String::new()));
+                starts.push(None);
             }
             (at.old, at.new) = (old_start, new_start);
             (at.old_left, at.new_left) = (old_count, new_count);
@@ -143,8 +214,14 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
             }
             continue;
         }
+        roles.push(if at.awaiting_file_header {
+            LineRole::FileHeader
+        } else {
+            LineRole::Other
+        });
         if files.is_empty() {
             files.push(FileDiff::new(String::new()));
+            starts.push(None);
         }
         let Some(file) = files.last_mut() else { continue };
         if at.awaiting_file_header {
@@ -189,6 +266,8 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
         lines,
         outside: Vec::new(),
     });
+    starts.clear();
+    starts.push(None);
     vec![whole]
 }
 
@@ -458,5 +537,49 @@ Binary files a/gone.bin and /dev/null differ
         let files = parse("Here is the change:\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n");
         assert_eq!(files[0].meta, ["Here is the change:"]);
         assert_eq!(files[1].path, "x");
+    }
+
+    #[test]
+    fn the_outline_gives_each_line_its_role_and_lists_the_files() {
+        use LineRole::*;
+        let diff = "diff --git a/app.toml b/app.toml\nindex 1..2 100644\n--- a/app.toml\n+++ b/app.toml\n@@ -1,2 +1,2 @@\n name = \"x\"\n-replicas = 2\n+replicas = 3\n--- a/db.sql\n+++ b/db.sql\n@@ -0,0 +1,2 @@\n+-- comment\n+DROP TABLE t;\n";
+        let outline = outline(diff);
+        assert_eq!(
+            outline.files,
+            vec![
+                FileStart {
+                    name: "app.toml".into(),
+                    first_line: 0,
+                    added: 1,
+                    removed: 1
+                },
+                FileStart {
+                    name: "db.sql".into(),
+                    first_line: 8,
+                    added: 2,
+                    removed: 0
+                },
+            ]
+        );
+        assert_eq!(
+            outline.roles,
+            vec![
+                FileHeader, FileHeader, FileHeader, FileHeader, Hunk, Context, Removed, Added, FileHeader, FileHeader,
+                Hunk, Added, Added
+            ]
+        );
+    }
+
+    #[test]
+    fn the_outline_follows_hunk_lengths_and_leaves_plain_text_alone() {
+        let tricky = outline("--- a/x.sql\n+++ b/x.sql\n@@ -1,2 +1,2 @@\n--- old comment\n+++ new\n keep\n");
+        assert_eq!(tricky.files.len(), 1);
+        assert_eq!(tricky.roles[3], LineRole::Removed);
+        assert_eq!(tricky.roles[4], LineRole::Added);
+        let deleted = outline("--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n");
+        assert_eq!(deleted.files[0].name, "gone.txt");
+        let words = outline("just words");
+        assert_eq!(words.roles, vec![LineRole::Other]);
+        assert!(words.files.is_empty());
     }
 }

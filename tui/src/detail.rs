@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use signoff_app::Verdict;
 use signoff_app::wire::ReviewView;
 
-use crate::diff::{self, LineKind};
 use crate::text::{hard_wrap, sanitize, timestamp, wrap};
 use crate::theme::Theme;
+use signoff_app::difftext::{self, LineRole};
 
 /// How wide the field names column is.
 const LABEL_COLUMNS: usize = 11;
@@ -246,7 +246,7 @@ pub fn document(review: &ReviewView, width: usize, theme: &Theme) -> Document {
     let mut file_names = Vec::new();
     match request.diff.as_deref() {
         Some(diff_text) if !diff_text.trim().is_empty() => {
-            let analysis = diff::analyse(diff_text);
+            let analysis = difftext::outline(diff_text);
             if analysis.files.len() > 1 {
                 b.heading(&format!("Files ({})", analysis.files.len()));
                 let count_width = analysis.files.len().to_string().len();
@@ -267,11 +267,11 @@ pub fn document(review: &ReviewView, width: usize, theme: &Theme) -> Document {
                     file_starts.push(b.lines.len());
                     file_names.push(sanitize(&file.name, false));
                 }
-                let style = match analysis.kinds.get(index) {
-                    Some(LineKind::Added) => theme.added(),
-                    Some(LineKind::Removed) => theme.removed(),
-                    Some(LineKind::Hunk) => theme.hunk(),
-                    Some(LineKind::FileHeader) => theme.file_header(),
+                let style = match analysis.roles.get(index) {
+                    Some(LineRole::Added) => theme.added(),
+                    Some(LineRole::Removed) => theme.removed(),
+                    Some(LineRole::Hunk) => theme.hunk(),
+                    Some(LineRole::FileHeader) => theme.file_header(),
                     _ => Style::new(),
                 };
                 b.wrapped_code_line(raw, style);

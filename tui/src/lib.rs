@@ -11,7 +11,6 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod detail;
-pub mod diff;
 pub mod error;
 pub mod gate;
 pub mod hook;
