@@ -104,11 +104,11 @@ pub enum Command {
         digest: Option<String>,
     },
     /// For agents: ask for approval, wait, then run `-- CMD ARGS…` only if approved.
-    #[command(after_help = crate::gate::REQUEST_AFTER_HELP)]
-    Request(crate::gate::RequestArgs),
+    #[command(after_help = crate::agent::gate::REQUEST_AFTER_HELP)]
+    Request(crate::agent::gate::RequestArgs),
     /// For agents: hooks that put a coding agent's tool calls behind approval.
     #[command(subcommand)]
-    Hook(crate::hook::HookCommand),
+    Hook(crate::agent::hook::HookCommand),
     /// Deny a request; a comment saying why is required.
     Deny {
         /// The request id (UUID).

@@ -9,24 +9,24 @@ use signoff_app::{RequestId, Status, Verdict};
 use time::OffsetDateTime;
 
 use crate::cli::{Cli, Command};
-use crate::client::{Client, DevicePoll, ListQuery, ListStatus, PAGE_LIMIT};
 use crate::config::{self, Credentials, Target};
-use crate::detail::{self, digest_prefix};
 use crate::error::{ClientError, exit};
+use crate::reviewer::client::{Client, DevicePoll, ListQuery, ListStatus, PAGE_LIMIT};
+use crate::reviewer::detail::{self, digest_prefix};
+use crate::reviewer::theme::Theme;
 use crate::text::{fit, fit_right, sanitize, short_duration, time_left, timestamp};
-use crate::theme::Theme;
 
 /// Runs what the command line asks; `Ok` carries the exit code.
 pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
     let server = cli.server.as_deref();
     if cli.bench_first_frame {
-        return crate::bench::first_frame(target(server)?, started).await;
+        return crate::reviewer::bench::first_frame(target(server)?, started).await;
     }
     match cli.command {
         None => {
             let target = target(server)?;
             let client = signed_in_client(&target)?;
-            crate::runtime::run(client, Theme::from_env()).await?;
+            crate::reviewer::runtime::run(client, Theme::from_env()).await?;
             Ok(exit::OK)
         }
         Some(Command::Login) => login(server).await,
@@ -37,7 +37,7 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
                 .ok_or_else(|| ClientError::Usage("set SIGNOFF_AGENT_KEY to the agent's API key".into()))?;
             // The same rule as every agent-side client: https, or http to this machine.
             let upstream = crate::agent::agent_server(&target(server)?.server, crate::agent::insecure_http_allowed())?;
-            crate::mcp::serve_stdio(&upstream, key.trim()).await
+            crate::agent::mcp::serve_stdio(&upstream, key.trim()).await
         }
         Some(Command::Logout) => logout().await,
         Some(Command::List {
@@ -93,9 +93,9 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
             }
             decide(server, &id, Verdict::Deny, &message, digest.as_deref()).await
         }
-        Some(Command::Request(args)) => crate::gate::run(args, server).await,
-        Some(Command::Hook(crate::hook::HookCommand::ClaudeCode { timeout })) => {
-            Ok(crate::hook::claude_code(server, timeout.into()).await)
+        Some(Command::Request(args)) => crate::agent::gate::run(args, server).await,
+        Some(Command::Hook(crate::agent::hook::HookCommand::ClaudeCode { timeout })) => {
+            Ok(crate::agent::hook::claude_code(server, timeout.into()).await)
         }
     }
 }

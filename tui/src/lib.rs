@@ -1,30 +1,20 @@
 //! `signoff`, the terminal client of Signoff: an interactive queue for on-call reviewers
 //! and scripting subcommands, sharing one HTTP client.
 //!
-//! The interactive part is `State` + pure `update` (state.rs) + pure `view` (view.rs);
-//! runtime.rs connects them to the terminal and the network.
+//! Two sides, kept apart: `reviewer`, the interactive queue (`State` + pure `update` +
+//! pure `view`, connected to the terminal and the network by `reviewer::runtime`), and
+//! `agent`, the agent API from the agent's side (the gate, the Claude Code hook and the
+//! MCP proxy). `commands` runs the subcommands of both.
 
 pub mod agent;
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod commands;
 pub mod config;
-pub mod detail;
 pub mod error;
-pub mod gate;
-pub mod hook;
-pub mod keys;
-pub mod layout;
 pub mod logging;
-pub mod mcp;
-pub mod runtime;
-pub mod sse;
-pub mod state;
+pub mod reviewer;
 pub mod text;
-pub mod theme;
-pub mod view;
 
 pub use error::ClientError;
-pub use state::{Command, Msg, State, update};
-pub use view::view;
+pub use reviewer::state::{Command, Msg, State, update};
+pub use reviewer::view::view;

@@ -9,7 +9,9 @@ use crossterm::event::{KeyCode, MouseEventKind};
 use signoff_app::wire::{Eligibility, LiveEvent, LiveEventKind};
 use signoff_app::{Status, Verdict};
 use signoff_tui::error::ClientError;
-use signoff_tui::state::{Command, Connection, Modal, Msg, QueuePage, REFRESH_DEBOUNCE, Screen, State, Tone, update};
+use signoff_tui::reviewer::state::{
+    Command, Connection, Modal, Msg, QueuePage, REFRESH_DEBOUNCE, Screen, State, Tone, update,
+};
 use time::Duration;
 
 fn state() -> State {
@@ -914,8 +916,8 @@ fn first_connection_does_not_refresh_again() {
     let mut state = State::new(
         SERVER,
         NOW,
-        signoff_tui::theme::Theme::MONO,
-        signoff_tui::state::Viewport { width: 80, height: 24 },
+        signoff_tui::reviewer::theme::Theme::MONO,
+        signoff_tui::reviewer::state::Viewport { width: 80, height: 24 },
     );
     assert_eq!(state.connection, Connection::Connecting);
     assert_eq!(update(&mut state, Msg::StreamUp), Command::None);
@@ -980,8 +982,8 @@ fn me_loaded_is_kept_and_start_loads_me_and_the_queue() {
     let mut state = State::new(
         SERVER,
         NOW,
-        signoff_tui::theme::Theme::COLOR,
-        signoff_tui::state::Viewport { width: 80, height: 24 },
+        signoff_tui::reviewer::theme::Theme::COLOR,
+        signoff_tui::reviewer::state::Viewport { width: 80, height: 24 },
     );
     assert_eq!(
         state.start().into_vec(),

@@ -10,8 +10,8 @@ use ratatui::style::{Color, Modifier};
 use signoff_app::wire::Eligibility;
 use signoff_app::{Status, Verdict};
 use signoff_tui::error::ClientError;
-use signoff_tui::state::{Msg, State, update};
-use signoff_tui::theme::Theme;
+use signoff_tui::reviewer::state::{Msg, State, update};
+use signoff_tui::reviewer::theme::Theme;
 use signoff_tui::view;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
@@ -85,7 +85,7 @@ fn queue_loading() {
             SERVER,
             NOW,
             Theme::COLOR,
-            signoff_tui::state::Viewport { width, height },
+            signoff_tui::reviewer::state::Viewport { width, height },
         );
         insta::assert_snapshot!(format!("queue_loading_{width}x{height}"), render(&state).to_string());
     }
@@ -134,7 +134,7 @@ fn queue_offline_before_anything_loaded() {
             SERVER,
             NOW,
             Theme::COLOR,
-            signoff_tui::state::Viewport { width, height },
+            signoff_tui::reviewer::state::Viewport { width, height },
         );
         update(
             &mut state,

@@ -9,8 +9,8 @@ use signoff_app::wire::{
     AgentRef, Decider, DecisionView, Eligibility, Me, RequestSummary, RequestView, ReviewView, Role,
 };
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId, Status, Verdict};
-use signoff_tui::state::{Msg, QueuePage, State, Viewport, update};
-use signoff_tui::theme::Theme;
+use signoff_tui::reviewer::state::{Msg, QueuePage, State, Viewport, update};
+use signoff_tui::reviewer::theme::Theme;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;

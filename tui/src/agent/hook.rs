@@ -16,9 +16,9 @@ use serde_json::{Map, Value, json};
 use signoff_app::wire::{NewRequest, RequestView, limits};
 use signoff_app::{Status, Verdict};
 
+use crate::agent::gate::{Ending, Signals, comments, wait_or_interrupt};
 use crate::agent::{AgentApi, field_text, fresh_idempotency_key};
 use crate::error::ClientError;
-use crate::gate::{Ending, Signals, comments, wait_or_interrupt};
 
 /// `signoff hook …`: one subcommand per coding agent.
 #[derive(Debug, Clone, clap::Subcommand)]

@@ -7,13 +7,13 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use time::OffsetDateTime;
 
-use crate::client::{Client, ListQuery, ListStatus, PAGE_LIMIT};
 use crate::config::Target;
 use crate::error::{ClientError, exit};
-use crate::runtime::MAX_QUEUE_ITEMS;
-use crate::state::{Msg, QueuePage, State, Viewport, update};
-use crate::theme::Theme;
-use crate::view::view;
+use crate::reviewer::client::{Client, ListQuery, ListStatus, PAGE_LIMIT};
+use crate::reviewer::runtime::MAX_QUEUE_ITEMS;
+use crate::reviewer::state::{Msg, QueuePage, State, Viewport, update};
+use crate::reviewer::theme::Theme;
+use crate::reviewer::view::view;
 
 const WIDTH: u16 = 160;
 const HEIGHT: u16 = 48;

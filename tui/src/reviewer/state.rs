@@ -9,11 +9,11 @@ use signoff_app::wire::{Eligibility, LiveEvent, Me, RequestSummary, ReviewView, 
 use signoff_app::{RequestId, Status, Verdict};
 use time::{Duration, OffsetDateTime};
 
-use crate::detail::{self, Document};
 use crate::error::ClientError;
-use crate::keys::{self, Action, Place};
-use crate::layout;
-use crate::theme::Theme;
+use crate::reviewer::detail::{self, Document};
+use crate::reviewer::keys::{self, Action, Place};
+use crate::reviewer::layout;
+use crate::reviewer::theme::Theme;
 
 /// How long a message in the status line stays.
 const FLASH_SECONDS: i64 = 8;

@@ -8,6 +8,10 @@
 //! goes over https, or over plain http to this machine only, unless the user opts in
 //! with `SIGNOFF_ALLOW_INSECURE_HTTP=1`.
 
+pub mod gate;
+pub mod hook;
+pub mod mcp;
+
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -16,8 +20,8 @@ use serde::de::DeserializeOwned;
 use signoff_app::wire::{NewRequest, RequestView, ResultReport, limits};
 use signoff_app::{RequestId, Status};
 
-use crate::client::refusal_from;
 use crate::error::ClientError;
+use crate::reviewer::client::refusal_from;
 
 /// Where the agent key is read from.
 pub const KEY_ENV: &str = "SIGNOFF_AGENT_KEY";

@@ -19,9 +19,9 @@ pub fn detail_width(width: u16) -> usize {
 
 /// Rows of text inside the help window (less its border and footer).
 pub fn help_rows(height: u16) -> usize {
-    usize::from(height.saturating_sub(4)).clamp(1, crate::keys::help_line_count())
+    usize::from(height.saturating_sub(4)).clamp(1, crate::reviewer::keys::help_line_count())
 }
 
 pub fn help_max_scroll(height: u16) -> usize {
-    crate::keys::help_line_count().saturating_sub(help_rows(height))
+    crate::reviewer::keys::help_line_count().saturating_sub(help_rows(height))
 }

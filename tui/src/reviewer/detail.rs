@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use signoff_app::Verdict;
 use signoff_app::wire::ReviewView;
 
+use crate::reviewer::theme::Theme;
 use crate::text::{hard_wrap, sanitize, timestamp, wrap};
-use crate::theme::Theme;
 use signoff_app::difftext::{self, LineRole};
 
 /// How wide the field names column is.

@@ -8,12 +8,12 @@ use ratatui::widgets::{Block, Clear, Padding, Paragraph, Scrollbar, ScrollbarOri
 use signoff_app::Verdict;
 use signoff_app::wire::RequestSummary;
 
-use crate::detail::digest_prefix;
-use crate::keys::{self, Action, Place};
-use crate::layout;
-use crate::state::{Connection, ListView, Modal, Screen, State, Tone};
+use crate::reviewer::detail::digest_prefix;
+use crate::reviewer::keys::{self, Action, Place};
+use crate::reviewer::layout;
+use crate::reviewer::state::{Connection, ListView, Modal, Screen, State, Tone};
+use crate::reviewer::theme::Theme;
 use crate::text::{ellipsize, fit, fit_right, sanitize, short_duration, time_left, width, wrap};
-use crate::theme::Theme;
 
 /// Draws the whole screen.
 pub fn view(state: &State, frame: &mut Frame) {

@@ -15,12 +15,12 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
-use crate::client::{Client, ListQuery, ListStatus, PAGE_LIMIT};
 use crate::error::ClientError;
-use crate::sse::{Backoff, SseParser};
-use crate::state::{Command, Msg, QueuePage, State, Viewport, update};
-use crate::theme::Theme;
-use crate::view::view;
+use crate::reviewer::client::{Client, ListQuery, ListStatus, PAGE_LIMIT};
+use crate::reviewer::sse::{Backoff, SseParser};
+use crate::reviewer::state::{Command, Msg, QueuePage, State, Viewport, update};
+use crate::reviewer::theme::Theme;
+use crate::reviewer::view::view;
 
 /// The queue is kept whole up to this many requests.
 pub const MAX_QUEUE_ITEMS: usize = 20_000;
