@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -15,7 +15,11 @@ use signoff_app::{canonical_json, sha256_hex};
 
 use super::extract::{AgentAuth, Caller, JsonBody, Query};
 use crate::Error;
+use crate::door::RequestPath;
 use crate::door::schemas::RequestForCaller;
+use crate::door::schemas::{
+    AgentKeyRefused, BodyTooLarge, ChangeUnavailable, NotJson, NotTheAgentsRequest, ReadUnavailable,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,8 +45,6 @@ pub(crate) fn shared_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show))
 }
 
-use crate::door::request_id;
-
 /// Submit an action for approval.
 ///
 /// With an `Idempotency-Key`, the same request sent again answers 200 with the request it
@@ -64,12 +66,12 @@ use crate::door::request_id;
         (status = 200, description = "Replayed: this key and body created this request before.", body = RequestView,
             headers(("Location" = String, description = "The request's URL."), ("Idempotent-Replayed" = String, description = "`true`."))),
         (status = 400, description = "Not JSON, or an Idempotency-Key that is not visible ASCII.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
+        AgentKeyRefused,
         (status = 409, description = "This Idempotency-Key was used with another body.", body = ErrorBody),
         (status = 413, description = "The body is larger than 1 MiB, or a diff side past its limit.", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        NotJson,
         (status = 422, description = "Fields that do not fit the rules; the message says which.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("agent_key" = []))
 )]
@@ -122,18 +124,17 @@ async fn create(
     tag = "agent",
     tags = ["reviewer"],
     operation_id = "get_request",
-    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    params(RequestPath),
     responses(
         (status = 200, description = "The request (for a person, with `viewer`: what they may do).", body = RequestForCaller),
         (status = 401, description = "No valid API key, terminal token or session.", body = ErrorBody),
         (status = 403, description = "A person with no role in Signoff.", body = ErrorBody),
         (status = 404, description = "No such request (or not this agent's).", body = ErrorBody),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     ),
     security(("agent_key" = []), ("terminal_token" = []), ("session_cookie" = []))
 )]
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
-    let id = request_id(&id)?;
+async fn show(State(state): State<AppState>, caller: Caller, RequestPath(id): RequestPath) -> Result<Response, Error> {
     match caller {
         Caller::Agent(agent) => Ok(Json(state.service.request_for_agent(&agent, id).await?).into_response()),
         Caller::Person(person) => {
@@ -164,22 +165,22 @@ const DEFAULT_WAIT_S: u64 = 30;
     path = "/api/v1/requests/{id}/wait",
     tag = "agent",
     operation_id = "wait_for_decision",
-    params(("id" = String, Path, description = "The request's id (a UUID)."), WaitParams),
+    params(RequestPath, WaitParams),
     responses(
         (status = 200, description = "The request, decided or still pending.", body = RequestView),
         (status = 400, description = "A `timeout_s` past 300 or not a number.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
-        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        AgentKeyRefused,
+        NotTheAgentsRequest,
         (status = 429, description = "This agent already holds its most waits at once.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     ),
     security(("agent_key" = []))
 )]
 async fn wait(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
-    Path(id): Path<String>,
+    RequestPath(id): RequestPath,
     Query(params): Query<WaitParams>,
 ) -> Result<Response, Error> {
     let timeout_s = params.timeout_s.unwrap_or(DEFAULT_WAIT_S);
@@ -189,10 +190,7 @@ async fn wait(
             limits::MAX_WAIT_S
         )));
     }
-    let request = state
-        .service
-        .wait(&agent, request_id(&id)?, Duration::from_secs(timeout_s))
-        .await?;
+    let request = state.service.wait(&agent, id, Duration::from_secs(timeout_s)).await?;
     Ok(Json(request).into_response())
 }
 
@@ -202,22 +200,22 @@ async fn wait(
     path = "/api/v1/requests/{id}/cancel",
     tag = "agent",
     operation_id = "cancel_request",
-    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    params(RequestPath),
     responses(
         (status = 200, description = "The request, now cancelled.", body = RequestView),
-        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
-        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        AgentKeyRefused,
+        NotTheAgentsRequest,
         (status = 409, description = "The request is no longer pending.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("agent_key" = []))
 )]
 async fn cancel(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
-    Path(id): Path<String>,
+    RequestPath(id): RequestPath,
 ) -> Result<Response, Error> {
-    let request = state.service.cancel(&agent, request_id(&id)?).await?;
+    let request = state.service.cancel(&agent, id).await?;
     Ok(Json(request).into_response())
 }
 
@@ -231,23 +229,23 @@ async fn cancel(
     path = "/api/v1/requests/{id}/start",
     tag = "agent",
     operation_id = "start_request",
-    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    params(RequestPath),
     responses(
         (status = 200, description = "The request, with `started_at`: run the action now.", body = RequestView),
-        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
-        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        AgentKeyRefused,
+        NotTheAgentsRequest,
         (status = 409, description = "`already_started`: this approval was started before, do not run it again; \
             `not_approved`: the request is not approved.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("agent_key" = []))
 )]
 async fn start(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
-    Path(id): Path<String>,
+    RequestPath(id): RequestPath,
 ) -> Result<Response, Error> {
-    let request = state.service.start(&agent, request_id(&id)?).await?;
+    let request = state.service.start(&agent, id).await?;
     Ok(Json(request).into_response())
 }
 
@@ -257,30 +255,27 @@ async fn start(
     path = "/api/v1/requests/{id}/result",
     tag = "agent",
     operation_id = "report_result",
-    params(("id" = String, Path, description = "The request's id (a UUID).")),
+    params(RequestPath),
     request_body(content = ResultReport, content_type = "application/json"),
     responses(
         (status = 200, description = "The request, now executed or failed.", body = RequestView),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key.", body = ErrorBody),
-        (status = 404, description = "No such request of this agent's.", body = ErrorBody),
+        AgentKeyRefused,
+        NotTheAgentsRequest,
         (status = 409, description = "The request is not approved, or its result was already reported.", body = ErrorBody),
-        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A body of the wrong shape.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("agent_key" = []))
 )]
 async fn report(
     State(state): State<AppState>,
     AgentAuth(agent): AgentAuth,
-    Path(id): Path<String>,
+    RequestPath(id): RequestPath,
     body: JsonBody<ResultReport>,
 ) -> Result<Response, Error> {
-    let request = state
-        .service
-        .report_result(&agent, request_id(&id)?, body.value)
-        .await?;
+    let request = state.service.report_result(&agent, id, body.value).await?;
     Ok(Json(request).into_response())
 }

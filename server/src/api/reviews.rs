@@ -20,7 +20,9 @@ use super::extract::{JsonBody, Query};
 use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
 use crate::bus::Event;
-use crate::door::{ListParams, request_id};
+use crate::door::ListParams;
+use crate::door::RequestPath;
+use crate::door::schemas::{BodyTooLarge, ChangeUnavailable, NotJson, ReadUnavailable, ReviewerRefused};
 use crate::metrics;
 use crate::service::now;
 use crate::state::AppState;
@@ -51,9 +53,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "One page of requests.", body = RequestPage),
         (status = 400, description = "A parameter that does not parse; the message says which.", body = ErrorBody),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        ReviewerRefused,
         (status = 403, description = "No role in Signoff.", body = ErrorBody),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -77,21 +79,21 @@ async fn list(
     tag = "reviewer",
     operation_id = "decide",
     params(
-        ("id" = String, Path, description = "The request's id (a UUID)."),
+        RequestPath,
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
     ),
     request_body(content = DecisionInput, content_type = "application/json"),
     responses(
         (status = 200, description = "The request after the decision, with what the viewer may still do.", body = ReviewView),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        ReviewerRefused,
         (status = 403, description = "Not allowed to decide it: no reviewer role, own request, not an approver, a party to it, or a failed CSRF check.", body = ErrorBody),
         (status = 404, description = "No such request.", body = ErrorBody),
         (status = 409, description = "No longer pending, expired, or already decided by this reviewer.", body = ErrorBody),
-        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A body of the wrong shape, or a denial without a comment.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -99,12 +101,11 @@ async fn decide(
     State(state): State<AppState>,
     Reviewer(person): Reviewer,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    RequestPath(id): RequestPath,
     body: JsonBody<DecisionInput>,
 ) -> Result<Response, Error> {
     let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
     person.check_csrf(csrf)?;
-    let id = request_id(&id)?;
     if body.value.break_glass && !person.has(signoff_app::wire::Role::Admin) {
         return Err(Error::Forbidden(
             "break-glass is for admins the request's policy names".into(),
@@ -125,8 +126,8 @@ async fn decide(
     operation_id = "me",
     responses(
         (status = 200, description = "The person signed in and their roles.", body = Me),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReviewerRefused,
+        ReadUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -156,9 +157,9 @@ const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
     responses(
         (status = 200, description = "A stream of server-sent events, each a `LiveEventMessage`.", content_type = "text/event-stream",
             body = crate::door::schemas::LiveEventMessage),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        ReviewerRefused,
         (status = 403, description = "No role in Signoff.", body = ErrorBody),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -273,9 +274,9 @@ struct TokenParams {
     responses(
         (status = 200, description = "Active terminal tokens.", body = Vec<TokenInfo>),
         (status = 400, description = "A parameter that does not parse.", body = ErrorBody),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        ReviewerRefused,
         (status = 403, description = "No role in Signoff, or `all` without the admin role.", body = ErrorBody),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -321,10 +322,10 @@ async fn tokens(
     ),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 401, description = "No valid terminal token or session.", body = ErrorBody),
+        ReviewerRefused,
         (status = 403, description = "No role in Signoff, or a failed CSRF check.", body = ErrorBody),
         (status = 404, description = "No such active token of the caller's.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("terminal_token" = []), ("session_cookie" = []))
 )]
@@ -357,7 +358,7 @@ async fn revoke_token(
     responses(
         (status = 204, description = "The token sent is revoked."),
         (status = 401, description = "No terminal token, or an unknown, expired or revoked one.", body = ErrorBody),
-        (status = 503, description = "The change could not be stored; try again.", body = ErrorBody),
+        ChangeUnavailable,
     ),
     security(("terminal_token" = []))
 )]

@@ -178,7 +178,29 @@ pub fn no_access(state: &AppState, person: &Person) -> Response {
     (StatusCode::FORBIDDEN, Html(page)).into_response()
 }
 
-/// A request id from a path: anything not an id is a request that does not exist.
+/// A request's id from the path (`/…/{id}…`), typed: anything that is not an id is a
+/// request that does not exist (404), never a 400 that tells ids from other text.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct RequestPath(
+    /// The request's id (a UUID).
+    #[param(value_type = String)]
+    pub RequestId,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            <axum::extract::Path<String> as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::NotFound("no such request".into()))?;
+        request_id(&raw).map(RequestPath)
+    }
+}
+
+/// A request id from text: anything not an id is a request that does not exist.
 pub fn request_id(raw: &str) -> Result<RequestId, Error> {
     raw.parse()
         .map_err(|_| Error::NotFound(format!("no request {}", raw.chars().take(64).collect::<String>())))

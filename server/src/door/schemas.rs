@@ -81,3 +81,40 @@ impl ToSchema for LiveEventMessage {
         schemas.push((LiveEventKind::name().into_owned(), LiveEventKind::schema()));
     }
 }
+
+// Responses many operations share, each described once (`responses(…, AgentKeyRefused)`).
+
+/// 401 on the agent API.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 401, description = "Missing, unknown or revoked API key.")]
+pub struct AgentKeyRefused(pub signoff_app::wire::ErrorBody);
+
+/// 401 on the reviewer API.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 401, description = "No valid terminal token or session.")]
+pub struct ReviewerRefused(pub signoff_app::wire::ErrorBody);
+
+/// 404 for an agent: another agent's request does not exist as far as it can tell.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, description = "No such request of this agent's.")]
+pub struct NotTheAgentsRequest(pub signoff_app::wire::ErrorBody);
+
+/// 503 on a read.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 503, description = "The database did not answer; try again.")]
+pub struct ReadUnavailable(pub signoff_app::wire::ErrorBody);
+
+/// 503 on a change: nothing was changed.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 503, description = "The change could not be stored; try again.")]
+pub struct ChangeUnavailable(pub signoff_app::wire::ErrorBody);
+
+/// 413 for a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 413, description = "The body is larger than 1 MiB.")]
+pub struct BodyTooLarge(pub signoff_app::wire::ErrorBody);
+
+/// 415 for a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 415, description = "The body is not `application/json`.")]
+pub struct NotJson(pub signoff_app::wire::ErrorBody);

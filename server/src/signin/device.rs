@@ -22,6 +22,7 @@ use signoff_app::Channel;
 
 use crate::auth::{Person, TERMINAL_TOKEN_PREFIX};
 use crate::door::no_access;
+use crate::door::schemas::{BodyTooLarge, ReadUnavailable};
 use crate::door::{ConsoleForm, MaybeSignedIn, PageError, chrome, sign_in_redirect};
 use crate::service::now;
 use crate::state::AppState;
@@ -76,7 +77,7 @@ fn normalise_user_code(typed: &str) -> String {
     request_body(content = Option<DeviceCodeRequest>, content_type = "application/json", description = "Optional."),
     responses(
         (status = 200, description = "A device code to poll with and a user code to show.", body = DeviceCode),
-        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        BodyTooLarge,
         (status = 422, description = "A body that is not a `DeviceCodeRequest`.", body = ErrorBody),
         (status = 429, description = "Too many codes from this address.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
@@ -161,11 +162,11 @@ fn device_error(error: &str, description: &str) -> Response {
     responses(
         (status = 200, description = "Confirmed: the terminal token.", body = DeviceToken),
         (status = 400, description = "Not (yet) a token, as RFC 8628 words it: `authorization_pending`, `slow_down`, `expired_token`, `access_denied` or `invalid_grant`.", body = DeviceTokenError),
-        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        BodyTooLarge,
         (status = 422, description = "A body without a `device_code`.", body = ErrorBody),
         (status = 429, description = "Too many polls from this address.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "The database did not answer; try again.", body = ErrorBody),
+        ReadUnavailable,
     )
 )]
 async fn poll_token(
