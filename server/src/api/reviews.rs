@@ -24,7 +24,6 @@ use crate::door::ListParams;
 use crate::door::RequestPath;
 use crate::door::schemas::{BodyTooLarge, ChangeUnavailable, NotJson, ReadUnavailable, ReviewerRefused};
 use crate::metrics;
-use crate::service::now;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -106,14 +105,9 @@ async fn decide(
 ) -> Result<Response, Error> {
     let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
     person.check_csrf(csrf)?;
-    if body.value.break_glass && !person.has(signoff_app::wire::Role::Admin) {
-        return Err(Error::Forbidden(
-            "break-glass is for admins the request's policy names".into(),
-        ));
-    }
-    let view = state
-        .service
-        .decide_and_review(&person.identity, id, &body.value, person.channel)
+    let view = person
+        .desk(&state.service)
+        .decide(id, &body.value, person.channel)
         .await?;
     Ok(Json(view).into_response())
 }
@@ -173,7 +167,7 @@ async fn events(State(state): State<AppState>, Viewer(person): Viewer, headers: 
     let mut backlog = Vec::new();
     let mut last_replayed = 0;
     if let Some(after) = resume_after {
-        for (seq, kind, request_id) in state.service.store().request_events_after(after, 1000).await? {
+        for (seq, kind, request_id) in person.desk(&state.service).events_after(after, 1000).await? {
             if let Some(event) = Event::from_audit(seq, &kind, request_id) {
                 backlog.push(sse_event(&live_event(&event), Some(seq)));
             }
@@ -285,14 +279,7 @@ async fn tokens(
     Viewer(person): Viewer,
     Query(params): Query<TokenParams>,
 ) -> Result<Response, Error> {
-    let everyone = params.all.unwrap_or(false);
-    if everyone && !person.has(signoff_app::wire::Role::Admin) {
-        return Err(Error::Forbidden(
-            "listing everyone's tokens needs the admin role".into(),
-        ));
-    }
-    let owner = (!everyone).then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
-    let records = state.service.store().terminal_tokens(owner, now()).await?;
+    let records = person.desk(&state.service).tokens(params.all.unwrap_or(false)).await?;
     let tokens: Vec<TokenInfo> = records
         .into_iter()
         .map(|record| TokenInfo {
@@ -366,9 +353,9 @@ async fn revoke_own_token(State(state): State<AppState>, parts: axum::http::requ
     let token = bearer(&parts)
         .filter(|token| token.starts_with(TERMINAL_TOKEN_PREFIX))
         .ok_or_else(|| Error::Unauthorized("send the terminal token to revoke as Authorization: Bearer".into()))?;
-    let store = state.service.store();
-    let record = store
-        .terminal_token(&crate::keys::hash(token), now())
+    let record = state
+        .service
+        .terminal_token(token)
         .await?
         .ok_or_else(|| Error::Unauthorized("unknown, expired or revoked terminal token".into()))?;
     state

@@ -55,7 +55,7 @@ impl Credential {
         use tower_sessions::SessionStore;
         match self {
             Credential::Terminal { token_hash } => {
-                Ok(state.service.store().terminal_token(token_hash, now()).await?.is_some())
+                Ok(state.service.terminal_token_by_hash(token_hash).await?.is_some())
             }
             Credential::Session(None) => Ok(false),
             Credential::Session(Some(id)) => {
@@ -73,6 +73,13 @@ impl Credential {
                     && user.is_some_and(|user| now() - user.signed_in_at <= state.auth.session_lifetime))
             }
         }
+    }
+}
+
+impl Person {
+    /// This person's desk at the service: what their roles let them read and do.
+    pub fn desk<'a>(&'a self, service: &'a crate::service::Service) -> crate::service::Desk<'a> {
+        service.desk(&self.identity, &self.roles)
     }
 }
 
@@ -128,8 +135,7 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<Person>
         let token_hash = keys::hash(token);
         let record = state
             .service
-            .store()
-            .terminal_token(&token_hash, now())
+            .terminal_token_by_hash(&token_hash)
             .await?
             .ok_or_else(|| {
                 Error::Unauthorized("unknown, expired or revoked terminal token: run `signoff login`".into())

@@ -30,6 +30,7 @@ pub(super) async fn apply(
             key_prefix,
             description,
             by,
+            ..
         } => {
             let actor = by.clone().map_or(Actor::Operator, Actor::Reviewer);
             let (agent, issue) = match tx.agent_by_name(name).await? {

@@ -104,6 +104,12 @@ pub(super) async fn apply(
             ))?;
             Ok(Applied::Done(Answer::Done(true)))
         }
+        AdminChange::IssueKey {
+            name, new_only: true, ..
+        } if tx.agent_by_name(name).await?.is_some() => Ok(Applied::Refused(Error::Conflict {
+            code: "agent_exists",
+            message: format!("an agent named {name} exists already: rotate its key instead"),
+        })),
         other => Ok(Applied::Done(access::apply(tx, chain, now, other).await?)),
     }
 }

@@ -95,6 +95,8 @@ pub enum AdminChange {
         description: Option<String>,
         /// The admin who asked, or `None` for the operator's command line.
         by: Option<Identity>,
+        /// Only a new agent: refused, inside the batch, when one has the name already.
+        new_only: bool,
     },
     /// Revokes every active key of the named agent.
     RevokeKeys { name: String, by: Option<Identity> },

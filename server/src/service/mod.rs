@@ -14,8 +14,10 @@ use signoff_app::wire::{
 use signoff_app::{AgentId, Channel, Identity, RequestId, Status, action_digest, check_eligibility};
 
 mod admin;
+mod desk;
 
 pub use admin::{WHAT_IF_TIME, WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
+pub use desk::{AdminDesk, Desk, Overview};
 
 use crate::bus::{EventBus, Waiters};
 use crate::engine::{AdminChange, Answer, Command, DecisionAsk, Engine, GrantAsk, Policies};
@@ -124,13 +126,36 @@ impl Service {
     }
 
     /// [`Service::issue_agent_key`], also recording what the agent is for.
-    #[tracing::instrument(skip_all, fields(agent = %name))]
     pub async fn issue_described_agent_key(
         &self,
         name: &str,
         owner: Option<&str>,
         description: Option<&str>,
         by: Option<&Identity>,
+    ) -> Result<(Agent, String, KeyIssue)> {
+        self.issue_key(name, owner, description, by, false).await
+    }
+
+    /// A new agent with its first key; `agent_exists` when the name is taken, decided by
+    /// the engine in the batch, so two admins creating one name cannot both succeed.
+    pub async fn create_agent(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        description: Option<&str>,
+        by: &Identity,
+    ) -> Result<(Agent, String, KeyIssue)> {
+        self.issue_key(name, owner, description, Some(by), true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(agent = %name, new_only))]
+    async fn issue_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        description: Option<&str>,
+        by: Option<&Identity>,
+        new_only: bool,
     ) -> Result<(Agent, String, KeyIssue)> {
         let description = description.map(str::trim).filter(|d| !d.is_empty());
         let owner = owner.map(str::trim).filter(|o| !o.is_empty());
@@ -160,6 +185,7 @@ impl Service {
             key_prefix: keys::display_prefix(&key),
             description: description.map(String::from),
             by: by.cloned(),
+            new_only,
         };
         match self.engine.submit(Command::Admin(change)).await? {
             Answer::KeyIssued(agent, issue) => Ok((agent, key, issue)),

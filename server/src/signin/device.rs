@@ -104,17 +104,14 @@ async fn new_code(
         .map(|name| name.chars().filter(|c| !c.is_control()).take(100).collect::<String>());
     let device_code = keys::generate("so_device_");
     let user_code = user_code();
-    let created = now();
     state
         .service
-        .store()
-        .insert_device_code(
-            &keys::hash(&device_code),
+        .open_device_code(
+            &device_code,
             &user_code,
             client_name.as_deref(),
-            Some(&client.to_string()),
-            created,
-            created + CODE_LIFETIME,
+            &client.to_string(),
+            CODE_LIFETIME,
         )
         .await?;
     let verification_uri = format!("{}/device", state.auth.public_url);
@@ -320,8 +317,7 @@ async fn confirmation(
 ) -> Result<Response, PageError> {
     let info = state
         .service
-        .store()
-        .device_code(code)
+        .device_code_info(code)
         .await
         .map_err(|err| PageError::new(err, state, Some(person)))?;
     let at = now();

@@ -15,7 +15,7 @@ use signoff_app::ui::{
     self, DiffMode, HistoryFilters, HistoryView, Nav, QueueFilters, QueueView, RequestPageView, TimelineEntry,
     signin_page,
 };
-use signoff_app::wire::{DecisionInput, Me, RequestSummary, Role, TokenInfo};
+use signoff_app::wire::{DecisionInput, Me, RequestSummary, TokenInfo};
 use signoff_app::{RequestId, Verdict};
 
 use crate::auth::Person;
@@ -164,18 +164,14 @@ async fn queue(
     };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     let (items, next_cursor) = queue_items(&state, &person, &params).await.map_err(page_error)?;
-    let pending_total = state.service.store().count_pending().await.map_err(page_error)?;
+    let desk = person.desk(&state.service);
+    let pending_total = desk.pending_count().await.map_err(page_error)?;
     let flash = match params.done.as_deref() {
         Some("approve") => Some("Approved. The next request is selected.".to_string()),
         Some("deny") => Some("Denied. The next request is selected.".to_string()),
         _ => None,
     };
-    let followups = if person.has(Role::Admin) {
-        let open = state.service.store().followups(true).await.map_err(page_error)?;
-        crate::web::admin::followup_items(open)
-    } else {
-        Vec::new()
-    };
+    let followups = crate::web::admin::followup_items(desk.open_followups().await.map_err(page_error)?);
     let query = params.query_string();
     let more = next_cursor.map(|cursor| format!("/?{query}{}cursor={cursor}", if query.is_empty() { "" } else { "&" }));
     let view = QueueView {
@@ -203,7 +199,7 @@ async fn queue_fragment(
         return Err(Error::Forbidden("you have no role in Signoff".into()));
     }
     let (items, _) = queue_items(&state, &person, &params).await?;
-    let total = state.service.store().count_pending().await?;
+    let total = person.desk(&state.service).pending_count().await?;
     let html = ui::queue_fragment(items, None, now(), !params.filters().is_empty());
     let mut response = Html(html).into_response();
     if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
@@ -243,15 +239,10 @@ async fn render_request(
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, state, Some(person));
     let id = request_id(id).map_err(page_error)?;
-    let (review, break_glass) = state
-        .service
-        .review_offering_break_glass(&person.identity, id)
-        .await
-        .map_err(page_error)?;
-    let timeline = state
-        .service
-        .store()
-        .audit_events_for(id)
+    let desk = person.desk(&state.service);
+    let (review, break_glass) = desk.review(id).await.map_err(page_error)?;
+    let timeline = desk
+        .timeline(id)
         .await
         .map_err(page_error)?
         .into_iter()
@@ -265,7 +256,7 @@ async fn render_request(
         notice,
         comment,
         now: now(),
-        break_glass: break_glass && person.has(Role::Admin),
+        break_glass,
     };
     Ok((
         status,
@@ -329,25 +320,19 @@ async fn decide(
     }: ConsoleForm<PageViewer, DecideForm>,
 ) -> Result<Response, PageError> {
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    if !person.has(Role::Reviewer) {
-        return Err(page_error(Error::Forbidden("deciding needs the reviewer role".into())));
-    }
     let verdict = Verdict::parse(&form.verdict)
         .ok_or_else(|| page_error(Error::BadRequest("the verdict must be approve or deny".into())))?;
     let request = request_id(&id).map_err(page_error)?;
     let break_glass = form.break_glass.as_deref() == Some("on");
-    if break_glass && !person.has(Role::Admin) {
-        return Err(page_error(Error::Forbidden("break-glass is for admins".into())));
-    }
     let input = DecisionInput {
         verdict,
         comment: form.comment.clone(),
         break_glass,
         grant: form.grant(),
     };
-    match state
-        .service
-        .decide(&person.identity, request, &input, person.channel)
+    match person
+        .desk(&state.service)
+        .decide(request, &input, person.channel)
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/?after={request}&done={}", verdict.as_str())).into_response()),
@@ -599,13 +584,7 @@ async fn account(State(state): State<AppState>, person: Option<Person>) -> Resul
         return Ok(sign_in_redirect("/me"));
     };
     let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
-    let tokens = state
-        .service
-        .store()
-        .terminal_tokens(Some(owner), now())
-        .await
-        .map_err(page_error)?;
+    let tokens = person.desk(&state.service).tokens(false).await.map_err(page_error)?;
     let tokens = tokens
         .into_iter()
         .map(|record| TokenInfo {

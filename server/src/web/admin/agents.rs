@@ -9,12 +9,8 @@ pub(super) async fn render_agents(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let fail = page_error(state, person);
-    let store = state.service.store();
-    let last: HashMap<_, _> = store.agents_last_request().await.map_err(&fail)?;
-    page.rows = store
-        .list_agents()
-        .await
-        .map_err(&fail)?
+    let (agents, last) = state.service.admin_desk().agents().await.map_err(&fail)?;
+    page.rows = agents
         .into_iter()
         .map(|summary| AgentRow {
             last_request: last.get(&summary.agent.id).copied(),
@@ -60,24 +56,10 @@ pub(super) async fn create_agent(
         description: form.description.clone(),
         ..AgentsView::default()
     };
-    let exists = state
-        .service
-        .store()
-        .list_agents()
-        .await
-        .map_err(&fail)?
-        .iter()
-        .any(|summary| summary.agent.name == name);
-    if exists {
-        page.notice = Some(Notice::bad(format!(
-            "An agent named {name} exists already: rotate its key instead."
-        )));
-        return render_agents(&state, &person, page, StatusCode::CONFLICT).await;
-    }
     let owner = Some(form.owner.trim()).filter(|owner| !owner.is_empty());
     match state
         .service
-        .issue_described_agent_key(&name, owner, Some(form.description.as_str()), Some(&person.identity))
+        .create_agent(&name, owner, Some(form.description.as_str()), &person.identity)
         .await
     {
         Ok((agent, key, _)) => {
@@ -87,6 +69,14 @@ pub(super) async fn create_agent(
                 ..AgentsView::default()
             };
             render_agents(&state, &person, page, StatusCode::OK).await
+        }
+        Err(Error::Conflict {
+            code: "agent_exists", ..
+        }) => {
+            page.notice = Some(Notice::bad(format!(
+                "An agent named {name} exists already: rotate its key instead."
+            )));
+            render_agents(&state, &person, page, StatusCode::CONFLICT).await
         }
         Err(error @ Error::Invalid(_)) => {
             page.notice = Some(Notice::bad(error.to_string()));

@@ -47,7 +47,7 @@ pub(super) async fn render_grants(
     let at = now();
     let rows = state
         .service
-        .store()
+        .admin_desk()
         .grants(None)
         .await
         .map_err(&fail)?

@@ -114,17 +114,14 @@ async fn render_index(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let fail = page_error(state, person);
-    let store = state.service.store();
-    let policies = store.policies().await.map_err(&fail)?;
-    let active_grants = store.grants(Some(now())).await.map_err(&fail)?.len();
-    let followups = store.followups(false).await.map_err(&fail)?;
-    let agents = store.list_agents().await.map_err(&fail)?.len();
+    let overview = state.service.admin_desk().overview().await.map_err(&fail)?;
+    let followups = overview.followups;
     let counts = AdminCounts {
-        policies: policies.len(),
-        enabled_policies: policies.iter().filter(|p| p.doc.enabled).count(),
-        active_grants,
+        policies: overview.policies.len(),
+        enabled_policies: overview.policies.iter().filter(|p| p.doc.enabled).count(),
+        active_grants: overview.active_grants,
         open_followups: followups.iter().filter(|f| f.acknowledged_at.is_none()).count(),
-        agents,
+        agents: overview.agents,
     };
     let page = ui::admin_page(
         admin_chrome(state, person, "Admin"),

@@ -59,7 +59,7 @@ pub(super) async fn render_policies(
     let fail = page_error(state, person);
     let rows = state
         .service
-        .store()
+        .admin_desk()
         .policies()
         .await
         .map_err(&fail)?
@@ -109,7 +109,7 @@ pub(super) async fn move_policy(
 pub(super) async fn find_policy(state: &AppState, id: &str) -> Result<StoredPolicy, Error> {
     state
         .service
-        .store()
+        .admin_desk()
         .policies()
         .await?
         .into_iter()
@@ -497,7 +497,7 @@ pub(super) async fn versions(
     let fail = page_error(&state, &person);
     let Query(params) = params.map_err(|rejection| fail(Error::BadRequest(rejection.body_text())))?;
     let policy = find_policy(&state, &id).await.map_err(&fail)?;
-    let versions: Vec<PolicyVersion> = state.service.store().policy_versions(&id).await.map_err(&fail)?;
+    let versions: Vec<PolicyVersion> = state.service.admin_desk().policy_versions(&id).await.map_err(&fail)?;
     // By default, the newest change: the version before the newest against the newest.
     let newest = versions.first().map(|v| v.version);
     let b = params.b.or(newest);

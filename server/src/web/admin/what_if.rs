@@ -5,7 +5,7 @@ use super::*;
 pub(super) const WHAT_IF_DEFAULT: usize = 1_000;
 
 pub(super) async fn current_file_text(state: &AppState) -> Result<String, Error> {
-    let policies = state.service.store().policies().await?;
+    let policies = state.service.admin_desk().policies().await?;
     policy_file::render(
         &PolicyFile {
             policies: policies.into_iter().map(|p| p.doc).collect(),
