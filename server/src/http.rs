@@ -53,6 +53,10 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
             state.clone(),
             auth::refuse_cross_site,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            door::render_page_errors,
+        ))
         .layer(session_layer);
     Router::new()
         .route("/healthz", get(healthz))
@@ -134,7 +138,9 @@ async fn not_found(State(state): State<AppState>, headers: axum::http::HeaderMap
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html {
-        door::PageError::new(Error::NotFound("there is no page at this address".into()), &state, None).into_response()
+        // Outside the console's routes, so outside their page-error layer: rendered here.
+        let error = Error::NotFound("there is no page at this address".into());
+        door::error_response(&state, None, StatusCode::NOT_FOUND, error.public_message())
     } else {
         Error::NotFound("no such endpoint".into()).into_response()
     }

@@ -18,6 +18,7 @@ on_both_stores!(
     commands_in_one_batch_apply_in_order,
     a_failing_batch_answers_every_caller_503_and_stores_nothing,
     a_store_made_by_the_previous_version_upgrades_in_place,
+    one_of_two_agents_created_at_once_under_one_name_is_refused,
 );
 
 /// Waits until the engine's queue holds `depth` commands.
@@ -342,4 +343,43 @@ async fn a_store_made_by_the_previous_version_upgrades_in_place(backend: Backend
         .await
         .expect("decide the old request");
     assert_eq!(view.status, Status::Approved);
+}
+
+/// Two admins create an agent of one name at once: the engine decides in the batch, so
+/// exactly one gets the agent and the other is told it exists (a check before the
+/// command could not tell them apart).
+async fn one_of_two_agents_created_at_once_under_one_name_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = reviewer(1);
+    // Both creations wait behind a held writer, so they land in one batch.
+    let (release, blocker) = block_the_writer(&server).await;
+    let first = {
+        let service = server.service.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move { service.create_agent("deployer", None, None, &admin).await })
+    };
+    let second = {
+        let service = server.service.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move { service.create_agent("deployer", None, None, &admin).await })
+    };
+    queued(&server, 2).await;
+    let _ = release.send(());
+    blocker.await.expect("the first batch");
+    let answers = [first.await.expect("joined"), second.await.expect("joined")];
+    let created = answers.iter().filter(|answer| answer.is_ok()).count();
+    let refused: Vec<&Error> = answers.iter().filter_map(|answer| answer.as_ref().err()).collect();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(
+        matches!(
+            refused[..],
+            [Error::Conflict {
+                code: "agent_exists",
+                ..
+            }]
+        ),
+        "{answers:?}"
+    );
+    assert_eq!(server.db.count("api_keys").await, 1, "one key, for the one agent");
+    server.stop().await;
 }

@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for MaybeSignedIn {
         <Person as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
             .await
             .map(MaybeSignedIn)
-            .map_err(|error| PageError::new(error, state, None).into_response())
+            .map_err(|error| PageError::from(error).into_response())
     }
 }
 
@@ -84,38 +84,41 @@ where
         // Before anything reads the credential: a bearer credential on a form is refused
         // whoever it names, so an admin's terminal token cannot drive the admin forms.
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            return Err(refusal(state, None));
+            return Err(refusal());
         }
         let who = G::from_request_parts(&mut parts, state).await?;
         let person = who.person();
-        let page_error = |error: Error| PageError::new(error, state, person).into_response();
         let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(|rejection| page_error(unreadable(rejection)))?;
+            .map_err(|rejection| PageError::from(unreadable(rejection)).into_response())?;
         if let Some(person) = person {
             if !matches!(person.credential, Credential::Session(_)) {
-                return Err(refusal(state, Some(person)));
+                return Err(refusal());
             }
-            let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes)
-                .map_err(|err| page_error(Error::BadRequest(format!("the form could not be read: {err}"))))?;
+            let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
+                PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
+            })?;
             // A session's person always has a token; one without is refused all the same.
             if person.csrf().is_none() {
-                return Err(refusal(state, Some(person)));
+                return Err(refusal());
             }
-            person.check_csrf(csrf.as_deref()).map_err(&page_error)?;
+            person
+                .check_csrf(csrf.as_deref())
+                .map_err(|error| PageError::from(error).into_response())?;
         }
-        let form = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|err| page_error(Error::BadRequest(format!("the form could not be read: {err}"))))?;
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
+            PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
+        })?;
         Ok(ConsoleForm { who, form })
     }
 }
 
 /// The page for a form posted with anything but a console session.
-fn refusal(state: &AppState, person: Option<&Person>) -> Response {
+fn refusal() -> Response {
     let error = Error::Forbidden(
         "console forms take a signed-in browser session only: terminal tokens and API keys are for the API".into(),
     );
-    PageError::new(error, state, person).into_response()
+    PageError::from(error).into_response()
 }
 
 /// A form body that could not be read: too large, not a form, or cut short.

@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for PageViewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let person = <Person as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
             .await
-            .map_err(|error| PageError::new(error, state, None).into_response())?;
+            .map_err(|error| PageError::from(error).into_response())?;
         match person {
             None => Err(sign_in_redirect(&return_path(parts))),
             Some(person) if person.roles.is_empty() => Err(no_access(state, &person)),
@@ -55,7 +55,7 @@ impl FromRequestParts<AppState> for PageAdmin {
             Ok(PageAdmin(person))
         } else {
             let refusal = Error::Forbidden("the admin pages need the admin role".into());
-            Err(PageError::new(refusal, state, Some(&person)).into_response())
+            Err(PageError::from(refusal).into_response())
         }
     }
 }
@@ -81,25 +81,68 @@ fn return_path(parts: &Parts) -> String {
 }
 
 /// An error shown to a person as a page with a way back, not as JSON.
-pub struct PageError(Box<(Error, Chrome)>);
+pub struct PageError(pub Error);
 
-impl PageError {
-    pub fn new(error: Error, state: &AppState, person: Option<&Person>) -> Self {
-        PageError(Box::new((error, chrome(state, person, "Error", Nav::None))))
+impl From<Error> for PageError {
+    fn from(error: Error) -> Self {
+        PageError(error)
     }
+}
+
+/// What a failed page leaves for [`render_page_errors`]: its status and the sentence to show.
+#[derive(Clone)]
+struct PageFailure {
+    message: String,
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (error, chrome) = *self.0;
-        let (status, _) = error.status_and_code();
-        let message = error.public_message();
-        let mut response = (status, Html(error_page(chrome, status.as_u16(), message))).into_response();
-        if matches!(error, Error::TooManyRequests { .. }) {
-            error.add_headers(response.headers_mut());
+        let (status, _) = self.0.status_and_code();
+        let mut response = status.into_response();
+        if matches!(self.0, Error::TooManyRequests { .. }) {
+            self.0.add_headers(response.headers_mut());
         }
+        response.extensions_mut().insert(PageFailure {
+            message: self.0.public_message(),
+        });
         response
     }
+}
+
+/// The one layer that renders page errors: a handler returns a [`PageError`] (with `?`
+/// from any `Error`), and this renders it as the error page in the chrome of whoever is
+/// signed in, so no handler builds error pages itself.
+pub async fn render_page_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Who is asking is read only if the page failed: keep what the extractor needs.
+    let mut asker = axum::http::Request::new(());
+    *asker.headers_mut() = request.headers().clone();
+    *asker.extensions_mut() = request.extensions().clone();
+    let response = next.run(request).await;
+    let Some(failure) = response.extensions().get::<PageFailure>().cloned() else {
+        return response;
+    };
+    let (mut parts, ()) = asker.into_parts();
+    let person = <Person as OptionalFromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
+        .await
+        .ok()
+        .flatten();
+    let mut rendered = error_response(&state, person.as_ref(), response.status(), failure.message);
+    for name in [axum::http::header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            rendered.headers_mut().insert(name, value.clone());
+        }
+    }
+    rendered
+}
+
+/// The error page, in the chrome of `person` (or of nobody).
+pub fn error_response(state: &AppState, person: Option<&Person>, status: StatusCode, message: String) -> Response {
+    let page = error_page(chrome(state, person, "Error", Nav::None), status.as_u16(), message);
+    (status, Html(page)).into_response()
 }
 
 /// A page for a person, or the sign-in page for nobody.

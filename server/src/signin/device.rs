@@ -238,7 +238,7 @@ fn browser_reviewer(state: &AppState, person: &Person) -> Result<(), Box<Respons
             "terminal sign-ins are confirmed in a browser signed in through your provider, not with a terminal token"
                 .into(),
         );
-        return Err(Box::new(PageError::new(refusal, state, Some(person)).into_response()));
+        return Err(Box::new(PageError::from(refusal).into_response()));
     }
     if person.roles.is_empty() {
         return Err(Box::new(no_access(state, person)));
@@ -282,25 +282,23 @@ async fn device_answer(
     let Some(person) = person else {
         return Ok(Redirect::to("/device").into_response());
     };
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     if let Err(refusal) = browser_reviewer(&state, &person) {
         return Ok(*refusal);
     }
     let code = normalise_user_code(&form.user_code);
     let page_chrome = chrome(&state, Some(&person), "Terminal sign-in", Nav::None);
     let approve = match form.answer.as_deref() {
-        None => return confirmation(&state, &person, page_chrome, &code).await,
+        None => return confirmation(&state, page_chrome, &code).await,
         Some("approve") => true,
         Some("deny") => false,
-        Some(_) => return Err(page_error(Error::BadRequest("answer with approve or deny".into()))),
+        Some(_) => return Err(PageError::from(Error::BadRequest("answer with approve or deny".into()))),
     };
     let answered = state
         .service
         .answer_device_code(&code, &person.identity, approve)
-        .await
-        .map_err(page_error)?;
+        .await?;
     if !answered {
-        return Err(page_error(Error::Conflict {
+        return Err(PageError::from(Error::Conflict {
             code: "device_code_unavailable",
             message: "that code is unknown, already answered or expired".into(),
         }));
@@ -311,15 +309,10 @@ async fn device_answer(
 /// The code the reviewer typed, with where and when it was asked for, to confirm.
 async fn confirmation(
     state: &AppState,
-    person: &Person,
     page_chrome: signoff_app::ui::Chrome,
     code: &str,
 ) -> Result<Response, PageError> {
-    let info = state
-        .service
-        .device_code_info(code)
-        .await
-        .map_err(|err| PageError::new(err, state, Some(person)))?;
+    let info = state.service.device_code_info(code).await?;
     let at = now();
     let page = match info {
         Some(info) if info.state == DeviceState::Pending && info.expires_at > at => {

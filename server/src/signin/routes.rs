@@ -39,18 +39,19 @@ async fn login(
     Query(params): Query<LoginParams>,
 ) -> Result<Response, PageError> {
     let next = safe_next(params.next.as_deref());
-    let page_error = |error: Error| PageError::new(error, &state, None);
     // Each start writes a session: anonymous writes are limited per address.
-    state.throttle.check(Bucket::SignIn, client).map_err(page_error)?;
+    state.throttle.check(Bucket::SignIn, client)?;
     match &state.auth.oidc {
         None if state.auth.dev => Ok(Redirect::to(&format!("/auth/dev?next={}", url_encode(&next))).into_response()),
-        None => Err(page_error(Error::Config("no OpenID Provider is configured".into()))),
+        None => Err(PageError::from(Error::Config(
+            "no OpenID Provider is configured".into(),
+        ))),
         Some(oidc) => {
-            let (url, pending) = oidc.begin(next).await.map_err(page_error)?;
+            let (url, pending) = oidc.begin(next).await?;
             session
                 .insert(LOGIN_KEY, &pending)
                 .await
-                .map_err(|err| page_error(session_error(err)))?;
+                .map_err(|err| PageError::from(session_error(err)))?;
             Ok(Redirect::to(&url).into_response())
         }
     }
@@ -69,14 +70,13 @@ async fn callback(
     session: Session,
     Query(params): Query<CallbackParams>,
 ) -> Result<Response, PageError> {
-    let page_error = |error: Error| PageError::new(error, &state, None);
     // Taken out, so a state (and its nonce and verifier) works once.
     let pending: Option<PendingLogin> = session
         .remove(LOGIN_KEY)
         .await
-        .map_err(|err| page_error(session_error(err)))?;
+        .map_err(|err| PageError::from(session_error(err)))?;
     let Some(pending) = pending else {
-        return Err(page_error(Error::BadRequest(
+        return Err(PageError::from(Error::BadRequest(
             "this sign-in was already completed or has expired; start again from the sign-in page".into(),
         )));
     };
@@ -89,25 +89,25 @@ async fn callback(
             .take(64)
             .collect();
         tracing::info!(error = %code, description = ?params.error_description, "the provider did not sign someone in");
-        return Err(page_error(Error::Unauthorized(format!(
+        return Err(PageError::from(Error::Unauthorized(format!(
             "the provider did not sign you in ({code})"
         ))));
     }
     let returned_state = params.state.unwrap_or_default();
     if !constant_time_eq(&returned_state, &pending.state) {
-        return Err(page_error(Error::BadRequest(
+        return Err(PageError::from(Error::BadRequest(
             "the sign-in response does not match this browser's sign-in (state mismatch); start again".into(),
         )));
     }
     let code = params
         .code
-        .ok_or_else(|| page_error(Error::BadRequest("the provider sent no code".into())))?;
+        .ok_or_else(|| PageError::from(Error::BadRequest("the provider sent no code".into())))?;
     let oidc = state
         .auth
         .oidc
         .as_ref()
-        .ok_or_else(|| page_error(Error::Config("no OpenID Provider is configured".into())))?;
-    let login = oidc.finish(&code, &pending).await.map_err(page_error)?;
+        .ok_or_else(|| PageError::from(Error::Config("no OpenID Provider is configured".into())))?;
+    let login = oidc.finish(&code, &pending).await?;
     tracing::info!(issuer = %login.identity.issuer, subject = %login.identity.subject, "signed in");
     let user = SessionUser {
         identity: login.identity,
@@ -115,7 +115,7 @@ async fn callback(
         signed_in_at: now(),
         id_token: Some(login.id_token),
     };
-    start_session(&session, user).await.map_err(page_error)?;
+    start_session(&session, user).await?;
     Ok(Redirect::to(&pending.next).into_response())
 }
 
@@ -140,15 +140,17 @@ async fn logout(
         ..
     }: ConsoleForm<MaybeSignedIn, NoFields>,
 ) -> Result<Response, PageError> {
-    let page_error = |error: Error| PageError::new(error, &state, person.as_ref());
     if person.is_none() {
         return Ok(Redirect::to("/auth/logged-out").into_response());
     }
     let user: Option<SessionUser> = session
         .get(USER_KEY)
         .await
-        .map_err(|err| page_error(session_error(err)))?;
-    session.flush().await.map_err(|err| page_error(session_error(err)))?;
+        .map_err(|err| PageError::from(session_error(err)))?;
+    session
+        .flush()
+        .await
+        .map_err(|err| PageError::from(session_error(err)))?;
     let post_logout = format!("{}/auth/logged-out", state.auth.public_url);
     if let Some(oidc) = &state.auth.oidc
         && let Some(url) = oidc
@@ -170,11 +172,9 @@ async fn dev_page(
     Query(params): Query<LoginParams>,
 ) -> Result<Response, PageError> {
     if !state.auth.dev {
-        return Err(PageError::new(Error::NotFound("no such page".into()), &state, None));
+        return Err(PageError::from(Error::NotFound("no such page".into())));
     }
-    let csrf = csrf_token(&session)
-        .await
-        .map_err(|err| PageError::new(err, &state, None))?;
+    let csrf = csrf_token(&session).await?;
     let users = dev_users()
         .into_iter()
         .map(|identity| DevUser {
@@ -206,30 +206,29 @@ async fn dev_signin(
     session: Session,
     Form(form): Form<DevSignIn>,
 ) -> Result<Response, PageError> {
-    let page_error = |error: Error| PageError::new(error, &state, None);
     if !state.auth.dev {
-        return Err(page_error(Error::NotFound("no such page".into())));
+        return Err(PageError::from(Error::NotFound("no such page".into())));
     }
-    let expected = csrf_token(&session).await.map_err(page_error)?;
+    let expected = csrf_token(&session).await?;
     if !form
         .csrf
         .as_deref()
         .is_some_and(|given| constant_time_eq(given, &expected))
     {
-        return Err(page_error(Error::Forbidden(
+        return Err(PageError::from(Error::Forbidden(
             "the sign-in form expired; reload it".into(),
         )));
     }
     let identity = dev_users()
         .into_iter()
         .find(|identity| identity.subject == format!("dev-{}", form.user))
-        .ok_or_else(|| page_error(Error::BadRequest("no such development user".into())))?;
+        .ok_or_else(|| PageError::from(Error::BadRequest("no such development user".into())))?;
     let user = SessionUser {
         identity,
         auth_time: Some(now()),
         signed_in_at: now(),
         id_token: None,
     };
-    start_session(&session, user).await.map_err(page_error)?;
+    start_session(&session, user).await?;
     Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response())
 }

@@ -39,14 +39,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query parameters of a page; malformed ones are an error page that says which.
-fn query<T>(
-    params: Result<Query<T>, QueryRejection>,
-    state: &AppState,
-    person: Option<&Person>,
-) -> Result<T, PageError> {
+fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, PageError> {
     params
         .map(|Query(params)| params)
-        .map_err(|rejection| PageError::new(Error::BadRequest(rejection.body_text()), state, person))
+        .map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))
 }
 
 /// The person, if they may read requests; otherwise the page to show instead.
@@ -147,7 +143,7 @@ async fn queue(
     person: Option<Person>,
     params: Result<Query<QueueParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let params = query(params, &state, person.as_ref())?;
+    let params = query(params)?;
     let person = match person {
         None => {
             return Ok(Html(signin_page(
@@ -162,16 +158,15 @@ async fn queue(
             Err(page) => return Ok(*page),
         },
     };
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    let (items, next_cursor) = queue_items(&state, &person, &params).await.map_err(page_error)?;
+    let (items, next_cursor) = queue_items(&state, &person, &params).await?;
     let desk = person.desk(&state.service);
-    let pending_total = desk.pending_count().await.map_err(page_error)?;
+    let pending_total = desk.pending_count().await?;
     let flash = match params.done.as_deref() {
         Some("approve") => Some("Approved. The next request is selected.".to_string()),
         Some("deny") => Some("Denied. The next request is selected.".to_string()),
         _ => None,
     };
-    let followups = crate::web::admin::followup_items(desk.open_followups().await.map_err(page_error)?);
+    let followups = crate::web::admin::followup_items(desk.open_followups().await?);
     let query = params.query_string();
     let more = next_cursor.map(|cursor| format!("/?{query}{}cursor={cursor}", if query.is_empty() { "" } else { "&" }));
     let view = QueueView {
@@ -219,7 +214,7 @@ async fn request(
     Path(id): Path<String>,
     params: Result<Query<RequestParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let params = query(params, &state, Some(&person))?;
+    let params = query(params)?;
     let mode = if params.view.as_deref() == Some("split") {
         DiffMode::Split
     } else {
@@ -237,17 +232,10 @@ async fn render_request(
     comment: String,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let page_error = |error: Error| PageError::new(error, state, Some(person));
-    let id = request_id(id).map_err(page_error)?;
+    let id = request_id(id)?;
     let desk = person.desk(&state.service);
-    let (review, break_glass) = desk.review(id).await.map_err(page_error)?;
-    let timeline = desk
-        .timeline(id)
-        .await
-        .map_err(page_error)?
-        .into_iter()
-        .map(timeline_entry)
-        .collect();
+    let (review, break_glass) = desk.review(id).await?;
+    let timeline = desk.timeline(id).await?.into_iter().map(timeline_entry).collect();
     let title = review.request.title.clone();
     let page = RequestPageView {
         review,
@@ -319,10 +307,9 @@ async fn decide(
         form,
     }: ConsoleForm<PageViewer, DecideForm>,
 ) -> Result<Response, PageError> {
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     let verdict = Verdict::parse(&form.verdict)
-        .ok_or_else(|| page_error(Error::BadRequest("the verdict must be approve or deny".into())))?;
-    let request = request_id(&id).map_err(page_error)?;
+        .ok_or_else(|| PageError::from(Error::BadRequest("the verdict must be approve or deny".into())))?;
+    let request = request_id(&id)?;
     let break_glass = form.break_glass.as_deref() == Some("on");
     let input = DecisionInput {
         verdict,
@@ -349,7 +336,7 @@ async fn decide(
             )
             .await
         }
-        Err(error) => Err(page_error(error)),
+        Err(error) => Err(PageError::from(error)),
     }
 }
 
@@ -422,14 +409,9 @@ async fn history(
     PageViewer(person): PageViewer,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let params = query(params, &state, Some(&person))?;
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    let filter = params.list_params(50).filter().map_err(page_error)?;
-    let page = state
-        .service
-        .list(&person.identity, filter, false)
-        .await
-        .map_err(page_error)?;
+    let params = query(params)?;
+    let filter = params.list_params(50).filter()?;
+    let page = state.service.list(&person.identity, filter, false).await?;
     let view = HistoryView {
         items: page.items,
         filters: params.filters(),
@@ -583,8 +565,7 @@ async fn account(State(state): State<AppState>, person: Option<Person>) -> Resul
     let Some(person) = person else {
         return Ok(sign_in_redirect("/me"));
     };
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
-    let tokens = person.desk(&state.service).tokens(false).await.map_err(page_error)?;
+    let tokens = person.desk(&state.service).tokens(false).await?;
     let tokens = tokens
         .into_iter()
         .map(|record| TokenInfo {
@@ -619,15 +600,13 @@ async fn revoke_token(
     let Some(person) = person else {
         return Ok(sign_in_redirect("/me"));
     };
-    let page_error = |error: Error| PageError::new(error, &state, Some(&person));
     let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
     let revoked = state
         .service
         .revoke_terminal_token(&id, Some(owner), &person.identity)
-        .await
-        .map_err(page_error)?;
+        .await?;
     if !revoked {
-        return Err(page_error(Error::NotFound("no such active token of yours".into())));
+        return Err(PageError::from(Error::NotFound("no such active token of yours".into())));
     }
     Ok(Redirect::to("/me").into_response())
 }

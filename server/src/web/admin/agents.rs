@@ -8,8 +8,7 @@ pub(super) async fn render_agents(
     mut page: AgentsView,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let fail = page_error(state, person);
-    let (agents, last) = state.service.admin_desk().agents().await.map_err(&fail)?;
+    let (agents, last) = state.service.admin_desk().agents().await?;
     page.rows = agents
         .into_iter()
         .map(|summary| AgentRow {
@@ -48,7 +47,6 @@ pub(super) async fn create_agent(
         form,
     }: ConsoleForm<PageAdmin, AgentForm>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let name = form.name.trim().to_string();
     let mut page = AgentsView {
         name: form.name.clone(),
@@ -82,7 +80,7 @@ pub(super) async fn create_agent(
             page.notice = Some(Notice::bad(error.to_string()));
             render_agents(&state, &person, page, StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Err(error) => Err(fail(error)),
+        Err(error) => Err(PageError::from(error)),
     }
 }
 
@@ -95,13 +93,11 @@ pub(super) async fn rotate_key(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let (agent, key, revoked) = state
         .service
         .rotate_agent_key(&name, &person.identity)
-        .await
-        .map_err(&fail)?
-        .ok_or_else(|| fail(Error::not_found(format_args!("agent {name}"))))?;
+        .await?
+        .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
     let page = AgentsView {
         notice: Some(Notice::good(format!(
             "Rotated the key of {}: {revoked} old key{} revoked.",
@@ -121,13 +117,11 @@ pub(super) async fn revoke_keys(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let revoked = state
         .service
         .revoke_agent_keys(&name, Some(&person.identity))
-        .await
-        .map_err(&fail)?
-        .ok_or_else(|| fail(Error::not_found(format_args!("agent {name}"))))?;
+        .await?
+        .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
     let page = AgentsView {
         notice: Some(Notice::good(format!(
             "Revoked {revoked} key{} of {name}: its requests are refused from now on.",

@@ -44,15 +44,14 @@ pub(super) async fn audit(
     PageAdmin(person): PageAdmin,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
-    let Query(params) = params.map_err(|rejection| fail(Error::BadRequest(rejection.body_text())))?;
+    let Query(params) = params.map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))?;
     let seq = |text: &str, name: &str| -> Result<Option<i64>, PageError> {
         match text.trim() {
             "" => Ok(None),
             text => text
                 .parse()
                 .map(Some)
-                .map_err(|_| fail(Error::BadRequest(format!("`{name}` is an event number")))),
+                .map_err(|_| PageError::from(Error::BadRequest(format!("`{name}` is an event number")))),
         }
     };
     let (before, after) = (seq(&params.before, "before")?, seq(&params.after, "after")?);
@@ -64,7 +63,7 @@ pub(super) async fn audit(
         request_id: Some(params.request.trim().to_string()).filter(|r| !r.is_empty()),
         limit: AUDIT_PAGE + 1,
     };
-    let mut events = state.service.admin_desk().audit(&query).await.map_err(&fail)?;
+    let mut events = state.service.admin_desk().audit(&query).await?;
     let paging_up = after.is_some() && before.is_none();
     let more = events.len() as i64 > AUDIT_PAGE;
     if more {

@@ -28,7 +28,6 @@ pub(super) async fn render_grants(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let fail = page_error(state, person);
     let in_force: HashMap<String, i64> = state
         .service
         .policy_set()
@@ -49,8 +48,7 @@ pub(super) async fn render_grants(
         .service
         .admin_desk()
         .grants(None)
-        .await
-        .map_err(&fail)?
+        .await?
         .into_iter()
         .map(|grant| GrantRow {
             state: grant_state(&grant, &in_force, at).to_string(),
@@ -95,7 +93,6 @@ pub(super) async fn admin_revoke_grant(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
         Ok(true) => (
             Notice::good("Grant revoked: it approves nothing from now on."),
@@ -103,7 +100,7 @@ pub(super) async fn admin_revoke_grant(
         ),
         Ok(false) => (Notice::good("That grant had been revoked already."), StatusCode::OK),
         Err(error @ Error::NotFound(_)) => (Notice::bad(error.to_string()), StatusCode::NOT_FOUND),
-        Err(error) => return Err(fail(error)),
+        Err(error) => return Err(PageError::from(error)),
     };
     render_grants(&state, &person, Some(notice), status).await
 }
@@ -117,11 +114,6 @@ pub(super) async fn grantor_revoke_grant(
         ..
     }: ConsoleForm<PageViewer, NoFields>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
-    state
-        .service
-        .revoke_grant(&id, &person.identity, false)
-        .await
-        .map_err(&fail)?;
+    state.service.revoke_grant(&id, &person.identity, false).await?;
     Ok(Redirect::to("/").into_response())
 }

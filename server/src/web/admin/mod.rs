@@ -72,10 +72,6 @@ fn admin_chrome(state: &AppState, person: &Person, title: &str) -> ui::Chrome {
     chrome(state, Some(person), title, Nav::Admin)
 }
 
-fn page_error<'a>(state: &'a AppState, person: &'a Person) -> impl Fn(Error) -> PageError + 'a {
-    move |error| PageError::new(error, state, Some(person))
-}
-
 fn html(status: StatusCode, page: String) -> Response {
     (status, Html(page)).into_response()
 }
@@ -113,8 +109,7 @@ async fn render_index(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let fail = page_error(state, person);
-    let overview = state.service.admin_desk().overview().await.map_err(&fail)?;
+    let overview = state.service.admin_desk().overview().await?;
     let followups = overview.followups;
     let counts = AdminCounts {
         policies: overview.policies.len(),
@@ -139,10 +134,9 @@ async fn acknowledge(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let request: RequestId = request
         .parse()
-        .map_err(|_| fail(Error::NotFound("no such request".into())))?;
+        .map_err(|_| PageError::from(Error::NotFound("no such request".into())))?;
     let (notice, status) = match state.service.acknowledge_followup(request, &person.identity).await {
         Ok(true) => (
             Notice::good("Acknowledged: the break-glass approval leaves every admin's queue."),
@@ -156,7 +150,7 @@ async fn acknowledge(
             let (status, _) = error.status_and_code();
             (Notice::bad(error.to_string()), status)
         }
-        Err(error) => return Err(fail(error)),
+        Err(error) => return Err(PageError::from(error)),
     };
     render_index(&state, &person, Some(notice), status).await
 }

@@ -56,13 +56,11 @@ pub(super) async fn render_policies(
     person: &Person,
     notice: Option<Notice>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(state, person);
     let rows = state
         .service
         .admin_desk()
         .policies()
-        .await
-        .map_err(&fail)?
+        .await?
         .into_iter()
         .map(|policy| PolicyRow {
             effect: effect_summary(&policy.doc.effect),
@@ -92,17 +90,12 @@ pub(super) async fn move_policy(
         form,
     }: ConsoleForm<PageAdmin, MoveForm>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let earlier = match form.direction.as_str() {
         "up" => true,
         "down" => false,
-        _ => return Err(fail(Error::BadRequest("move a policy up or down".into()))),
+        _ => return Err(PageError::from(Error::BadRequest("move a policy up or down".into()))),
     };
-    state
-        .service
-        .move_policy(&id, earlier, &person.identity)
-        .await
-        .map_err(&fail)?;
+    state.service.move_policy(&id, earlier, &person.identity).await?;
     Ok(Redirect::to("/admin/policies").into_response())
 }
 
@@ -147,8 +140,7 @@ pub(super) async fn edit_policy(
     Path(id): Path<String>,
     params: Result<Query<EditParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
-    let policy = find_policy(&state, &id).await.map_err(&fail)?;
+    let policy = find_policy(&state, &id).await?;
     let saved = params
         .ok()
         .and_then(|Query(p)| p.saved)
@@ -247,7 +239,6 @@ pub(super) async fn save_policy(
     id: Option<String>,
     input: PolicyInput,
 ) -> Result<Response, PageError> {
-    let fail = page_error(state, person);
     let form = input.into_form();
     let refused = |errors: Vec<(String, String)>, status: StatusCode, version: Option<i64>| {
         let title = if form.name.trim().is_empty() {
@@ -265,7 +256,7 @@ pub(super) async fn save_policy(
         html(status, ui::policy_edit_page(admin_chrome(state, person, &title), page))
     };
     let version = match &id {
-        Some(id) => Some(find_policy(state, id).await.map_err(&fail)?.version),
+        Some(id) => Some(find_policy(state, id).await?.version),
         None => None,
     };
     let doc = match doc_from_form(&form) {
@@ -297,7 +288,7 @@ pub(super) async fn save_policy(
             let (status, _) = error.status_and_code();
             Ok(refused(vec![(String::new(), error.to_string())], status, version))
         }
-        Err(error) => Err(fail(error)),
+        Err(error) => Err(PageError::from(error)),
     }
 }
 
@@ -494,10 +485,9 @@ pub(super) async fn versions(
     Path(id): Path<String>,
     params: Result<Query<VersionsParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
-    let Query(params) = params.map_err(|rejection| fail(Error::BadRequest(rejection.body_text())))?;
-    let policy = find_policy(&state, &id).await.map_err(&fail)?;
-    let versions: Vec<PolicyVersion> = state.service.admin_desk().policy_versions(&id).await.map_err(&fail)?;
+    let Query(params) = params.map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))?;
+    let policy = find_policy(&state, &id).await?;
+    let versions: Vec<PolicyVersion> = state.service.admin_desk().policy_versions(&id).await?;
     // By default, the newest change: the version before the newest against the newest.
     let newest = versions.first().map(|v| v.version);
     let b = params.b.or(newest);
@@ -505,10 +495,10 @@ pub(super) async fn versions(
     let doc_of = |version: Option<i64>| versions.iter().find(|v| Some(v.version) == version).map(|v| &v.doc);
     let diff = match (doc_of(a), doc_of(b)) {
         (Some(old), Some(new)) => {
-            let (old, new) = (toml_of(old).map_err(&fail)?, toml_of(new).map_err(&fail)?);
+            let (old, new) = (toml_of(old)?, toml_of(new)?);
             let a_name = format!("version {}", a.unwrap_or_default());
             let b_name = format!("version {}", b.unwrap_or_default());
-            Some(crate::diff::texts(old, new, a_name, b_name).await.map_err(&fail)?)
+            Some(crate::diff::texts(old, new, a_name, b_name).await?)
         }
         _ => None,
     };

@@ -18,7 +18,7 @@ pub(super) async fn what_if_form(
     State(state): State<AppState>,
     PageAdmin(person): PageAdmin,
 ) -> Result<Response, PageError> {
-    let draft = current_file_text(&state).await.map_err(page_error(&state, &person))?;
+    let draft = current_file_text(&state).await?;
     let page = WhatIfView {
         draft,
         last: WHAT_IF_DEFAULT.to_string(),
@@ -45,7 +45,6 @@ pub(super) async fn what_if(
         form,
     }: ConsoleForm<PageAdmin, WhatIfForm>,
 ) -> Result<Response, PageError> {
-    let fail = page_error(&state, &person);
     let mut page = WhatIfView {
         draft: form.draft.clone(),
         last: form.last.clone(),
@@ -64,7 +63,7 @@ pub(super) async fn what_if(
         .and_then(|file| draft_set(&file, state.service.policy_set().default.clone()));
     match (last, draft) {
         (Ok(last), Ok(draft)) => {
-            let found = state.service.what_if(Arc::new(draft), last).await.map_err(&fail)?;
+            let found = state.service.what_if(Arc::new(draft), last).await?;
             page.result = Some(WhatIfResult {
                 examined: found.examined,
                 elapsed_ms: found.elapsed.as_millis(),
@@ -92,7 +91,7 @@ pub(super) async fn what_if(
             match draft {
                 Err(Error::PolicyInvalid(problems)) => page.problems.extend(problems.iter().map(ToString::to_string)),
                 Err(error @ (Error::Invalid(_) | Error::BadRequest(_))) => page.problems.push(error.to_string()),
-                Err(error) => return Err(fail(error)),
+                Err(error) => return Err(PageError::from(error)),
                 Ok(_) => {}
             }
         }
