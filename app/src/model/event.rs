@@ -241,11 +241,48 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The sentence for an event of this kind, whatever its data: what a screen shows for
+    /// an event it cannot read, and what [`Event::describe`] refines.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::RequestCreated => "submitted",
+            Kind::DecisionRecorded => "decided",
+            Kind::RequestApproved => "approved",
+            Kind::RequestDenied => "request denied",
+            Kind::RequestExpired => "expired",
+            Kind::RequestCancelled => "cancelled",
+            Kind::RequestExecuted => "executed",
+            Kind::RequestFailed => "failed",
+            Kind::RequestStarted => "started running",
+            Kind::RequestEscalated => "escalated: the escalation groups may approve too",
+            Kind::RequestBreakGlass => "approved under break-glass (emergency)",
+            Kind::GrantCreated => "approved later requests like this one (grant)",
+            Kind::GrantUsed => "approved under an earlier grant",
+            Kind::GrantRevoked => "grant revoked",
+            Kind::FollowupAcknowledged => "break-glass approval acknowledged",
+            Kind::PolicyCreated => "created a policy",
+            Kind::PolicyUpdated => "saved a policy",
+            Kind::PolicyMoved => "moved a policy",
+            Kind::PolicyImported => "imported policies",
+            Kind::AgentCreated => "created an agent with a key",
+            Kind::AgentKeyIssued => "issued an agent a new key",
+            Kind::AgentOwnerChanged => "changed an agent's owner",
+            Kind::AgentKeysRevoked => "revoked an agent's keys",
+            Kind::AgentKeyRotated => "rotated an agent's key",
+            Kind::TerminalSignInConfirmed => "confirmed a terminal sign-in",
+            Kind::TerminalSignInRefused => "refused a terminal sign-in",
+            Kind::TerminalTokenIssued => "signed in a terminal",
+            Kind::TerminalTokenRevoked => "revoked a terminal token",
+        }
+    }
+}
+
 impl Event {
-    /// The one sentence every screen shows for this event.
+    /// The one sentence every screen shows for this event: its kind's, with what the data
+    /// adds (who decided how, which policy, which agent).
     pub fn describe(&self) -> String {
         match self {
-            Event::RequestCreated(_) => "submitted".to_string(),
             Event::DecisionRecorded(decided) => match decided.verdict {
                 Verdict::Approve => "approved".to_string(),
                 Verdict::Deny => "denied".to_string(),
@@ -258,18 +295,6 @@ impl Event {
             Event::RequestDenied(Denied::ByPolicy(ruling)) => {
                 format!("denied by policy `{}` (version {})", ruling.policy, ruling.version)
             }
-            Event::RequestDenied(Denied::ByQuorum { .. }) => "request denied".to_string(),
-            Event::RequestExpired(_) => "expired".to_string(),
-            Event::RequestCancelled(_) => "cancelled".to_string(),
-            Event::RequestExecuted(_) => "executed".to_string(),
-            Event::RequestFailed(_) => "failed".to_string(),
-            Event::RequestStarted(_) => "started running".to_string(),
-            Event::RequestEscalated(_) => "escalated: the escalation groups may approve too".to_string(),
-            Event::RequestBreakGlass(_) => "approved under break-glass (emergency)".to_string(),
-            Event::GrantCreated(_) => "approved later requests like this one (grant)".to_string(),
-            Event::GrantUsed(_) => "approved under an earlier grant".to_string(),
-            Event::GrantRevoked(_) => "grant revoked".to_string(),
-            Event::FollowupAcknowledged(_) => "break-glass approval acknowledged".to_string(),
             Event::PolicyCreated(saved) => format!("created policy `{}`", saved.name),
             Event::PolicyUpdated(saved) => format!("saved version {} of policy `{}`", saved.version, saved.name),
             Event::PolicyMoved(moved) => {
@@ -293,10 +318,7 @@ impl Event {
                 format!("revoked {} key(s) of agent `{}`", revoked.keys_revoked, revoked.agent)
             }
             Event::AgentKeyRotated(rotated) => format!("rotated the key of agent `{}`", rotated.agent),
-            Event::TerminalSignInConfirmed(_) => "confirmed a terminal sign-in".to_string(),
-            Event::TerminalSignInRefused(_) => "refused a terminal sign-in".to_string(),
-            Event::TerminalTokenIssued(_) => "signed in a terminal".to_string(),
-            Event::TerminalTokenRevoked(_) => "revoked a terminal token".to_string(),
+            other => other.kind().describe().to_string(),
         }
     }
 }
@@ -310,9 +332,15 @@ pub struct Created {
     pub on_behalf_of: Option<String>,
     pub digest: String,
     pub policy: PolicySnapshot,
+    /// Recorded since policies decide at creation; earlier requests were created pending.
+    #[serde(default = "pending")]
     pub status: Status,
     /// Unix milliseconds.
     pub expires_at: i64,
+}
+
+fn pending() -> Status {
+    Status::Pending
 }
 
 /// `decision.recorded`.
@@ -557,6 +585,19 @@ mod tests {
         });
         let event = Event::from_stored("grant.used", stored.clone()).expect("reads");
         assert_eq!(event.data(), stored);
+    }
+
+    #[test]
+    fn a_creation_recorded_before_policies_decided_reads_as_pending() {
+        let early = json!({
+            "action": "a", "resource": "r", "title": "t", "on_behalf_of": null, "digest": "d",
+            "policy": {"name": "default", "version": 0, "approvals_required": 1, "approver_groups": []},
+            "expires_at": 5,
+        });
+        let event = Event::from_stored("request.created", early).expect("reads");
+        assert!(matches!(&event, Event::RequestCreated(created) if created.status == Status::Pending));
+        assert_eq!(event.describe(), "submitted");
+        assert_eq!(Kind::GrantUsed.describe(), "approved under an earlier grant");
     }
 
     #[test]

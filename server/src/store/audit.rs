@@ -29,6 +29,16 @@ impl AuditEvent {
         Event::from_stored(&self.kind, self.data.clone())
     }
 
+    /// Its sentence: the event's own, or, for one this version cannot read, its kind's
+    /// (or the kind as stored, for a kind it does not know).
+    pub fn describe(&self) -> String {
+        match self.event() {
+            Ok(event) => event.describe(),
+            Err(_) => signoff_app::Kind::parse(&self.kind)
+                .map_or_else(|| self.kind.clone(), |kind| kind.describe().to_string()),
+        }
+    }
+
     /// Who caused it, typed; `None` when the stored actor cannot be read.
     pub fn actor(&self) -> Option<Actor> {
         serde_json::from_value(self.actor.clone()).ok()

@@ -254,10 +254,7 @@ async fn render_request(
 }
 
 fn timeline_entry(event: AuditEvent) -> TimelineEntry {
-    // An event this version cannot read still shows, by its stored kind.
-    let what = event
-        .event()
-        .map_or_else(|_| event.kind.clone(), |event| event.describe());
+    let what = event.describe();
     let who = event
         .actor()
         .map_or_else(|| "by someone unknown".to_string(), |actor| actor.describe());

@@ -24,10 +24,7 @@ pub(super) fn audit_row(event: AuditEvent) -> AuditRow {
     if data.chars().count() > 400 {
         data = data.chars().take(400).collect::<String>() + "…";
     }
-    // An event this version cannot read still shows, by its stored kind.
-    let what = event
-        .event()
-        .map_or_else(|_| event.kind.clone(), |event| event.describe());
+    let what = event.describe();
     AuditRow {
         seq: event.seq,
         at: crate::store::from_millis(event.at).unwrap_or_else(|_| now()),
