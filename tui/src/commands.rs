@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use signoff_app::timefmt::{Style, span, time_left};
 use signoff_app::wire::{RequestSummary, ReviewView};
 use signoff_app::{RequestId, Status, Verdict};
 use time::OffsetDateTime;
@@ -14,7 +15,7 @@ use crate::error::{ClientError, exit};
 use crate::reviewer::client::{Client, DevicePoll, ListQuery, ListStatus, PAGE_LIMIT};
 use crate::reviewer::detail::{self, digest_prefix};
 use crate::reviewer::theme::Theme;
-use crate::text::{fit, fit_right, sanitize, short_duration, time_left, timestamp};
+use crate::text::{fit, fit_right, sanitize, timestamp};
 
 /// Runs what the command line asks; `Ok` carries the exit code.
 pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
@@ -155,7 +156,7 @@ fn print_list(items: &[RequestSummary], history: bool) {
         let line = if history {
             let when = item
                 .decided_at
-                .map(|at| short_duration(now - at))
+                .map(|at| span(now - at, Style::Compact))
                 .unwrap_or_else(|| "-".into());
             format!(
                 "{} {} {} {action} {title}",
@@ -167,8 +168,8 @@ fn print_list(items: &[RequestSummary], history: bool) {
             format!(
                 "{} {} {} {} {action} {title}",
                 item.id,
-                fit_right(&short_duration(now - item.created_at), 5),
-                fit_right(&time_left(now, item.expires_at), 7),
+                fit_right(&span(now - item.created_at, Style::Compact), 5),
+                fit_right(&time_left(now, item.expires_at, Style::Compact), 7),
                 fit_right(&format!("{}/{}", item.approvals, item.approvals_required), 5),
             )
         };
@@ -259,7 +260,7 @@ async fn login(server: Option<&str>) -> Result<u8, ClientError> {
     println!("Code: {}", sanitize(&code.user_code, false));
     println!(
         "Waiting for confirmation (the code expires in {})…",
-        short_duration(time::Duration::seconds(code.expires_in as i64))
+        span(time::Duration::seconds(code.expires_in as i64), Style::Compact)
     );
     let _ = std::io::stdout().flush();
 

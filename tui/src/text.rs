@@ -1,8 +1,8 @@
 //! Text helpers for a terminal: make untrusted text safe to print, measure it in columns,
-//! cut it to a width, wrap it, and say durations briefly.
+//! cut it to a width, wrap it, and write a time for plain output. Spans and time left are
+//! `signoff_app::timefmt`'s, the console's rule.
 
-use signoff_app::timefmt::{self, Style};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Makes text written by an agent safe to put on a terminal, showing what a reader could
@@ -138,21 +138,6 @@ pub fn hard_wrap(line: &str, max: usize) -> Vec<String> {
     pieces
 }
 
-/// A span for a column: `42s`, `12m`, `3h05m`, `2d4h` (the console's rule, compact).
-pub fn short_duration(duration: Duration) -> String {
-    timefmt::span(duration, Style::Compact)
-}
-
-/// How long ago `then` was, e.g. `12m ago`.
-pub fn ago(now: OffsetDateTime, then: OffsetDateTime) -> String {
-    timefmt::ago(now, then, Style::Compact)
-}
-
-/// Time left until `deadline`, or `expired`.
-pub fn time_left(now: OffsetDateTime, deadline: OffsetDateTime) -> String {
-    timefmt::time_left(now, deadline, Style::Compact)
-}
-
 /// An absolute time for plain output, e.g. `2026-03-01 12:00:00Z`.
 pub fn timestamp(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
@@ -202,15 +187,5 @@ mod tests {
         assert_eq!(wrap("one\n\ntwo", 10), vec!["one", "", "two"]);
         assert!(wrap("", 10).is_empty());
         assert_eq!(hard_wrap("", 5), vec![""]);
-    }
-
-    #[test]
-    fn durations_are_short() {
-        assert_eq!(short_duration(Duration::seconds(42)), "42s");
-        assert_eq!(short_duration(Duration::minutes(12)), "12m");
-        assert_eq!(short_duration(Duration::minutes(185)), "3h05m");
-        assert_eq!(short_duration(Duration::hours(2)), "2h");
-        assert_eq!(short_duration(Duration::hours(52)), "2d4h");
-        assert_eq!(short_duration(Duration::seconds(-5)), "0s");
     }
 }

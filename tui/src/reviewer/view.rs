@@ -6,6 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Padding, Paragraph, Scrollbar, ScrollbarOrientation, ScrollbarState};
 use signoff_app::Verdict;
+use signoff_app::timefmt::{Style as TimeStyle, ago, span, time_left};
 use signoff_app::wire::RequestSummary;
 
 use crate::reviewer::detail::digest_prefix;
@@ -13,7 +14,7 @@ use crate::reviewer::keys::{self, Action, Place};
 use crate::reviewer::layout;
 use crate::reviewer::state::{Connection, ListView, Modal, Screen, State, Tone};
 use crate::reviewer::theme::Theme;
-use crate::text::{ellipsize, fit, fit_right, sanitize, short_duration, time_left, width, wrap};
+use crate::text::{ellipsize, fit, fit_right, sanitize, width, wrap};
 
 /// Draws the whole screen.
 pub fn view(state: &State, frame: &mut Frame) {
@@ -190,8 +191,8 @@ fn cell(state: &State, item: &RequestSummary, column: Column) -> String {
             .map(|env| clean(env))
             .unwrap_or_else(|| "-".into()),
         Column::Agent => clean(&item.agent),
-        Column::Age => short_duration(state.now - item.created_at),
-        Column::Left => time_left(state.now, item.expires_at),
+        Column::Age => span(state.now - item.created_at, TimeStyle::Compact),
+        Column::Left => time_left(state.now, item.expires_at, TimeStyle::Compact),
         Column::Approvals => format!("{}/{}", item.approvals, item.approvals_required),
         Column::Outcome => item.status.as_str().to_string(),
         Column::Deciders => {
@@ -210,7 +211,7 @@ fn cell(state: &State, item: &RequestSummary, column: Column) -> String {
         }
         Column::When => item
             .decided_at
-            .map(|at| short_duration(state.now - at))
+            .map(|at| span(state.now - at, TimeStyle::Compact))
             .unwrap_or_else(|| "-".into()),
     }
 }
@@ -513,7 +514,7 @@ fn status_line(state: &State, columns: usize) -> Line<'static> {
         ),
     };
     let updated = match state.last_update {
-        Some(at) => format!(" · updated {}", crate::text::ago(state.now, at)),
+        Some(at) => format!(" · updated {}", ago(state.now, at, TimeStyle::Compact)),
         None => " · not updated yet".to_string(),
     };
     let mut spans = vec![Span::raw(" ")];
@@ -556,7 +557,10 @@ fn detail_screen(state: &State, frame: &mut Frame, area: Rect) {
                 request.status, request.approvals, request.policy.approvals_required
             );
             if request.status == signoff_app::Status::Pending {
-                right.push_str(&format!(" · {}", time_left(state.now, request.expires_at)));
+                right.push_str(&format!(
+                    " · {}",
+                    time_left(state.now, request.expires_at, TimeStyle::Compact)
+                ));
                 if request.expires_at > state.now {
                     right.push_str(" left");
                 }
