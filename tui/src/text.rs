@@ -2,6 +2,7 @@
 //! cut it to a width, wrap it, and write a time for plain output. Spans and time left are
 //! `signoff_app::timefmt`'s, the console's rule.
 
+use signoff_app::marked_for_terminal;
 use time::OffsetDateTime;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -12,23 +13,18 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 /// change what a reviewer believes they approve), bidirectional overrides ("trojan source"
 /// reordering) and invisible characters (zero-width, word joiners, byte-order marks,
 /// variation selectors, TAG characters that carry hidden text) are written as a visible
-/// `⟨U+202E⟩` naming them, the console's marker (`signoff_app::hidden_char_name` is the one
-/// rule for both). Tabs become spaces. Newlines are kept only when `keep_newlines` is set.
+/// `⟨U+202E⟩` naming them, by the app's one rule ([`marked_for_terminal`]). Only the layout
+/// is the terminal's: tabs become spaces, newlines are kept when `keep_newlines` is set.
 pub fn sanitize(text: &str, keep_newlines: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' if keep_newlines => out.push('\n'),
-            '\r' if keep_newlines => {}
-            '\n' | '\r' => out.push(' '),
-            '\t' => out.push_str("    "),
-            c if c.is_control() || signoff_app::hidden_char_name(c).is_some() => {
-                out.push_str(&format!("⟨U+{:04X}⟩", u32::from(c)));
-            }
-            c => out.push(c),
-        }
+    let spaced = text.replace('\t', "    ");
+    if !keep_newlines {
+        return marked_for_terminal(&spaced.replace(['\n', '\r'], " "));
     }
-    out
+    spaced
+        .split('\n')
+        .map(|line| marked_for_terminal(&line.replace('\r', "")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Columns the text takes on a terminal.
@@ -167,6 +163,7 @@ mod tests {
             "a⟨U+200B⟩b⟨U+FEFF⟩c⟨U+2060⟩d⟨U+E0041⟩⟨U+FE0F⟩"
         );
         assert_eq!(sanitize("a\r\nb\tc", true), "a\nb    c");
+        assert_eq!(sanitize("a\r\nb\u{7}\n", true), "a\nb⟨U+0007⟩\n");
         assert_eq!(sanitize("a\nb", false), "a b");
     }
 
