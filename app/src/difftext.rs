@@ -91,7 +91,8 @@ pub fn parse(diff: &str) -> Vec<FileDiff> {
 /// What one line of a diff is, for a screen that shows the text as sent (the terminal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineRole {
-    /// `diff --git`, `--- a/x`, `+++ b/x`, and the lines between a file's headers.
+    /// `diff --git`, `--- a/x`, `+++ b/x`, and whatever else a file has before its first
+    /// hunk (modes, `index`, binary markers).
     FileHeader,
     /// `@@ -1,3 +1,4 @@`
     Hunk,
@@ -120,6 +121,7 @@ pub struct Outline {
     pub files: Vec<FileStart>,
 }
 
+/// Reads `diff` for a screen that shows it as sent: each line's role and where each file starts.
 pub fn outline(diff: &str) -> Outline {
     let mut roles = Vec::new();
     let mut starts = Vec::new();
@@ -214,16 +216,19 @@ fn parse_recording(diff: &str, roles: &mut Vec<LineRole>, starts: &mut Vec<Optio
             }
             continue;
         }
-        roles.push(if at.awaiting_file_header {
-            LineRole::FileHeader
-        } else {
-            LineRole::Other
-        });
         if files.is_empty() {
             files.push(FileDiff::new(String::new()));
             starts.push(None);
         }
         let Some(file) = files.last_mut() else { continue };
+        // Everything a header-opened file has before its first hunk is its heading: modes,
+        // `index`, binary markers and patches, notes.
+        let opened_by_header = matches!(starts.last(), Some(Some(_)));
+        roles.push(if opened_by_header && file.hunks.is_empty() {
+            LineRole::FileHeader
+        } else {
+            LineRole::Other
+        });
         if at.awaiting_file_header {
             note_rename(file, &mut at, line);
             // A binary change has no `---`/`+++`: a pair after it starts another file.
@@ -581,5 +586,24 @@ Binary files a/gone.bin and /dev/null differ
         let words = outline("just words");
         assert_eq!(words.roles, vec![LineRole::Other]);
         assert!(words.files.is_empty());
+    }
+
+    #[test]
+    fn a_file_is_all_heading_until_its_first_hunk() {
+        use LineRole::*;
+        let binary = outline(
+            "diff --git a/logo.png b/logo.png\nindex 1..2\nGIT binary patch\nliteral 5\nzcmV\n--- a/x\n+++ b/x\nnote\n@@ -1 +1 @@\n-a\n+b\ntrailing",
+        );
+        assert_eq!(
+            binary.roles,
+            vec![
+                FileHeader, FileHeader, FileHeader, FileHeader, FileHeader, FileHeader, FileHeader, FileHeader, Hunk,
+                Removed, Added, Other
+            ]
+        );
+        assert_eq!(binary.files.len(), 2);
+        let preamble = outline("Here is the change:\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n");
+        assert_eq!(preamble.roles[0], Other);
+        assert_eq!(preamble.files[0].first_line, 1);
     }
 }

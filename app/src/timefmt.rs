@@ -63,6 +63,7 @@ mod tests {
             (3 * 3600, "3h 0m", "3h"),
             (3 * 86_400 + 7200, "3d 2h", "3d2h"),
             (2 * 86_400, "2d 0h", "2d"),
+            (52 * 3600, "2d 4h", "2d4h"),
             (-5, "0s", "0s"),
         ];
         for (seconds, spaced, compact) in cases {

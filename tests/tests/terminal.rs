@@ -2,8 +2,9 @@
 //! Provider: signing in through the device flow (the browser side driven over HTTP), the
 //! interactive client inside tmux (a request arriving live, approving one an agent waits
 //! on, denying with a comment, keys that cannot apply, a resize, a network outage and
-//! recovery, leaving the terminal as it found it), the scripting subcommands and their
-//! exit codes, and signing out. Both stores.
+//! recovery, leaving the terminal as it found it, characters a reviewer could not see
+//! marked as the console marks them), the scripting subcommands and their exit codes, and
+//! signing out. Both stores.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1016,11 +1017,9 @@ async fn invisible_characters_are_marked_as_the_console_marks_them(backend: Back
     let browser = server.browser();
     browser.sign_in("alice").await;
     let page = browser.get(&format!("{}/requests/{id}", server.base_url)).await;
-    assert!(
-        page.body.contains("⟨U+200B⟩") && page.body.contains("⟨U+E0067⟩"),
-        "{}",
-        page.body
-    );
+    for marker in ["⟨U+200B⟩", "⟨U+FEFF⟩", "⟨U+2060⟩", "⟨U+E0069⟩", "⟨U+E0067⟩"] {
+        assert!(page.body.contains(marker), "{marker} not in {}", page.body);
+    }
 
     let alice = Home::signed_in(&server, "alice").await;
     let shown = alice.signoff(&["show", &id]).await;
@@ -1028,7 +1027,14 @@ async fn invisible_characters_are_marked_as_the_console_marks_them(backend: Back
     assert!(shown.stdout.contains(marked), "{}", shown.stdout);
     assert!(!shown.stdout.contains('\u{200B}'), "{}", shown.stdout);
 
+    // What a reviewer sees on a terminal: `signoff show`, then the interactive client.
     let tmux = terminal(&alice, 160, 40);
+    tmux.wait_for_prompt(SCREEN_TIMEOUT).await;
+    tmux.run(&format!("signoff show {id}"));
+    tmux.wait_for_text(marked, SCREEN_TIMEOUT).await;
+    let screen = tmux.wait_for_prompt(COMMAND_TIMEOUT).await;
+    assert!(!screen.contains('\u{200B}'), "{screen}");
+    tmux.run("clear");
     tmux.wait_for_prompt(SCREEN_TIMEOUT).await;
     tmux.run("signoff");
     tmux.wait_for("the queue with the request", SCREEN_TIMEOUT, |screen| {

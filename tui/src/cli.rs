@@ -64,26 +64,7 @@ pub enum Command {
     /// Revoke the stored token on the server and delete it here.
     Logout,
     /// List pending requests (the queue), oldest first; or decided ones with --history.
-    List {
-        /// Print JSON (an array of requests) instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Decided requests, newest first, instead of the queue.
-        #[arg(long)]
-        history: bool,
-        /// Only requests that need my vote.
-        #[arg(long)]
-        mine: bool,
-        /// Only this action, e.g. db.export.
-        #[arg(long)]
-        action: Option<String>,
-        /// Only this agent.
-        #[arg(long)]
-        agent: Option<String>,
-        /// At most this many requests.
-        #[arg(long, default_value_t = 500)]
-        limit: usize,
-    },
+    List(crate::reviewer::commands::ListArgs),
     /// Show one request: context, payload, diff, decisions.
     Show {
         /// The request id (UUID).

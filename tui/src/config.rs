@@ -126,6 +126,12 @@ pub struct Target {
     pub token: Option<String>,
 }
 
+/// This run's target: `server_flag` over the stored login's server ([`resolve_target`]).
+pub fn current_target(server_flag: Option<&str>) -> Result<Target, ClientError> {
+    let stored = load_credentials(&credentials_path()?)?;
+    resolve_target(server_flag, stored.as_ref(), OffsetDateTime::now_utc())
+}
+
 pub fn resolve_target(
     server_flag: Option<&str>,
     stored: Option<&Credentials>,

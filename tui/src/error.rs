@@ -1,6 +1,10 @@
-//! What can go wrong talking to the server, and the exit code a script sees for it.
+//! What can go wrong talking to the server, the exit code a script sees for it, and what
+//! the server's error answers mean (for the reviewer's client and the agent side alike).
 
 use std::fmt;
+
+use reqwest::StatusCode;
+use signoff_app::wire::ErrorBody;
 
 /// Exit codes of `signoff`, relied upon by scripts (listed in `signoff --help`).
 pub mod exit {
@@ -147,6 +151,44 @@ pub fn refusal_headline(code: &str) -> Option<&'static str> {
     })
 }
 
+/// What an error status and its `{"error": {...}}` body mean.
+pub fn refusal_from(status: StatusCode, body: &[u8], server: &str) -> ClientError {
+    let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
+    let (code, message) = match parsed {
+        Some(body) => (body.error.code, body.error.message),
+        None => (String::new(), String::new()),
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        return ClientError::Unauthorized {
+            server: server.to_string(),
+            detail: if message.is_empty() {
+                "token unknown, revoked or expired".into()
+            } else {
+                message
+            },
+        };
+    }
+    if status.is_server_error() {
+        return ClientError::Protocol(format!("server error {}", status.as_u16()));
+    }
+    if code.is_empty() {
+        return ClientError::Refused {
+            status: status.as_u16(),
+            code: match status {
+                StatusCode::NOT_FOUND => "not_found".into(),
+                StatusCode::FORBIDDEN => "forbidden".into(),
+                _ => format!("http_{}", status.as_u16()),
+            },
+            message,
+        };
+    }
+    ClientError::Refused {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +227,19 @@ mod tests {
             exit::UNREACHABLE
         );
         assert_eq!(ClientError::Local("disk".into()).exit_code(), exit::LOCAL);
+    }
+
+    #[test]
+    fn error_bodies_become_refusals_and_401_means_sign_in_again() {
+        let body = br#"{"error":{"code":"own_request","message":"you asked for this"}}"#;
+        let error = refusal_from(StatusCode::FORBIDDEN, body, "https://s");
+        assert_eq!(error.code(), Some("own_request"));
+        let unauthorized = refusal_from(StatusCode::UNAUTHORIZED, b"", "https://s");
+        assert!(unauthorized.is_auth());
+        assert!(unauthorized.to_string().contains("signoff login"));
+        let missing = refusal_from(StatusCode::NOT_FOUND, b"<html>", "https://s");
+        assert_eq!(missing.code(), Some("not_found"));
+        let broken = refusal_from(StatusCode::BAD_GATEWAY, b"", "https://s");
+        assert_eq!(broken.exit_code(), exit::UNREACHABLE);
     }
 }

@@ -1,8 +1,9 @@
 //! Text helpers for a terminal: make untrusted text safe to print, measure it in columns,
-//! cut it to a width, wrap it, and say durations briefly.
+//! cut it to a width, wrap it, and write a time for plain output. Spans and time left are
+//! `signoff_app::timefmt`'s, the console's rule.
 
-use signoff_app::timefmt::{self, Style};
-use time::{Duration, OffsetDateTime};
+use signoff_app::marked_for_terminal;
+use time::OffsetDateTime;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Makes text written by an agent safe to put on a terminal, showing what a reader could
@@ -12,23 +13,18 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 /// change what a reviewer believes they approve), bidirectional overrides ("trojan source"
 /// reordering) and invisible characters (zero-width, word joiners, byte-order marks,
 /// variation selectors, TAG characters that carry hidden text) are written as a visible
-/// `⟨U+202E⟩` naming them, the console's marker (`signoff_app::hidden_char_name` is the one
-/// rule for both). Tabs become spaces. Newlines are kept only when `keep_newlines` is set.
+/// `⟨U+202E⟩` naming them, by the app's one rule ([`marked_for_terminal`]). Only the layout
+/// is the terminal's: tabs become spaces, newlines are kept when `keep_newlines` is set.
 pub fn sanitize(text: &str, keep_newlines: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' if keep_newlines => out.push('\n'),
-            '\r' if keep_newlines => {}
-            '\n' | '\r' => out.push(' '),
-            '\t' => out.push_str("    "),
-            c if c.is_control() || signoff_app::hidden_char_name(c).is_some() => {
-                out.push_str(&format!("⟨U+{:04X}⟩", u32::from(c)));
-            }
-            c => out.push(c),
-        }
+    let spaced = text.replace('\t', "    ");
+    if !keep_newlines {
+        return marked_for_terminal(&spaced.replace(['\n', '\r'], " "));
     }
-    out
+    spaced
+        .split('\n')
+        .map(|line| marked_for_terminal(&line.replace('\r', "")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Columns the text takes on a terminal.
@@ -138,21 +134,6 @@ pub fn hard_wrap(line: &str, max: usize) -> Vec<String> {
     pieces
 }
 
-/// A span for a column: `42s`, `12m`, `3h05m`, `2d4h` (the console's rule, compact).
-pub fn short_duration(duration: Duration) -> String {
-    timefmt::span(duration, Style::Compact)
-}
-
-/// How long ago `then` was, e.g. `12m ago`.
-pub fn ago(now: OffsetDateTime, then: OffsetDateTime) -> String {
-    timefmt::ago(now, then, Style::Compact)
-}
-
-/// Time left until `deadline`, or `expired`.
-pub fn time_left(now: OffsetDateTime, deadline: OffsetDateTime) -> String {
-    timefmt::time_left(now, deadline, Style::Compact)
-}
-
 /// An absolute time for plain output, e.g. `2026-03-01 12:00:00Z`.
 pub fn timestamp(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
@@ -182,6 +163,7 @@ mod tests {
             "a⟨U+200B⟩b⟨U+FEFF⟩c⟨U+2060⟩d⟨U+E0041⟩⟨U+FE0F⟩"
         );
         assert_eq!(sanitize("a\r\nb\tc", true), "a\nb    c");
+        assert_eq!(sanitize("a\r\nb\u{7}\n", true), "a\nb⟨U+0007⟩\n");
         assert_eq!(sanitize("a\nb", false), "a b");
     }
 
@@ -202,15 +184,5 @@ mod tests {
         assert_eq!(wrap("one\n\ntwo", 10), vec!["one", "", "two"]);
         assert!(wrap("", 10).is_empty());
         assert_eq!(hard_wrap("", 5), vec![""]);
-    }
-
-    #[test]
-    fn durations_are_short() {
-        assert_eq!(short_duration(Duration::seconds(42)), "42s");
-        assert_eq!(short_duration(Duration::minutes(12)), "12m");
-        assert_eq!(short_duration(Duration::minutes(185)), "3h05m");
-        assert_eq!(short_duration(Duration::hours(2)), "2h");
-        assert_eq!(short_duration(Duration::hours(52)), "2d4h");
-        assert_eq!(short_duration(Duration::seconds(-5)), "0s");
     }
 }

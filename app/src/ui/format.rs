@@ -1,4 +1,5 @@
-//! Times as reviewers read them.
+//! Absolute times as the console writes them; spans and time left are `crate::timefmt`'s,
+//! shared with the terminal.
 
 use time::OffsetDateTime;
 use time::macros::format_description;

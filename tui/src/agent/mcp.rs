@@ -15,11 +15,23 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt};
 
+use crate::agent::{KEY_ENV, agent_server, insecure_http_allowed};
 use crate::error::{ClientError, exit};
 
 /// Where a progress notification of an upstream call goes: the token the local client gave,
 /// and the local client.
 type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, (ProgressToken, Peer<RoleServer>)>>>;
+
+/// `signoff mcp`: the agent key from `SIGNOFF_AGENT_KEY`, and the rule every agent-side
+/// client keeps (https, or http to this machine), then [`serve_stdio`].
+pub async fn run(server: &str) -> Result<u8, ClientError> {
+    let key = std::env::var(KEY_ENV)
+        .ok()
+        .filter(|key| !key.trim().is_empty())
+        .ok_or_else(|| ClientError::Usage("set SIGNOFF_AGENT_KEY to the agent's API key".into()))?;
+    let upstream = agent_server(server, insecure_http_allowed())?;
+    serve_stdio(&upstream, key.trim()).await
+}
 
 /// Serves MCP on stdio until the local client closes it. `key` is the agent key; it goes
 /// only into the Authorization header, never to a log or an answer.

@@ -20,8 +20,7 @@ use serde::de::DeserializeOwned;
 use signoff_app::wire::{NewRequest, RequestView, ResultReport, limits};
 use signoff_app::{RequestId, Status};
 
-use crate::error::ClientError;
-use crate::reviewer::client::refusal_from;
+use crate::error::{ClientError, refusal_from};
 
 /// Where the agent key is read from.
 pub const KEY_ENV: &str = "SIGNOFF_AGENT_KEY";

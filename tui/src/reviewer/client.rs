@@ -7,12 +7,12 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use signoff_app::wire::{
-    DecisionInput, DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest, ErrorBody, Me,
-    RequestPage, RequestSummary, ReviewView,
+    DecisionInput, DeviceCode, DeviceCodeRequest, DeviceToken, DeviceTokenError, DeviceTokenRequest, Me, RequestPage,
+    RequestSummary, ReviewView,
 };
 use signoff_app::{RequestId, Verdict};
 
-use crate::error::ClientError;
+use crate::error::{ClientError, refusal_from};
 
 /// Decisions made here are recorded as made in the terminal.
 pub const CHANNEL_HEADER: &str = "X-Signoff-Channel";
@@ -316,61 +316,4 @@ async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, ClientE
         .map_err(|e| ClientError::Protocol(format!("reading the answer: {e}")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ClientError::Protocol(format!("the answer is not what was expected: {e}")))
-}
-
-/// What an error status and its `{"error": {...}}` body mean.
-pub fn refusal_from(status: StatusCode, body: &[u8], server: &str) -> ClientError {
-    let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
-    let (code, message) = match parsed {
-        Some(body) => (body.error.code, body.error.message),
-        None => (String::new(), String::new()),
-    };
-    if status == StatusCode::UNAUTHORIZED {
-        return ClientError::Unauthorized {
-            server: server.to_string(),
-            detail: if message.is_empty() {
-                "token unknown, revoked or expired".into()
-            } else {
-                message
-            },
-        };
-    }
-    if status.is_server_error() {
-        return ClientError::Protocol(format!("server error {}", status.as_u16()));
-    }
-    if code.is_empty() {
-        return ClientError::Refused {
-            status: status.as_u16(),
-            code: match status {
-                StatusCode::NOT_FOUND => "not_found".into(),
-                StatusCode::FORBIDDEN => "forbidden".into(),
-                _ => format!("http_{}", status.as_u16()),
-            },
-            message,
-        };
-    }
-    ClientError::Refused {
-        status: status.as_u16(),
-        code,
-        message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_bodies_become_refusals_and_401_means_sign_in_again() {
-        let body = br#"{"error":{"code":"own_request","message":"you asked for this"}}"#;
-        let error = refusal_from(StatusCode::FORBIDDEN, body, "https://s");
-        assert_eq!(error.code(), Some("own_request"));
-        let unauthorized = refusal_from(StatusCode::UNAUTHORIZED, b"", "https://s");
-        assert!(unauthorized.is_auth());
-        assert!(unauthorized.to_string().contains("signoff login"));
-        let missing = refusal_from(StatusCode::NOT_FOUND, b"<html>", "https://s");
-        assert_eq!(missing.code(), Some("not_found"));
-        let broken = refusal_from(StatusCode::BAD_GATEWAY, b"", "https://s");
-        assert_eq!(broken.exit_code(), crate::error::exit::UNREACHABLE);
-    }
 }

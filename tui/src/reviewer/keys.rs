@@ -1,7 +1,8 @@
 //! Every key of the reviewer's client as data: which keys, where they apply, what they do,
-//! how the key bar names them and what the help screen says. Dispatch (`state`), the key
-//! bar and the help screen (`view`) all read this one table, so a key cannot work without
-//! being listed, nor be listed without working.
+//! how the key bar and the dialogs name them and what the help screen says. Dispatch
+//! (`state`), the key bar, the dialogs' footers and the help screen (`view`) all read this
+//! one table, so a key cannot work without being listed, nor be listed without working.
+//! Only typed text (a filter, a comment) is not in it: any other character is typed.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -28,6 +29,12 @@ pub enum Action {
     PreviousFile,
     Confirm,
     Cancel,
+    /// Typing: remove the last character.
+    Erase,
+    /// Typing: remove everything typed.
+    EraseAll,
+    /// The mouse wheel, which the help screen lists but `update` reads as mouse events.
+    Scroll,
     Help,
     Quit,
 }
@@ -38,25 +45,29 @@ pub enum Place {
     /// The queue and the history.
     List,
     Detail,
+    /// Typing a filter.
+    FilterInput,
+    /// Typing a decision's comment.
+    CommentInput,
     /// The confirmation of a decision.
-    Deciding,
+    Confirmation,
+    /// A decision the server refused.
+    Refusal,
     /// The help screen.
     HelpScreen,
     /// Every screen without a dialog open.
     Anywhere,
+    /// Every screen, dialogs and typing included.
+    Always,
 }
 
-impl Place {
-    fn title(self) -> &'static str {
-        match self {
-            Place::List => "Queue and history",
-            Place::Detail => "Request detail",
-            Place::Deciding => "Deciding",
-            Place::HelpScreen => "This help",
-            Place::Anywhere => "Anywhere",
-        }
-    }
-}
+/// The help screen's sections, in order, and the places each one lists.
+const HELP_SECTIONS: [(&str, &[Place]); 4] = [
+    ("Queue and history", &[Place::List]),
+    ("Request detail", &[Place::Detail]),
+    ("Deciding", &[Place::CommentInput, Place::Confirmation]),
+    ("Anywhere", &[Place::Anywhere, Place::Always]),
+];
 
 /// A key, with or without Ctrl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +95,15 @@ const fn special(code: KeyCode) -> Key {
 }
 
 impl Key {
+    /// Ctrl makes a letter another key (Ctrl-D pages, d denies); on Enter, Esc or an arrow
+    /// it changes nothing.
     fn matches(&self, event: &KeyEvent) -> bool {
-        self.code == event.code && self.ctrl == event.modifiers.contains(KeyModifiers::CONTROL)
+        let ctrl_held = event.modifiers.contains(KeyModifiers::CONTROL);
+        self.code == event.code
+            && match self.code {
+                KeyCode::Char(_) => self.ctrl == ctrl_held,
+                _ => !self.ctrl || ctrl_held,
+            }
     }
 }
 
@@ -94,10 +112,10 @@ pub struct Binding {
     pub place: Place,
     pub keys: &'static [Key],
     pub action: Action,
-    /// The keys as the help screen writes them.
+    /// The keys as the help screen writes them; empty for keys it does not list.
     pub keys_text: &'static str,
     pub help: &'static str,
-    /// The key bar's key and word for it, where the key bar shows it.
+    /// The key and word for it that the key bar or a dialog's footer shows, if any.
     pub hint: Option<(&'static str, &'static str)>,
 }
 
@@ -285,37 +303,95 @@ pub const KEYMAP: &[Binding] = &[
         "Esc",
         "back",
     ),
-    bind(Deciding, &[], Confirm, "type, Enter", "write the comment, then review"),
-    bind(
-        Deciding,
-        &[key('y'), key('Y'), special(KeyCode::Enter)],
-        Confirm,
+    hinted(
+        bind(FilterInput, &[special(KeyCode::Enter)], Confirm, "", ""),
+        "Enter",
+        "keep",
+    ),
+    hinted(
+        bind(FilterInput, &[special(KeyCode::Esc)], Cancel, "", ""),
+        "Esc",
+        "clear",
+    ),
+    bind(FilterInput, &[special(KeyCode::Backspace)], Erase, "", ""),
+    bind(FilterInput, &[ctrl('u')], EraseAll, "", ""),
+    hinted(
+        bind(
+            CommentInput,
+            &[special(KeyCode::Enter)],
+            Confirm,
+            "type, Enter",
+            "write the comment, then review",
+        ),
+        "Enter",
+        "review and confirm",
+    ),
+    hinted(
+        bind(CommentInput, &[special(KeyCode::Esc)], Cancel, "", ""),
+        "Esc",
+        "cancel",
+    ),
+    bind(CommentInput, &[special(KeyCode::Backspace)], Erase, "", ""),
+    bind(CommentInput, &[ctrl('u')], EraseAll, "", ""),
+    // The footer says the verdict ("approve", "deny") for "confirm".
+    hinted(
+        bind(
+            Confirmation,
+            &[key('y'), key('Y'), special(KeyCode::Enter)],
+            Confirm,
+            "y / Enter",
+            "confirm: sign off what is shown",
+        ),
         "y / Enter",
-        "confirm: sign off what is shown",
+        "confirm",
     ),
-    bind(
-        Deciding,
-        &[key('n'), key('N'), special(KeyCode::Esc)],
-        Cancel,
+    hinted(
+        bind(
+            Confirmation,
+            &[key('n'), key('N'), special(KeyCode::Esc)],
+            Cancel,
+            "n / Esc",
+            "cancel: nothing is sent",
+        ),
         "n / Esc",
-        "cancel: nothing is sent",
+        "cancel",
     ),
-    bind(HelpScreen, &[key('j'), special(KeyCode::Down)], Next, "", ""),
+    hinted(
+        bind(
+            Refusal,
+            &[special(KeyCode::Esc), special(KeyCode::Enter), key(' ')],
+            Cancel,
+            "",
+            "",
+        ),
+        "Enter / Esc",
+        "close",
+    ),
+    hinted(
+        bind(HelpScreen, &[key('j'), special(KeyCode::Down)], Next, "", ""),
+        "j/k",
+        "scroll",
+    ),
     bind(HelpScreen, &[key('k'), special(KeyCode::Up)], Previous, "", ""),
-    bind(
-        HelpScreen,
-        &[special(KeyCode::Esc), key('?'), key('q'), special(KeyCode::Enter)],
-        Cancel,
-        "",
-        "",
+    hinted(
+        bind(
+            HelpScreen,
+            &[special(KeyCode::Esc), key('?'), key('q'), special(KeyCode::Enter)],
+            Cancel,
+            "",
+            "",
+        ),
+        "Esc",
+        "close",
     ),
     hinted(
         bind(Anywhere, &[key('?')], Help, "?", "this help (Esc closes)"),
         "?",
         "help",
     ),
-    bind(Anywhere, &[], Next, "mouse wheel", "scroll"),
+    bind(Anywhere, &[], Scroll, "mouse wheel", "scroll"),
     hinted(bind(Anywhere, &[key('q')], Quit, "q", "quit (Ctrl-C too)"), "q", "quit"),
+    bind(Always, &[ctrl('c')], Quit, "", ""),
 ];
 
 /// What `event` does in `place`, if anything.
@@ -335,17 +411,30 @@ pub fn hint(place: Place, action: Action) -> (&'static str, &'static str) {
         .unwrap_or(("", ""))
 }
 
-/// The help screen: per place, its keys as written and what they do.
+/// `actions`' hints in `place` as a dialog's footer writes them, `key{between}word`
+/// joined by ` · `: `Enter: review and confirm · Esc: cancel`.
+pub fn footer(place: Place, actions: &[Action], between: &str) -> String {
+    actions
+        .iter()
+        .map(|&action| {
+            let (key, word) = hint(place, action);
+            format!("{key}{between}{word}")
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The help screen: per section, its keys as written and what they do.
 pub fn help() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
-    [List, Detail, Deciding, Anywhere]
-        .into_iter()
-        .map(|place| {
+    HELP_SECTIONS
+        .iter()
+        .map(|&(title, places)| {
             let lines = KEYMAP
                 .iter()
-                .filter(|binding| binding.place == place && !binding.keys_text.is_empty())
+                .filter(|binding| places.contains(&binding.place) && !binding.keys_text.is_empty())
                 .map(|binding| (binding.keys_text, binding.help))
                 .collect();
-            (place.title(), lines)
+            (title, lines)
         })
         .collect()
 }
@@ -394,6 +483,26 @@ mod tests {
             Some(PageDown)
         );
         assert_eq!(action(List, &press(KeyCode::Char(' '), KeyModifiers::NONE)), None);
+        assert_eq!(
+            action(CommentInput, &press(KeyCode::Enter, KeyModifiers::CONTROL)),
+            Some(Confirm)
+        );
+        assert_eq!(
+            action(Always, &press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Quit)
+        );
+    }
+
+    #[test]
+    fn typing_places_leave_every_plain_character_to_the_text() {
+        for binding in KEYMAP
+            .iter()
+            .filter(|binding| matches!(binding.place, FilterInput | CommentInput))
+        {
+            for key in binding.keys {
+                assert!(key.ctrl || !matches!(key.code, KeyCode::Char(_)), "{key:?}");
+            }
+        }
     }
 
     #[test]
@@ -406,5 +515,10 @@ mod tests {
                 .contains(&("Tab", "queue: only requests that need my vote, on/off"))
         );
         assert_eq!(hint(List, Open), ("↵", "open"));
+        assert_eq!(sections[2].1[0], ("type, Enter", "write the comment, then review"));
+        assert_eq!(
+            footer(CommentInput, &[Confirm, Cancel], ": "),
+            "Enter: review and confirm · Esc: cancel"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The reviewer's client: the interactive queue (state + `update(msg)` + `view(state)`, with
-//! IO in tasks: `runtime`, `client`, `sse`), its keymap and layout, and the request detail.
+//! IO in tasks: `runtime`, `client`, `sse`), its keymap and layout, the request detail, and
+//! the reviewer's subcommands (`commands`: sign in and out, list, show, approve, deny).
 
 pub mod bench;
 pub mod client;
+pub mod commands;
 pub mod detail;
 pub mod keys;
 pub mod layout;

@@ -791,15 +791,19 @@ fn on_live(state: &mut State, event: LiveEvent) -> Command {
     schedule_refresh(state)
 }
 
-fn is_ctrl(key: &KeyEvent, c: char) -> bool {
-    key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char(c)
+/// The character a key types into a filter or a comment, if it types one.
+fn typed(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => Some(c),
+        _ => None,
+    }
 }
 
 fn on_key(state: &mut State, key: KeyEvent) -> Command {
     if key.kind == KeyEventKind::Release {
         return Command::None;
     }
-    if is_ctrl(&key, 'c') {
+    if keys::action(Place::Always, &key) == Some(Action::Quit) {
         state.quit = true;
         return Command::Quit;
     }
@@ -977,17 +981,17 @@ fn on_detail_key(state: &mut State, key: KeyEvent) -> Command {
 }
 
 fn on_filter_key(state: &mut State, key: KeyEvent) -> Command {
-    match key.code {
-        KeyCode::Enter => state.filter_editing = false,
-        KeyCode::Esc => {
+    match (keys::action(Place::FilterInput, &key), typed(&key)) {
+        (Some(Action::Confirm), _) => state.filter_editing = false,
+        (Some(Action::Cancel), _) => {
             state.filter_editing = false;
             state.filter.clear();
         }
-        KeyCode::Backspace => {
+        (Some(Action::Erase), _) => {
             state.filter.pop();
         }
-        KeyCode::Char('u') if is_ctrl(&key, 'u') => state.filter.clear(),
-        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+        (Some(Action::EraseAll), _) => state.filter.clear(),
+        (None, Some(c)) => {
             if state.filter.chars().count() < 200 {
                 state.filter.push(c);
             }
@@ -1028,12 +1032,12 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
             verdict,
             mut input,
             error,
-        } => match key.code {
-            KeyCode::Esc => {
+        } => match (keys::action(Place::CommentInput, &key), typed(&key)) {
+            (Some(Action::Cancel), _) => {
                 state.flash(Tone::Info, "Cancelled: nothing was sent");
                 (None, Command::None)
             }
-            KeyCode::Enter => {
+            (Some(Action::Confirm), _) => {
                 if verdict == Verdict::Deny && input.trim().is_empty() {
                     (
                         Some(Modal::Comment {
@@ -1053,11 +1057,11 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
                     )
                 }
             }
-            KeyCode::Backspace => {
+            (Some(Action::Erase), _) => {
                 input.pop();
                 (Some(Modal::Comment { verdict, input, error }), Command::None)
             }
-            KeyCode::Char('u') if is_ctrl(&key, 'u') => (
+            (Some(Action::EraseAll), _) => (
                 Some(Modal::Comment {
                     verdict,
                     input: String::new(),
@@ -1065,7 +1069,7 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
                 }),
                 Command::None,
             ),
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            (None, Some(c)) => {
                 if input.chars().count() < limits::COMMENT_CHARS {
                     input.push(c);
                 }
@@ -1080,7 +1084,7 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
             }
             _ => (Some(Modal::Comment { verdict, input, error }), Command::None),
         },
-        Modal::Confirm { verdict, comment } => match keys::action(Place::Deciding, &key) {
+        Modal::Confirm { verdict, comment } => match keys::action(Place::Confirmation, &key) {
             Some(Action::Confirm) => match state.detail.as_ref().map(|detail| detail.id) {
                 Some(id) => (
                     Some(Modal::Submitting { verdict }),
@@ -1096,8 +1100,8 @@ fn on_modal_key(state: &mut State, key: KeyEvent) -> Command {
         },
         // Nothing to do but wait for the answer.
         Modal::Submitting { verdict } => (Some(Modal::Submitting { verdict }), Command::None),
-        Modal::Refused { verdict, message } => match key.code {
-            KeyCode::Esc | KeyCode::Enter | KeyCode::Char(' ') => (None, Command::None),
+        Modal::Refused { verdict, message } => match keys::action(Place::Refusal, &key) {
+            Some(Action::Cancel) => (None, Command::None),
             _ => (Some(Modal::Refused { verdict, message }), Command::None),
         },
     };

@@ -6,6 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Padding, Paragraph, Scrollbar, ScrollbarOrientation, ScrollbarState};
 use signoff_app::Verdict;
+use signoff_app::timefmt::{Style as TimeStyle, ago, span, time_left};
 use signoff_app::wire::RequestSummary;
 
 use crate::reviewer::detail::digest_prefix;
@@ -13,7 +14,7 @@ use crate::reviewer::keys::{self, Action, Place};
 use crate::reviewer::layout;
 use crate::reviewer::state::{Connection, ListView, Modal, Screen, State, Tone};
 use crate::reviewer::theme::Theme;
-use crate::text::{ellipsize, fit, fit_right, sanitize, short_duration, time_left, width, wrap};
+use crate::text::{ellipsize, fit, fit_right, sanitize, width, wrap};
 
 /// Draws the whole screen.
 pub fn view(state: &State, frame: &mut Frame) {
@@ -190,8 +191,8 @@ fn cell(state: &State, item: &RequestSummary, column: Column) -> String {
             .map(|env| clean(env))
             .unwrap_or_else(|| "-".into()),
         Column::Agent => clean(&item.agent),
-        Column::Age => short_duration(state.now - item.created_at),
-        Column::Left => time_left(state.now, item.expires_at),
+        Column::Age => span(state.now - item.created_at, TimeStyle::Compact),
+        Column::Left => time_left(state.now, item.expires_at, TimeStyle::Compact),
         Column::Approvals => format!("{}/{}", item.approvals, item.approvals_required),
         Column::Outcome => item.status.as_str().to_string(),
         Column::Deciders => {
@@ -210,7 +211,7 @@ fn cell(state: &State, item: &RequestSummary, column: Column) -> String {
         }
         Column::When => item
             .decided_at
-            .map(|at| short_duration(state.now - at))
+            .map(|at| span(state.now - at, TimeStyle::Compact))
             .unwrap_or_else(|| "-".into()),
     }
 }
@@ -356,8 +357,11 @@ fn list_screen(state: &State, frame: &mut Frame, area: Rect) {
     let hints_row = row(area, area.height - 2);
     if state.filter_editing {
         let prompt = format!(" Filter: {}", sanitize(&state.filter, false));
-        let help = "  Enter keep · Esc clear";
-        let shown = ellipsize(&prompt, columns_total.saturating_sub(width(help) + 1));
+        let help = format!(
+            "  {}",
+            keys::footer(Place::FilterInput, &[Action::Confirm, Action::Cancel], " ")
+        );
+        let shown = ellipsize(&prompt, columns_total.saturating_sub(width(&help) + 1));
         let cursor_x = area.x + width(&shown) as u16;
         frame.render_widget(
             Paragraph::new(Line::from(vec![
@@ -387,7 +391,7 @@ fn list_screen(state: &State, frame: &mut Frame, area: Rect) {
                             hints.push(Hint::of(Place::List, Action::Approve));
                             hints.push(Hint::of(Place::List, Action::Deny));
                         }
-                        Some(reason) => hints.push(Hint::off("a/d", &reason)),
+                        Some(reason) => hints.push(Hint::decisions_off(Place::List, &reason)),
                     }
                 }
                 hints.extend([
@@ -435,7 +439,7 @@ fn empty_message(state: &State, list: &ListView, screen: Screen) -> String {
 // ----- hints and status ------------------------------------------------------------------
 
 struct Hint {
-    key: &'static str,
+    key: String,
     label: String,
     enabled: bool,
 }
@@ -445,7 +449,7 @@ impl Hint {
     fn of(place: Place, action: Action) -> Hint {
         let (key, word) = keys::hint(place, action);
         Hint {
-            key,
+            key: key.to_string(),
             label: word.to_string(),
             enabled: true,
         }
@@ -467,10 +471,12 @@ impl Hint {
         self
     }
 
-    /// A key that cannot apply now, with the reason.
-    fn off(key: &'static str, reason: &str) -> Hint {
+    /// Approve and deny, which cannot apply now, with the reason: `a/d unavailable: …`.
+    fn decisions_off(place: Place, reason: &str) -> Hint {
+        let (approve, _) = keys::hint(place, Action::Approve);
+        let (deny, _) = keys::hint(place, Action::Deny);
         Hint {
-            key,
+            key: format!("{approve}/{deny}"),
             label: format!("unavailable: {}", sanitize(reason, false)),
             enabled: false,
         }
@@ -482,7 +488,7 @@ fn hints_line(hints: &[Hint], columns: usize, theme: &Theme) -> Line<'static> {
     let mut used = 0;
     for (index, hint) in hints.iter().filter(|hint| !hint.label.is_empty()).enumerate() {
         let gap = if index == 0 { " " } else { "  " };
-        let key_width = width(hint.key);
+        let key_width = width(&hint.key);
         let room = columns.saturating_sub(used + gap.len() + key_width + 1);
         if room < 3 {
             break;
@@ -495,7 +501,7 @@ fn hints_line(hints: &[Hint], columns: usize, theme: &Theme) -> Line<'static> {
             (theme.disabled(), theme.warn())
         };
         spans.push(Span::raw(gap));
-        spans.push(Span::styled(hint.key, key_style));
+        spans.push(Span::styled(hint.key.clone(), key_style));
         spans.push(Span::styled(format!(" {label}"), label_style));
     }
     Line::from(spans)
@@ -513,7 +519,7 @@ fn status_line(state: &State, columns: usize) -> Line<'static> {
         ),
     };
     let updated = match state.last_update {
-        Some(at) => format!(" · updated {}", crate::text::ago(state.now, at)),
+        Some(at) => format!(" · updated {}", ago(state.now, at, TimeStyle::Compact)),
         None => " · not updated yet".to_string(),
     };
     let mut spans = vec![Span::raw(" ")];
@@ -556,7 +562,10 @@ fn detail_screen(state: &State, frame: &mut Frame, area: Rect) {
                 request.status, request.approvals, request.policy.approvals_required
             );
             if request.status == signoff_app::Status::Pending {
-                right.push_str(&format!(" · {}", time_left(state.now, request.expires_at)));
+                right.push_str(&format!(
+                    " · {}",
+                    time_left(state.now, request.expires_at, TimeStyle::Compact)
+                ));
                 if request.expires_at > state.now {
                     right.push_str(" left");
                 }
@@ -646,7 +655,7 @@ fn detail_screen(state: &State, frame: &mut Frame, area: Rect) {
         Hint::of(Place::Anywhere, Action::Quit),
     ]);
     if let Some(reason) = blocked {
-        hints.push(Hint::off("a/d", &reason));
+        hints.push(Hint::decisions_off(Place::Detail, &reason));
     }
     frame.render_widget(
         Paragraph::new(hints_line(&hints, columns, theme)),
@@ -704,7 +713,11 @@ fn draw_modal(state: &State, modal: &Modal, frame: &mut Frame, area: Rect) {
             }
             text.push(Line::from(Span::styled(
                 ellipsize(
-                    &format!("j/k scroll · Esc close · server {}", state.server),
+                    &format!(
+                        "{} · server {}",
+                        keys::footer(Place::HelpScreen, &[Action::Next, Action::Cancel], " "),
+                        state.server
+                    ),
                     inner_width,
                 ),
                 theme.dim(),
@@ -738,7 +751,7 @@ fn draw_modal(state: &State, modal: &Modal, frame: &mut Frame, area: Rect) {
                 lines.push(Line::from(Span::styled(error.clone(), theme.bad())));
             }
             lines.push(Line::from(Span::styled(
-                "Enter: review and confirm · Esc: cancel",
+                keys::footer(Place::CommentInput, &[Action::Confirm, Action::Cancel], ": "),
                 theme.dim(),
             )));
             let height = lines.len() as u16 + 2;
@@ -792,11 +805,13 @@ fn draw_modal(state: &State, modal: &Modal, frame: &mut Frame, area: Rect) {
             }
             field("Comment", comment, 3);
             lines.push(Line::default());
+            let (yes_key, _) = keys::hint(Place::Confirmation, Action::Confirm);
+            let (no_key, no) = keys::hint(Place::Confirmation, Action::Cancel);
             lines.push(Line::from(vec![
-                Span::styled("y / Enter", theme.key()),
+                Span::styled(yes_key, theme.key()),
                 Span::raw(format!(": {yes}   ")),
-                Span::styled("n / Esc", theme.key()),
-                Span::raw(": cancel"),
+                Span::styled(no_key, theme.key()),
+                Span::raw(format!(": {no}")),
             ]));
             let window = centered(area, window_width, lines.len() as u16 + 2);
             frame.render_widget(Clear, window);
@@ -824,7 +839,10 @@ fn draw_modal(state: &State, modal: &Modal, frame: &mut Frame, area: Rect) {
                 .map(|text| Line::from(Span::styled(text, theme.bad())))
                 .collect();
             lines.push(Line::default());
-            lines.push(Line::from(Span::styled("Enter / Esc: close", theme.dim())));
+            lines.push(Line::from(Span::styled(
+                keys::footer(Place::Refusal, &[Action::Cancel], ": "),
+                theme.dim(),
+            )));
             let window = centered(area, window_width, lines.len() as u16 + 2);
             frame.render_widget(Clear, window);
             frame.render_widget(Paragraph::new(lines).block(modal_block().title(title)), window);
