@@ -1,24 +1,21 @@
 //! Grants: who approved what ahead, revoking them.
 
+use signoff_app::{GrantStanding, grant_standing};
+
 use super::*;
 
-/// Where a grant stands: only an active one approves anything.
+/// Where a grant stands: its own terms ([`grant_standing`]), then whether the policy
+/// version that allowed it is still in force, since grants hold only under that version.
 pub(super) fn grant_state(
     grant: &GrantRecord,
     versions_in_force: &HashMap<String, i64>,
     at: time::OffsetDateTime,
 ) -> &'static str {
-    if grant.revoked_at.is_some() {
-        "revoked"
-    } else if grant.uses >= grant.max_uses {
-        "used up"
-    } else if at >= grant.expires_at {
-        "expired"
-    } else if versions_in_force.get(&grant.policy_id) != Some(&grant.policy_version) {
-        // Grants hold only under the policy version that allowed them.
-        "ended: policy changed"
-    } else {
-        "active"
+    match grant_standing(grant.revoked_at, grant.expires_at, grant.uses, grant.max_uses, at) {
+        GrantStanding::Active if versions_in_force.get(&grant.policy_id) != Some(&grant.policy_version) => {
+            "ended: policy changed"
+        }
+        standing => standing.as_str(),
     }
 }
 
