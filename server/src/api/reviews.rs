@@ -64,9 +64,9 @@ async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Response, Error> {
     let filter = params.filter()?;
-    let page = state
-        .service
-        .list(&person.identity, filter, params.needs_my_vote.unwrap_or(false))
+    let page = person
+        .desk(&state.service)
+        .list(filter, params.needs_my_vote.unwrap_or(false))
         .await?;
     Ok(Json(page).into_response())
 }
@@ -323,13 +323,7 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     person.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
-    let owner = (!person.has(signoff_app::wire::Role::Admin))
-        .then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
-    if state
-        .service
-        .revoke_terminal_token(&id, owner, &person.identity)
-        .await?
-    {
+    if person.desk(&state.service).revoke_token(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::NotFound("no such active token of yours".into()))

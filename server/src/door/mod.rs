@@ -16,7 +16,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use signoff_app::RequestId;
 use signoff_app::ui::{Chrome, Nav, error_page, no_access_page};
-use signoff_app::wire::Role;
 
 use crate::Error;
 use crate::auth::Person;
@@ -40,7 +39,7 @@ impl FromRequestParts<AppState> for PageViewer {
             .map_err(|error| PageError::from(error).into_response())?;
         match person {
             None => Err(sign_in_redirect(&return_path(parts))),
-            Some(person) if person.roles.is_empty() => Err(no_access(state, &person)),
+            Some(person) if person.desk(&state.service).may_read().is_err() => Err(no_access(state, &person)),
             Some(person) => Ok(PageViewer(person)),
         }
     }
@@ -51,7 +50,7 @@ impl FromRequestParts<AppState> for PageAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let PageViewer(person) = PageViewer::from_request_parts(parts, state).await?;
-        if person.has(Role::Admin) {
+        if person.admin_desk(&state.service).is_ok() {
             Ok(PageAdmin(person))
         } else {
             let refusal = Error::Forbidden("the admin pages need the admin role".into());

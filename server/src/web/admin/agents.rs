@@ -8,7 +8,7 @@ pub(super) async fn render_agents(
     mut page: AgentsView,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (agents, last) = state.service.admin_desk().agents().await?;
+    let (agents, last) = person.admin_desk(&state.service)?.agents().await?;
     page.rows = agents
         .into_iter()
         .map(|summary| AgentRow {
@@ -55,9 +55,9 @@ pub(super) async fn create_agent(
         ..AgentsView::default()
     };
     let owner = Some(form.owner.trim()).filter(|owner| !owner.is_empty());
-    match state
-        .service
-        .create_agent(&name, owner, Some(form.description.as_str()), &person.identity)
+    match person
+        .admin_desk(&state.service)?
+        .create_agent(&name, owner, Some(form.description.as_str()))
         .await
     {
         Ok((agent, key, _)) => {
@@ -93,9 +93,9 @@ pub(super) async fn rotate_key(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let (agent, key, revoked) = state
-        .service
-        .rotate_agent_key(&name, &person.identity)
+    let (agent, key, revoked) = person
+        .admin_desk(&state.service)?
+        .rotate_agent_key(&name)
         .await?
         .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
     let page = AgentsView {
@@ -117,9 +117,9 @@ pub(super) async fn revoke_keys(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let revoked = state
-        .service
-        .revoke_agent_keys(&name, Some(&person.identity))
+    let revoked = person
+        .admin_desk(&state.service)?
+        .revoke_agent_keys(&name)
         .await?
         .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
     let page = AgentsView {

@@ -41,9 +41,8 @@ pub(super) async fn render_grants(
         .map(|policy| (policy.id.clone(), policy.doc.name.clone()))
         .collect();
     let at = now();
-    let rows = state
-        .service
-        .admin_desk()
+    let rows = person
+        .admin_desk(&state.service)?
         .grants(None)
         .await?
         .into_iter()
@@ -90,7 +89,7 @@ pub(super) async fn admin_revoke_grant(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
+    let (notice, status) = match person.admin_desk(&state.service)?.revoke_grant(&id).await {
         Ok(true) => (
             Notice::good("Grant revoked: it approves nothing from now on."),
             StatusCode::OK,
@@ -111,6 +110,6 @@ pub(super) async fn grantor_revoke_grant(
         ..
     }: ConsoleForm<PageViewer, NoFields>,
 ) -> Result<Response, PageError> {
-    state.service.revoke_grant(&id, &person.identity, false).await?;
+    person.desk(&state.service).revoke_given_grant(&id).await?;
     Ok(Redirect::to("/").into_response())
 }
