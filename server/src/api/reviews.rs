@@ -21,8 +21,8 @@ use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
 use crate::bus::Event;
 use crate::door::ListParams;
-use crate::door::RequestPath;
 use crate::door::schemas::{BodyTooLarge, ChangeUnavailable, NotJson, ReadUnavailable, ReviewerRefused};
+use crate::door::{CsrfChecked, RequestPath};
 use crate::metrics;
 use crate::state::AppState;
 
@@ -98,13 +98,10 @@ async fn list(
 )]
 async fn decide(
     State(state): State<AppState>,
-    Reviewer(person): Reviewer,
-    headers: HeaderMap,
+    CsrfChecked(Reviewer(person)): CsrfChecked<Reviewer>,
     RequestPath(id): RequestPath,
     body: JsonBody<DecisionInput>,
 ) -> Result<Response, Error> {
-    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
-    person.check_csrf(csrf)?;
     let view = person
         .desk(&state.service)
         .decide(id, &body.value, person.channel)
@@ -318,11 +315,9 @@ async fn tokens(
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    Viewer(person): Viewer,
-    headers: HeaderMap,
+    CsrfChecked(Viewer(person)): CsrfChecked<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    person.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
     if person.desk(&state.service).revoke_token(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

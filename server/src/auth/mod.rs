@@ -217,6 +217,12 @@ macro_rules! role_gate {
         $(#[$doc])*
         pub struct $name(pub Person);
 
+        impl AsRef<Person> for $name {
+            fn as_ref(&self) -> &Person {
+                &self.0
+            }
+        }
+
         impl FromRequestParts<AppState> for $name {
             type Rejection = Error;
 

@@ -220,6 +220,25 @@ pub fn no_access(state: &AppState, person: &Person) -> Response {
     (StatusCode::FORBIDDEN, Html(page)).into_response()
 }
 
+/// A state-changing API call by the person `G` lets through, with the session's CSRF token
+/// in `X-CSRF-Token` when it comes with the console's cookie (a terminal token needs none:
+/// another site cannot send it). Checked before the path or the body is read.
+pub struct CsrfChecked<G>(pub G);
+
+impl<G> FromRequestParts<AppState> for CsrfChecked<G>
+where
+    G: FromRequestParts<AppState, Rejection = Error> + AsRef<Person> + Send,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = G::from_request_parts(parts, state).await?;
+        let provided = parts.headers.get("x-csrf-token").and_then(|value| value.to_str().ok());
+        who.as_ref().check_csrf(provided)?;
+        Ok(CsrfChecked(who))
+    }
+}
+
 /// A request's id from the path (`/…/{id}…`), typed: anything that is not an id is a
 /// request that does not exist (404), never a 400 that tells ids from other text.
 #[derive(utoipa::IntoParams)]
