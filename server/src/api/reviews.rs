@@ -44,10 +44,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The queue and history.
 #[utoipa::path(
-    get,
-    path = "/api/v1/requests",
-    tag = "reviewer",
-    operation_id = "list_requests",
+    get, path = "/api/v1/requests", tag = "reviewer", operation_id = "list_requests",
     params(ListParams),
     responses(
         (status = 200, description = "One page of requests.", body = RequestPage),
@@ -73,10 +70,7 @@ async fn list(
 
 /// Approve or deny a request (a denial needs a comment).
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests/{id}/decisions",
-    tag = "reviewer",
-    operation_id = "decide",
+    post, path = "/api/v1/requests/{id}/decisions", tag = "reviewer", operation_id = "decide",
     params(
         RequestPath,
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
@@ -111,10 +105,7 @@ async fn decide(
 
 /// Who the credential belongs to.
 #[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    tag = "reviewer",
-    operation_id = "me",
+    get, path = "/api/v1/me", tag = "reviewer", operation_id = "me",
     responses(
         (status = 200, description = "The person signed in and their roles.", body = Me),
         ReviewerRefused,
@@ -140,10 +131,7 @@ const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
 /// first, so a reconnecting client misses nothing. A `resync` event (data `{}`) says
 /// events were missed: reload. The stream ends when the credential stops standing.
 #[utoipa::path(
-    get,
-    path = "/api/v1/events",
-    tag = "reviewer",
-    operation_id = "events",
+    get, path = "/api/v1/events", tag = "reviewer", operation_id = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "The last `id:` received, to resume after it.")),
     responses(
         (status = 200, description = "A stream of server-sent events, each a `LiveEventMessage`.", content_type = "text/event-stream",
@@ -257,10 +245,7 @@ struct TokenParams {
 
 /// The active terminal tokens of the caller (admins: of everyone, with `all=true`).
 #[utoipa::path(
-    get,
-    path = "/api/v1/tokens",
-    tag = "reviewer",
-    operation_id = "list_tokens",
+    get, path = "/api/v1/tokens", tag = "reviewer", operation_id = "list_tokens",
     params(TokenParams),
     responses(
         (status = 200, description = "Active terminal tokens.", body = Vec<TokenInfo>),
@@ -296,10 +281,7 @@ async fn tokens(
 
 /// Revoke a terminal token: one's own, or anyone's for admins.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/tokens/{id}",
-    tag = "reviewer",
-    operation_id = "revoke_token",
+    delete, path = "/api/v1/tokens/{id}", tag = "reviewer", operation_id = "revoke_token",
     params(
         ("id" = String, Path, description = "The token's id, from `GET /api/v1/tokens`."),
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
@@ -327,10 +309,7 @@ async fn revoke_token(
 
 /// `signoff logout`: the terminal revokes the token it holds.
 #[utoipa::path(
-    post,
-    path = "/api/v1/tokens/revoke",
-    tag = "reviewer",
-    operation_id = "revoke_own_token",
+    post, path = "/api/v1/tokens/revoke", tag = "reviewer", operation_id = "revoke_own_token",
     responses(
         (status = 204, description = "The token sent is revoked."),
         (status = 401, description = "No terminal token, or an unknown, expired or revoked one.", body = ErrorBody),
