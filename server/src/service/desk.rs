@@ -317,13 +317,19 @@ impl AdminDesk<'_> {
         self.service.create_agent(name, owner, description, self.who).await
     }
 
-    /// A new key for the named agent, its old keys revoked; `None` for no such agent.
-    pub async fn rotate_agent_key(&self, name: &str) -> Result<Option<(Agent, String, u64)>> {
-        self.service.rotate_agent_key(name, self.who).await
+    /// A new key for the named agent, and how many old keys that revoked.
+    pub async fn rotate_agent_key(&self, name: &str) -> Result<(Agent, String, u64)> {
+        let rotated = self.service.rotate_agent_key(name, self.who).await?;
+        rotated.ok_or_else(|| no_agent(name))
     }
 
-    /// Revokes every key of the named agent; `None` for no such agent.
-    pub async fn revoke_agent_keys(&self, name: &str) -> Result<Option<u64>> {
-        self.service.revoke_agent_keys(name, Some(self.who)).await
+    /// Revokes every key of the named agent: how many.
+    pub async fn revoke_agent_keys(&self, name: &str) -> Result<u64> {
+        let revoked = self.service.revoke_agent_keys(name, Some(self.who)).await?;
+        revoked.ok_or_else(|| no_agent(name))
     }
+}
+
+fn no_agent(name: &str) -> Error {
+    Error::not_found(format_args!("agent {name}"))
 }

@@ -97,13 +97,8 @@ pub(super) async fn what_if(
             }
         }
     }
-    let status = if page.problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     Ok(html(
-        status,
+        refused_if(&page.problems),
         ui::what_if_page(admin_chrome(&state, &person, "What-if"), page),
     ))
 }
@@ -199,13 +194,8 @@ pub(super) async fn test_request(
             });
         }
     }
-    let status = if page.problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     Ok(html(
-        status,
+        refused_if(&page.problems),
         ui::test_request_page(admin_chrome(&state, &person, "Test a request"), page),
     ))
 }
@@ -254,4 +244,13 @@ pub(super) fn terms_of(effect: &Effect, snapshot: &PolicySnapshot) -> Vec<(Strin
         }
     }
     terms
+}
+
+/// A form with problems answers 422, so a script can tell it was refused.
+fn refused_if<T>(problems: &[T]) -> StatusCode {
+    if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
 }
