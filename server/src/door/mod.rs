@@ -6,7 +6,7 @@ pub mod form;
 mod list;
 pub mod schemas;
 
-pub use form::{ConsoleForm, MaybeSignedIn, NoFields};
+pub use form::{ConsoleForm, MaybeSignedIn, NoFields, Visitor};
 pub use list::ListParams;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
