@@ -130,36 +130,36 @@ where
         let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|rejection| PageError::from(unreadable(rejection)).into_response())?;
-        let read_csrf = || {
-            serde_urlencoded::from_bytes::<CsrfField>(&bytes).map_err(|err| {
-                PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
-            })
-        };
         if let Some(expected) = who.visitor_csrf() {
-            let CsrfField { csrf } = read_csrf()?;
+            let CsrfField { csrf } = fields(&bytes).map_err(page)?;
             if !csrf.is_some_and(|given| constant_time_eq(&given, expected)) {
-                let refusal = Error::Forbidden("the sign-in form expired; reload it".into());
-                return Err(PageError::from(refusal).into_response());
+                return Err(page(Error::Forbidden("the sign-in form expired; reload it".into())));
             }
         }
         if let Some(person) = person {
             if !matches!(person.credential, Credential::Session(_)) {
                 return Err(refusal());
             }
-            let CsrfField { csrf } = read_csrf()?;
+            let CsrfField { csrf } = fields(&bytes).map_err(page)?;
             // A session's person always has a token; one without is refused all the same.
             if person.csrf().is_none() {
                 return Err(refusal());
             }
-            person
-                .check_csrf(csrf.as_deref())
-                .map_err(|error| PageError::from(error).into_response())?;
+            person.check_csrf(csrf.as_deref()).map_err(page)?;
         }
-        let form = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
-            PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
-        })?;
+        let form = fields(&bytes).map_err(page)?;
         Ok(ConsoleForm { who, form })
     }
+}
+
+/// A form's fields, from its body.
+fn fields<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_urlencoded::from_bytes(bytes).map_err(|err| Error::BadRequest(format!("the form could not be read: {err}")))
+}
+
+/// An error as the page that shows it.
+fn page(error: Error) -> Response {
+    PageError::from(error).into_response()
 }
 
 /// The page for a form posted with anything but a console session.
