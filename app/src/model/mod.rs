@@ -5,6 +5,8 @@ mod condition;
 mod digest;
 pub mod event;
 mod exact;
+mod grant;
+pub use grant::*;
 mod ids;
 pub mod lifecycle;
 #[cfg(feature = "policy")]

@@ -18,7 +18,7 @@ use crate::Error;
 use crate::door::RequestPath;
 use crate::door::schemas::RequestForCaller;
 use crate::door::schemas::{
-    AgentKeyRefused, BodyTooLarge, ChangeUnavailable, NotJson, NotTheAgentsRequest, ReadUnavailable,
+    AgentChangeRefused, AgentKeyRefused, AgentReadRefused, ChangeUnavailable, JsonBodyRefused, NotJson, ReadUnavailable,
 };
 use crate::state::AppState;
 
@@ -51,10 +51,7 @@ pub(crate) fn shared_routes() -> OpenApiRouter<AppState> {
 /// created the first time (`Idempotent-Replayed: true`); the same key with another body is
 /// a conflict.
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests",
-    tag = "agent",
-    operation_id = "create_request",
+    post, path = "/api/v1/requests", tag = "agent", operation_id = "create_request",
     params(
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
             description = "Makes retries safe: the same key and body create one request (1-255 visible ASCII characters)."),
@@ -119,11 +116,7 @@ async fn create(
 ///
 /// Agents see their own requests; reviewers and admins see any, with what they may do.
 #[utoipa::path(
-    get,
-    path = "/api/v1/requests/{id}",
-    tag = "agent",
-    tags = ["reviewer"],
-    operation_id = "get_request",
+    get, path = "/api/v1/requests/{id}", tag = "agent", tags = ["reviewer"], operation_id = "get_request",
     params(RequestPath),
     responses(
         (status = 200, description = "The request (for a person, with `viewer`: what they may do).", body = RequestForCaller),
@@ -137,12 +130,7 @@ async fn create(
 async fn show(State(state): State<AppState>, caller: Caller, RequestPath(id): RequestPath) -> Result<Response, Error> {
     match caller {
         Caller::Agent(agent) => Ok(Json(state.service.request_for_agent(&agent, id).await?).into_response()),
-        Caller::Person(person) => {
-            if person.roles.is_empty() {
-                return Err(Error::Forbidden("you have no role in Signoff".into()));
-            }
-            Ok(Json(state.service.review(&person.identity, id).await?).into_response())
-        }
+        Caller::Person(person) => Ok(Json(person.desk(&state.service).request(id).await?).into_response()),
     }
 }
 
@@ -161,19 +149,14 @@ const DEFAULT_WAIT_S: u64 = 30;
 /// Answers as soon as the request leaves `pending`, or after `timeout_s` with the request
 /// still pending (then wait again).
 #[utoipa::path(
-    get,
-    path = "/api/v1/requests/{id}/wait",
-    tag = "agent",
-    operation_id = "wait_for_decision",
+    get, path = "/api/v1/requests/{id}/wait", tag = "agent", operation_id = "wait_for_decision",
     params(RequestPath, WaitParams),
     responses(
         (status = 200, description = "The request, decided or still pending.", body = RequestView),
         (status = 400, description = "A `timeout_s` past 300 or not a number.", body = ErrorBody),
-        AgentKeyRefused,
-        NotTheAgentsRequest,
         (status = 429, description = "This agent already holds its most waits at once.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
-        ReadUnavailable,
+        AgentReadRefused, ReadUnavailable,
     ),
     security(("agent_key" = []))
 )]
@@ -182,7 +165,7 @@ async fn wait(
     AgentAuth(agent): AgentAuth,
     RequestPath(id): RequestPath,
     Query(params): Query<WaitParams>,
-) -> Result<Response, Error> {
+) -> Answer {
     let timeout_s = params.timeout_s.unwrap_or(DEFAULT_WAIT_S);
     if timeout_s > limits::MAX_WAIT_S {
         return Err(Error::BadRequest(format!(
@@ -190,33 +173,24 @@ async fn wait(
             limits::MAX_WAIT_S
         )));
     }
-    let request = state.service.wait(&agent, id, Duration::from_secs(timeout_s)).await?;
-    Ok(Json(request).into_response())
+    Ok(Json(
+        state.service.wait(&agent, id, Duration::from_secs(timeout_s)).await?,
+    ))
 }
 
 /// Withdraw a pending request.
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests/{id}/cancel",
-    tag = "agent",
-    operation_id = "cancel_request",
+    post, path = "/api/v1/requests/{id}/cancel", tag = "agent", operation_id = "cancel_request",
     params(RequestPath),
     responses(
         (status = 200, description = "The request, now cancelled.", body = RequestView),
-        AgentKeyRefused,
-        NotTheAgentsRequest,
         (status = 409, description = "The request is no longer pending.", body = ErrorBody),
-        ChangeUnavailable,
+        AgentChangeRefused,
     ),
     security(("agent_key" = []))
 )]
-async fn cancel(
-    State(state): State<AppState>,
-    AgentAuth(agent): AgentAuth,
-    RequestPath(id): RequestPath,
-) -> Result<Response, Error> {
-    let request = state.service.cancel(&agent, id).await?;
-    Ok(Json(request).into_response())
+async fn cancel(State(state): State<AppState>, AgentAuth(agent): AgentAuth, RequestPath(id): RequestPath) -> Answer {
+    Ok(Json(state.service.cancel(&agent, id).await?))
 }
 
 /// Start an approved action.
@@ -225,48 +199,31 @@ async fn cancel(
 /// `request.started` audit event) and answers 409 `already_started` when this approval was
 /// started before, from here or anywhere else, so one approval runs once. No body.
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests/{id}/start",
-    tag = "agent",
-    operation_id = "start_request",
+    post, path = "/api/v1/requests/{id}/start", tag = "agent", operation_id = "start_request",
     params(RequestPath),
     responses(
         (status = 200, description = "The request, with `started_at`: run the action now.", body = RequestView),
-        AgentKeyRefused,
-        NotTheAgentsRequest,
         (status = 409, description = "`already_started`: this approval was started before, do not run it again; \
             `not_approved`: the request is not approved.", body = ErrorBody),
-        ChangeUnavailable,
+        AgentChangeRefused,
     ),
     security(("agent_key" = []))
 )]
-async fn start(
-    State(state): State<AppState>,
-    AgentAuth(agent): AgentAuth,
-    RequestPath(id): RequestPath,
-) -> Result<Response, Error> {
-    let request = state.service.start(&agent, id).await?;
-    Ok(Json(request).into_response())
+async fn start(State(state): State<AppState>, AgentAuth(agent): AgentAuth, RequestPath(id): RequestPath) -> Answer {
+    Ok(Json(state.service.start(&agent, id).await?))
 }
 
 /// Say how an approved action went.
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests/{id}/result",
-    tag = "agent",
-    operation_id = "report_result",
+    post, path = "/api/v1/requests/{id}/result", tag = "agent", operation_id = "report_result",
     params(RequestPath),
     request_body(content = ResultReport, content_type = "application/json"),
     responses(
         (status = 200, description = "The request, now executed or failed.", body = RequestView),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
-        AgentKeyRefused,
-        NotTheAgentsRequest,
         (status = 409, description = "The request is not approved, or its result was already reported.", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A body of the wrong shape.", body = ErrorBody),
-        ChangeUnavailable,
+        AgentChangeRefused, JsonBodyRefused,
     ),
     security(("agent_key" = []))
 )]
@@ -275,7 +232,9 @@ async fn report(
     AgentAuth(agent): AgentAuth,
     RequestPath(id): RequestPath,
     body: JsonBody<ResultReport>,
-) -> Result<Response, Error> {
-    let request = state.service.report_result(&agent, id, body.value).await?;
-    Ok(Json(request).into_response())
+) -> Answer {
+    Ok(Json(state.service.report_result(&agent, id, body.value).await?))
 }
+
+/// What an agent's call on one of its requests answers: the request as it now stands.
+type Answer = Result<Json<RequestView>, Error>;

@@ -21,8 +21,8 @@ use crate::Error;
 use crate::auth::{Person, Reviewer, TERMINAL_TOKEN_PREFIX, Viewer, bearer};
 use crate::bus::Event;
 use crate::door::ListParams;
-use crate::door::RequestPath;
 use crate::door::schemas::{BodyTooLarge, ChangeUnavailable, NotJson, ReadUnavailable, ReviewerRefused};
+use crate::door::{CsrfChecked, RequestPath};
 use crate::metrics;
 use crate::state::AppState;
 
@@ -44,10 +44,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The queue and history.
 #[utoipa::path(
-    get,
-    path = "/api/v1/requests",
-    tag = "reviewer",
-    operation_id = "list_requests",
+    get, path = "/api/v1/requests", tag = "reviewer", operation_id = "list_requests",
     params(ListParams),
     responses(
         (status = 200, description = "One page of requests.", body = RequestPage),
@@ -64,19 +61,16 @@ async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Response, Error> {
     let filter = params.filter()?;
-    let page = state
-        .service
-        .list(&person.identity, filter, params.needs_my_vote.unwrap_or(false))
+    let page = person
+        .desk(&state.service)
+        .list(filter, params.needs_my_vote.unwrap_or(false))
         .await?;
     Ok(Json(page).into_response())
 }
 
 /// Approve or deny a request (a denial needs a comment).
 #[utoipa::path(
-    post,
-    path = "/api/v1/requests/{id}/decisions",
-    tag = "reviewer",
-    operation_id = "decide",
+    post, path = "/api/v1/requests/{id}/decisions", tag = "reviewer", operation_id = "decide",
     params(
         RequestPath,
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
@@ -98,13 +92,10 @@ async fn list(
 )]
 async fn decide(
     State(state): State<AppState>,
-    Reviewer(person): Reviewer,
-    headers: HeaderMap,
+    CsrfChecked(Reviewer(person)): CsrfChecked<Reviewer>,
     RequestPath(id): RequestPath,
     body: JsonBody<DecisionInput>,
 ) -> Result<Response, Error> {
-    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
-    person.check_csrf(csrf)?;
     let view = person
         .desk(&state.service)
         .decide(id, &body.value, person.channel)
@@ -114,10 +105,7 @@ async fn decide(
 
 /// Who the credential belongs to.
 #[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    tag = "reviewer",
-    operation_id = "me",
+    get, path = "/api/v1/me", tag = "reviewer", operation_id = "me",
     responses(
         (status = 200, description = "The person signed in and their roles.", body = Me),
         ReviewerRefused,
@@ -143,10 +131,7 @@ const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
 /// first, so a reconnecting client misses nothing. A `resync` event (data `{}`) says
 /// events were missed: reload. The stream ends when the credential stops standing.
 #[utoipa::path(
-    get,
-    path = "/api/v1/events",
-    tag = "reviewer",
-    operation_id = "events",
+    get, path = "/api/v1/events", tag = "reviewer", operation_id = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "The last `id:` received, to resume after it.")),
     responses(
         (status = 200, description = "A stream of server-sent events, each a `LiveEventMessage`.", content_type = "text/event-stream",
@@ -260,10 +245,7 @@ struct TokenParams {
 
 /// The active terminal tokens of the caller (admins: of everyone, with `all=true`).
 #[utoipa::path(
-    get,
-    path = "/api/v1/tokens",
-    tag = "reviewer",
-    operation_id = "list_tokens",
+    get, path = "/api/v1/tokens", tag = "reviewer", operation_id = "list_tokens",
     params(TokenParams),
     responses(
         (status = 200, description = "Active terminal tokens.", body = Vec<TokenInfo>),
@@ -299,10 +281,7 @@ async fn tokens(
 
 /// Revoke a terminal token: one's own, or anyone's for admins.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/tokens/{id}",
-    tag = "reviewer",
-    operation_id = "revoke_token",
+    delete, path = "/api/v1/tokens/{id}", tag = "reviewer", operation_id = "revoke_token",
     params(
         ("id" = String, Path, description = "The token's id, from `GET /api/v1/tokens`."),
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie; not with a terminal token."),
@@ -318,18 +297,10 @@ async fn tokens(
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    Viewer(person): Viewer,
-    headers: HeaderMap,
+    CsrfChecked(Viewer(person)): CsrfChecked<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    person.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
-    let owner = (!person.has(signoff_app::wire::Role::Admin))
-        .then_some((person.identity.issuer.as_str(), person.identity.subject.as_str()));
-    if state
-        .service
-        .revoke_terminal_token(&id, owner, &person.identity)
-        .await?
-    {
+    if person.desk(&state.service).revoke_token(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::NotFound("no such active token of yours".into()))
@@ -338,10 +309,7 @@ async fn revoke_token(
 
 /// `signoff logout`: the terminal revokes the token it holds.
 #[utoipa::path(
-    post,
-    path = "/api/v1/tokens/revoke",
-    tag = "reviewer",
-    operation_id = "revoke_own_token",
+    post, path = "/api/v1/tokens/revoke", tag = "reviewer", operation_id = "revoke_own_token",
     responses(
         (status = 204, description = "The token sent is revoked."),
         (status = 401, description = "No terminal token, or an unknown, expired or revoked one.", body = ErrorBody),

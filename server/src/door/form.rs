@@ -11,9 +11,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tower_sessions::Session;
 
 use crate::Error;
-use crate::auth::{Credential, Person};
+use crate::auth::{Credential, Person, constant_time_eq, csrf_token};
 use crate::door::{PageAdmin, PageError, PageViewer};
 use crate::state::AppState;
 
@@ -30,8 +31,46 @@ pub struct NoFields {}
 
 /// Who may post a form: the extractor's refusal is a page.
 pub trait FormGate: FromRequestParts<AppState, Rejection = Response> {
-    /// The person posting; `None` only for [`MaybeSignedIn`] with nobody signed in.
+    /// The person posting; `None` for [`MaybeSignedIn`] with nobody signed in, and for a
+    /// [`Visitor`].
     fn person(&self) -> Option<&Person>;
+
+    /// The token a form must carry that nobody signed in posts: the session's.
+    fn visitor_csrf(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Someone signing in: their form carries the CSRF token the session gave the sign-in
+/// page, whoever (if anyone) is signed in already.
+pub struct Visitor {
+    csrf: String,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, message)| {
+                PageError::from(Error::Internal(format!("session layer missing: {message}"))).into_response()
+            })?;
+        let csrf = csrf_token(&session)
+            .await
+            .map_err(|error| PageError::from(error).into_response())?;
+        Ok(Visitor { csrf })
+    }
+}
+
+impl FormGate for Visitor {
+    fn person(&self) -> Option<&Person> {
+        None
+    }
+
+    fn visitor_csrf(&self) -> Option<&str> {
+        Some(&self.csrf)
+    }
 }
 
 impl FormGate for PageAdmin {
@@ -91,26 +130,36 @@ where
         let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|rejection| PageError::from(unreadable(rejection)).into_response())?;
+        if let Some(expected) = who.visitor_csrf() {
+            let CsrfField { csrf } = fields(&bytes).map_err(page)?;
+            if !csrf.is_some_and(|given| constant_time_eq(&given, expected)) {
+                return Err(page(Error::Forbidden("the sign-in form expired; reload it".into())));
+            }
+        }
         if let Some(person) = person {
             if !matches!(person.credential, Credential::Session(_)) {
                 return Err(refusal());
             }
-            let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
-                PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
-            })?;
+            let CsrfField { csrf } = fields(&bytes).map_err(page)?;
             // A session's person always has a token; one without is refused all the same.
             if person.csrf().is_none() {
                 return Err(refusal());
             }
-            person
-                .check_csrf(csrf.as_deref())
-                .map_err(|error| PageError::from(error).into_response())?;
+            person.check_csrf(csrf.as_deref()).map_err(page)?;
         }
-        let form = serde_urlencoded::from_bytes(&bytes).map_err(|err| {
-            PageError::from(Error::BadRequest(format!("the form could not be read: {err}"))).into_response()
-        })?;
+        let form = fields(&bytes).map_err(page)?;
         Ok(ConsoleForm { who, form })
     }
+}
+
+/// A form's fields, from its body.
+fn fields<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_urlencoded::from_bytes(bytes).map_err(|err| Error::BadRequest(format!("the form could not be read: {err}")))
+}
+
+/// An error as the page that shows it.
+fn page(error: Error) -> Response {
+    PageError::from(error).into_response()
 }
 
 /// The page for a form posted with anything but a console session.

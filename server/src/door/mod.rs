@@ -6,7 +6,7 @@ pub mod form;
 mod list;
 pub mod schemas;
 
-pub use form::{ConsoleForm, MaybeSignedIn, NoFields};
+pub use form::{ConsoleForm, MaybeSignedIn, NoFields, Visitor};
 pub use list::ListParams;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -16,7 +16,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use signoff_app::RequestId;
 use signoff_app::ui::{Chrome, Nav, error_page, no_access_page};
-use signoff_app::wire::Role;
 
 use crate::Error;
 use crate::auth::Person;
@@ -40,7 +39,7 @@ impl FromRequestParts<AppState> for PageViewer {
             .map_err(|error| PageError::from(error).into_response())?;
         match person {
             None => Err(sign_in_redirect(&return_path(parts))),
-            Some(person) if person.roles.is_empty() => Err(no_access(state, &person)),
+            Some(person) if person.desk(&state.service).may_read().is_err() => Err(no_access(state, &person)),
             Some(person) => Ok(PageViewer(person)),
         }
     }
@@ -51,7 +50,7 @@ impl FromRequestParts<AppState> for PageAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let PageViewer(person) = PageViewer::from_request_parts(parts, state).await?;
-        if person.has(Role::Admin) {
+        if person.admin_desk(&state.service).is_ok() {
             Ok(PageAdmin(person))
         } else {
             let refusal = Error::Forbidden("the admin pages need the admin role".into());
@@ -219,6 +218,25 @@ pub fn no_access(state: &AppState, person: &Person) -> Response {
         state.auth.roles.granting_groups(),
     );
     (StatusCode::FORBIDDEN, Html(page)).into_response()
+}
+
+/// A state-changing API call by the person `G` lets through, with the session's CSRF token
+/// in `X-CSRF-Token` when it comes with the console's cookie (a terminal token needs none:
+/// another site cannot send it). Checked before the path or the body is read.
+pub struct CsrfChecked<G>(pub G);
+
+impl<G> FromRequestParts<AppState> for CsrfChecked<G>
+where
+    G: FromRequestParts<AppState, Rejection = Error> + AsRef<Person> + Send,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = G::from_request_parts(parts, state).await?;
+        let provided = parts.headers.get("x-csrf-token").and_then(|value| value.to_str().ok());
+        who.as_ref().check_csrf(provided)?;
+        Ok(CsrfChecked(who))
+    }
 }
 
 /// A request's id from the path (`/…/{id}…`), typed: anything that is not an id is a

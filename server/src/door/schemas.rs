@@ -2,10 +2,13 @@
 //! the doors, so the API modules and the document need not import each other.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
+use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 use signoff_app::wire::{LiveEvent, LiveEventKind, RequestView, ReviewView};
 
@@ -118,3 +121,30 @@ pub struct BodyTooLarge(pub signoff_app::wire::ErrorBody);
 #[derive(utoipa::IntoResponses)]
 #[response(status = 415, description = "The body is not `application/json`.")]
 pub struct NotJson(pub signoff_app::wire::ErrorBody);
+
+/// Shared responses named together, as one entry of `responses(…)`.
+pub struct Together<T>(PhantomData<T>);
+
+macro_rules! together {
+    ($($part:ident),+) => {
+        impl<$($part: IntoResponses),+> IntoResponses for Together<($($part,)+)> {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                let mut all = BTreeMap::new();
+                $(all.append(&mut $part::responses());)+
+                all
+            }
+        }
+    };
+}
+
+together!(A, B);
+together!(A, B, C);
+
+/// An agent's read of one of its requests refused: 401 (the key), 404 (not its request).
+pub type AgentReadRefused = Together<(AgentKeyRefused, NotTheAgentsRequest)>;
+
+/// An agent's change to one of its requests refused: 401, 404, and 503 (not stored).
+pub type AgentChangeRefused = Together<(AgentKeyRefused, NotTheAgentsRequest, ChangeUnavailable)>;
+
+/// A JSON body refused before it is read: 413 (too large), 415 (not JSON).
+pub type JsonBodyRefused = Together<(BodyTooLarge, NotJson)>;

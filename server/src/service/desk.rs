@@ -4,20 +4,23 @@
 //! (see ARCHITECTURE.md, "Who may do what").
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use signoff_app::wire::{DecisionInput, ReviewView, Role};
-use signoff_app::{AgentId, Channel, Identity, RequestId};
+use signoff_app::policy::{Matched, PolicyDoc, PolicySet, RequestFacts};
+use signoff_app::wire::{DecisionInput, RequestPage, ReviewView, Role};
+use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId};
 
-use super::{Service, now};
+use super::{Service, WhatIf, now};
 use crate::store::{
-    AgentSummary, AuditEvent, AuditQuery, DeviceCodeInfo, Followup, GrantRecord, PolicyVersion, StoredPolicy,
-    TokenRecord,
+    Actor, Agent, AgentSummary, AuditEvent, AuditQuery, DeviceCodeInfo, Followup, GrantRecord, KeyIssue, PolicyVersion,
+    RequestFilter, StoredPolicy, TokenRecord,
 };
 use crate::{Error, Result};
 
-/// A person with a role in Signoff, at the service.
+/// A signed-in person at the service, with the roles they hold: every read and change a
+/// person makes goes through it, and it refuses what their roles do not allow.
 pub struct Desk<'a> {
     service: &'a Service,
     who: &'a Identity,
@@ -25,9 +28,11 @@ pub struct Desk<'a> {
     admin: bool,
 }
 
-/// An admin, at the service.
+/// An admin at the service: only [`Desk::admin`] hands one out, to a person with the
+/// admin role.
 pub struct AdminDesk<'a> {
     service: &'a Service,
+    who: &'a Identity,
 }
 
 impl Service {
@@ -41,9 +46,9 @@ impl Service {
         }
     }
 
-    /// An admin's desk. Only the admin extractors (which checked the role) call this.
-    pub fn admin_desk(&self) -> AdminDesk<'_> {
-        AdminDesk { service: self }
+    /// Whether the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<()> {
+        self.store().ping().await
     }
 }
 
@@ -86,12 +91,39 @@ impl Service {
     }
 }
 
-impl Desk<'_> {
+impl<'a> Desk<'a> {
+    /// The admin's desk, for a person with the admin role.
+    pub fn admin(&self) -> Result<AdminDesk<'a>> {
+        if !self.admin {
+            return Err(Error::Forbidden("this needs the admin role".into()));
+        }
+        Ok(AdminDesk {
+            service: self.service,
+            who: self.who,
+        })
+    }
+
+    /// Reading requests needs a role: reviewers and admins read them all.
+    pub fn may_read(&self) -> Result<()> {
+        if self.reviewer || self.admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("you have no role in Signoff".into()))
+        }
+    }
+
+    /// Deciding needs the reviewer role (and then each request's policy decides).
+    pub fn may_decide(&self) -> Result<()> {
+        if self.reviewer {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("deciding needs the reviewer role".into()))
+        }
+    }
+
     /// Decides a request under every rule of the lifecycle; break-glass only for admins.
     pub async fn decide(&self, id: RequestId, input: &DecisionInput, channel: Channel) -> Result<ReviewView> {
-        if !self.reviewer {
-            return Err(Error::Forbidden("deciding needs the reviewer role".into()));
-        }
+        self.may_decide()?;
         if input.break_glass && !self.admin {
             return Err(Error::Forbidden(
                 "break-glass is for admins the request's policy names".into(),
@@ -100,20 +132,35 @@ impl Desk<'_> {
         self.service.decide_and_review(self.who, id, input, channel).await
     }
 
+    /// A page of the queue or history as this person sees it; with `needs_my_vote`, only
+    /// pending requests they may still decide.
+    pub async fn list(&self, filter: RequestFilter, needs_my_vote: bool) -> Result<RequestPage> {
+        self.may_read()?;
+        self.service.list(self.who, filter, needs_my_vote).await
+    }
+
+    /// A request and what this person may do with it.
+    pub async fn request(&self, id: RequestId) -> Result<ReviewView> {
+        Ok(self.review(id).await?.0)
+    }
+
     /// A request and what this person may do with it, and whether break-glass is theirs
     /// to offer (only ever for an admin).
     pub async fn review(&self, id: RequestId) -> Result<(ReviewView, bool)> {
+        self.may_read()?;
         let (review, break_glass) = self.service.review_offering_break_glass(self.who, id).await?;
         Ok((review, break_glass && self.admin))
     }
 
     /// A request's audit events, oldest first.
     pub async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>> {
+        self.may_read()?;
         self.service.store().audit_events_for(id).await
     }
 
     /// How many requests wait.
     pub async fn pending_count(&self) -> Result<i64> {
+        self.may_read()?;
         self.service.store().count_pending().await
     }
 
@@ -126,6 +173,19 @@ impl Desk<'_> {
         self.service.store().followups(true).await
     }
 
+    /// Request events after `seq` (for a live view resuming), up to `limit`.
+    pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<(i64, String, RequestId)>> {
+        self.may_read()?;
+        self.service.store().request_events_after(seq, limit).await
+    }
+
+    /// Ends a grant this person gave (the engine checks they did); false when it had
+    /// ended already.
+    pub async fn revoke_given_grant(&self, id: &str) -> Result<bool> {
+        self.may_read()?;
+        self.service.revoke_grant(id, self.who, false).await
+    }
+
     /// Terminal tokens: one's own, or (admins only) everyone's.
     pub async fn tokens(&self, everyone: bool) -> Result<Vec<TokenRecord>> {
         if everyone && !self.admin {
@@ -133,13 +193,26 @@ impl Desk<'_> {
                 "listing everyone's tokens needs the admin role".into(),
             ));
         }
-        let owner = (!everyone).then_some((self.who.issuer.as_str(), self.who.subject.as_str()));
+        let owner = (!everyone).then(|| self.owner());
         self.service.store().terminal_tokens(owner, now()).await
     }
 
-    /// Request events after `seq` (for a live view resuming), up to `limit`.
-    pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<(i64, String, RequestId)>> {
-        self.service.store().request_events_after(seq, limit).await
+    /// Revokes a terminal token of one's own; false when there is no such active token.
+    pub async fn revoke_own_token(&self, id: &str) -> Result<bool> {
+        self.service
+            .revoke_terminal_token(id, Some(self.owner()), self.who)
+            .await
+    }
+
+    /// Revokes a terminal token: an admin anyone's, anyone else only their own.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let owner = (!self.admin).then(|| self.owner());
+        self.service.revoke_terminal_token(id, owner, self.who).await
+    }
+
+    /// Whose tokens are this person's: (issuer, subject).
+    fn owner(&self) -> (&'a str, &'a str) {
+        (self.who.issuer.as_str(), self.who.subject.as_str())
     }
 }
 
@@ -152,6 +225,7 @@ pub struct Overview {
 }
 
 impl AdminDesk<'_> {
+    /// What the admin pages open on: policies, active grants, follow-ups, agents.
     pub async fn overview(&self) -> Result<Overview> {
         let store = self.service.store();
         Ok(Overview {
@@ -165,6 +239,15 @@ impl AdminDesk<'_> {
     /// The policies, in order.
     pub async fn policies(&self) -> Result<Vec<StoredPolicy>> {
         self.service.store().policies().await
+    }
+
+    /// One policy as it stands.
+    pub async fn policy(&self, id: &str) -> Result<StoredPolicy> {
+        self.policies()
+            .await?
+            .into_iter()
+            .find(|policy| policy.id == id)
+            .ok_or_else(|| Error::not_found(format_args!("policy {id}")))
     }
 
     /// Every stored version of a policy, newest first.
@@ -186,4 +269,67 @@ impl AdminDesk<'_> {
         let store = self.service.store();
         Ok((store.list_agents().await?, store.agents_last_request().await?))
     }
+
+    /// The policy set in force.
+    pub fn policy_set(&self) -> Arc<PolicySet> {
+        self.service.policy_set()
+    }
+
+    /// Saves a policy: a new version of `id`, or a new policy at the end.
+    pub async fn save_policy(&self, id: Option<&str>, doc: PolicyDoc) -> Result<StoredPolicy> {
+        self.service
+            .save_policy(id, doc, Actor::Reviewer(self.who.clone()))
+            .await
+    }
+
+    /// Moves a policy one place earlier or later; false at the end it moves towards.
+    pub async fn move_policy(&self, id: &str, earlier: bool) -> Result<bool> {
+        self.service.move_policy(id, earlier, self.who).await
+    }
+
+    /// What a draft policy set would change over the last `limit` requests.
+    pub async fn what_if(&self, draft: Arc<PolicySet>, limit: usize) -> Result<WhatIf> {
+        self.service.what_if(draft, limit).await
+    }
+
+    /// Which policy in force a request would match now, and why.
+    pub fn test_request(&self, request: &RequestFacts<'_>) -> (Matched, PolicySnapshot) {
+        self.service.test_request(&self.service.policy_set(), request)
+    }
+
+    /// Ends any grant at once; false when it had ended already.
+    pub async fn revoke_grant(&self, id: &str) -> Result<bool> {
+        self.service.revoke_grant(id, self.who, true).await
+    }
+
+    /// Acknowledges another admin's break-glass approval; false when already done.
+    pub async fn acknowledge_followup(&self, request: RequestId) -> Result<bool> {
+        self.service.acknowledge_followup(request, self.who).await
+    }
+
+    /// A new agent with its first key.
+    pub async fn create_agent(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(Agent, String, KeyIssue)> {
+        self.service.create_agent(name, owner, description, self.who).await
+    }
+
+    /// A new key for the named agent, and how many old keys that revoked.
+    pub async fn rotate_agent_key(&self, name: &str) -> Result<(Agent, String, u64)> {
+        let rotated = self.service.rotate_agent_key(name, self.who).await?;
+        rotated.ok_or_else(|| no_agent(name))
+    }
+
+    /// Revokes every key of the named agent: how many.
+    pub async fn revoke_agent_keys(&self, name: &str) -> Result<u64> {
+        let revoked = self.service.revoke_agent_keys(name, Some(self.who)).await?;
+        revoked.ok_or_else(|| no_agent(name))
+    }
+}
+
+fn no_agent(name: &str) -> Error {
+    Error::not_found(format_args!("agent {name}"))
 }

@@ -240,7 +240,7 @@ fn browser_reviewer(state: &AppState, person: &Person) -> Result<(), Box<Respons
         );
         return Err(Box::new(PageError::from(refusal).into_response()));
     }
-    if person.roles.is_empty() {
+    if person.desk(&state.service).may_read().is_err() {
         return Err(Box::new(no_access(state, person)));
     }
     Ok(())

@@ -1,17 +1,17 @@
 //! Console sign-in: `/auth/login` → provider → `/auth/callback` → session;
 //! `/auth/logout`; and with `--dev` only, `/auth/dev`.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use signoff_app::ui::{DevUser, Nav, dev_signin_page, signed_out_page, url_encode};
 
 use crate::auth::{CSRF_KEY, LOGIN_KEY, SessionUser, USER_KEY, constant_time_eq, csrf_token, dev_users, session_error};
-use crate::door::{ConsoleForm, MaybeSignedIn, NoFields, PageError, chrome, safe_next};
+use crate::door::{ConsoleForm, MaybeSignedIn, NoFields, PageError, Visitor, chrome, safe_next};
 use crate::service::now;
 use crate::sso::oidc::PendingLogin;
 use crate::state::AppState;
@@ -196,7 +196,6 @@ async fn dev_page(
 
 #[derive(Deserialize)]
 struct DevSignIn {
-    csrf: Option<String>,
     user: String,
     next: Option<String>,
 }
@@ -204,20 +203,10 @@ struct DevSignIn {
 async fn dev_signin(
     State(state): State<AppState>,
     session: Session,
-    Form(form): Form<DevSignIn>,
+    ConsoleForm { form, .. }: ConsoleForm<Visitor, DevSignIn>,
 ) -> Result<Response, PageError> {
     if !state.auth.dev {
         return Err(PageError::from(Error::NotFound("no such page".into())));
-    }
-    let expected = csrf_token(&session).await?;
-    if !form
-        .csrf
-        .as_deref()
-        .is_some_and(|given| constant_time_eq(given, &expected))
-    {
-        return Err(PageError::from(Error::Forbidden(
-            "the sign-in form expired; reload it".into(),
-        )));
     }
     let identity = dev_users()
         .into_iter()

@@ -6,7 +6,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use signoff_app::policy::PolicyDoc;
-use signoff_app::{AgentId, Identity, RequestId};
+use signoff_app::{AgentId, Identity, RequestId, grant_is_active};
 
 use super::records::{from_json, from_millis, millis, parse_id, request_from_row, to_json};
 use super::{Store, WriteTx};
@@ -92,6 +92,11 @@ macro_rules! grant_from_row {
                 .transpose()?,
         }
     }};
+}
+
+/// [`grant_is_active`] for a stored grant.
+fn is_active(grant: &GrantRecord, at: OffsetDateTime) -> bool {
+    grant_is_active(grant.revoked_at, grant.expires_at, grant.uses, grant.max_uses, at)
 }
 
 impl Store {
@@ -184,18 +189,32 @@ impl Store {
         })
     }
 
-    /// Grants, newest first: all, or only those that may still be used at `now`.
+    /// Grants, newest first (500 at most): all, or only those active at `active_at`
+    /// ([`grant_is_active`] decides; the query only skips the expired, which never come back).
     pub async fn grants(&self, active_at: Option<OffsetDateTime>) -> Result<Vec<GrantRecord>> {
+        const SHOWN: usize = 500;
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants g JOIN agents a ON a.id = g.agent_id \
-             WHERE ($1 IS NULL OR (g.revoked_at IS NULL AND g.expires_at > $1 AND g.uses < g.max_uses)) \
-             ORDER BY g.created_at DESC LIMIT 500"
+             WHERE ($1 IS NULL OR g.expires_at > $1) ORDER BY g.created_at DESC LIMIT $2"
         );
+        // Unfiltered, the newest 500 are the answer; filtered, inactive rows must not take
+        // the places of active ones.
+        let limit = if active_at.is_some() { i64::MAX } else { SHOWN as i64 };
         on_read_pool!(self, |pool| {
-            let rows = sqlx::query(&sql).bind(active_at.map(millis)).fetch_all(pool).await?;
-            let mut grants = Vec::with_capacity(rows.len());
+            let rows = sqlx::query(&sql)
+                .bind(active_at.map(millis))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut grants = Vec::with_capacity(rows.len().min(SHOWN));
             for row in rows {
-                grants.push(grant_from_row!(row));
+                let grant = grant_from_row!(row);
+                if active_at.is_none_or(|at| is_active(&grant, at)) {
+                    grants.push(grant);
+                }
+                if grants.len() == SHOWN {
+                    break;
+                }
             }
             Ok(grants)
         })
@@ -333,7 +352,8 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Grants for one agent, action and resource that may still be used at `now`.
+    /// Grants for one agent, action and resource that are active at `now` (the query only
+    /// skips the expired; [`grant_is_active`] decides).
     pub async fn usable_grants(
         &mut self,
         agent: AgentId,
@@ -343,8 +363,8 @@ impl WriteTx {
     ) -> Result<Vec<GrantRecord>> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants g JOIN agents a ON a.id = g.agent_id \
-             WHERE g.agent_id = $1 AND g.action = $2 AND g.resource = $3 AND g.revoked_at IS NULL \
-             AND g.expires_at > $4 AND g.uses < g.max_uses ORDER BY g.created_at"
+             WHERE g.agent_id = $1 AND g.action = $2 AND g.resource = $3 AND g.expires_at > $4 \
+             ORDER BY g.created_at"
         );
         on_tx!(self, |conn, Db| {
             let rows = sqlx::query(&sql)
@@ -356,7 +376,10 @@ impl WriteTx {
                 .await?;
             let mut grants = Vec::with_capacity(rows.len());
             for row in rows {
-                grants.push(grant_from_row!(row));
+                let grant = grant_from_row!(row);
+                if is_active(&grant, now) {
+                    grants.push(grant);
+                }
             }
             Ok(grants)
         })

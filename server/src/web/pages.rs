@@ -45,15 +45,6 @@ fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, PageError> {
         .map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))
 }
 
-/// The person, if they may read requests; otherwise the page to show instead.
-fn viewer(state: &AppState, person: Option<Person>, here: &str) -> Result<Person, Box<Response>> {
-    match person {
-        None => Err(Box::new(sign_in_redirect(here))),
-        Some(person) if person.roles.is_empty() => Err(Box::new(no_access(state, &person))),
-        Some(person) => Ok(person),
-    }
-}
-
 #[derive(Deserialize, Default)]
 struct QueueParams {
     action: Option<String>,
@@ -122,9 +113,9 @@ async fn queue_items(
     params: &QueueParams,
 ) -> Result<(Vec<RequestSummary>, Option<String>), Error> {
     let filter = params.list_params().filter()?;
-    let page = state
-        .service
-        .list(&person.identity, filter, params.mine.unwrap_or(false))
+    let page = person
+        .desk(&state.service)
+        .list(filter, params.mine.unwrap_or(false))
         .await?;
     Ok((page.items, page.next_cursor))
 }
@@ -144,22 +135,15 @@ async fn queue(
     params: Result<Query<QueueParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let params = query(params)?;
-    let person = match person {
-        None => {
-            return Ok(Html(signin_page(
-                chrome(&state, None, "Sign in", Nav::None),
-                "/",
-                state.auth.dev,
-            ))
-            .into_response());
-        }
-        Some(person) => match viewer(&state, Some(person), "/") {
-            Ok(person) => person,
-            Err(page) => return Ok(*page),
-        },
+    let Some(person) = person else {
+        let page = signin_page(chrome(&state, None, "Sign in", Nav::None), "/", state.auth.dev);
+        return Ok(Html(page).into_response());
     };
-    let (items, next_cursor) = queue_items(&state, &person, &params).await?;
     let desk = person.desk(&state.service);
+    if desk.may_read().is_err() {
+        return Ok(no_access(&state, &person));
+    }
+    let (items, next_cursor) = queue_items(&state, &person, &params).await?;
     let pending_total = desk.pending_count().await?;
     let flash = match params.done.as_deref() {
         Some("approve") => Some("Approved. The next request is selected.".to_string()),
@@ -190,9 +174,6 @@ async fn queue_fragment(
 ) -> Result<Response, Error> {
     let Query(params) = params.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     let person = person.ok_or_else(|| Error::Unauthorized("sign in again".into()))?;
-    if person.roles.is_empty() {
-        return Err(Error::Forbidden("you have no role in Signoff".into()));
-    }
     let (items, _) = queue_items(&state, &person, &params).await?;
     let total = person.desk(&state.service).pending_count().await?;
     let html = ui::queue_fragment(items, None, now(), !params.filters().is_empty());
@@ -408,7 +389,7 @@ async fn history(
 ) -> Result<Response, PageError> {
     let params = query(params)?;
     let filter = params.list_params(50).filter()?;
-    let page = state.service.list(&person.identity, filter, false).await?;
+    let page = person.desk(&state.service).list(filter, false).await?;
     let view = HistoryView {
         items: page.items,
         filters: params.filters(),
@@ -435,9 +416,8 @@ async fn history_csv(
 ) -> Result<Response, Error> {
     let Query(params) = params.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     let person = person.ok_or_else(|| Error::Unauthorized("sign in first".into()))?;
-    if person.roles.is_empty() {
-        return Err(Error::Forbidden("you have no role in Signoff".into()));
-    }
+    // Refused before the file starts, not part way through it.
+    person.desk(&state.service).may_read()?;
     let filter = params.list_params(CSV_PAGE).filter()?;
     let header = "id,created_at,status,action,resource,title,agent,on_behalf_of,approvals,approvals_required,decided_at,deciders\n".to_string();
     struct Export {
@@ -462,9 +442,9 @@ async fn history_csv(
             return None;
         }
         let page = match export
-            .state
-            .service
-            .list(&export.person.identity, export.filter.clone(), false)
+            .person
+            .desk(&export.state.service)
+            .list(export.filter.clone(), false)
             .await
         {
             Ok(page) => page,
@@ -597,11 +577,7 @@ async fn revoke_token(
     let Some(person) = person else {
         return Ok(sign_in_redirect("/me"));
     };
-    let owner = (person.identity.issuer.as_str(), person.identity.subject.as_str());
-    let revoked = state
-        .service
-        .revoke_terminal_token(&id, Some(owner), &person.identity)
-        .await?;
+    let revoked = person.desk(&state.service).revoke_own_token(&id).await?;
     if !revoked {
         return Err(PageError::from(Error::NotFound("no such active token of yours".into())));
     }

@@ -8,7 +8,7 @@ pub(super) async fn render_agents(
     mut page: AgentsView,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (agents, last) = state.service.admin_desk().agents().await?;
+    let (agents, last) = person.admin_desk(&state.service)?.agents().await?;
     page.rows = agents
         .into_iter()
         .map(|summary| AgentRow {
@@ -55,9 +55,9 @@ pub(super) async fn create_agent(
         ..AgentsView::default()
     };
     let owner = Some(form.owner.trim()).filter(|owner| !owner.is_empty());
-    match state
-        .service
-        .create_agent(&name, owner, Some(form.description.as_str()), &person.identity)
+    match person
+        .admin_desk(&state.service)?
+        .create_agent(&name, owner, Some(form.description.as_str()))
         .await
     {
         Ok((agent, key, _)) => {
@@ -93,16 +93,12 @@ pub(super) async fn rotate_key(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let (agent, key, revoked) = state
-        .service
-        .rotate_agent_key(&name, &person.identity)
-        .await?
-        .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
+    let (agent, key, revoked) = person.admin_desk(&state.service)?.rotate_agent_key(&name).await?;
     let page = AgentsView {
         notice: Some(Notice::good(format!(
-            "Rotated the key of {}: {revoked} old key{} revoked.",
+            "Rotated the key of {}: {} revoked.",
             agent.name,
-            if revoked == 1 { "" } else { "s" }
+            keys(revoked, "old key")
         ))),
         new_key: Some((agent.name, key)),
         ..AgentsView::default()
@@ -117,17 +113,18 @@ pub(super) async fn revoke_keys(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let revoked = state
-        .service
-        .revoke_agent_keys(&name, Some(&person.identity))
-        .await?
-        .ok_or_else(|| PageError::from(Error::not_found(format_args!("agent {name}"))))?;
+    let revoked = person.admin_desk(&state.service)?.revoke_agent_keys(&name).await?;
     let page = AgentsView {
         notice: Some(Notice::good(format!(
-            "Revoked {revoked} key{} of {name}: its requests are refused from now on.",
-            if revoked == 1 { "" } else { "s" }
+            "Revoked {} of {name}: its requests are refused from now on.",
+            keys(revoked, "key")
         ))),
         ..AgentsView::default()
     };
     render_agents(&state, &person, page, StatusCode::OK).await
+}
+
+/// "1 key", "2 keys".
+fn keys(count: u64, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
 }

@@ -60,7 +60,7 @@ pub(super) async fn audit(
         request_id: Some(params.request.trim().to_string()).filter(|r| !r.is_empty()),
         limit: AUDIT_PAGE + 1,
     };
-    let mut events = state.service.admin_desk().audit(&query).await?;
+    let mut events = person.admin_desk(&state.service)?.audit(&query).await?;
     let paging_up = after.is_some() && before.is_none();
     let more = events.len() as i64 > AUDIT_PAGE;
     if more {

@@ -1,24 +1,21 @@
 //! Grants: who approved what ahead, revoking them.
 
+use signoff_app::{GrantStanding, grant_standing};
+
 use super::*;
 
-/// Where a grant stands: only an active one approves anything.
+/// Where a grant stands: its own terms ([`grant_standing`]), then whether the policy
+/// version that allowed it is still in force, since grants hold only under that version.
 pub(super) fn grant_state(
     grant: &GrantRecord,
     versions_in_force: &HashMap<String, i64>,
     at: time::OffsetDateTime,
 ) -> &'static str {
-    if grant.revoked_at.is_some() {
-        "revoked"
-    } else if grant.uses >= grant.max_uses {
-        "used up"
-    } else if at >= grant.expires_at {
-        "expired"
-    } else if versions_in_force.get(&grant.policy_id) != Some(&grant.policy_version) {
-        // Grants hold only under the policy version that allowed them.
-        "ended: policy changed"
-    } else {
-        "active"
+    match grant_standing(grant.revoked_at, grant.expires_at, grant.uses, grant.max_uses, at) {
+        GrantStanding::Active if versions_in_force.get(&grant.policy_id) != Some(&grant.policy_version) => {
+            "ended: policy changed"
+        }
+        standing => standing.as_str(),
     }
 }
 
@@ -44,9 +41,8 @@ pub(super) async fn render_grants(
         .map(|policy| (policy.id.clone(), policy.doc.name.clone()))
         .collect();
     let at = now();
-    let rows = state
-        .service
-        .admin_desk()
+    let rows = person
+        .admin_desk(&state.service)?
         .grants(None)
         .await?
         .into_iter()
@@ -93,7 +89,7 @@ pub(super) async fn admin_revoke_grant(
         who: PageAdmin(person), ..
     }: ConsoleForm<PageAdmin, NoFields>,
 ) -> Result<Response, PageError> {
-    let (notice, status) = match state.service.revoke_grant(&id, &person.identity, true).await {
+    let (notice, status) = match person.admin_desk(&state.service)?.revoke_grant(&id).await {
         Ok(true) => (
             Notice::good("Grant revoked: it approves nothing from now on."),
             StatusCode::OK,
@@ -114,6 +110,6 @@ pub(super) async fn grantor_revoke_grant(
         ..
     }: ConsoleForm<PageViewer, NoFields>,
 ) -> Result<Response, PageError> {
-    state.service.revoke_grant(&id, &person.identity, false).await?;
+    person.desk(&state.service).revoke_given_grant(&id).await?;
     Ok(Redirect::to("/").into_response())
 }

@@ -29,9 +29,9 @@ use crate::auth::Person;
 use crate::door::encode_query;
 use crate::door::{ConsoleForm, NoFields, PageAdmin, PageError, PageViewer, chrome};
 use crate::policy_file::{self, Format};
-use crate::service::{draft_set, now, outcome_text};
+use crate::service::{AdminDesk, draft_set, now, outcome_text};
 use crate::state::AppState;
-use crate::store::{Actor, AuditEvent, AuditQuery, Followup, GrantRecord, PolicyVersion, StoredPolicy};
+use crate::store::{Actor, AuditEvent, AuditQuery, Followup, GrantRecord, PolicyVersion};
 
 mod agents;
 mod audit;
@@ -109,7 +109,7 @@ async fn render_index(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let overview = state.service.admin_desk().overview().await?;
+    let overview = person.admin_desk(&state.service)?.overview().await?;
     let followups = overview.followups;
     let counts = AdminCounts {
         policies: overview.policies.len(),
@@ -137,7 +137,7 @@ async fn acknowledge(
     let request: RequestId = request
         .parse()
         .map_err(|_| PageError::from(Error::NotFound("no such request".into())))?;
-    let (notice, status) = match state.service.acknowledge_followup(request, &person.identity).await {
+    let (notice, status) = match person.admin_desk(&state.service)?.acknowledge_followup(request).await {
         Ok(true) => (
             Notice::good("Acknowledged: the break-glass approval leaves every admin's queue."),
             StatusCode::OK,

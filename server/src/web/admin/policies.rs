@@ -40,7 +40,7 @@ pub(super) async fn policies(
 ) -> Result<Response, PageError> {
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let notice = match params.saved {
-        Some(id) => find_policy(&state, &id).await.ok().map(|policy| {
+        Some(id) => person.admin_desk(&state.service)?.policy(&id).await.ok().map(|policy| {
             Notice::good(format!(
                 "Saved {}: version {} is in force.",
                 policy.doc.name, policy.version
@@ -56,9 +56,8 @@ pub(super) async fn render_policies(
     person: &Person,
     notice: Option<Notice>,
 ) -> Result<Response, PageError> {
-    let rows = state
-        .service
-        .admin_desk()
+    let rows = person
+        .admin_desk(&state.service)?
         .policies()
         .await?
         .into_iter()
@@ -95,19 +94,8 @@ pub(super) async fn move_policy(
         "down" => false,
         _ => return Err(PageError::from(Error::BadRequest("move a policy up or down".into()))),
     };
-    state.service.move_policy(&id, earlier, &person.identity).await?;
+    person.admin_desk(&state.service)?.move_policy(&id, earlier).await?;
     Ok(Redirect::to("/admin/policies").into_response())
-}
-
-pub(super) async fn find_policy(state: &AppState, id: &str) -> Result<StoredPolicy, Error> {
-    state
-        .service
-        .admin_desk()
-        .policies()
-        .await?
-        .into_iter()
-        .find(|policy| policy.id == id)
-        .ok_or_else(|| Error::not_found(format_args!("policy {id}")))
 }
 
 pub(super) async fn new_policy(State(state): State<AppState>, PageAdmin(person): PageAdmin) -> Response {
@@ -140,7 +128,7 @@ pub(super) async fn edit_policy(
     Path(id): Path<String>,
     params: Result<Query<EditParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let policy = find_policy(&state, &id).await?;
+    let policy = person.admin_desk(&state.service)?.policy(&id).await?;
     let saved = params
         .ok()
         .and_then(|Query(p)| p.saved)
@@ -256,15 +244,14 @@ pub(super) async fn save_policy(
         html(status, ui::policy_edit_page(admin_chrome(state, person, &title), page))
     };
     let version = match &id {
-        Some(id) => Some(find_policy(state, id).await?.version),
+        Some(id) => Some(person.admin_desk(&state.service)?.policy(id).await?.version),
         None => None,
     };
     let doc = match doc_from_form(&form) {
         Ok(doc) => doc,
         Err(errors) => return Ok(refused(errors, StatusCode::UNPROCESSABLE_ENTITY, version)),
     };
-    let by = Actor::Reviewer(person.identity.clone());
-    match state.service.save_policy(id.as_deref(), doc, by).await {
+    match person.admin_desk(&state.service)?.save_policy(id.as_deref(), doc).await {
         Ok(saved) => Ok(Redirect::to(&format!("/admin/policies/{}?saved={}", saved.id, saved.version)).into_response()),
         Err(Error::PolicyInvalid(problems)) => {
             let errors = problems
@@ -486,8 +473,8 @@ pub(super) async fn versions(
     params: Result<Query<VersionsParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))?;
-    let policy = find_policy(&state, &id).await?;
-    let versions: Vec<PolicyVersion> = state.service.admin_desk().policy_versions(&id).await?;
+    let policy = person.admin_desk(&state.service)?.policy(&id).await?;
+    let versions: Vec<PolicyVersion> = person.admin_desk(&state.service)?.policy_versions(&id).await?;
     // By default, the newest change: the version before the newest against the newest.
     let newest = versions.first().map(|v| v.version);
     let b = params.b.or(newest);

@@ -4,8 +4,8 @@ use super::*;
 
 pub(super) const WHAT_IF_DEFAULT: usize = 1_000;
 
-pub(super) async fn current_file_text(state: &AppState) -> Result<String, Error> {
-    let policies = state.service.admin_desk().policies().await?;
+pub(super) async fn current_file_text(desk: &AdminDesk<'_>) -> Result<String, Error> {
+    let policies = desk.policies().await?;
     policy_file::render(
         &PolicyFile {
             policies: policies.into_iter().map(|p| p.doc).collect(),
@@ -18,7 +18,7 @@ pub(super) async fn what_if_form(
     State(state): State<AppState>,
     PageAdmin(person): PageAdmin,
 ) -> Result<Response, PageError> {
-    let draft = current_file_text(&state).await?;
+    let draft = current_file_text(&person.admin_desk(&state.service)?).await?;
     let page = WhatIfView {
         draft,
         last: WHAT_IF_DEFAULT.to_string(),
@@ -45,6 +45,7 @@ pub(super) async fn what_if(
         form,
     }: ConsoleForm<PageAdmin, WhatIfForm>,
 ) -> Result<Response, PageError> {
+    let desk = person.admin_desk(&state.service)?;
     let mut page = WhatIfView {
         draft: form.draft.clone(),
         last: form.last.clone(),
@@ -60,10 +61,10 @@ pub(super) async fn what_if(
             .ok_or("“last N requests” is a number from 1 to 100,000".to_string()),
     };
     let draft = policy_file::parse(&form.draft, Format::Toml)
-        .and_then(|file| draft_set(&file, state.service.policy_set().default.clone()));
+        .and_then(|file| draft_set(&file, desk.policy_set().default.clone()));
     match (last, draft) {
         (Ok(last), Ok(draft)) => {
-            let found = state.service.what_if(Arc::new(draft), last).await?;
+            let found = desk.what_if(Arc::new(draft), last).await?;
             page.result = Some(WhatIfResult {
                 examined: found.examined,
                 elapsed_ms: found.elapsed.as_millis(),
@@ -96,13 +97,8 @@ pub(super) async fn what_if(
             }
         }
     }
-    let status = if page.problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     Ok(html(
-        status,
+        refused_if(&page.problems),
         ui::what_if_page(admin_chrome(&state, &person, "What-if"), page),
     ))
 }
@@ -188,7 +184,7 @@ pub(super) async fn test_request(
                 title: &body.title,
                 reason: &body.reason,
             };
-            let (matched, snapshot) = state.service.test_request(&state.service.policy_set(), &facts);
+            let (matched, snapshot) = person.admin_desk(&state.service)?.test_request(&facts);
             page.result = Some(TestResult {
                 policy: matched.name.clone(),
                 version: matched.version,
@@ -198,13 +194,8 @@ pub(super) async fn test_request(
             });
         }
     }
-    let status = if page.problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     Ok(html(
-        status,
+        refused_if(&page.problems),
         ui::test_request_page(admin_chrome(&state, &person, "Test a request"), page),
     ))
 }
@@ -253,4 +244,13 @@ pub(super) fn terms_of(effect: &Effect, snapshot: &PolicySnapshot) -> Vec<(Strin
         }
     }
     terms
+}
+
+/// A form with problems answers 422, so a script can tell it was refused.
+fn refused_if<T>(problems: &[T]) -> StatusCode {
+    if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
 }
