@@ -17,6 +17,7 @@ use super::event::{
     Actor, Approved, BreakGlass, Created, Decided, Denied, DenyRuling, Escalated, Event, Expired, GrantCreated,
     GrantUsed, PolicyRuling, Reported, Started,
 };
+use super::grant::grant_is_active;
 use super::request::{AgentRef, Decision, Grant, Request, ResultReport, unix_millis};
 use super::rules::{
     Channel, EffectKind, Identity, Outcome, PolicySnapshot, RuleError, Verdict, check_eligibility, evaluate,
@@ -233,7 +234,7 @@ impl Case {
                 && grant.agent_id == request.agent.id
                 && grant.action == request.action
                 && grant.resource == request.resource
-                && grant.uses + used(&grant.id) < grant.max_uses
+                && grant_is_active(grant.revoked_at, grant.expires_at, grant.uses + used(&grant.id), grant.max_uses, now)
                 && binding_holds(&grant.fields, request)
                 // A grant approves only what each of its grantors could approve in person:
                 // never a request made for one of them or by their agent.

@@ -167,7 +167,7 @@ pub struct Grant {
 impl Grant {
     /// Whether it may still approve a request at `now`: the one place this is decided.
     pub fn active(&self, now: OffsetDateTime) -> bool {
-        self.revoked_at.is_none() && now < self.expires_at && self.uses < self.max_uses
+        super::grant::grant_is_active(self.revoked_at, self.expires_at, self.uses, self.max_uses, now)
     }
 }
 
