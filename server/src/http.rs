@@ -42,20 +42,24 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         ));
     // Sessions (and their cross-site check) only where people come with cookies: the
     // agent API, where thousands of agents long-poll, carries none of that weight.
-    let for_people = Router::new()
-        .merge(requests::shared_router())
-        .merge(reviews::router())
+    // Page errors are rendered only around the pages: the reviewer API answers JSON and
+    // pays nothing for them.
+    let pages = Router::new()
         .merge(signin::routes::router())
         .merge(signin::device::router())
         .merge(web::pages::router())
         .merge(web::admin::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::refuse_cross_site,
-        ))
+            door::render_page_errors,
+        ));
+    let for_people = Router::new()
+        .merge(requests::shared_router())
+        .merge(reviews::router())
+        .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            door::render_page_errors,
+            auth::refuse_cross_site,
         ))
         .layer(session_layer);
     Router::new()

@@ -189,6 +189,26 @@ pub fn refusal_from(status: StatusCode, body: &[u8], server: &str) -> ClientErro
     }
 }
 
+/// A server that could not be reached, saying why without the URL (reqwest's Display
+/// names it); the innermost cause says why.
+pub fn unreachable(server: &str, error: &reqwest::Error) -> ClientError {
+    let detail = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "connection failed".to_string()
+    } else {
+        let mut source: &dyn std::error::Error = error;
+        while let Some(inner) = source.source() {
+            source = inner;
+        }
+        source.to_string()
+    };
+    ClientError::Unreachable {
+        server: server.to_string(),
+        detail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,17 +44,15 @@ impl DeliveryStatus {
     }
 }
 
+/// Starts an endpoint's cursor at the trail's present head, unless it has one.
+const OPEN_CURSOR: &str = "INSERT INTO webhook_cursors (endpoint, delivered_seq) SELECT $1, seq FROM audit_head WHERE id = 1 \
+     ON CONFLICT (endpoint) DO NOTHING";
+
 impl Store {
     /// Starts `endpoint`'s cursor at the trail's present head, unless it has one.
     pub async fn open_webhook_cursor(&self, endpoint: &str) -> Result<()> {
         in_write_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO webhook_cursors (endpoint, delivered_seq) \
-                 SELECT $1, seq FROM audit_head WHERE id = 1 ON CONFLICT (endpoint) DO NOTHING",
-            )
-            .bind(endpoint)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(OPEN_CURSOR).bind(endpoint).execute(&mut *tx).await?;
         });
         Ok(())
     }
@@ -70,13 +68,7 @@ impl Store {
             Store::Postgres(_) => now,
         };
         let claimed = in_write_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO webhook_cursors (endpoint, delivered_seq) \
-                 SELECT $1, seq FROM audit_head WHERE id = 1 ON CONFLICT (endpoint) DO NOTHING",
-            )
-            .bind(endpoint)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(OPEN_CURSOR).bind(endpoint).execute(&mut *tx).await?;
             sqlx::query(
                 "UPDATE webhook_cursors SET owner = $1, lease_until = $2 \
                  WHERE endpoint = $3 AND (owner = $1 OR owner IS NULL OR lease_until < $4) \

@@ -290,22 +290,7 @@ impl Client {
         if error.is_decode() {
             return ClientError::Protocol(error.to_string());
         }
-        let detail = if error.is_timeout() {
-            "timed out".to_string()
-        } else if error.is_connect() {
-            "connection failed".to_string()
-        } else {
-            // reqwest's Display names the URL; keep the innermost cause, which says why.
-            let mut source: &dyn std::error::Error = &error;
-            while let Some(inner) = source.source() {
-                source = inner;
-            }
-            source.to_string()
-        };
-        ClientError::Unreachable {
-            server: self.server.clone(),
-            detail,
-        }
+        crate::error::unreachable(&self.server, &error)
     }
 }
 
