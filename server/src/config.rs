@@ -1,5 +1,6 @@
 //! Configuration: a TOML file and `SIGNOFF_*` environment variables, the environment winning.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,13 +60,22 @@ pub struct Config {
     /// How long a terminal token lasts.
     #[serde(deserialize_with = "duration")]
     pub terminal_token_lifetime: Duration,
-    /// Where events are delivered: signed webhooks.
+    /// Where notices and events are delivered: Slack, Teams, e-mail, signed webhooks.
     pub notify: NotifyConfig,
+    /// Where agents may ask to be called back with a request's outcome.
+    pub callbacks: CallbacksConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
+    /// Routes (`slack:#approvals`, `email:oncall@example.com`, …) for requests whose
+    /// policy names none.
+    pub default: Vec<String>,
+    pub slack: Option<SlackConfig>,
+    /// Teams Workflows webhooks by name (`[notify.teams.ops]` is route `teams:ops`).
+    pub teams: BTreeMap<String, TeamsConfig>,
+    pub email: Option<EmailConfig>,
     /// Endpoints that receive the audit trail's events, signed (Standard Webhooks).
     pub webhooks: Vec<WebhookConfig>,
     /// The first retry's delay; each later one doubles, with jitter, up to `retry_max`.
@@ -81,12 +91,64 @@ pub struct NotifyConfig {
 impl Default for NotifyConfig {
     fn default() -> Self {
         Self {
+            default: Vec::new(),
+            slack: None,
+            teams: BTreeMap::new(),
+            email: None,
             webhooks: Vec::new(),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The Slack app (`[notify.slack]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The bot token (`xoxb-…`): chat.postMessage, chat.update, views.open.
+    pub bot_token: Secret,
+    /// Verifies that interactions come from Slack.
+    pub signing_secret: Secret,
+    /// The Web API's base; tests point it at a local fake.
+    #[serde(default = "slack_api_url")]
+    pub api_url: String,
+}
+
+fn slack_api_url() -> String {
+    "https://slack.com/api".into()
+}
+
+/// A Teams Workflows webhook (`[notify.teams.NAME]`). Its URL carries a signature, so it
+/// is a secret.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    pub webhook_url: Secret,
+}
+
+/// Outgoing mail (`[notify.email]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (STARTTLS when offered... or required with `?tls=required`),
+    /// `smtps://host:port`; may carry a user and password, so it is a secret.
+    pub smtp_url: Secret,
+    /// `Signoff <signoff@example.com>`.
+    pub from: String,
+}
+
+/// Agents' callbacks (`[callbacks]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Hosts a `callback_url` may name; none, and requests with a callback are refused.
+    /// A host listed here as an address (`127.0.0.1`) may resolve to a private range.
+    pub allowed_hosts: Vec<String>,
+    /// Signs callbacks (Standard Webhooks, `whsec_…`); a key is made in the data dir when
+    /// absent.
+    pub secret: Option<Secret>,
 }
 
 /// One webhook endpoint (`[[notify.webhooks]]`).
@@ -161,6 +223,7 @@ impl Default for Config {
             terminal_token_lifetime: Duration::from_secs(12 * 3600),
             device_poll_interval: Duration::from_secs(5),
             notify: NotifyConfig::default(),
+            callbacks: CallbacksConfig::default(),
         }
     }
 }
@@ -275,6 +338,39 @@ impl Config {
                 ))
             })?;
         }
+        if let Some(routes) = var("SIGNOFF_NOTIFY_DEFAULT") {
+            self.notify.default = split_list(&routes);
+        }
+        self.apply_slack_env(&var)?;
+        if let Some(teams) = var("SIGNOFF_NOTIFY_TEAMS") {
+            self.notify.teams = serde_json::from_str(&teams).map_err(|err| {
+                Error::Config(format!(
+                    "SIGNOFF_NOTIFY_TEAMS is not a JSON object of {{\"NAME\": {{\"webhook_url\": …}}}}: {err}"
+                ))
+            })?;
+        }
+        match (var("SIGNOFF_NOTIFY_EMAIL_SMTP_URL"), var("SIGNOFF_NOTIFY_EMAIL_FROM")) {
+            (None, None) => {}
+            (smtp_url, from) => {
+                let current = self.notify.email.take();
+                let smtp_url = smtp_url.map(Secret).or(current.as_ref().map(|email| email.smtp_url.clone()));
+                let from = from.or(current.map(|email| email.from));
+                match (smtp_url, from) {
+                    (Some(smtp_url), Some(from)) => self.notify.email = Some(EmailConfig { smtp_url, from }),
+                    _ => {
+                        return Err(Error::Config(
+                            "e-mail needs both SIGNOFF_NOTIFY_EMAIL_SMTP_URL and SIGNOFF_NOTIFY_EMAIL_FROM".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(hosts) = var("SIGNOFF_CALLBACKS_ALLOWED_HOSTS") {
+            self.callbacks.allowed_hosts = split_list(&hosts);
+        }
+        if let Some(secret) = var("SIGNOFF_CALLBACKS_SECRET") {
+            self.callbacks.secret = Some(Secret(secret));
+        }
         if let Some(base) = var("SIGNOFF_NOTIFY_RETRY_BASE") {
             self.notify.retry_base = parse_duration("SIGNOFF_NOTIFY_RETRY_BASE", &base)?;
         }
@@ -294,6 +390,38 @@ impl Config {
             self.max_waits_per_agent = parse_number("SIGNOFF_MAX_WAITS_PER_AGENT", &waits)?;
         }
         Ok(())
+    }
+
+    /// `SIGNOFF_NOTIFY_SLACK_*`: each key alone overrides the file; a Slack app from the
+    /// environment alone needs the token and the signing secret.
+    fn apply_slack_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let token = var("SIGNOFF_NOTIFY_SLACK_BOT_TOKEN");
+        let signing = var("SIGNOFF_NOTIFY_SLACK_SIGNING_SECRET");
+        let api_url = var("SIGNOFF_NOTIFY_SLACK_API_URL");
+        if token.is_none() && signing.is_none() && api_url.is_none() {
+            return Ok(());
+        }
+        let current = self.notify.slack.take();
+        let bot_token = token.map(Secret).or(current.as_ref().map(|slack| slack.bot_token.clone()));
+        let signing_secret = signing
+            .map(Secret)
+            .or(current.as_ref().map(|slack| slack.signing_secret.clone()));
+        let api_url = api_url
+            .or(current.map(|slack| slack.api_url))
+            .unwrap_or_else(slack_api_url);
+        match (bot_token, signing_secret) {
+            (Some(bot_token), Some(signing_secret)) => {
+                self.notify.slack = Some(SlackConfig {
+                    bot_token,
+                    signing_secret,
+                    api_url,
+                });
+                Ok(())
+            }
+            _ => Err(Error::Config(
+                "Slack needs both SIGNOFF_NOTIFY_SLACK_BOT_TOKEN and SIGNOFF_NOTIFY_SLACK_SIGNING_SECRET".into(),
+            )),
+        }
     }
 
     /// Refuses configurations that cannot work, saying what to change.

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::bus::EventBus;
 use crate::http;
+use crate::notify::Channels;
 use crate::service::{Service, Settings};
 use crate::sso::oidc::Oidc;
 use crate::sso::sessions::SessionBackend;
@@ -24,6 +25,7 @@ pub struct Application {
     service: Arc<Service>,
     auth: Arc<AuthState>,
     sessions: SessionBackend,
+    channels: Arc<Channels>,
     config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -48,11 +50,12 @@ impl Application {
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         service.load_policies().await?;
-        crate::notify::webhook::open_cursors(service.store(), &config.notify).await?;
         if config.dev {
             dev::seed(&service).await?;
         }
         let public_url = config.public_url_for(listener.local_addr().ok());
+        let channels = Arc::new(Channels::from_config(&config, &public_url)?);
+        channels.open_cursors(service.store()).await?;
         let duration = |d: std::time::Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
         let auth = Arc::new(AuthState {
             oidc: Oidc::from_config(&config.oidc, &public_url)?,
@@ -72,6 +75,7 @@ impl Application {
             service,
             auth,
             sessions,
+            channels,
             config,
             shutdown,
         })
@@ -109,12 +113,11 @@ impl Application {
             self.config.sweep_interval,
             self.shutdown.subscribe(),
         ));
-        let webhooks = crate::notify::webhook::start(
+        let deliveries = self.channels.start(
             self.service.store(),
             &self.service.bus().log_head(),
-            &self.config.notify,
             &self.shutdown.subscribe(),
-        )?;
+        );
         self.sessions.spawn_cleanup();
         let throttle = Arc::new(Throttle::new(&self.config));
         Throttle::spawn_cleanup(Arc::clone(&throttle), self.shutdown.subscribe());
@@ -123,6 +126,7 @@ impl Application {
             auth: Arc::clone(&self.auth),
             throttle,
             sessions: self.sessions,
+            channels: Arc::clone(&self.channels),
         };
         let metrics_server = metrics_listener.map(|listener| {
             tokio::spawn(serve_metrics(
@@ -145,8 +149,8 @@ impl Application {
         .await;
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
-        for webhook in webhooks {
-            let _ = webhook.await;
+        for delivery in deliveries {
+            let _ = delivery.await;
         }
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;

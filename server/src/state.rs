@@ -15,6 +15,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Read directly by long-lived streams, to end when their session does.
     pub sessions: SessionBackend,
+    /// Where notices go: the console lists, tests and re-sends through these.
+    pub channels: Arc<crate::notify::Channels>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Throttle> {

@@ -139,6 +139,8 @@ vocabulary! {
     RequestStarted = "request.started" (Started),
     /// The escalation groups may now approve too.
     RequestEscalated = "request.escalated" (Escalated),
+    /// The request expires soon and is still pending: its routes are reminded.
+    RequestReminded = "request.reminded" (Reminded),
     RequestBreakGlass = "request.break_glass" (BreakGlass),
     GrantCreated = "grant.created" (GrantCreated),
     GrantUsed = "grant.used" (GrantUsed),
@@ -219,6 +221,7 @@ impl Kind {
             Kind::RequestFailed => (LiveEventKind::Reported, Status::Failed),
             Kind::RequestEscalated => (LiveEventKind::Escalated, Status::Pending),
             Kind::RequestStarted
+            | Kind::RequestReminded
             | Kind::RequestBreakGlass
             | Kind::GrantCreated
             | Kind::GrantUsed
@@ -256,6 +259,7 @@ impl Kind {
             Kind::RequestFailed => "failed",
             Kind::RequestStarted => "started running",
             Kind::RequestEscalated => "escalated: the escalation groups may approve too",
+            Kind::RequestReminded => "reminded the reviewers: it expires soon",
             Kind::RequestBreakGlass => "approved under break-glass (emergency)",
             Kind::GrantCreated => "approved later requests like this one (grant)",
             Kind::GrantUsed => "approved under an earlier grant",
@@ -413,6 +417,13 @@ pub struct Started {
 pub struct Escalated {
     pub groups: Vec<String>,
     pub policy: String,
+}
+
+/// `request.reminded`: when the request it reminds of expires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminded {
+    /// Unix milliseconds.
+    pub expires_at: i64,
 }
 
 /// `request.break_glass`: an admin approved their own request in an emergency.

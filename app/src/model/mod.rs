@@ -12,6 +12,7 @@ pub mod lifecycle;
 #[cfg(feature = "policy")]
 pub mod policy;
 mod request;
+mod route;
 mod rules;
 mod status;
 mod text;
@@ -20,6 +21,7 @@ pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use event::{Actor, Event, Kind, UnreadableEvent};
 pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use ids::{AgentId, ParseIdError, RequestId};
+pub use route::{BadRoute, DecideIn, Route};
 pub use request::{AgentRef, Decision, ExecutionStatus, Grant, Request, ResultReport, unix_millis};
 pub use rules::{
     Ballot, Channel, DecisionContext, EffectKind, Escalation, GrantTerms, Identity, Outcome, PartyMatch,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use super::condition::{Budget, Condition, DEFAULT_STEPS, PolicyProblem, RequestFacts};
+pub use super::route::{BadRoute, DecideIn, Route};
 pub use super::rules::{EffectKind, Escalation, GrantTerms, parse_duration};
 
 /// A policy as admins write it (console form, TOML or YAML file).
@@ -108,6 +109,16 @@ pub struct Requirement {
     /// Admins (email or subject) who may approve their own request in an emergency.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub break_glass: Vec<String>,
+    /// Where its requests' notices go (`slack:#approvals`, `teams:ops`, …), besides the
+    /// server's default routes when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// `console`: chat messages carry a link, never buttons.
+    #[serde(default, skip_serializing_if = "DecideIn::is_anywhere")]
+    pub decide_in: DecideIn,
+    /// A reminder goes to the routes this long before the request expires, e.g. `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_before: Option<String>,
 }
 
 fn one() -> u32 {
@@ -130,6 +141,9 @@ impl Requirement {
             escalation: None,
             grants: None,
             break_glass: Vec::new(),
+            notify: Vec::new(),
+            decide_in: DecideIn::Anywhere,
+            remind_before: None,
         }
     }
 }
@@ -477,6 +491,38 @@ fn validate_terms(doc: &PolicyDoc) -> Vec<PolicyProblem> {
             if terms.break_glass.iter().any(|who| who.trim().is_empty()) {
                 problems.push(problem("effect.break_glass", "name each admin by email or subject"));
             }
+            problems.extend(route_problems("effect.notify", &terms.notify));
+            if let Some(escalation) = &terms.escalation {
+                problems.extend(route_problems("effect.escalation.notify", &escalation.notify));
+            }
+            if let Some(before) = &terms.remind_before {
+                match parse_duration(before) {
+                    Some(seconds) if (60..=30 * 86_400).contains(&seconds) => {}
+                    _ => problems.push(problem(
+                        "effect.remind_before",
+                        "a duration between 1m and 30d before expiry, such as `10m`",
+                    )),
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Each route that cannot be read, or is named twice.
+fn route_problems(field: &str, routes: &[String]) -> Vec<PolicyProblem> {
+    let mut problems = Vec::new();
+    if routes.len() > 20 {
+        problems.push(problem(field, "at most 20 routes"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for route in routes {
+        match route.parse::<Route>() {
+            Ok(parsed) if !seen.insert(parsed.clone()) => {
+                problems.push(problem(field, format!("`{parsed}` is named twice")));
+            }
+            Ok(_) => {}
+            Err(bad) => problems.push(problem(field, bad.to_string())),
         }
     }
     problems

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Status;
+use super::route::{DecideIn, Route};
 
 /// A person as the OpenID Provider described them at sign-in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +159,14 @@ pub struct PolicySnapshot {
     /// Admins (email or subject) who may approve their own request in an emergency.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub break_glass: Vec<String>,
+    /// Where the request's notices go; the server's default routes when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    #[serde(default, skip_serializing_if = "DecideIn::is_anywhere")]
+    pub decide_in: DecideIn,
+    /// How long before expiry a reminder goes out, as the policy wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_before: Option<String>,
 }
 
 impl PolicySnapshot {
@@ -177,7 +186,34 @@ impl PolicySnapshot {
             escalation: None,
             grants: None,
             break_glass: Vec::new(),
+            notify: Vec::new(),
+            decide_in: DecideIn::Anywhere,
+            remind_before: None,
         }
+    }
+
+    /// The request's own routes (the policy's), each readable; the server adds its default
+    /// routes when there are none.
+    pub fn routes(&self) -> Vec<Route> {
+        self.notify.iter().filter_map(|route| route.parse().ok()).collect()
+    }
+
+    /// Where the escalation notice goes: the escalation's routes, else the request's.
+    pub fn escalation_routes(&self) -> Vec<Route> {
+        match &self.escalation {
+            Some(escalation) if !escalation.notify.is_empty() => {
+                escalation.notify.iter().filter_map(|route| route.parse().ok()).collect()
+            }
+            _ => self.routes(),
+        }
+    }
+
+    /// When the reminder before expiry is due, if the policy asks for one and it falls
+    /// after `created_at`.
+    pub fn remind_at(&self, created_at: OffsetDateTime, expires_at: OffsetDateTime) -> Option<OffsetDateTime> {
+        let before = parse_duration(self.remind_before.as_deref()?)?;
+        let at = expires_at - time::Duration::seconds(i64::try_from(before).ok()?);
+        (at > created_at).then_some(at)
     }
 
     /// When eligibility widens to the escalation groups, if it does.
@@ -225,6 +261,10 @@ impl EffectKind {
 pub struct Escalation {
     pub after_minutes: u32,
     pub groups: Vec<String>,
+    /// Where the escalation notice goes (routes such as `slack:#oncall`); the request's
+    /// routes when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 /// How far a grant may reach: at most `max_duration` (e.g. `8h`) and `max_uses` uses.

@@ -147,6 +147,9 @@ impl Policies {
                 snapshot.escalation = terms.escalation;
                 snapshot.grants = terms.grants;
                 snapshot.break_glass = terms.break_glass;
+                snapshot.notify = terms.notify;
+                snapshot.decide_in = terms.decide_in;
+                snapshot.remind_before = terms.remind_before;
             }
         }
         snapshot

@@ -26,6 +26,8 @@ pub enum DeliveryStatus {
     Delivered,
     /// Not yet accepted; it is tried again.
     Retrying,
+    /// Refused for good; sent again only when an admin asks.
+    Failed,
 }
 
 impl DeliveryStatus {
@@ -33,15 +35,57 @@ impl DeliveryStatus {
         match self {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Failed => "failed",
         }
     }
 
     fn parse(text: &str) -> DeliveryStatus {
         match text {
             "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
             _ => DeliveryStatus::Retrying,
         }
     }
+}
+
+/// Records one delivery's latest attempt (bind with [`bind_delivery!`]).
+const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
+     (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
+     status = excluded.status, last_error = excluded.last_error, \
+     last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at";
+
+/// [`UPSERT_DELIVERY`] with its values bound, for either store.
+macro_rules! bind_delivery {
+    ($endpoint:expr, $attempt:expr) => {{
+        let attempt: &Delivery = $attempt;
+        sqlx::query(UPSERT_DELIVERY)
+            .bind($endpoint)
+            .bind(attempt.seq)
+            .bind(attempt.kind.as_str())
+            .bind(attempt.attempts)
+            .bind(attempt.status.as_str())
+            .bind(attempt.last_error.as_deref())
+            .bind(attempt.last_attempt_at)
+            .bind(attempt.delivered_at)
+    }};
+}
+
+/// Reads a row of webhook_deliveries, for either store.
+macro_rules! delivery_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        Ok::<_, crate::Error>(Delivery {
+            seq: row.try_get("seq")?,
+            kind: row.try_get("kind")?,
+            attempts: row.try_get("attempts")?,
+            status: DeliveryStatus::parse(row.try_get("status")?),
+            last_error: row.try_get("last_error")?,
+            last_attempt_at: row.try_get("last_attempt_at")?,
+            delivered_at: row.try_get("delivered_at")?,
+        })
+    }};
 }
 
 /// Starts an endpoint's cursor at the trail's present head, unless it has one.
@@ -98,24 +142,7 @@ impl Store {
     ) -> Result<bool> {
         let held = in_write_tx!(self, |tx| {
             for attempt in attempts {
-                sqlx::query(
-                    "INSERT INTO webhook_deliveries \
-                     (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
-                     status = excluded.status, last_error = excluded.last_error, \
-                     last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at",
-                )
-                .bind(endpoint)
-                .bind(attempt.seq)
-                .bind(&attempt.kind)
-                .bind(attempt.attempts)
-                .bind(attempt.status.as_str())
-                .bind(attempt.last_error.as_deref())
-                .bind(attempt.last_attempt_at)
-                .bind(attempt.delivered_at)
-                .execute(&mut *tx)
-                .await?;
+                bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
             }
             sqlx::query(
                 "UPDATE webhook_cursors \
@@ -145,19 +172,31 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Delivery {
-                        seq: row.try_get("seq")?,
-                        kind: row.try_get("kind")?,
-                        attempts: row.try_get("attempts")?,
-                        status: DeliveryStatus::parse(row.try_get("status")?),
-                        last_error: row.try_get("last_error")?,
-                        last_attempt_at: row.try_get("last_attempt_at")?,
-                        delivered_at: row.try_get("delivered_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|row| delivery_from_row!(row)).collect()
+        })
+    }
+
+    /// Records one attempt outside the reader (an admin's "send again"); the cursor stays.
+    pub async fn record_delivery(&self, endpoint: &str, attempt: &Delivery) -> Result<()> {
+        in_write_tx!(self, |tx| {
+            bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// One event's delivery to the endpoint, if it was tried.
+    pub async fn webhook_delivery(&self, endpoint: &str, seq: i64) -> Result<Option<Delivery>> {
+        on_read_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT seq, kind, attempts, status, last_error, last_attempt_at, delivered_at \
+                 FROM webhook_deliveries WHERE endpoint = $1 AND seq = $2",
+            )
+            .bind(endpoint)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| delivery_from_row!(row))
+            .transpose()
         })
     }
 

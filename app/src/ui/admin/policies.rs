@@ -89,6 +89,11 @@ pub struct PolicyForm {
     pub grant_max_duration: String,
     pub grant_max_uses: String,
     pub break_glass: String,
+    pub notify: String,
+    pub escalation_notify: String,
+    /// `anywhere` or `console`.
+    pub decide_in: String,
+    pub remind_before: String,
 }
 
 /// The edit page: the form, with each refusal next to its field.
@@ -176,6 +181,10 @@ pub(super) fn field_label(key: &str) -> &'static str {
         "grant_max_duration" => "Grants: longest duration",
         "grant_max_uses" => "Grants: most uses",
         "break_glass" => "Break-glass admins",
+        "notify" => "Notify",
+        "escalation_notify" => "Escalation notifies",
+        "decide_in" => "Decide in",
+        "remind_before" => "Remind before expiry",
         _ => "",
     }
 }
@@ -266,6 +275,19 @@ pub fn policy_edit_page(chrome: Chrome, page: PolicyEditView) -> String {
                 {field("grant_max_duration", "Grants: longest duration", "Empty: approvers cannot grant. Such as 8h.").text(&form.grant_max_duration)}
                 {field("grant_max_uses", "Grants: most uses", "").text(&form.grant_max_uses)}
                 {field("break_glass", "Break-glass admins", "Admins (email or subject) who may approve their own request in an emergency.").area(&form.break_glass, 2)}
+            </fieldset>
+            <fieldset class="card">
+                <legend>"Who hears of it (for require approval)"</legend>
+                {field("notify", "Notify", "Routes such as slack:#approvals, teams:ops, email:oncall@example.com, webhook:siem. Empty for the server's default routes.").area(&form.notify, 2)}
+                {field("escalation_notify", "Escalation notifies", "Routes for the escalation notice. Empty for the routes above.").area(&form.escalation_notify, 2)}
+                <div class="field">
+                    <label for="field-decide_in">"Decide in"</label>
+                    <select id="field-decide_in" name="decide_in">
+                        <option value="anywhere" selected=form.decide_in != "console">"Anywhere (console, terminal, chat buttons)"</option>
+                        <option value="console" selected=form.decide_in == "console">"The console only: chat messages carry a link, never buttons"</option>
+                    </select>
+                </div>
+                {field("remind_before", "Remind before expiry", "A duration such as 10m: a reminder goes to the routes this long before the request expires. Empty for none.").text(&form.remind_before)}
             </fieldset>
             <p><button type="submit" class="button primary" id="save-policy">"Save policy"</button></p>
         </form>

@@ -171,6 +171,10 @@ pub(super) struct PolicyInput {
     grant_max_duration: String,
     grant_max_uses: String,
     break_glass: String,
+    notify: String,
+    escalation_notify: String,
+    decide_in: String,
+    remind_before: String,
 }
 
 impl PolicyInput {
@@ -196,6 +200,10 @@ impl PolicyInput {
             grant_max_duration: self.grant_max_duration,
             grant_max_uses: self.grant_max_uses,
             break_glass: self.break_glass,
+            notify: self.notify,
+            escalation_notify: self.escalation_notify,
+            decide_in: self.decide_in,
+            remind_before: self.remind_before,
         }
     }
 }
@@ -300,6 +308,9 @@ pub(super) fn form_field(problem_field: &str) -> &'static str {
         "effect.grants" | "effect.grants.max_duration" => "grant_max_duration",
         "effect.grants.max_uses" => "grant_max_uses",
         "effect.break_glass" => "break_glass",
+        "effect.notify" => "notify",
+        "effect.escalation.notify" => "escalation_notify",
+        "effect.remind_before" => "remind_before",
         _ => "",
     }
 }
@@ -362,11 +373,20 @@ pub(super) fn doc_from_form(form: &PolicyForm) -> Result<PolicyDoc, Vec<(String,
             "require_approval" => {
                 let approvals = number("approvals", &form.approvals, Some(1));
                 let escalation_groups = split_list(&form.escalation_groups);
-                let escalation =
-                    (!form.escalation_after.trim().is_empty() || !escalation_groups.is_empty()).then(|| Escalation {
-                        after_minutes: number("escalation_after", &form.escalation_after, None),
-                        groups: escalation_groups,
-                    });
+                let escalation_notify = split_list(&form.escalation_notify);
+                let escalation = (!form.escalation_after.trim().is_empty()
+                    || !escalation_groups.is_empty()
+                    || !escalation_notify.is_empty())
+                .then(|| Escalation {
+                    after_minutes: number("escalation_after", &form.escalation_after, None),
+                    groups: escalation_groups,
+                    notify: escalation_notify,
+                });
+                let decide_in = match form.decide_in.as_str() {
+                    "console" => DecideIn::Console,
+                    // The select offers only these two; anything else is the default.
+                    _ => DecideIn::Anywhere,
+                };
                 let grants = (!form.grant_max_duration.trim().is_empty() || !form.grant_max_uses.trim().is_empty())
                     .then(|| GrantTerms {
                         max_duration: form.grant_max_duration.trim().to_string(),
@@ -381,6 +401,9 @@ pub(super) fn doc_from_form(form: &PolicyForm) -> Result<PolicyDoc, Vec<(String,
                     escalation,
                     grants,
                     break_glass: split_list(&form.break_glass),
+                    notify: split_list(&form.notify),
+                    decide_in,
+                    remind_before: Some(form.remind_before.trim().to_string()).filter(|before| !before.is_empty()),
                 })
             }
             _ => {
@@ -439,7 +462,14 @@ pub(super) fn form_from_doc(doc: &PolicyDoc) -> PolicyForm {
             if let Some(escalation) = &terms.escalation {
                 form.escalation_after = escalation.after_minutes.to_string();
                 form.escalation_groups = join_list(&escalation.groups);
+                form.escalation_notify = join_list(&escalation.notify);
             }
+            form.notify = join_list(&terms.notify);
+            form.decide_in = match terms.decide_in {
+                DecideIn::Anywhere => "anywhere".into(),
+                DecideIn::Console => "console".into(),
+            };
+            form.remind_before = terms.remind_before.clone().unwrap_or_default();
             if let Some(grants) = &terms.grants {
                 form.grant_max_duration = grants.max_duration.clone();
                 form.grant_max_uses = grants.max_uses.to_string();
@@ -554,12 +584,16 @@ mod tests {
                 escalation: Some(Escalation {
                     after_minutes: 30,
                     groups: vec!["managers".into()],
+                    notify: vec!["slack:#oncall".into()],
                 }),
                 grants: Some(GrantTerms {
                     max_duration: "8h".into(),
                     max_uses: 5,
                 }),
                 break_glass: vec!["carol@example.com".into()],
+                notify: vec!["teams:ops".into(), "email:oncall@example.com".into()],
+                decide_in: DecideIn::Console,
+                remind_before: Some("10m".into()),
             }),
         };
         assert_eq!(doc_from_form(&form_from_doc(&doc)), Ok(doc));

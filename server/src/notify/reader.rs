@@ -1,0 +1,329 @@
+//! One reader of the audit trail per channel, from a stored cursor: a restart loses
+//! nothing, a channel gets every event it wants in order, at least once, and an event
+//! that fails is retried with exponential backoff and jitter. Each channel has its own
+//! task, so a dead or slow one holds up nobody but itself, and none runs on the writer
+//! (see ARCHITECTURE.md, "Notifications").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::clock::now;
+use crate::store::{AuditEvent, Delivery, DeliveryStatus, Store, millis};
+use crate::{Error, Result};
+
+/// Events read from the trail at a time.
+const PAGE: i64 = 100;
+/// How long a channel's lease lasts without renewal: another replica takes over after.
+const LEASE: Duration = Duration::from_secs(10);
+/// How often a replica without the lease looks whether it lapsed.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
+/// How often an idle reader looks at the trail even without hearing it grew.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// The most of an answer kept as the last error.
+pub const ERROR_CHARS: usize = 300;
+
+/// What became of one event sent to a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Accepted (or nothing to send for it): the cursor moves past it.
+    Accepted,
+    /// Not accepted this time; tried again after a backoff.
+    Retry(String),
+    /// Refused for good (a channel that does not exist, an event that cannot be read):
+    /// recorded as failed, for an admin to see and send again, and the reader goes on.
+    GaveUp(String),
+}
+
+/// A channel: where some events of the trail go, and how.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Names the channel in the console, the logs, the delivery log and its cursor:
+    /// a webhook endpoint by its name, other channels as `slack:`, `teams:ops`, ….
+    fn name(&self) -> &str;
+
+    /// What an admin sees of it (never a secret): where it delivers, what it sends.
+    fn describe(&self) -> String;
+
+    /// Whether this event concerns the channel at all; events it does not want are passed
+    /// over without a delivery row.
+    fn wants(&self, event: &AuditEvent) -> bool;
+
+    /// Sends what this event means to the channel.
+    async fn deliver(&self, event: &AuditEvent) -> Sent;
+
+    /// Sends a test message, so an admin sees the channel works.
+    async fn test(&self) -> std::result::Result<(), String>;
+}
+
+/// How retries back off.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before attempt `attempts + 1`: doubling from the base, at most the
+    /// maximum, then between half and all of that at random, so channels that failed
+    /// together do not all retry together.
+    fn delay(&self, attempts: i32) -> Duration {
+        let doubled = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).clamp(0, 30) as u32));
+        doubled.min(self.max).mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+/// Sets the cursor of each channel new to this store at the trail's present head, so it
+/// receives every event committed from now on. Called before the server takes requests.
+pub async fn open_cursors(store: &Store, sinks: &[Arc<dyn Sink>]) -> Result<()> {
+    for sink in sinks {
+        store.open_webhook_cursor(sink.name()).await?;
+    }
+    Ok(())
+}
+
+/// Starts one reader per channel; each stops when `shutdown` turns true.
+pub fn start(
+    store: &Store,
+    head: &watch::Receiver<i64>,
+    sinks: &[Arc<dyn Sink>],
+    backoff: Backoff,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let owner = uuid::Uuid::new_v4().to_string();
+    sinks
+        .iter()
+        .map(|sink| {
+            let reader = Reader {
+                store: store.clone(),
+                sink: Arc::clone(sink),
+                owner: owner.clone(),
+                backoff,
+                head: head.clone(),
+                shutdown: shutdown.clone(),
+            };
+            tokio::spawn(reader.run())
+        })
+        .collect()
+}
+
+/// Sends one event to a channel again, now, whatever its cursor says (an admin's "send
+/// again"), and records the attempt.
+pub async fn send_again(store: &Store, sink: &dyn Sink, event: &AuditEvent) -> Result<Delivery> {
+    let previous = store
+        .webhook_delivery(sink.name(), event.seq)
+        .await?
+        .map_or(0, |delivery| delivery.attempts);
+    let attempted = millis(now());
+    let sent = sink.deliver(event).await;
+    let delivery = delivery(event, previous + 1, attempted, sent);
+    store.record_delivery(sink.name(), &delivery).await?;
+    Ok(delivery)
+}
+
+fn delivery(event: &AuditEvent, attempts: i32, attempted: i64, sent: Sent) -> Delivery {
+    let (status, last_error, delivered_at) = match sent {
+        Sent::Accepted => (DeliveryStatus::Delivered, None, Some(millis(now()))),
+        Sent::Retry(error) => (DeliveryStatus::Retrying, Some(error), None),
+        Sent::GaveUp(error) => (DeliveryStatus::Failed, Some(error), None),
+    };
+    Delivery {
+        seq: event.seq,
+        kind: event.kind.clone(),
+        attempts,
+        status,
+        last_error,
+        last_attempt_at: attempted,
+        delivered_at,
+    }
+}
+
+/// One channel's reader of the trail.
+struct Reader {
+    store: Store,
+    sink: Arc<dyn Sink>,
+    /// This process, as the holder of leases.
+    owner: String,
+    backoff: Backoff,
+    head: watch::Receiver<i64>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Why a reader stopped delivering a page.
+enum Stop {
+    ShuttingDown,
+    LostLease,
+}
+
+impl Reader {
+    #[tracing::instrument(name = "channel", skip_all, fields(channel = %self.sink.name()))]
+    async fn run(mut self) {
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let cursor = match self.claim().await {
+                Ok(Some(cursor)) => cursor,
+                Ok(None) => {
+                    // Another replica delivers here; look again, in case it stopped.
+                    if self.pause(LEASE_CHECK).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(%err, "could not read the channel's cursor; trying again");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            match self.store.audit_events(cursor, PAGE).await {
+                Ok(events) if events.is_empty() => {
+                    if self.idle().await {
+                        return;
+                    }
+                }
+                Ok(events) => match self.deliver_page(cursor, events).await {
+                    Ok(()) => {}
+                    Err(Stop::ShuttingDown) => return,
+                    Err(Stop::LostLease) => tracing::warn!("another process took over this channel"),
+                },
+                Err(err) => {
+                    tracing::error!(%err, "could not read the audit trail for a channel; trying again");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn claim(&self) -> Result<Option<i64>> {
+        let now = millis(now());
+        self.store
+            .claim_webhook(self.sink.name(), &self.owner, now, now + LEASE.as_millis() as i64)
+            .await
+    }
+
+    /// Delivers a page of events in order, each until accepted or given up, recording as
+    /// it goes.
+    async fn deliver_page(&mut self, mut cursor: i64, events: Vec<AuditEvent>) -> Result<(), Stop> {
+        let mut recorded: Vec<Delivery> = Vec::new();
+        for event in events {
+            if !self.sink.wants(&event) {
+                cursor = event.seq;
+                continue;
+            }
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let attempted = millis(now());
+                let mut shutdown = self.shutdown.clone();
+                let sent = tokio::select! {
+                    sent = self.sink.deliver(&event) => sent,
+                    // A delivery cut short is sent again after the restart.
+                    _ = shutdown.wait_for(|stopping| *stopping) => return Err(Stop::ShuttingDown),
+                };
+                let retry = matches!(sent, Sent::Retry(_));
+                match &sent {
+                    Sent::Accepted => {}
+                    Sent::Retry(error) => {
+                        tracing::warn!(seq = event.seq, attempts, %error, "delivery failed; retrying");
+                    }
+                    Sent::GaveUp(error) => {
+                        tracing::error!(seq = event.seq, attempts, %error, "delivery refused for good; going on");
+                    }
+                }
+                recorded.push(delivery(&event, attempts, attempted, sent));
+                if !retry {
+                    cursor = event.seq;
+                    break;
+                }
+                // What was accepted so far is recorded before waiting, with this failure.
+                self.record(&mut recorded, cursor).await?;
+                if self.pause(self.backoff.delay(attempts)).await {
+                    return Err(Stop::ShuttingDown);
+                }
+            }
+        }
+        self.record(&mut recorded, cursor).await
+    }
+
+    /// Writes the attempts and the cursor; a lost lease stops this page.
+    async fn record(&self, attempts: &mut Vec<Delivery>, cursor: i64) -> Result<(), Stop> {
+        let lease_until = millis(now()) + LEASE.as_millis() as i64;
+        match self
+            .store
+            .record_webhook(self.sink.name(), &self.owner, attempts, cursor, lease_until)
+            .await
+        {
+            Ok(true) => {
+                attempts.clear();
+                Ok(())
+            }
+            Ok(false) => Err(Stop::LostLease),
+            Err(err) => {
+                // Delivered but not recorded: sent again later, which receivers deduplicate.
+                tracing::error!(%err, "could not record deliveries");
+                attempts.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the trail may have grown (or a while); true when shutting down.
+    async fn idle(&mut self) -> bool {
+        tokio::select! {
+            _ = self.shutdown.wait_for(|stopping| *stopping) => true,
+            _ = self.head.changed() => false,
+            _ = tokio::time::sleep(IDLE_CHECK) => false,
+        }
+    }
+
+    /// Waits `delay`; true when shutting down.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.wait_for(|stopping| *stopping) => true,
+            _ = tokio::time::sleep(delay) => false,
+        }
+    }
+}
+
+/// An HTTP client for channels: bounded in time, never following redirects (a redirect
+/// could carry a signed body somewhere else).
+pub fn http_client(timeout: Duration, agent: &str) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(format!("{agent}/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Error::Internal(format!("HTTP client for notifications: {err}")))
+}
+
+/// A transport error without the URL, which may carry credentials in its path or query.
+pub fn without_url(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    format!("{kind}: {}", err.without_url())
+}
+
+/// A non-2xx answer as the last error: status and the start of the body.
+pub async fn refusal(response: reqwest::Response) -> String {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let excerpt: String = text.chars().take(ERROR_CHARS).collect();
+    format!("HTTP {status}: {excerpt}")
+        .trim_end_matches([' ', ':'])
+        .to_string()
+}
