@@ -794,6 +794,7 @@ mod tests {
         pol.escalation = Some(Escalation {
             after_minutes: 10,
             groups: vec!["oncall".into()],
+            notify: Vec::new(),
         });
         let parties = RequestParties::default();
         let oncall = person(4, &["oncall"]);

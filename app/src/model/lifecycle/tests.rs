@@ -190,6 +190,7 @@ fn escalation_is_scheduled_only_for_pending_requests() {
     escalating.escalation = Some(Escalation {
         after_minutes: 30,
         groups: vec!["leads".into()],
+        notify: Vec::new(),
     });
     let pending = request_under(escalating.clone());
     assert_eq!(pending.escalates_at, Some(created() + Duration::minutes(30)));
@@ -682,6 +683,7 @@ fn the_sweeper_announces_an_escalation_once() {
     escalating.escalation = Some(Escalation {
         after_minutes: 30,
         groups: vec!["leads".into()],
+        notify: Vec::new(),
     });
     let mut case = Case::open(request_under(escalating)).0;
     let mut out = Vec::new();
