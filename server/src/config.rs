@@ -353,7 +353,9 @@ impl Config {
             (None, None) => {}
             (smtp_url, from) => {
                 let current = self.notify.email.take();
-                let smtp_url = smtp_url.map(Secret).or(current.as_ref().map(|email| email.smtp_url.clone()));
+                let smtp_url = smtp_url
+                    .map(Secret)
+                    .or(current.as_ref().map(|email| email.smtp_url.clone()));
                 let from = from.or(current.map(|email| email.from));
                 match (smtp_url, from) {
                     (Some(smtp_url), Some(from)) => self.notify.email = Some(EmailConfig { smtp_url, from }),
@@ -402,7 +404,9 @@ impl Config {
             return Ok(());
         }
         let current = self.notify.slack.take();
-        let bot_token = token.map(Secret).or(current.as_ref().map(|slack| slack.bot_token.clone()));
+        let bot_token = token
+            .map(Secret)
+            .or(current.as_ref().map(|slack| slack.bot_token.clone()));
         let signing_secret = signing
             .map(Secret)
             .or(current.as_ref().map(|slack| slack.signing_secret.clone()));

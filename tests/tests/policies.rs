@@ -19,6 +19,8 @@ on_both_stores!(
     quorum_needs_one_approver_from_each_named_group,
     saved_versions_leave_requests_on_the_version_they_matched,
     escalation_widens_eligibility_and_the_policy_ttl_bounds_the_wait,
+    a_reminder_goes_out_once_before_expiry_and_only_while_pending,
+    a_store_from_before_reminders_upgrades_in_place,
     grants_approve_later_requests_within_their_bounds,
     break_glass_approves_own_request_and_waits_for_another_admin,
     bad_policies_are_refused_at_the_field_with_the_position,
@@ -412,6 +414,177 @@ groups = ["signoff-reviewers"]
     );
     let approved = approve(&server, &reviewer(1), &id).await.expect("escalated");
     assert_eq!(status(&approved), "approved");
+    server.stop().await;
+}
+
+const REMINDING: &str = r#"
+[[policy]]
+name = "exports"
+[policy.match]
+actions = ["db.export"]
+[policy.effect]
+type = "require_approval"
+ttl = "30m"
+remind_before = "10m"
+notify = ["webhook:siem"]
+"#;
+
+/// Waits until `request` has `count` events of `kind` in the trail, then a moment more
+/// to show there is no further one.
+async fn await_events(server: &TestServer, request: &str, kind: &str, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = || async { audit_kinds(server, request).await.iter().filter(|k| *k == kind).count() };
+    while seen().await < count {
+        assert!(std::time::Instant::now() < deadline, "{kind} ×{count} for {request}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Two sweeps later, still exactly `count`.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(seen().await, count, "{kind} for {request}");
+}
+
+async fn a_reminder_goes_out_once_before_expiry_and_only_while_pending(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    import(&server, REMINDING).await;
+    let agent = server.agent("exporter").await;
+    let waiting = create(&agent, &body("db.export", json!({}), json!({}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let decided = create(&agent, &body("db.export", json!({}), json!({}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    approve(&server, &reviewer(1), &decided).await.expect("approved");
+    assert!(
+        !audit_kinds(&server, &waiting)
+            .await
+            .contains(&"request.reminded".to_string())
+    );
+    // Twenty-one minutes later (moved in the database): ten minutes before expiry.
+    for id in [&waiting, &decided] {
+        server
+            .db
+            .execute(&format!(
+                "UPDATE requests SET created_at = created_at - 1260000, expires_at = expires_at - 1260000, \
+                 remind_at = remind_at - 1260000 WHERE id = '{id}'"
+            ))
+            .await
+            .expect("age the request");
+    }
+    await_events(&server, &waiting, "request.reminded", 1).await;
+    assert_eq!(
+        audit_kinds(&server, &decided)
+            .await
+            .iter()
+            .filter(|k| *k == "request.reminded")
+            .count(),
+        0
+    );
+    let pending = agent.get(&format!("/api/v1/requests/{waiting}")).await;
+    assert_eq!(status(&pending.body), "pending", "a reminder decides nothing");
+    server.stop().await;
+}
+
+/// The version before reminders and callbacks made its schema with migrations 0001 to
+/// 0004. A store it made upgrades in place: its pending request still decides, and new
+/// requests are reminded.
+async fn a_store_from_before_reminders_upgrades_in_place(backend: Backend) {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    let db = signoff_tests::TestDb::new(backend).await;
+    let sqls: [&str; 4] = match backend {
+        Backend::Sqlite => [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_policies.sql"),
+            include_str!("../../migrations/sqlite/0003_started.sql"),
+            include_str!("../../migrations/sqlite/0004_webhooks.sql"),
+        ],
+        Backend::Postgres => [
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/postgres/0002_policies.sql"),
+            include_str!("../../migrations/postgres/0003_started.sql"),
+            include_str!("../../migrations/postgres/0004_webhooks.sql"),
+        ],
+    };
+    let names = ["init", "policies", "started", "webhooks"];
+    let previous = Migrator {
+        migrations: Cow::Owned(
+            sqls.iter()
+                .zip(names)
+                .enumerate()
+                .map(|(index, (sql, name))| {
+                    Migration::new(
+                        index as i64 + 1,
+                        Cow::Borrowed(name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    let id = "0193a4c2-0000-7000-8000-0000000000f5";
+    let rows = [
+        "INSERT INTO agents (id, name, owner, created_at) \
+         VALUES ('0193a4c2-0000-7000-8000-00000000a9e5', 'legacy-exporter', NULL, 1764000000000)"
+            .to_string(),
+        format!(
+            "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
+             digest, status, policy, approvals, created_at, expires_at) VALUES ('{id}', \
+             '0193a4c2-0000-7000-8000-00000000a9e5', 'db.export', 'orders', 'Pending before the upgrade', \
+             '', '{{}}', '{{}}', 'abc', 'pending', \
+             '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
+             0, 1764000000000, 4102444800000)"
+        ),
+        "INSERT INTO webhook_cursors (endpoint, delivered_seq) VALUES ('siem', 0)".to_string(),
+    ];
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+                .await
+                .expect("connect");
+            previous.run(&pool).await.expect("the previous schema");
+            for row in &rows {
+                sqlx::query(row).execute(&pool).await.expect("old rows");
+            }
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+            previous.run(&pool).await.expect("the previous schema");
+            for row in &rows {
+                sqlx::query(row).execute(&pool).await.expect("old rows");
+            }
+            pool.close().await;
+        }
+    }
+    let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("the store upgrades in place");
+    assert_eq!(
+        store.webhook_cursor("siem").await.expect("cursor"),
+        Some(0),
+        "cursors kept"
+    );
+    let server = TestServer::start_on(db, |_| {}).await;
+    let approved = approve(&server, &reviewer(1), id)
+        .await
+        .expect("the old request decides");
+    assert_eq!(status(&approved), "approved");
+    import(&server, REMINDING).await;
+    let agent = server.agent("exporter").await;
+    let new = create(&agent, &body("db.export", json!({}), json!({}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    server
+        .db
+        .execute(&format!("UPDATE requests SET remind_at = 1 WHERE id = '{new}'"))
+        .await
+        .expect("make the reminder due");
+    await_events(&server, &new, "request.reminded", 1).await;
     server.stop().await;
 }
 

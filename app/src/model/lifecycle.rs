@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::event::{
     Actor, Approved, BreakGlass, Created, Decided, Denied, DenyRuling, Escalated, Event, Expired, GrantCreated,
-    GrantUsed, PolicyRuling, Reported, Started,
+    GrantUsed, PolicyRuling, Reminded, Reported, Started,
 };
 use super::grant::grant_is_active;
 use super::request::{AgentRef, Decision, Grant, Request, ResultReport, unix_millis};
@@ -157,9 +157,12 @@ impl Request {
             EffectKind::RequireApproval => Status::Pending,
         };
         self.decided_at = (self.status != Status::Pending).then_some(self.created_at);
-        self.escalates_at = match self.status {
-            Status::Pending => policy.escalates_at(self.created_at),
-            _ => None,
+        (self.escalates_at, self.remind_at) = match self.status {
+            Status::Pending => (
+                policy.escalates_at(self.created_at),
+                policy.remind_at(self.created_at, self.expires_at),
+            ),
+            _ => (None, None),
         };
         self.policy = policy;
     }
@@ -472,7 +475,8 @@ impl Case {
     }
 
     /// What the sweeper does to a pending request: expire it once past its time, or
-    /// announce its escalation once that time has come. Returns whether it expired.
+    /// announce its escalation and remind its routes, each once, when their time has
+    /// come. Returns whether it expired.
     pub fn sweep(&mut self, now: OffsetDateTime, out: &mut Vec<Entry>) -> bool {
         if self.request.status != Status::Pending {
             return false;
@@ -484,7 +488,24 @@ impl Case {
         if self.request.escalates_at.is_some_and(|at| now >= at) {
             self.escalate(now, out);
         }
+        if self.request.remind_at.is_some_and(|at| now >= at) {
+            self.remind(now, out);
+        }
         false
+    }
+
+    /// Reminds the request's routes, once, that it expires soon.
+    fn remind(&mut self, now: OffsetDateTime, out: &mut Vec<Entry>) {
+        let request = &mut self.request;
+        request.remind_at = None;
+        out.push(Entry::new(
+            now,
+            Actor::System,
+            Some(request.id),
+            Event::RequestReminded(Reminded {
+                expires_at: unix_millis(request.expires_at),
+            }),
+        ));
     }
 
     /// Marks a pending request expired.

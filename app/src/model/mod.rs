@@ -21,8 +21,8 @@ pub use digest::{action_digest, canonical_json, sha256_hex};
 pub use event::{Actor, Event, Kind, UnreadableEvent};
 pub use exact::{InexactJson, InexactProblem, PathSegment, check_exact_json};
 pub use ids::{AgentId, ParseIdError, RequestId};
-pub use route::{BadRoute, DecideIn, Route};
 pub use request::{AgentRef, Decision, ExecutionStatus, Grant, Request, ResultReport, unix_millis};
+pub use route::{BadRoute, DecideIn, Route};
 pub use rules::{
     Ballot, Channel, DecisionContext, EffectKind, Escalation, GrantTerms, Identity, Outcome, PartyMatch,
     PolicySnapshot, RequestParties, RuleError, Verdict, check_eligibility, count_distinct_approvals, evaluate,

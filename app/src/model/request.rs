@@ -76,6 +76,10 @@ pub struct Request {
     pub escalates_at: Option<OffsetDateTime>,
     /// When the agent started the approved action; set once.
     pub started_at: Option<OffsetDateTime>,
+    /// When the reminder before expiry is due, until it is sent.
+    pub remind_at: Option<OffsetDateTime>,
+    /// Where the agent asked to be told the outcome.
+    pub callback_url: Option<String>,
 }
 
 impl Request {

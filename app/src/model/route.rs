@@ -80,10 +80,15 @@ impl FromStr for Route {
                 Ok(Route::Slack(target.to_string()))
             }
             "teams" if name_like(target) => Ok(Route::Teams(target.to_string())),
-            "teams" => Err(bad("a Teams route names a `[notify.teams.NAME]` in lowercase letters, digits, `-`, `_`")),
+            "teams" => Err(bad(
+                "a Teams route names a `[notify.teams.NAME]` in lowercase letters, digits, `-`, `_`",
+            )),
             "email" => match target.split_once('@') {
                 Some((local, domain))
-                    if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !target.contains(['<', '>', ',', ';']) =>
+                    if !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !target.contains(['<', '>', ',', ';']) =>
                 {
                     Ok(Route::Email(target.to_string()))
                 }
@@ -139,11 +144,20 @@ mod tests {
 
     #[test]
     fn routes_read_and_print_as_admins_write_them() {
-        for text in ["slack:#approvals", "slack:C0123ABC", "teams:ops", "email:oncall@example.com", "webhook:siem"] {
+        for text in [
+            "slack:#approvals",
+            "slack:C0123ABC",
+            "teams:ops",
+            "email:oncall@example.com",
+            "webhook:siem",
+        ] {
             let route: Route = text.parse().unwrap();
             assert_eq!(route.to_string(), text);
         }
-        assert_eq!("slack:#approvals".parse::<Route>().unwrap(), Route::Slack("#approvals".into()));
+        assert_eq!(
+            "slack:#approvals".parse::<Route>().unwrap(),
+            Route::Slack("#approvals".into())
+        );
     }
 
     #[test]
@@ -169,7 +183,10 @@ mod tests {
     fn routes_travel_as_strings() {
         let routes: Vec<Route> = serde_json::from_str(r#"["teams:ops","webhook:siem"]"#).unwrap();
         assert_eq!(routes, vec![Route::Teams("ops".into()), Route::Webhook("siem".into())]);
-        assert_eq!(serde_json::to_string(&routes).unwrap(), r#"["teams:ops","webhook:siem"]"#);
+        assert_eq!(
+            serde_json::to_string(&routes).unwrap(),
+            r#"["teams:ops","webhook:siem"]"#
+        );
         assert!(serde_json::from_str::<Vec<Route>>(r#"["nowhere"]"#).is_err());
     }
 }

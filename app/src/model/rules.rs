@@ -201,9 +201,11 @@ impl PolicySnapshot {
     /// Where the escalation notice goes: the escalation's routes, else the request's.
     pub fn escalation_routes(&self) -> Vec<Route> {
         match &self.escalation {
-            Some(escalation) if !escalation.notify.is_empty() => {
-                escalation.notify.iter().filter_map(|route| route.parse().ok()).collect()
-            }
+            Some(escalation) if !escalation.notify.is_empty() => escalation
+                .notify
+                .iter()
+                .filter_map(|route| route.parse().ok())
+                .collect(),
             _ => self.routes(),
         }
     }

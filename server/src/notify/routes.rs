@@ -41,7 +41,11 @@ impl Routing {
             Kind::RequestEscalated => policy.escalation_routes(),
             _ => policy.routes(),
         };
-        if routes.is_empty() { self.default.clone() } else { routes }
+        if routes.is_empty() {
+            self.default.clone()
+        } else {
+            routes
+        }
     }
 
     /// The request's page in the console (through sign-in when needed).

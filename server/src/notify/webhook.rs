@@ -134,7 +134,10 @@ impl Sink for Webhook {
             }
         };
         // The origin only: a path or query may carry a token.
-        format!("signed webhook to {} ({kinds})", self.endpoint.url.origin().ascii_serialization())
+        format!(
+            "signed webhook to {} ({kinds})",
+            self.endpoint.url.origin().ascii_serialization()
+        )
     }
 
     fn wants(&self, event: &AuditEvent) -> bool {

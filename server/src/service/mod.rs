@@ -375,6 +375,8 @@ impl Service {
             break_glass: false,
             escalates_at: None,
             started_at: None,
+            remind_at: None,
+            callback_url: None,
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();

@@ -95,7 +95,8 @@ pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
     r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
-    r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at, r.started_at";
+    r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at, r.started_at, \
+    r.remind_at, r.callback_url";
 
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";
@@ -274,10 +275,11 @@ impl Store {
     /// Whether some pending request is past its time (a read, so an idle sweeper writes
     /// nothing).
     pub async fn any_due(&self, now: time::OffsetDateTime) -> Result<bool> {
-        // One query per partial index: an OR of the two would scan every pending request.
+        // One query per partial index: an OR of them would scan every pending request.
         for sql in [
             "SELECT 1 FROM requests WHERE status = 'pending' AND expires_at <= $1 LIMIT 1",
             "SELECT 1 FROM requests WHERE status = 'pending' AND escalates_at <= $1 LIMIT 1",
+            "SELECT 1 FROM requests WHERE status = 'pending' AND remind_at <= $1 LIMIT 1",
         ] {
             let found = on_read_pool!(self, |pool| {
                 sqlx::query(sql)

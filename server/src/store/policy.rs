@@ -119,7 +119,8 @@ impl Store {
             "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, r.on_behalf_of, \
              r.action, r.resource, r.title, r.reason, r.labels, {payload}, NULL AS diff, r.digest, \
              r.status, r.policy, r.approvals, r.created_at, r.expires_at, r.decided_at, \
-             NULL AS result, r.body_hash, r.break_glass, r.escalates_at, r.started_at"
+             NULL AS result, r.body_hash, r.break_glass, r.escalates_at, r.started_at, \
+             r.remind_at, r.callback_url"
         );
         let after = if before.is_some() {
             "WHERE r.created_at < $2 OR (r.created_at = $2 AND r.id < $3)"

@@ -105,6 +105,8 @@ pub struct RequestColumns {
     pub break_glass: i64,
     pub escalates_at: Option<i64>,
     pub started_at: Option<i64>,
+    pub remind_at: Option<i64>,
+    pub callback_url: Option<String>,
 }
 
 impl RequestColumns {
@@ -145,6 +147,8 @@ impl RequestColumns {
             break_glass: self.break_glass != 0,
             escalates_at: self.escalates_at.map(from_millis).transpose()?,
             started_at: self.started_at.map(from_millis).transpose()?,
+            remind_at: self.remind_at.map(from_millis).transpose()?,
+            callback_url: self.callback_url,
         })
     }
 }

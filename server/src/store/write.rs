@@ -174,14 +174,14 @@ impl WriteTx {
         Ok(found)
     }
 
-    /// Pending requests whose time is up, soonest first.
-    /// Pending requests past their time, then those whose escalation is due (each read
-    /// by its own partial index), at most `limit` in all.
+    /// Pending requests past their time, then those whose escalation or reminder is due
+    /// (each read by its own partial index), at most `limit` in all.
     pub async fn due(&mut self, now: i64, limit: usize) -> Result<Vec<StoredRequest>> {
         let mut due: Vec<StoredRequest> = Vec::new();
         for condition in [
             "r.expires_at <= $1 ORDER BY r.expires_at",
             "r.escalates_at <= $1 ORDER BY r.escalates_at",
+            "r.remind_at <= $1 ORDER BY r.remind_at",
         ] {
             let room = limit.saturating_sub(due.len());
             if room == 0 {
@@ -218,7 +218,7 @@ impl WriteTx {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
                      diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
-                     idempotency_key, body_hash, break_glass, escalates_at, started_at) ",
+                     idempotency_key, body_hash, break_glass, escalates_at, started_at, remind_at, callback_url) ",
                 );
                 query.push_values(chunk, |mut row, new| {
                     let request = new.request;
@@ -245,7 +245,9 @@ impl WriteTx {
                         .push_bind(request.body_hash.as_deref())
                         .push_bind(i64::from(request.break_glass))
                         .push_bind(request.escalates_at.map(millis))
-                        .push_bind(request.started_at.map(millis));
+                        .push_bind(request.started_at.map(millis))
+                        .push_bind(request.remind_at.map(millis))
+                        .push_bind(request.callback_url.as_deref());
                 });
                 query.build().execute(&mut *conn).await?;
             });
@@ -277,14 +279,14 @@ impl WriteTx {
             WriteTx::Sqlite(_) => (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
                  result = v.column5, break_glass = v.column6, escalates_at = v.column7, \
-                 started_at = v.column8 FROM (",
+                 started_at = v.column8, remind_at = v.column9 FROM (",
                 ") AS v WHERE requests.id = v.column1",
             ),
             WriteTx::Postgres(_) => (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
                  result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at, \
-                 started_at = v.started_at FROM (",
-                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at) \
+                 started_at = v.started_at, remind_at = v.remind_at FROM (",
+                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at, remind_at) \
                  WHERE requests.id = v.id",
             ),
         };
@@ -299,7 +301,8 @@ impl WriteTx {
                         .push_bind(request.result.as_ref().map(to_json))
                         .push_bind(i64::from(request.break_glass))
                         .push_bind(request.escalates_at.map(millis))
-                        .push_bind(request.started_at.map(millis));
+                        .push_bind(request.started_at.map(millis))
+                        .push_bind(request.remind_at.map(millis));
                 });
                 query.push(alias);
                 query.build().execute(&mut *conn).await?;

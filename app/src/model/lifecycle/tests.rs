@@ -79,6 +79,8 @@ fn request_under(policy: PolicySnapshot) -> Request {
         break_glass: false,
         escalates_at: None,
         started_at: None,
+        remind_at: None,
+        callback_url: None,
     };
     request.frame(policy, StdDuration::from_secs(3600));
     request
@@ -695,6 +697,42 @@ fn the_sweeper_announces_an_escalation_once() {
     out.clear();
     case.sweep(after + Duration::minutes(1), &mut out);
     assert!(out.is_empty(), "announced once");
+}
+
+#[test]
+fn the_sweeper_reminds_once_before_expiry() {
+    let mut reminding = policy(1);
+    reminding.remind_before = Some("10m".into());
+    let mut case = Case::open(request_under(reminding)).0;
+    // One hour to live, reminded ten minutes before the end.
+    assert_eq!(case.request.remind_at, Some(created() + Duration::minutes(50)));
+    let mut out = Vec::new();
+    assert!(!case.sweep(created() + Duration::minutes(49), &mut out));
+    assert!(out.is_empty(), "not yet");
+    assert!(!case.sweep(created() + Duration::minutes(51), &mut out));
+    assert_eq!(kinds(&out), [Kind::RequestReminded]);
+    assert_eq!(case.request.remind_at, None);
+    out.clear();
+    case.sweep(created() + Duration::minutes(52), &mut out);
+    assert!(out.is_empty(), "reminded once");
+}
+
+#[test]
+fn no_reminder_for_decided_requests_or_before_creation() {
+    let mut reminding = policy(1);
+    reminding.remind_before = Some("2h".into());
+    assert_eq!(
+        request_under(reminding.clone()).remind_at,
+        None,
+        "would fall before creation"
+    );
+    reminding.remind_before = Some("10m".into());
+    let mut case = Case::open(request_under(reminding)).0;
+    case.decide(&approve(reviewer(1)), now(), &mut Vec::new())
+        .expect("approved");
+    let mut out = Vec::new();
+    case.sweep(created() + Duration::minutes(55), &mut out);
+    assert!(out.is_empty());
 }
 
 #[test]

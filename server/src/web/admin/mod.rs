@@ -16,7 +16,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 
-use signoff_app::policy::{DecideIn, Effect, Escalation, GrantTerms, Matcher, PolicyDoc, PolicyFile, RequestFacts, Requirement};
+use signoff_app::policy::{
+    DecideIn, Effect, Escalation, GrantTerms, Matcher, PolicyDoc, PolicyFile, RequestFacts, Requirement,
+};
 use signoff_app::ui::{
     self, AdminCounts, AgentRow, AgentsView, AuditFilters, AuditRow, AuditView, FollowupItem, GrantRow, Nav, Notice,
     PolicyEditView, PolicyForm, PolicyRow, TestResult, TestView, VersionRow, VersionsView, WhatIfResult, WhatIfRow,
