@@ -11,7 +11,9 @@ pub mod server;
 pub mod tmux;
 
 pub use db::{Backend, TestDb};
-pub use server::{AgentClient, Reply, ServerProcess, TestServer, client_binary, run_cli, server_binary};
+pub use server::{
+    AgentClient, Reply, ServerProcess, TestServer, client_binary, run_cli, server_binary, server_command,
+};
 
 /// Runs an async test body once per store: `sqlite::<name>` and `postgres::<name>`; and
 /// the tests after `postgres_only:` (bodies without a backend argument) as `postgres::<name>`.

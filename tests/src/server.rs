@@ -1,6 +1,6 @@
 //! Servers under test, and clients for them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -273,9 +273,28 @@ pub fn server_binary() -> PathBuf {
         .clone()
 }
 
+/// `binary` run against `db`: a clean environment with the database, the data dir, a
+/// placeholder provider (never contacted by the agent API) and warnings-only logs. Tests
+/// and the benchmark start every server process from this.
+pub fn server_command(binary: &Path, db: &TestDb) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("SIGNOFF_DATA_DIR", &db.dir)
+        .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
+        .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 /// The real binary, serving on 127.0.0.1:0 with the given environment.
 pub struct ServerProcess {
     pub base_url: String,
+    pub addr: std::net::SocketAddr,
     pub child: Child,
 }
 
@@ -291,40 +310,48 @@ impl ServerProcess {
     }
 
     async fn spawn(db: &TestDb, env: &[(&str, &str)], stderr: Stdio) -> ServerProcess {
-        let mut command = Command::new(server_binary());
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &db.url)
-            .env("SIGNOFF_DATA_DIR", &db.dir)
-            .env("SIGNOFF_LISTEN", "127.0.0.1:0")
-            .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
-            .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut command = server_command(&server_binary(), db);
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("start signoff-server");
-        let stdout = child.stdout.take().expect("stdout");
+        Self::launch(command, stderr)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Runs `command serve` on 127.0.0.1:0 and waits (at most 60 s) until it says where
+    /// it listens; its stderr goes to `stderr`.
+    pub async fn launch(mut command: Command, stderr: Stdio) -> Result<ServerProcess, String> {
+        command
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = command.spawn().map_err(|err| format!("start signoff-server: {err}"))?;
+        let stdout = child.stdout.take().ok_or("signoff-server has no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let base_url = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
+            while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(url) = line.strip_prefix("signoff-server listening on ") {
-                    return url.trim().to_string();
+                    return Ok(url.trim().to_string());
                 }
             }
-            panic!("signoff-server exited before listening");
+            Err("signoff-server exited before listening".to_string())
         })
         .await
-        .expect("signoff-server starts within 60 s");
+        .map_err(|_| "signoff-server did not listen within 60 s".to_string())??;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { base_url, child }
+        let addr = base_url
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|_| format!("signoff-server printed an odd address: {base_url}"))?;
+        Ok(ServerProcess { base_url, addr, child })
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The binary signing reviewers in with `provider` (client `signoff-web`), with `env`

@@ -31,7 +31,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
@@ -305,21 +305,11 @@ fn report_dir(binary: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("bench"))
 }
 
+/// The harness's server command, with what the benchmark needs on top.
 fn server_command(binary: &Path, db: &TestDb) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db.url)
-        .env("SIGNOFF_DATA_DIR", &db.dir)
-        // A placeholder provider, never contacted by the agent API.
-        .env("SIGNOFF_OIDC_ISSUER", "http://127.0.0.1:9")
-        .env("SIGNOFF_OIDC_CLIENT_ID", "signoff-web")
-        // One agent holds every one of the 10,000 waits measured here.
-        .env("SIGNOFF_MAX_WAITS_PER_AGENT", "100000")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut command = signoff_tests::server_command(binary, db);
+    // One agent holds every one of the 10,000 waits measured here.
+    command.env("SIGNOFF_MAX_WAITS_PER_AGENT", "100000");
     // Allocator experiments (e.g. MALLOC_ARENA_MAX=2, MIMALLOC_PURGE_DELAY=0) reach the server.
     for (name, value) in
         std::env::vars().filter(|(name, _)| name.starts_with("MALLOC_") || name.starts_with("MIMALLOC_"))
@@ -349,7 +339,7 @@ async fn create_agent(binary: &Path, db: &TestDb, name: &str) -> Result<String> 
         .context("agents create printed no key")
 }
 
-/// The release binary serving on 127.0.0.1:0.
+/// The release binary serving on 127.0.0.1:0, started by the harness.
 struct ServerProcess {
     base_url: String,
     addr: SocketAddr,
@@ -365,37 +355,15 @@ impl ServerProcess {
             .append(true)
             .open(log)
             .with_context(|| format!("open {}", log.display()))?;
-        let mut command = server_command(binary, db);
-        command
-            .arg("serve")
-            .env("SIGNOFF_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut child = command.spawn().context("start signoff-server")?;
-        let pid = child.id().context("signoff-server has no pid")?;
-        let stdout = child.stdout.take().context("signoff-server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base_url = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix("signoff-server listening on ") {
-                    return Ok(url.trim().to_string());
-                }
-            }
-            bail!("signoff-server exited before listening")
-        })
-        .await
-        .context("signoff-server did not listen within 60 s")??;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = base_url
-            .trim_start_matches("http://")
-            .parse()
-            .with_context(|| format!("signoff-server printed an odd address: {base_url}"))?;
+        let server = signoff_tests::ServerProcess::launch(server_command(binary, db), Stdio::from(stderr))
+            .await
+            .map_err(|err| anyhow!(err))?;
+        let pid = server.pid().context("signoff-server has no pid")?;
         Ok(ServerProcess {
-            base_url,
-            addr,
+            base_url: server.base_url,
+            addr: server.addr,
             pid,
-            child,
+            child: server.child,
         })
     }
 
