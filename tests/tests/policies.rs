@@ -21,6 +21,7 @@ on_both_stores!(
     escalation_widens_eligibility_and_the_policy_ttl_bounds_the_wait,
     a_reminder_goes_out_once_before_expiry_and_only_while_pending,
     a_store_from_before_reminders_upgrades_in_place,
+    a_policy_routing_to_a_channel_not_configured_is_refused_at_the_field,
     grants_approve_later_requests_within_their_bounds,
     break_glass_approves_own_request_and_waits_for_another_admin,
     bad_policies_are_refused_at_the_field_with_the_position,
@@ -426,7 +427,6 @@ actions = ["db.export"]
 type = "require_approval"
 ttl = "30m"
 remind_before = "10m"
-notify = ["webhook:siem"]
 "#;
 
 /// Waits until `request` has `count` events of `kind` in the trail, then a moment more
@@ -483,6 +483,64 @@ async fn a_reminder_goes_out_once_before_expiry_and_only_while_pending(backend: 
     );
     let pending = agent.get(&format!("/api/v1/requests/{waiting}")).await;
     assert_eq!(status(&pending.body), "pending", "a reminder decides nothing");
+    server.stop().await;
+}
+
+async fn a_policy_routing_to_a_channel_not_configured_is_refused_at_the_field(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.notify.teams.insert(
+            "ops".into(),
+            signoff_server::config::TeamsConfig {
+                webhook_url: signoff_server::config::Secret::new("http://127.0.0.1:9/teams"),
+            },
+        );
+    })
+    .await;
+    let routed = |routes: &str| {
+        doc(&format!(
+            "name = \"routed\"\n[policy.match]\nactions = [\"deploy.*\"]\n[policy.effect]\ntype = \"require_approval\"\nnotify = [{routes}]\n"
+        ))
+    };
+    let refused = server
+        .service
+        .save_policy(
+            None,
+            routed(r#""teams:ops", "teams:sales", "email:oncall@example.com""#),
+            Actor::Operator,
+        )
+        .await
+        .expect_err("two routes have no channel");
+    let Error::PolicyInvalid(problems) = refused else {
+        panic!("{refused}")
+    };
+    let said: Vec<(String, String)> = problems.into_iter().map(|p| (p.field, p.message)).collect();
+    assert_eq!(
+        said,
+        [
+            (
+                "effect.notify".to_string(),
+                "`teams:sales`: no [notify.teams.sales] is configured".to_string()
+            ),
+            (
+                "effect.notify".to_string(),
+                "`email:oncall@example.com`: no [notify.email] is configured".to_string()
+            ),
+        ]
+    );
+    let malformed = server
+        .service
+        .save_policy(None, routed(r#""pager:oncall""#), Actor::Operator)
+        .await
+        .expect_err("not a route");
+    assert!(
+        malformed.to_string().contains("slack, teams, email or webhook"),
+        "{malformed}"
+    );
+    server
+        .service
+        .save_policy(None, routed(r#""teams:ops""#), Actor::Operator)
+        .await
+        .expect("a configured route is accepted");
     server.stop().await;
 }
 

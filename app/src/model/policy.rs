@@ -60,6 +60,8 @@ pub struct Matcher {
 }
 
 /// What a matching policy does.
+// Policies are few and built when saved; boxing the terms would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Effect {

@@ -151,11 +151,11 @@ mod tests {
             "email:oncall@example.com",
             "webhook:siem",
         ] {
-            let route: Route = text.parse().unwrap();
+            let route: Route = text.parse().expect("a route");
             assert_eq!(route.to_string(), text);
         }
         assert_eq!(
-            "slack:#approvals".parse::<Route>().unwrap(),
+            "slack:#approvals".parse::<Route>().expect("a route"),
             Route::Slack("#approvals".into())
         );
     }
@@ -174,17 +174,17 @@ mod tests {
             "pager:oncall",
             "email:x@y.com\r\nBcc: z@w.com",
         ] {
-            let refused = text.parse::<Route>().unwrap_err();
+            let refused = text.parse::<Route>().expect_err(text);
             assert!(!refused.reason.is_empty(), "{text}");
         }
     }
 
     #[test]
     fn routes_travel_as_strings() {
-        let routes: Vec<Route> = serde_json::from_str(r#"["teams:ops","webhook:siem"]"#).unwrap();
+        let routes: Vec<Route> = serde_json::from_str(r#"["teams:ops","webhook:siem"]"#).expect("routes");
         assert_eq!(routes, vec![Route::Teams("ops".into()), Route::Webhook("siem".into())]);
         assert_eq!(
-            serde_json::to_string(&routes).unwrap(),
+            serde_json::to_string(&routes).expect("json"),
             r#"["teams:ops","webhook:siem"]"#
         );
         assert!(serde_json::from_str::<Vec<Route>>(r#"["nowhere"]"#).is_err());

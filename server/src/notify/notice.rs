@@ -56,7 +56,7 @@ impl Notice {
                 signoff_app::timefmt::span(request.expires_at - now, Style::Spaced)
             ),
             (_, Status::Pending) => "Approval needed".to_string(),
-            (_, status) => format!("{}", capitalised(status.as_str())),
+            (_, status) => capitalised(status.as_str()),
         };
         let diff = request.diff.as_deref().map(|diff| {
             let mut excerpt = String::new();

@@ -59,17 +59,45 @@ impl Routing {
     }
 }
 
+/// Which channels this server has configured, to tell an admin when a policy names a
+/// route no channel would deliver.
+#[derive(Clone, Debug, Default)]
+pub struct Configured {
+    slack: bool,
+    email: bool,
+    teams: std::collections::BTreeSet<String>,
+    webhooks: std::collections::BTreeSet<String>,
+}
+
+impl Configured {
+    pub fn from_config(config: &NotifyConfig) -> Configured {
+        Configured {
+            slack: config.slack.is_some(),
+            email: config.email.is_some(),
+            teams: config.teams.keys().cloned().collect(),
+            webhooks: config
+                .webhooks
+                .iter()
+                .map(|webhook| webhook.name.trim().to_string())
+                .collect(),
+        }
+    }
+
+    /// Why `route` cannot be delivered with this configuration, if it cannot.
+    pub fn unconfigured(&self, route: &Route) -> Option<String> {
+        match route {
+            Route::Slack(_) if !self.slack => Some("no [notify.slack] is configured".into()),
+            Route::Teams(name) if !self.teams.contains(name) => Some(format!("no [notify.teams.{name}] is configured")),
+            Route::Email(_) if !self.email => Some("no [notify.email] is configured".into()),
+            Route::Webhook(name) if !self.webhooks.contains(name) => {
+                Some(format!("no [[notify.webhooks]] is named `{name}`"))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why `route` cannot be delivered with this configuration, if it cannot.
 pub fn unconfigured(config: &NotifyConfig, route: &Route) -> Option<String> {
-    match route {
-        Route::Slack(_) if config.slack.is_none() => Some("no [notify.slack] is configured".into()),
-        Route::Teams(name) if !config.teams.contains_key(name) => {
-            Some(format!("no [notify.teams.{name}] is configured"))
-        }
-        Route::Email(_) if config.email.is_none() => Some("no [notify.email] is configured".into()),
-        Route::Webhook(name) if !config.webhooks.iter().any(|webhook| webhook.name.trim() == name) => {
-            Some(format!("no [[notify.webhooks]] is named `{name}`"))
-        }
-        _ => None,
-    }
+    Configured::from_config(config).unconfigured(route)
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use signoff_app::policy::{
-    Budget, CompiledPolicy, DEFAULT_STEPS, Matched, PolicyDoc, PolicyFile, PolicySet, RequestFacts,
+    Budget, CompiledPolicy, DEFAULT_STEPS, Effect, Matched, PolicyDoc, PolicyFile, PolicyProblem, PolicySet,
+    RequestFacts,
 };
 use signoff_app::{EffectKind, Identity, PolicySnapshot, RequestId};
 
@@ -82,6 +83,10 @@ impl Service {
     pub async fn save_policy(&self, id: Option<&str>, doc: PolicyDoc, by: Actor) -> Result<StoredPolicy> {
         let doc = tidy(doc);
         CompiledPolicy::compile("", 0, doc.clone()).map_err(Error::PolicyInvalid)?;
+        let unrouted = self.unrouted(&doc);
+        if !unrouted.is_empty() {
+            return Err(Error::PolicyInvalid(unrouted));
+        }
         let change = AdminChange::SavePolicy {
             id: id.map(String::from),
             doc: Box::new(doc),
@@ -112,6 +117,20 @@ impl Service {
             policies: file.policies.into_iter().map(tidy).collect(),
         };
         check_file(&file)?;
+        let unrouted: Vec<PolicyProblem> = file
+            .policies
+            .iter()
+            .enumerate()
+            .flat_map(|(index, doc)| {
+                self.unrouted(doc).into_iter().map(move |mut problem| {
+                    problem.field = format!("policy {} (`{}`): {}", index + 1, doc.name, problem.field);
+                    problem
+                })
+            })
+            .collect();
+        if !unrouted.is_empty() {
+            return Err(Error::PolicyInvalid(unrouted));
+        }
         let change = AdminChange::ImportPolicies {
             docs: file.policies,
             by,
@@ -234,6 +253,32 @@ pub fn draft_set(file: &PolicyFile, default: signoff_app::policy::Requirement) -
 }
 
 /// Trims what admins type, so `" db.* "` and `"db.*"` are one policy.
+impl Service {
+    /// The routes `doc` names that no configured channel would deliver, each at its field.
+    fn unrouted(&self, doc: &PolicyDoc) -> Vec<PolicyProblem> {
+        let Effect::RequireApproval(terms) = &doc.effect else {
+            return Vec::new();
+        };
+        let escalation = terms.escalation.iter().flat_map(|escalation| &escalation.notify);
+        let named = terms
+            .notify
+            .iter()
+            .map(|route| ("effect.notify", route))
+            .chain(escalation.map(|route| ("effect.escalation.notify", route)));
+        named
+            .filter_map(|(field, text)| {
+                let route = text.parse().ok()?;
+                let missing = self.settings.channels.unconfigured(&route)?;
+                Some(PolicyProblem {
+                    field: field.to_string(),
+                    message: format!("`{route}`: {missing}"),
+                    position: None,
+                })
+            })
+            .collect()
+    }
+}
+
 fn tidy(mut doc: PolicyDoc) -> PolicyDoc {
     let trim_all = |list: &mut Vec<String>| {
         for item in list.iter_mut() {

@@ -35,6 +35,8 @@ pub struct Settings {
     pub reviewer_groups: Vec<String>,
     /// Long-polls one agent may hold open at once.
     pub max_waits_per_agent: usize,
+    /// The notification channels configured, so a policy naming another is refused.
+    pub channels: crate::notify::routes::Configured,
 }
 
 impl Settings {
@@ -44,6 +46,7 @@ impl Settings {
             default_approvals: config.default_approvals,
             reviewer_groups: config.reviewer_groups.clone(),
             max_waits_per_agent: config.max_waits_per_agent,
+            channels: crate::notify::routes::Configured::from_config(&config.notify),
         }
     }
 }
