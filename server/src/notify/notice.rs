@@ -114,3 +114,94 @@ fn capitalised(word: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use time::Duration;
+
+    use signoff_app::{AgentRef, PolicySnapshot, RequestId};
+
+    use super::*;
+
+    fn request(created_at: OffsetDateTime) -> Request {
+        Request {
+            id: RequestId::new(),
+            agent: AgentRef {
+                id: signoff_app::AgentId::new(),
+                name: "deploy-bot".into(),
+                owner: Some("platform@example.com".into()),
+            },
+            on_behalf_of: Some("alice@example.com".into()),
+            action: "deploy.service".into(),
+            resource: "k8s://prod/api".into(),
+            title: "Deploy api\u{202E}gnp.exe".into(),
+            reason: "release 42".into(),
+            labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            payload: json!({}),
+            diff: Some((0..30).map(|n| format!("+line {n}\n")).collect()),
+            context: None,
+            digest: "d".into(),
+            status: Status::Pending,
+            policy: PolicySnapshot::simple("prod deploys", 2, Vec::new()),
+            approvals: 1,
+            created_at,
+            expires_at: created_at + Duration::hours(1),
+            decided_at: None,
+            result: None,
+            body_hash: None,
+            break_glass: false,
+            escalates_at: None,
+            started_at: None,
+            remind_at: None,
+            callback_url: None,
+        }
+    }
+
+    #[test]
+    fn a_notice_carries_the_facts_with_hidden_characters_marked() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let notice = Notice::new(
+            &request(now),
+            Kind::RequestCreated,
+            "https://signoff.example/requests/x".into(),
+            now,
+        );
+        assert_eq!(notice.headline, "Approval needed");
+        assert_eq!(
+            notice.title, "Deploy api⟨U+202E⟩gnp.exe",
+            "a reviewer sees the override character"
+        );
+        assert_eq!(notice.labels, ["env=prod"]);
+        assert_eq!(notice.agent, "deploy-bot (owner platform@example.com)");
+        assert_eq!(notice.quorum, "1 of 2 approvals");
+        assert_eq!(notice.time_left, "1h 0m left");
+        let (diff, cut) = notice.diff.expect("a diff");
+        assert!(cut, "thirty lines are cut");
+        assert_eq!(diff.lines().count(), DIFF_LINES);
+        assert!(notice.buttons);
+    }
+
+    #[test]
+    fn buttons_only_while_pending_and_when_the_policy_allows_chat() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut console_only = request(now);
+        console_only.policy.decide_in = DecideIn::Console;
+        assert!(!Notice::new(&console_only, Kind::RequestCreated, String::new(), now).buttons);
+        let mut approved = request(now);
+        approved.status = Status::Approved;
+        let notice = Notice::new(&approved, Kind::RequestApproved, String::new(), now);
+        assert!(!notice.buttons);
+        assert_eq!(notice.headline, "Approved");
+        assert_eq!(notice.time_left, "");
+        let reminded = Notice::new(
+            &request(now),
+            Kind::RequestReminded,
+            String::new(),
+            now + Duration::minutes(50),
+        );
+        assert_eq!(reminded.headline, "Reminder: expires in 10m");
+    }
+}
