@@ -25,7 +25,7 @@ bench:
     ./target/release/signoff-bench-pages
 
 # The test OpenID Provider (Node), the MCP test client (Python, pinned in tests/mcp/requirements.txt,
-# in tests/mcp/.venv), the webhook receiver (tests/webhooks) and, where missing, the system
+# in tests/mcp/.venv), the webhook receiver (tests/webhooks), the SMTP receiver (tests/notify) and, where missing, the system
 # packages tests use.
 test-deps:
     #!/usr/bin/env bash
@@ -50,6 +50,11 @@ test-deps:
         (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
     fi
     # The webhook receiver verifies with the official Standard Webhooks package, pinned.
+    if [ ! -x tests/notify/.venv/bin/python ] || [ tests/notify/requirements.txt -nt tests/notify/.venv/installed ]; then
+        python3 -m venv tests/notify/.venv
+        tests/notify/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/notify/requirements.txt
+        touch tests/notify/.venv/installed
+    fi
     if [ ! -x tests/webhooks/.venv/bin/python ] || [ tests/webhooks/requirements.txt -nt tests/webhooks/.venv/installed ]; then
         python3 -m venv tests/webhooks/.venv
         tests/webhooks/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/webhooks/requirements.txt

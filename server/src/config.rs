@@ -132,8 +132,8 @@ pub struct TeamsConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    /// `smtp://host:port` (STARTTLS when offered... or required with `?tls=required`),
-    /// `smtps://host:port`; may carry a user and password, so it is a secret.
+    /// `smtps://host:465` (TLS), `smtp://host:587?tls=required` (STARTTLS), or plain
+    /// `smtp://` to this machine only; may carry `user:password@`, so it is a secret.
     pub smtp_url: Secret,
     /// `Signoff <signoff@example.com>`.
     pub from: String,

@@ -54,7 +54,7 @@ impl Application {
             dev::seed(&service).await?;
         }
         let public_url = config.public_url_for(listener.local_addr().ok());
-        let channels = Arc::new(Channels::from_config(&config, &public_url)?);
+        let channels = Arc::new(Channels::from_config(&config, &public_url, service.store())?);
         channels.open_cursors(service.store()).await?;
         let duration = |d: std::time::Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
         let auth = Arc::new(AuthState {

@@ -3,21 +3,27 @@
 //! what committed, after it committed, and decides nothing itself (see ARCHITECTURE.md,
 //! "Notifications").
 
+pub mod email;
 pub mod notice;
 pub mod reader;
 pub mod routes;
+pub mod teams;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use signoff_app::{Kind, RequestId, Route, Status};
+
+pub use notice::Notice;
 pub use reader::{Sent, Sink};
 pub use routes::Routing;
 
 use crate::Result;
+use crate::clock::now;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{AuditEvent, Store};
 
 /// Every channel this server delivers to, checked, built once at start.
 pub struct Channels {
@@ -28,16 +34,29 @@ pub struct Channels {
 impl Channels {
     /// The channels `config` names, each checked; a channel that cannot work stops the
     /// server at start, saying what to change.
-    pub fn from_config(config: &Config, public_url: &str) -> Result<Channels> {
+    pub fn from_config(config: &Config, public_url: &str, store: &Store) -> Result<Channels> {
         let notify = &config.notify;
-        let routing = Arc::new(Routing::from_config(notify, public_url)?);
+        let reading = Reading {
+            store: store.clone(),
+            routing: Arc::new(Routing::from_config(notify, public_url)?),
+        };
         let client = reader::http_client(notify.timeout, "Signoff-Webhooks")?;
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         for endpoint in webhook::check(notify)? {
             sinks.push(Arc::new(webhook::Webhook::new(endpoint, client.clone())));
         }
-        // Each channel added here reads `routing` for where a request's notices go.
-        let _ = &routing;
+        let notices = reader::http_client(notify.timeout, "Signoff")?;
+        for (name, teams) in &notify.teams {
+            sinks.push(Arc::new(teams::Teams::new(
+                name,
+                teams,
+                notices.clone(),
+                reading.clone(),
+            )?));
+        }
+        if let Some(email) = &notify.email {
+            sinks.push(Arc::new(email::Email::new(email, notify.timeout, reading.clone())?));
+        }
         Ok(Channels {
             sinks,
             backoff: reader::Backoff {
@@ -69,5 +88,59 @@ impl Channels {
         shutdown: &watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         reader::start(store, head, &self.sinks, self.backoff, shutdown)
+    }
+}
+
+/// What a channel of notices (Teams, e-mail, Slack) reads besides the event: the request
+/// as stored now, and where its notices go.
+#[derive(Clone)]
+pub struct Reading {
+    store: Store,
+    routing: Arc<Routing>,
+}
+
+/// Whether an event of `kind` tells reviewers something to act on: a new request, an
+/// escalation, a reminder.
+pub fn calls_for_notice(kind: &str) -> bool {
+    matches!(
+        Kind::parse(kind),
+        Some(Kind::RequestCreated | Kind::RequestEscalated | Kind::RequestReminded)
+    )
+}
+
+impl Reading {
+    /// The notice `event` calls for and its routes that `pick` keeps, or why there is
+    /// none: the request is decided by now (a notice would ask for a decision already
+    /// made), or none of its routes is this channel's.
+    pub async fn notice<T>(
+        &self,
+        event: &AuditEvent,
+        pick: impl Fn(&Route) -> Option<T>,
+    ) -> std::result::Result<(Notice, Vec<T>), Sent> {
+        let kind = Kind::parse(&event.kind).ok_or(Sent::NothingToSend)?;
+        let id: RequestId = event
+            .request_id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| Sent::GaveUp(format!("audit event {} names no request", event.seq)))?;
+        let request = match self.store.get_request(id).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return Err(Sent::GaveUp(format!("request {id} is not stored"))),
+            Err(err) => return Err(Sent::Retry(format!("could not read request {id}: {err}"))),
+        };
+        if request.status != Status::Pending {
+            return Err(Sent::NothingToSend);
+        }
+        let targets: Vec<T> = self.routing.routes(&request, kind).iter().filter_map(pick).collect();
+        if targets.is_empty() {
+            return Err(Sent::NothingToSend);
+        }
+        let link = self.routing.link(&request);
+        Ok((Notice::new(&request, kind, link, now()), targets))
+    }
+
+    /// The console's address, for test messages.
+    pub fn public_url(&self) -> &str {
+        self.routing.public_url()
     }
 }

@@ -28,8 +28,11 @@ pub const ERROR_CHARS: usize = 300;
 /// What became of one event sent to a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// Accepted (or nothing to send for it): the cursor moves past it.
+    /// Accepted: the cursor moves past it.
     Accepted,
+    /// Nothing to send for it (a request routed elsewhere, or decided by now): the cursor
+    /// moves past it, and no delivery is recorded.
+    NothingToSend,
     /// Not accepted this time; tried again after a backoff.
     Retry(String),
     /// Refused for good (a channel that does not exist, an event that cannot be read):
@@ -128,6 +131,11 @@ pub async fn send_again(store: &Store, sink: &dyn Sink, event: &AuditEvent) -> R
 fn delivery(event: &AuditEvent, attempts: i32, attempted: i64, sent: Sent) -> Delivery {
     let (status, last_error, delivered_at) = match sent {
         Sent::Accepted => (DeliveryStatus::Delivered, None, Some(millis(now()))),
+        Sent::NothingToSend => (
+            DeliveryStatus::Delivered,
+            Some("nothing to send: the request is routed elsewhere or decided".into()),
+            None,
+        ),
         Sent::Retry(error) => (DeliveryStatus::Retrying, Some(error), None),
         Sent::GaveUp(error) => (DeliveryStatus::Failed, Some(error), None),
     };
@@ -232,6 +240,10 @@ impl Reader {
                 };
                 let retry = matches!(sent, Sent::Retry(_));
                 match &sent {
+                    Sent::NothingToSend => {
+                        cursor = event.seq;
+                        break;
+                    }
                     Sent::Accepted => {}
                     Sent::Retry(error) => {
                         tracing::warn!(seq = event.seq, attempts, %error, "delivery failed; retrying");

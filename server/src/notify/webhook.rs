@@ -41,19 +41,7 @@ impl Endpoint {
                 "notify.webhooks: `{name}` is not a name of 1 to 64 lowercase letters, digits, `-` or `_`"
             )));
         }
-        let url = Url::parse(config.url.trim()).map_err(|err| refuse(format!("url `{}`: {err}", config.url)))?;
-        let host = url.host_str().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => return Err(refuse("url must be https (plain http only to this machine)".into())),
-        }
+        let url = checked_url(&config.url).map_err(|what| refuse(format!("url: {what}")))?;
         let secret = config.secret.expose().trim();
         if !secret.starts_with("whsec_") || secret.len() < "whsec_".len() + 24 {
             return Err(refuse(
@@ -96,6 +84,24 @@ impl Endpoint {
             // A kind this version does not know: sent only to endpoints that take all.
             (Some(_), None) => false,
         }
+    }
+}
+
+/// An outgoing URL as configured: https, or plain http only to this machine (tests and a
+/// local relay). The error never repeats the URL, which may hold a token.
+pub fn checked_url(text: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|err| format!("not a URL ({err})"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err("must be https (plain http only to this machine)".into()),
     }
 }
 
