@@ -67,7 +67,7 @@ named_schema!(
     "Channel",
     string_enum(
         "Where a decision was made.",
-        [Channel::Web, Channel::Terminal, Channel::Api].map(Channel::as_str),
+        [Channel::Web, Channel::Terminal, Channel::Api, Channel::Slack].map(Channel::as_str),
     )
 );
 named_schema!(RequestId, "RequestId", uuid("Identifies a request (UUIDv7)."));

@@ -49,6 +49,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         .merge(signin::device::router())
         .merge(web::pages::router())
         .merge(web::admin::router())
+        .merge(crate::integrations::pages())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             door::render_page_errors,
@@ -72,6 +73,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         .merge(if serve_metrics { metrics_routes() } else { Router::new() })
         .merge(requests::router())
         .merge(crate::mcp::router(state.clone()))
+        .merge(crate::integrations::router())
         .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -11,6 +11,7 @@ pub mod door;
 pub mod engine;
 mod error;
 pub mod http;
+pub mod integrations;
 pub mod keys;
 pub mod mcp;
 pub mod metrics;

@@ -105,6 +105,8 @@ pub enum Channel {
     Web,
     Terminal,
     Api,
+    /// A button or modal in Slack, by a Slack user linked to their SSO identity.
+    Slack,
 }
 
 impl Channel {
@@ -113,6 +115,7 @@ impl Channel {
             Channel::Web => "web",
             Channel::Terminal => "terminal",
             Channel::Api => "api",
+            Channel::Slack => "slack",
         }
     }
 
@@ -121,6 +124,7 @@ impl Channel {
             "web" => Some(Channel::Web),
             "terminal" => Some(Channel::Terminal),
             "api" => Some(Channel::Api),
+            "slack" => Some(Channel::Slack),
             _ => None,
         }
     }

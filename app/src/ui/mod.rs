@@ -30,6 +30,6 @@ pub use request::{DiffMode, RequestPageView, TimelineEntry, request_page};
 
 pub use shell::{Chrome, Nav, UserBadge, placeholder_page, render};
 pub use signin::{
-    DevUser, DeviceCodeView, DevicePage, dev_signin_page, device_page, error_page, no_access_page, signed_out_page,
-    signin_page, url_encode,
+    DevUser, DeviceCodeView, DevicePage, SlackLinkPage, dev_signin_page, device_page, error_page, no_access_page,
+    signed_out_page, signin_page, slack_link_page, url_encode,
 };

@@ -242,3 +242,49 @@ mod tests {
         }
     }
 }
+
+/// The page that links a Slack user to the person signed in.
+#[derive(Clone, Debug)]
+pub enum SlackLinkPage {
+    Confirm {
+        token: String,
+        slack_user: String,
+        team: String,
+        email: String,
+    },
+    Done,
+    Unknown,
+}
+
+pub fn slack_link_page(chrome: Chrome, page: SlackLinkPage) -> String {
+    let csrf = chrome.csrf.clone().unwrap_or_default();
+    let body = match page {
+        SlackLinkPage::Confirm { token, slack_user, team, email } => view! {
+            <section class="card narrow">
+                <h1>"Link your Slack account"</h1>
+                <p>"Slack user " <code id="slack-user">{slack_user}</code> " (workspace " <code>{team}</code> ") asks to decide requests from Slack as "
+                    <strong id="slack-identity">{email}</strong> ". Link only if you clicked a Signoff button in Slack yourself, just now."</p>
+                <form method="post" action=format!("/integrations/slack/link/{token}") class="actions">
+                    <input type="hidden" name="csrf" value=csrf />
+                    <button type="submit" class="button primary" id="link-slack">"Link my Slack account"</button>
+                </form>
+            </section>
+        }
+        .into_any(),
+        SlackLinkPage::Done => view! {
+            <section class="card narrow">
+                <h1>"Slack account linked"</h1>
+                <p>"Go back to Slack and click the button again: your decisions there are recorded under your sign-in."</p>
+            </section>
+        }
+        .into_any(),
+        SlackLinkPage::Unknown => view! {
+            <section class="card narrow">
+                <h1>"This link cannot be used"</h1>
+                <p>"It is unknown, used or expired (links last 10 minutes). Click the button in Slack again for a new one."</p>
+            </section>
+        }
+        .into_any(),
+    };
+    render(chrome, body)
+}

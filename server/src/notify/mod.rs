@@ -7,6 +7,7 @@ pub mod email;
 pub mod notice;
 pub mod reader;
 pub mod routes;
+pub mod slack;
 pub mod teams;
 pub mod webhook;
 
@@ -29,6 +30,13 @@ use crate::store::{AuditEvent, Store};
 pub struct Channels {
     sinks: Vec<Arc<dyn Sink>>,
     backoff: reader::Backoff,
+    slack: Option<SlackApp>,
+}
+
+/// What Slack's interactions need: the Web API and the secret their signatures use.
+pub struct SlackApp {
+    pub api: Arc<slack::SlackApi>,
+    pub signing_secret: crate::config::Secret,
 }
 
 impl Channels {
@@ -57,13 +65,30 @@ impl Channels {
         if let Some(email) = &notify.email {
             sinks.push(Arc::new(email::Email::new(email, notify.timeout, reading.clone())?));
         }
+        let slack = match &notify.slack {
+            Some(config) => {
+                let api = Arc::new(slack::SlackApi::new(config, notices.clone())?);
+                sinks.push(Arc::new(slack::Slack::new(Arc::clone(&api), reading.clone())));
+                Some(SlackApp {
+                    api,
+                    signing_secret: config.signing_secret.clone(),
+                })
+            }
+            None => None,
+        };
         Ok(Channels {
+            slack,
             sinks,
             backoff: reader::Backoff {
                 base: notify.retry_base,
                 max: notify.retry_max,
             },
         })
+    }
+
+    /// The Slack app, when one is configured.
+    pub fn slack(&self) -> Option<&SlackApp> {
+        self.slack.as_ref()
     }
 
     pub fn sinks(&self) -> &[Arc<dyn Sink>] {
@@ -118,16 +143,7 @@ impl Reading {
         pick: impl Fn(&Route) -> Option<T>,
     ) -> std::result::Result<(Notice, Vec<T>), Sent> {
         let kind = Kind::parse(&event.kind).ok_or(Sent::NothingToSend)?;
-        let id: RequestId = event
-            .request_id
-            .as_deref()
-            .and_then(|id| id.parse().ok())
-            .ok_or_else(|| Sent::GaveUp(format!("audit event {} names no request", event.seq)))?;
-        let request = match self.store.get_request(id).await {
-            Ok(Some(request)) => request,
-            Ok(None) => return Err(Sent::GaveUp(format!("request {id} is not stored"))),
-            Err(err) => return Err(Sent::Retry(format!("could not read request {id}: {err}"))),
-        };
+        let request = self.request(event).await?;
         if request.status != Status::Pending {
             return Err(Sent::NothingToSend);
         }
@@ -137,6 +153,25 @@ impl Reading {
         }
         let link = self.routing.link(&request);
         Ok((Notice::new(&request, kind, link, now()), targets))
+    }
+
+    /// The request `event` is about, as stored now.
+    pub async fn request(&self, event: &AuditEvent) -> std::result::Result<signoff_app::Request, Sent> {
+        let id: RequestId = event
+            .request_id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| Sent::GaveUp(format!("audit event {} names no request", event.seq)))?;
+        match self.store.get_request(id).await {
+            Ok(Some(request)) => Ok(request),
+            Ok(None) => Err(Sent::GaveUp(format!("request {id} is not stored"))),
+            Err(err) => Err(Sent::Retry(format!("could not read request {id}: {err}"))),
+        }
+    }
+
+    /// The request's page in the console.
+    pub fn link(&self, request: &signoff_app::Request) -> String {
+        self.routing.link(request)
     }
 
     /// The console's address, for test messages.

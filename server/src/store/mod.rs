@@ -84,12 +84,14 @@ mod write;
 mod console;
 mod deliveries;
 mod policy;
+mod slack;
 
 pub use console::AuditQuery;
 pub use deliveries::{Delivery, DeliveryStatus};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
+pub use slack::SlackMessage;
 pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
