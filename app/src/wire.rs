@@ -52,6 +52,11 @@ pub struct NewRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::ttl_schema))]
     pub ttl_s: Option<u64>,
+    /// Where the outcome (approved, denied, expired, cancelled) is POSTed, signed per
+    /// Standard Webhooks; its host must be on the server's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
+    pub callback_url: Option<String>,
 }
 
 /// A diff as submitted: text as is, or two JSON documents to compare.
@@ -90,6 +95,9 @@ impl NewRequest {
         }
         if let Some(person) = &self.on_behalf_of {
             check_text("on_behalf_of", person, PERSON_CHARS, true)?;
+        }
+        if let Some(url) = &self.callback_url {
+            check_text("callback_url", url, 2048, true)?;
         }
         if let Some(ttl) = self.ttl_s
             && !(1..=MAX_TTL_S).contains(&ttl)

@@ -171,6 +171,7 @@ impl Tools {
                 context: None,
                 on_behalf_of: input.on_behalf_of,
                 ttl_s: None,
+                callback_url: None,
             };
             refuse_inexact(&new_request)?;
             let (request, _) = self.service.create_request(agent, new_request, None, None).await?;

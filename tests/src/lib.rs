@@ -7,6 +7,7 @@ pub mod db;
 pub mod fixtures;
 pub mod forged_op;
 pub mod oidc;
+pub mod receiver;
 pub mod server;
 pub mod tmux;
 

@@ -63,6 +63,7 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
             reviewer_groups: vec!["signoff-reviewers".into()],
             max_waits_per_agent: 1_000,
             channels: Default::default(),
+            callbacks: Default::default(),
         };
         let (_keep, shutdown) = tokio::sync::watch::channel(false);
         let replica = Arc::new(Service::new(store, bus, settings, shutdown));

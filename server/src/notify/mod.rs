@@ -3,6 +3,7 @@
 //! what committed, after it committed, and decides nothing itself (see ARCHITECTURE.md,
 //! "Notifications").
 
+pub mod callback;
 pub mod email;
 pub mod notice;
 pub mod reader;
@@ -64,6 +65,16 @@ impl Channels {
         }
         if let Some(email) = &notify.email {
             sinks.push(Arc::new(email::Email::new(email, notify.timeout, reading.clone())?));
+        }
+        let rules = callback::CallbackRules::from_config(&config.callbacks);
+        if !config.callbacks.allowed_hosts.is_empty() {
+            let secret = callback::secret(&config.callbacks, &config.data_dir)?;
+            sinks.push(Arc::new(callback::Callbacks::new(
+                rules,
+                &secret,
+                notify.timeout,
+                reading.clone(),
+            )?));
         }
         let slack = match &notify.slack {
             Some(config) => {

@@ -212,12 +212,12 @@ impl Webhook {
 }
 
 /// The stable id of an event's message: receivers deduplicate by it.
-fn message_id(seq: i64) -> String {
+pub(super) fn message_id(seq: i64) -> String {
     format!("msg_signoff_{seq}")
 }
 
 /// The event as published: typed from the trail, never assembled by hand.
-fn published(event: &AuditEvent) -> Result<String> {
+pub(super) fn published(event: &AuditEvent) -> Result<String> {
     let typed: Event = event.event().map_err(|err| Error::Internal(err.to_string()))?;
     let actor: Actor = event
         .actor()

@@ -37,6 +37,8 @@ pub struct Settings {
     pub max_waits_per_agent: usize,
     /// The notification channels configured, so a policy naming another is refused.
     pub channels: crate::notify::routes::Configured,
+    /// Where agents' callbacks may go.
+    pub callbacks: crate::notify::callback::CallbackRules,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
             reviewer_groups: config.reviewer_groups.clone(),
             max_waits_per_agent: config.max_waits_per_agent,
             channels: crate::notify::routes::Configured::from_config(&config.notify),
+            callbacks: crate::notify::callback::CallbackRules::from_config(&config.callbacks),
         }
     }
 }
@@ -341,6 +344,18 @@ impl Service {
                 limits::IDEMPOTENCY_KEY_CHARS
             )));
         }
+        let callback_url = match &input.callback_url {
+            Some(url) => Some(
+                self.settings
+                    .callbacks
+                    .resolve(url)
+                    .await
+                    .map_err(|why| Error::Invalid(format!("callback_url: {why}")))?
+                    .0
+                    .to_string(),
+            ),
+            None => None,
+        };
         let diff = match input.diff_input().map_err(Error::Invalid)? {
             Some(diff_input) => Some(diff::unified(diff_input).await?),
             None => None,
@@ -379,7 +394,7 @@ impl Service {
             escalates_at: None,
             started_at: None,
             remind_at: None,
-            callback_url: None,
+            callback_url,
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();

@@ -141,6 +141,7 @@ impl RequestArgs {
             context: Some(context),
             on_behalf_of: self.on_behalf_of.clone(),
             ttl_s: self.ttl.map(|ttl| Duration::from(ttl).as_secs().max(1)),
+            callback_url: None,
         };
         request.validate().map_err(ClientError::Usage)?;
         Ok(request)

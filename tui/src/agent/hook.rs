@@ -219,6 +219,7 @@ impl PreToolUse {
             context: Some(Value::Object(context)),
             on_behalf_of: None,
             ttl_s: None,
+            callback_url: None,
         }
     }
 
