@@ -47,6 +47,16 @@ enum Command {
     /// Keep policies as code: export them, check a file against history, import it.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Agents' callbacks.
+    #[command(subcommand)]
+    Callbacks(CallbacksCommand),
+}
+
+#[derive(Subcommand)]
+enum CallbacksCommand {
+    /// Print the secret callbacks are signed with (`whsec_…`), for agents to verify them;
+    /// made in the data dir when not configured.
+    Secret,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +138,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Agents(command) => return agents(command, &config).await,
         Command::Audit(command) => return audit(command, &config).await,
         Command::Policies(command) => return policies(command, &config).await,
+        Command::Callbacks(CallbacksCommand::Secret) => {
+            println!(
+                "{}",
+                signoff_server::notify::callback::secret(&config.callbacks, &config.data_dir)?
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -80,6 +80,12 @@ async fn the_outcome_is_called_back_signed(backend: Backend) {
     let key = made.db.dir.join("callbacks.key");
     let text = std::fs::read_to_string(&key).expect("a secret was made");
     assert!(text.starts_with("whsec_"), "{text}");
+    let (code, printed, _) = signoff_tests::run_cli(&made.db, &["callbacks", "secret"]);
+    assert_eq!(
+        (code, printed.trim()),
+        (0, text.trim()),
+        "the command line prints the secret agents verify with"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
