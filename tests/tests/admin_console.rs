@@ -39,6 +39,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/agents",
     "/admin/grants",
     "/admin/audit?kind=agent.",
+    "/admin/channels",
 ];
 const ADMIN_POSTS: &[&str] = &[
     "/admin/followups/01937a4c-0000-7000-8000-000000000000/acknowledge",
@@ -51,6 +52,8 @@ const ADMIN_POSTS: &[&str] = &[
     "/admin/agents/deploy-bot/rotate",
     "/admin/agents/deploy-bot/revoke",
     "/admin/grants/g-1/revoke",
+    "/admin/channels/siem/test",
+    "/admin/channels/siem/deliveries/1/send",
 ];
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {

@@ -162,12 +162,19 @@ impl Sink for Webhook {
     }
 
     async fn test(&self) -> std::result::Result<(), String> {
+        // The envelope every event has, so a receiver reads a test as it reads the rest:
+        // sequence 0, no request, the server as the actor.
         let body = serde_json::json!({
             "type": "signoff.test",
             "timestamp": crate::clock::now()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            "data": {"message": "A test from Signoff: this endpoint receives events."},
+            "data": {
+                "seq": 0,
+                "request_id": null,
+                "actor": {"type": "system"},
+                "event": {"message": "A test from Signoff: this endpoint receives events."},
+            },
         });
         let id = format!("msg_signoff_test_{}", uuid::Uuid::new_v4().simple());
         self.send(&id, &body.to_string()).await

@@ -31,8 +31,8 @@ pub struct Desk<'a> {
 /// An admin at the service: only [`Desk::admin`] hands one out, to a person with the
 /// admin role.
 pub struct AdminDesk<'a> {
-    service: &'a Service,
-    who: &'a Identity,
+    pub(super) service: &'a Service,
+    pub(super) who: &'a Identity,
 }
 
 impl Service {

@@ -14,9 +14,11 @@ use signoff_app::wire::{
 use signoff_app::{AgentId, Channel, Identity, RequestId, Status, action_digest, check_eligibility};
 
 mod admin;
+mod channels;
 mod desk;
 
 pub use admin::{WHAT_IF_TIME, WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
+pub use channels::{ChannelStatus, DELIVERIES_PAGE};
 pub use desk::{AdminDesk, Desk, Overview};
 
 use crate::bus::{EventBus, Waiters};

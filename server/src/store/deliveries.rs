@@ -31,7 +31,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Retrying => "retrying",
@@ -173,6 +173,47 @@ impl Store {
             .fetch_all(pool)
             .await?;
             rows.iter().map(|row| delivery_from_row!(row)).collect()
+        })
+    }
+
+    /// A page of the endpoint's deliveries, newest first, before event `before`.
+    pub async fn deliveries_page(&self, endpoint: &str, before: i64, limit: i64) -> Result<Vec<Delivery>> {
+        on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT seq, kind, attempts, status, last_error, last_attempt_at, delivered_at \
+                 FROM webhook_deliveries WHERE endpoint = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            )
+            .bind(endpoint)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| delivery_from_row!(row)).collect()
+        })
+    }
+
+    /// How many of the endpoint's deliveries are in each status, and the latest error.
+    pub async fn delivery_counts(&self, endpoint: &str) -> Result<(Vec<(DeliveryStatus, i64)>, Option<String>)> {
+        on_read_pool!(self, |pool| {
+            let counts = sqlx::query(
+                "SELECT status, COUNT(*) AS n FROM webhook_deliveries WHERE endpoint = $1 GROUP BY status ORDER BY status",
+            )
+            .bind(endpoint)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((DeliveryStatus::parse(row.try_get("status")?), row.try_get::<i64, _>("n")?)))
+            .collect::<Result<Vec<_>>>()?;
+            let last_error = sqlx::query(
+                "SELECT last_error FROM webhook_deliveries WHERE endpoint = $1 AND last_error IS NOT NULL \
+                 AND status <> 'delivered' ORDER BY last_attempt_at DESC LIMIT 1",
+            )
+            .bind(endpoint)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get::<String, _>("last_error"))
+            .transpose()?;
+            Ok((counts, last_error))
         })
     }
 

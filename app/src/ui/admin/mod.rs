@@ -9,18 +9,21 @@ use time::OffsetDateTime;
 use super::diff::diff_view;
 use super::format::timestamp;
 use super::shell::{Chrome, render};
+use super::signin::url_encode;
 use super::textarea::textarea_text;
 use super::visible::agent_text;
 use crate::difftext;
 
 mod agents;
 mod audit;
+mod channels;
 mod grants;
 mod policies;
 mod what_if;
 
 pub use agents::*;
 pub use audit::*;
+pub use channels::*;
 pub use grants::*;
 pub use policies::*;
 pub use what_if::*;
@@ -67,6 +70,7 @@ pub enum AdminSection {
     Test,
     Agents,
     Grants,
+    Channels,
     Audit,
 }
 
@@ -78,6 +82,7 @@ fn admin_nav(current: AdminSection) -> impl IntoView {
         (AdminSection::Test, "/admin/test", "Test a request"),
         (AdminSection::Agents, "/admin/agents", "Agents"),
         (AdminSection::Grants, "/admin/grants", "Grants"),
+        (AdminSection::Channels, "/admin/channels", "Channels"),
         (AdminSection::Audit, "/admin/audit", "Audit trail"),
     ];
     view! {

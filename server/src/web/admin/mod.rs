@@ -37,6 +37,7 @@ use crate::store::{Actor, AuditEvent, AuditQuery, Followup, GrantRecord, PolicyV
 
 mod agents;
 mod audit;
+mod channels;
 mod grants;
 mod policies;
 mod what_if;
@@ -65,6 +66,13 @@ pub fn router() -> Router<AppState> {
         .route("/admin/agents/{name}/revoke", post(agents::revoke_keys))
         .route("/admin/grants", get(grants::grants))
         .route("/admin/grants/{id}/revoke", post(grants::admin_revoke_grant))
+        .route("/admin/channels", get(channels::channels))
+        .route("/admin/channels/{name}/test", post(channels::test_channel))
+        .route("/admin/channels/{name}/deliveries", get(channels::deliveries))
+        .route(
+            "/admin/channels/{name}/deliveries/{seq}/send",
+            post(channels::send_again),
+        )
         .route("/admin/audit", get(audit::audit))
         .route("/grants/{id}/revoke", post(grants::grantor_revoke_grant))
 }
