@@ -19,7 +19,7 @@ use reqwest::Url;
 use signoff_app::Kind;
 
 use super::Reading;
-use super::reader::{Sent, Sink, refusal, without_url};
+use super::reader::{Sent, Sink, answered};
 use crate::config::CallbacksConfig;
 use crate::store::AuditEvent;
 use crate::{Error, Result};
@@ -248,32 +248,9 @@ impl Callbacks {
             Ok(client) => client,
             Err(err) => return Sent::Retry(format!("callback client: {err}")),
         };
-        let timestamp = crate::clock::now().unix_timestamp();
-        let signature = match self.signer.sign(id, timestamp, body.as_bytes()) {
-            Ok(signature) => signature,
-            Err(err) => return Sent::GaveUp(format!("signing failed: {err}")),
-        };
-        let sent = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body.to_string())
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => Sent::Accepted,
-            Ok(response) => {
-                let status = response.status();
-                let error = refusal(response).await;
-                if status.is_client_error() && status != 408 && status != 429 {
-                    Sent::GaveUp(error)
-                } else {
-                    Sent::Retry(error)
-                }
-            }
-            Err(err) => Sent::Retry(without_url(err)),
+        match super::webhook::signed(client.post(url), &self.signer, id, body) {
+            Ok(post) => answered(post.send().await).await,
+            Err(error) => Sent::GaveUp(error),
         }
     }
 }

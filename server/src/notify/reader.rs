@@ -330,6 +330,25 @@ pub fn without_url(err: reqwest::Error) -> String {
     format!("{kind}: {}", err.without_url())
 }
 
+/// What an HTTP answer means for a delivery: a 2xx is accepted; a 4xx other than 408 and
+/// 429 is refused for good (the same request would be refused again); anything else,
+/// transport errors included, is tried again.
+pub async fn answered(sent: std::result::Result<reqwest::Response, reqwest::Error>) -> Sent {
+    match sent {
+        Ok(response) if response.status().is_success() => Sent::Accepted,
+        Ok(response) => {
+            let status = response.status();
+            let error = refusal(response).await;
+            if status.is_client_error() && status != 408 && status != 429 {
+                Sent::GaveUp(error)
+            } else {
+                Sent::Retry(error)
+            }
+        }
+        Err(err) => Sent::Retry(without_url(err)),
+    }
+}
+
 /// A non-2xx answer as the last error: status and the start of the body.
 pub async fn refusal(response: reqwest::Response) -> String {
     let status = response.status();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use signoff_app::Route;
 
-use super::reader::{Sent, Sink, refusal, without_url};
+use super::reader::{Sent, Sink, answered};
 use super::{Notice, Reading, calls_for_notice};
 use crate::config::TeamsConfig;
 use crate::store::AuditEvent;
@@ -50,20 +50,8 @@ impl Teams {
                 "content": card,
             }],
         });
-        match self.client.post(self.url.clone()).json(&message).send().await {
-            Ok(response) if response.status().is_success() => Sent::Accepted,
-            Ok(response) => {
-                let status = response.status();
-                let error = refusal(response).await;
-                if status.is_client_error() && status != 408 && status != 429 {
-                    Sent::GaveUp(error)
-                } else {
-                    Sent::Retry(error)
-                }
-            }
-            // The URL carries the workflow's signature: never in an error.
-            Err(err) => Sent::Retry(without_url(err)),
-        }
+        // The URL carries the workflow's signature: `answered` never repeats it.
+        answered(self.client.post(self.url.clone()).json(&message).send().await).await
     }
 }
 

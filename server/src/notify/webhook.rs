@@ -194,20 +194,8 @@ impl Webhook {
 
     /// One signed POST; `Err` says why it was not accepted.
     async fn send(&self, id: &str, body: &str) -> std::result::Result<(), String> {
-        let timestamp = now().unix_timestamp();
-        let signature = self
-            .endpoint
-            .signer
-            .sign(id, timestamp, body.as_bytes())
-            .map_err(|err| format!("signing failed: {err}"))?;
-        let response = self
-            .client
-            .post(self.endpoint.url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body.to_string())
+        let post = self.client.post(self.endpoint.url.clone());
+        let response = signed(post, &self.endpoint.signer, id, body)?
             .send()
             .await
             .map_err(without_url)?;
@@ -216,6 +204,25 @@ impl Webhook {
         }
         Err(refusal(response).await)
     }
+}
+
+/// `post` with `body` as JSON, signed per Standard Webhooks as message `id`, now.
+pub(super) fn signed(
+    post: reqwest::RequestBuilder,
+    signer: &standardwebhooks::Webhook,
+    id: &str,
+    body: &str,
+) -> std::result::Result<reqwest::RequestBuilder, String> {
+    let timestamp = now().unix_timestamp();
+    let signature = signer
+        .sign(id, timestamp, body.as_bytes())
+        .map_err(|err| format!("signing failed: {err}"))?;
+    Ok(post
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body.to_string()))
 }
 
 /// The stable id of an event's message: receivers deduplicate by it.
