@@ -11,15 +11,23 @@
 #   wake-up             signoff-bench wake (decision over HTTP → the waiting agent's answer)  vs  wakebench latency
 #   10,000 waiters RSS  signoff-bench hold on a fresh server  vs  wakebench hold on a fresh baseline
 #   open loop           signoff-bench open-loop: 1,000 creations/s for 60 s, sent whatever the answers
+#   notify              creations/s as above on two fresh servers, alternating: one with no channels, one
+#                       with two webhook endpoints and Slack (every request routed to slack:#bench), all at
+#                       a local receiver (signoff-bench receiver) that answers 2xx at once and counts what
+#                       arrived during each run and after it; their ratio (no baseline: it notifies nobody).
+#                       Then signoff-bench notify-latency: 100 creations/s for BENCH_NOTIFY_SECONDS on a
+#                       server with one webhook endpoint at an in-process receiver, each request.created
+#                       timed from the creation's answer (after its commit) to the delivery's arrival.
 #
 # Before each measurement it waits (a while, not forever) for other work to leave the CPUs, and
 # it records the cores the server, the load generator, Postgres and everything else used.
 #
 # Env (defaults): SIGNOFF_BASELINE_DIR (../shared/bench/baseline from the repository root),
 #   SIGNOFF_BASELINE_TARGET_DIR (/tmp/baseline-target), BENCH_STORES ("sqlite postgres"),
-#   BENCH_PHASES ("create decide wake open hold"; decide sizes itself and is compared by create),
+#   BENCH_PHASES ("create decide wake open hold notify"; decide sizes itself and is compared by create),
 #   BENCH_THREADS (2) BENCH_CONNS (64) BENCH_WARMUP (3, s) BENCH_DURATION (15, s) BENCH_RUNS (2),
 #   BENCH_WAITS (1000) BENCH_HOLD (10000) BENCH_OPEN_RATE (1000, /s) BENCH_OPEN_SECONDS (60),
+#   BENCH_NOTIFY_RATE (100, /s) BENCH_NOTIFY_SECONDS (20),
 #   BENCH_QUIET_WAIT (30, s per measurement) BENCH_QUIET_BUDGET (300, s per run), BENCH_PG_POOL (16,
 #   the baseline's), BENCH_POSTGRES_URL (TEST_POSTGRES_URL, or postgres://postgres@127.0.0.1:5432/postgres),
 #   BENCH_NO_BUILD=1 (use the binaries as built), BENCH_STRICT=1 (exit 3 when a target is missed).
@@ -34,10 +42,11 @@ REPORT_DIR=$TARGET/bench
 REPORT=$REPORT_DIR/ratios.md
 BASELINE_DIR=${SIGNOFF_BASELINE_DIR:-$ROOT/../shared/bench/baseline}
 BASELINE_TARGET=${SIGNOFF_BASELINE_TARGET_DIR:-/tmp/baseline-target}
-STORES=${BENCH_STORES:-sqlite postgres} PHASES=${BENCH_PHASES:-create decide wake open hold}
+STORES=${BENCH_STORES:-sqlite postgres} PHASES=${BENCH_PHASES:-create decide wake open hold notify}
 THREADS=${BENCH_THREADS:-2} CONNS=${BENCH_CONNS:-64} WARMUP=${BENCH_WARMUP:-3}
 DURATION=${BENCH_DURATION:-15} RUNS=${BENCH_RUNS:-2} WAITS=${BENCH_WAITS:-1000} HOLD=${BENCH_HOLD:-10000}
 OPEN_RATE=${BENCH_OPEN_RATE:-1000} OPEN_SECONDS=${BENCH_OPEN_SECONDS:-60}
+NOTIFY_RATE=${BENCH_NOTIFY_RATE:-100} NOTIFY_SECONDS=${BENCH_NOTIFY_SECONDS:-20}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30} QUIET_BUDGET=${BENCH_QUIET_BUDGET:-300} PG_POOL=${BENCH_PG_POOL:-16}
 PG_ADMIN=${BENCH_POSTGRES_URL:-${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}}
 HZ=$(getconf CLK_TCK)
@@ -242,10 +251,12 @@ summarize() { # one measurement's JSON → a short text
     def n: if . == null then "?" else tostring end;
     if .rps then "\(.rps)/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, \(.errors) errors, \(.seconds) s"
       + (if (.threads_out_of_ids // 0) > 0 then ", ids ran out" else "" end)
+      + (if .receiver_at_end then "; arrived during the run: \(.receiver_at_end.webhook - .receiver_before.webhook) webhook deliveries, \(.receiver_at_end.slack - .receiver_before.slack) Slack calls" else "" end)
     elif .decision_sent_to_waiter then "decision recorded → waiter p50 \(.decision_recorded_to_waiter.p50_ms) / p99 \(.decision_recorded_to_waiter.p99_ms) / max \(.decision_recorded_to_waiter.max_ms) ms; decision sent → waiter p50 \(.decision_sent_to_waiter.p50_ms) / p99 \(.decision_sent_to_waiter.p99_ms) / max \(.decision_sent_to_waiter.max_ms) ms; decision answered → waiter p99 \(.decision_reply_to_waiter.p99_ms) ms; decision call p99 \(.decision_call.p99_ms) ms"
     elif .wake_sent_to_waiter then "wake sent → waiter p50 \(.wake_sent_to_waiter.p50_ms) / p99 \(.wake_sent_to_waiter.p99_ms) / max \(.wake_sent_to_waiter.max_ms) ms; wake answered → waiter p99 \(.wake_returned_to_waiter.p99_ms) ms"
     elif .rss_parked_mb then "\(.parked) parked in \(.ramp_s) s\(if (.ended_early // 0) > 0 then " (\(.ended_early) ended before woken)" else "" end); RSS idle \(.rss_idle_mb) MB, parked \(.rss_parked_mb) MB, VmHWM \(.hwm_mb) MB; all woken in \(.wake_all_s) s, \(.errors) errors\(if .first_error then " (first: \(.first_error))" else "" end)"
     elif .scheduled then "\(.ok) of \(.scheduled) at \(.sent_per_second)/s: p50 \(.p50_ms) / p99 \(.p99_ms) / p99.9 \(.p999_ms) / max \(.max_ms) ms, \(.errors) errors\(if .first_error then " (first: \(.first_error))" else "" end); sender late ≤ \(.sender_late_max_ms) ms; \(.connections_max) connections"
+    elif .answer_to_delivery then "\(.delivered) of \(.created) request.created at \(.rate)/s: answer → delivery p50 \(.answer_to_delivery.p50_ms) / p99 \(.answer_to_delivery.p99_ms) / max \(.answer_to_delivery.max_ms) ms; sent → delivery p99 \(.sent_to_delivery.p99_ms) ms; recorded → delivery p99 \(.recorded_to_delivery.p99_ms) ms; \(.delivered_before_answer) before the answer; \(.missing) missing, \(.errors) errors\(if .first_error then " (first: \(.first_error))" else "" end); sender late ≤ \(.sender_late_max_ms) ms"
     else "failed" end' <<<"$1" | tr '|' '/'
 }
 
@@ -263,6 +274,45 @@ phase() { [[ " $PHASES " == *" $1 "* ]] && { [ "$1" != hold ] || (( HOLD > 0 ));
 seed() { # COUNT FILE : pending requests on SO_URL, on behalf of someone no reviewer is; their ids
   note "seeding $1 pending requests for the decisions"
   "$BIN/signoff-bench" seed "$SO_URL" "$KEY" "$1" "$SIGNOFF_BODY" requester@bench.example >"$2" 2>>"$WORK/loadgen.log"
+}
+
+# ----- notifications ----------------------------------------------------------------------
+
+RECEIVER_URL=
+start_receiver() { # -> RECEIVER_URL: one receiver for every webhook endpoint and Slack's API
+  local log=$WORK/receiver.log pid
+  "$BIN/signoff-bench" receiver >"$log.out" 2>"$log" &
+  pid=$!
+  PIDS+=("$pid")
+  RECEIVER_URL=$(wait_listening "$log.out" 's/^receiver listening on //p' "$pid")
+}
+receiver_counts() { curl -fsS "$RECEIVER_URL/count"; }
+with_channels() { # the next start_signoff gets two signed webhook endpoints and Slack, all at the receiver
+  local secret
+  secret=whsec_$(printf signoff-bench-webhook-secret | base64)
+  SO_ENV+=("SIGNOFF_NOTIFY_WEBHOOKS=$(jq -cn --arg at "$RECEIVER_URL" --arg secret "$secret" \
+      '["bench-a", "bench-b"] | map({name: ., url: "\($at)/hooks/\(.)", secret: $secret})')"
+    SIGNOFF_NOTIFY_SLACK_BOT_TOKEN=xoxb-signoff-bench SIGNOFF_NOTIFY_SLACK_SIGNING_SECRET=signoff-bench-signing
+    "SIGNOFF_NOTIFY_SLACK_API_URL=$RECEIVER_URL/slack" "SIGNOFF_NOTIFY_DEFAULT=slack:#bench")
+}
+wrk_notified() { # URL BODY_FILE BEARER SECONDS : wrk_create, with the receiver's counts before and at its end
+  local before out at_end
+  before=$(receiver_counts) && out=$(wrk_create "$@") && at_end=$(receiver_counts) && [ -n "$out" ] || return 1
+  jq -c --argjson before "$before" --argjson at_end "$at_end" --arg ended "$(date +%s%3N)" \
+    '. + {receiver_before: $before, receiver_at_end: $at_end, ended_unix_ms: ($ended | tonumber)}' <<<"$out"
+}
+drain() { # [RESULT] : until the receiver's counts stay still for 3 s (at most 600 s); RESULT gets them
+  local last now still=0 started=$SECONDS
+  last=$(receiver_counts)
+  while (( still < 3 && SECONDS - started < 600 )); do
+    sleep 1
+    now=$(receiver_counts)
+    if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0 last=$now; fi
+  done
+  (( still >= 3 )) || note "deliveries still arriving 600 s after the run"
+  if [ -n "${1:-}" ] && [ -f "$RES/$1.json" ]; then
+    jq -c --argjson after "$last" '. + {receiver_after: $after}' "$RES/$1.json" >"$RES/$1.tmp" && mv "$RES/$1.tmp" "$RES/$1.json"
+  fi
 }
 
 # ----- the run ----------------------------------------------------------------------------
@@ -340,6 +390,36 @@ for store in $STORES; do
       "$BIN/signoff-bench" hold "$SO_URL" "$KEY" "$SO_PID" "$WORK/hold-ids-$store"
     stop_pid "$SO_PID"
   fi
+
+  if phase notify; then
+    # Two fresh servers, alternating as in create: one without channels, one with two webhook
+    # endpoints and Slack, at the receiver; each run's deliveries drain before the next run.
+    [ -n "$RECEIVER_URL" ] || start_receiver
+    new_signoff_db "$store"
+    start_signoff
+    BARE_PID=$SO_PID BARE_URL=$SO_URL/api/v1/requests BARE_KEY=$KEY
+    new_signoff_db "$store"
+    with_channels
+    start_signoff
+    CHANNELS_PID=$SO_PID CHANNELS_URL=$SO_URL/api/v1/requests CHANNELS_KEY=$KEY
+    check_post "$BARE_URL" "$SIGNOFF_BODY" "$BARE_KEY"
+    check_post "$CHANNELS_URL" "$SIGNOFF_BODY" "$CHANNELS_KEY"
+    wrk_create "$BARE_URL" "$SIGNOFF_BODY" "$BARE_KEY" "$WARMUP" >/dev/null
+    wrk_create "$CHANNELS_URL" "$SIGNOFF_BODY" "$CHANNELS_KEY" "$WARMUP" >/dev/null
+    drain
+    for run in $(seq "$RUNS"); do
+      measure "notify-bare-$store-$run" "Signoff ($store) POST /api/v1/requests, no channels, run $run" "$BARE_PID" \
+        wrk_create "$BARE_URL" "$SIGNOFF_BODY" "$BARE_KEY" "$DURATION"
+      measure "notify-channels-$store-$run" "Signoff ($store) POST /api/v1/requests, 2 webhooks + Slack, run $run" \
+        "$CHANNELS_PID" wrk_notified "$CHANNELS_URL" "$SIGNOFF_BODY" "$CHANNELS_KEY" "$DURATION"
+      drain "notify-channels-$store-$run"
+    done
+    stop_pid "$BARE_PID"
+    stop_pid "$CHANNELS_PID"
+    # Its own server, started inside (its CPU shows as the load generator's).
+    measure "notify-latency-$store" "Signoff ($store) request.created → webhook receiver, $NOTIFY_RATE/s for $NOTIFY_SECONDS s" "" \
+      env TEST_POSTGRES_URL="$PG_ADMIN" "$BIN/signoff-bench" notify-latency "$store" "$NOTIFY_RATE" "$NOTIFY_SECONDS"
+  fi
 done
 
 if phase wake; then
@@ -395,11 +475,28 @@ if phase decide; then
       "$(best "create-baseline-$store" .rps)" /s min-ratio "≥ 0.4 × baseline /$store-batch" 0.4
   done
 fi
+if phase notify; then
+  for store in $STORES; do
+    row "creations/s with 2 webhook endpoints + Slack (baseline column: the same without channels), $(storename "$store")" \
+      "$(best "notify-channels-$store" .rps)" "$(best "notify-bare-$store" .rps)" /s min-ratio "≥ 0.9 × without channels" 0.9 \
+      "$(jq -rs 'map(select(.receiver_after)) | if length == 0 then "no delivery counts"
+        elif any(.receiver_at_end.webhook - .receiver_before.webhook == 0) then "no webhook delivery during a run"
+        elif any(.receiver_after.webhook - .receiver_before.webhook < 2 * .ok) then "webhook deliveries missing"
+        else empty end' "$RES"/notify-channels-"$store"-*.json 2>/dev/null || echo "no delivery counts")"
+  done
+fi
 if phase wake; then
   for store in $STORES; do
     row "decision commit → waiting agent's response, p99, $(storename "$store")" \
       "$(get "wake-signoff-$store" .decision_recorded_to_waiter.p99_ms)" "$(get wake-baseline .wake_sent_to_waiter.p99_ms)" \
       ms max-value "≤ 5 ms" 5
+  done
+fi
+if phase notify; then
+  for store in $STORES; do
+    row "request.created commit → webhook receiver's 2xx, p99 at $NOTIFY_RATE creations/s, $(storename "$store") (no baseline: it notifies nobody)" \
+      "$(get "notify-latency-$store" .answer_to_delivery.p99_ms)" "" ms max-value "≤ 250 ms" 250 \
+      "$(get "notify-latency-$store" 'if .missing > 0 or .errors > 0 then "\(.missing) not delivered, \(.errors) errors" else null end')"
   done
 fi
 if phase hold; then
@@ -433,6 +530,28 @@ fi
   echo "milliseconds, so up to 1 ms more) to the end of the waiting agent's answer, wall clock; \"decision sent\" in the details"
   echo "adds the decision's own HTTP call before it. The baseline's figure is from its \`/wake\` call being sent (no commit)."
   echo "RSS: VmRSS with every waiter parked, each on its own connection, on a fresh process. Rates: best of the runs."
+  if phase notify; then
+    echo "Notifications: the creations/s of two fresh servers measured alternately, one with no channels and one with two"
+    echo "signed webhook endpoints and Slack (\`SIGNOFF_NOTIFY_DEFAULT=slack:#bench\`), all at \`signoff-bench receiver\`, which"
+    echo "answers at once and counts; each run's deliveries drain before the next run. Commit → receiver: from the creation's"
+    echo "answer (sent after the commit, so this is at most the commit's figure) to the \`request.created\` delivery's arrival;"
+    echo "the details add the figures from the creation being sent (at least the commit's) and from the event's recorded time."
+    echo
+    echo "Deliveries at the receiver (webhook: 2 endpoints × each event; Slack: its Web API calls):"
+    echo
+    for file in "$RES"/notify-channels-*.json; do
+      [ -f "$file" ] || continue
+      name=$(basename "$file" .json)
+      jq -r --arg run "${name#notify-channels-}" '
+        def commas: tostring | [scan("\\d")] | reverse | [range(0; length) as $i | .[$i] + (if $i > 0 and $i % 3 == 0 then "," else "" end)] | reverse | join("");
+        (.receiver_at_end.webhook - .receiver_before.webhook) as $during
+        | ((.receiver_after // .receiver_at_end).webhook - .receiver_at_end.webhook) as $after
+        | "- \($run): \(.ok | commas) creations answered; webhook deliveries \($during | commas) during the run, \($after | commas) after it"
+          + (if $after > 0 then " (the last \((((.receiver_after.last_unix_ms - .ended_unix_ms) / 100 | round) / 10)) s after the run)" else "" end)
+          + ", at least \(2 * .ok | commas) expected; Slack calls \(.receiver_at_end.slack - .receiver_before.slack | commas) during,"
+          + " \((.receiver_after // .receiver_at_end).slack - .receiver_at_end.slack | commas) after"' "$file"
+    done
+  fi
   echo
   echo "## Every measurement"
   echo

@@ -17,6 +17,8 @@
 //!   signoff-bench wake URL KEY TOKEN [N=1000]      decision (HTTP, terminal token) → waiting agent
 //!   signoff-bench open-loop URL KEY BODY_FILE [RATE=1000] [SECONDS=60] [CONNECTIONS=64]
 //!   signoff-bench hold URL KEY PID IDS_FILE        park one long-poll per id, read the server's RSS
+//!   signoff-bench receiver [--listen ADDR]         a webhook and Slack receiver that counts (notify.rs)
+//!   signoff-bench notify-latency [STORE] [RATE=100] [SECONDS=20]   commit → webhook receiver
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -78,6 +80,9 @@ fn selected(what: &str, item: &str) -> bool {
         list.split(',').any(|entry| entry.trim().eq_ignore_ascii_case(item))
     })
 }
+
+#[path = "signoff-bench/notify.rs"]
+mod notify;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -350,12 +355,17 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts the server; its log (stderr) is appended to `log`.
     async fn start(binary: &Path, db: &TestDb, log: &Path) -> Result<ServerProcess> {
+        Self::start_command(server_command(binary, db), log).await
+    }
+
+    /// As [`ServerProcess::start`], from a [`server_command`] with more environment on top.
+    async fn start_command(command: Command, log: &Path) -> Result<ServerProcess> {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .with_context(|| format!("open {}", log.display()))?;
-        let server = signoff_tests::ServerProcess::launch(server_command(binary, db), Stdio::from(stderr))
+        let server = signoff_tests::ServerProcess::launch(command, Stdio::from(stderr))
             .await
             .map_err(|err| anyhow!(err))?;
         let pid = server.pid().context("signoff-server has no pid")?;
@@ -1598,7 +1608,11 @@ mod ratios {
                 )
                 .await?
             }
-            _ => bail!("unknown subcommand `{command}`: tokens | seed | wake | open-loop | hold"),
+            "receiver" => return notify::receiver(args).await,
+            "notify-latency" => notify::latency(args).await?,
+            _ => bail!(
+                "unknown subcommand `{command}`: tokens | seed | wake | open-loop | hold | receiver | notify-latency"
+            ),
         };
         println!("{out}");
         Ok(())
@@ -1777,12 +1791,12 @@ mod ratios {
         Ok(value as usize)
     }
 
-    fn round3(x: f64) -> f64 {
+    pub(super) fn round3(x: f64) -> f64 {
         (x * 1000.0).round() / 1000.0
     }
 
     /// p50 / p99 / max (and min) of samples sorted ascending, in ms.
-    fn summary_ms(sorted: &[f64]) -> Value {
+    pub(super) fn summary_ms(sorted: &[f64]) -> Value {
         let at = |p: f64| {
             if sorted.is_empty() {
                 return 0.0;
