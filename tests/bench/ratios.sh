@@ -196,6 +196,7 @@ machine_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $9 }' /proc/s
 ticks_of() { # the user + system ticks of the given processes (those still alive)
   local total=0 pid t
   for pid in "$@"; do
+    [ -n "$pid" ] || continue # (a measurement that starts its own server names none)
     t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || continue
     total=$((total + ${t:-0}))
   done
@@ -251,7 +252,7 @@ summarize() { # one measurement's JSON → a short text
     def n: if . == null then "?" else tostring end;
     if .rps then "\(.rps)/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, \(.errors) errors, \(.seconds) s"
       + (if (.threads_out_of_ids // 0) > 0 then ", ids ran out" else "" end)
-      + (if .receiver_at_end then "; arrived during the run: \(.receiver_at_end.webhook - .receiver_before.webhook) webhook deliveries, \(.receiver_at_end.slack - .receiver_before.slack) Slack calls" else "" end)
+      + (if .receiver_at_end then "; arrived during the run: \(.receiver_at_end.webhook - .receiver_before.webhook) webhook deliveries, \(.receiver_at_end.slack - .receiver_before.slack) Slack calls (receiver: \(.receiver_cores) cores)" else "" end)
     elif .decision_sent_to_waiter then "decision recorded → waiter p50 \(.decision_recorded_to_waiter.p50_ms) / p99 \(.decision_recorded_to_waiter.p99_ms) / max \(.decision_recorded_to_waiter.max_ms) ms; decision sent → waiter p50 \(.decision_sent_to_waiter.p50_ms) / p99 \(.decision_sent_to_waiter.p99_ms) / max \(.decision_sent_to_waiter.max_ms) ms; decision answered → waiter p99 \(.decision_reply_to_waiter.p99_ms) ms; decision call p99 \(.decision_call.p99_ms) ms"
     elif .wake_sent_to_waiter then "wake sent → waiter p50 \(.wake_sent_to_waiter.p50_ms) / p99 \(.wake_sent_to_waiter.p99_ms) / max \(.wake_sent_to_waiter.max_ms) ms; wake answered → waiter p99 \(.wake_returned_to_waiter.p99_ms) ms"
     elif .rss_parked_mb then "\(.parked) parked in \(.ramp_s) s\(if (.ended_early // 0) > 0 then " (\(.ended_early) ended before woken)" else "" end); RSS idle \(.rss_idle_mb) MB, parked \(.rss_parked_mb) MB, VmHWM \(.hwm_mb) MB; all woken in \(.wake_all_s) s, \(.errors) errors\(if .first_error then " (first: \(.first_error))" else "" end)"
@@ -278,13 +279,13 @@ seed() { # COUNT FILE : pending requests on SO_URL, on behalf of someone no revi
 
 # ----- notifications ----------------------------------------------------------------------
 
-RECEIVER_URL=
-start_receiver() { # -> RECEIVER_URL: one receiver for every webhook endpoint and Slack's API
-  local log=$WORK/receiver.log pid
+RECEIVER_URL= RECEIVER_PID=
+start_receiver() { # -> RECEIVER_URL, RECEIVER_PID: one receiver for every webhook endpoint and Slack's API
+  local log=$WORK/receiver.log
   "$BIN/signoff-bench" receiver >"$log.out" 2>"$log" &
-  pid=$!
-  PIDS+=("$pid")
-  RECEIVER_URL=$(wait_listening "$log.out" 's/^receiver listening on //p' "$pid")
+  RECEIVER_PID=$!
+  PIDS+=("$RECEIVER_PID")
+  RECEIVER_URL=$(wait_listening "$log.out" 's/^receiver listening on //p' "$RECEIVER_PID")
 }
 receiver_counts() { curl -fsS "$RECEIVER_URL/count"; }
 with_channels() { # the next start_signoff gets two signed webhook endpoints and Slack, all at the receiver
@@ -295,11 +296,15 @@ with_channels() { # the next start_signoff gets two signed webhook endpoints and
     SIGNOFF_NOTIFY_SLACK_BOT_TOKEN=xoxb-signoff-bench SIGNOFF_NOTIFY_SLACK_SIGNING_SECRET=signoff-bench-signing
     "SIGNOFF_NOTIFY_SLACK_API_URL=$RECEIVER_URL/slack" "SIGNOFF_NOTIFY_DEFAULT=slack:#bench")
 }
-wrk_notified() { # URL BODY_FILE BEARER SECONDS : wrk_create, with the receiver's counts before and at its end
-  local before out at_end
+wrk_notified() { # URL BODY_FILE BEARER SECONDS : wrk_create, with the receiver's counts before and at
+  local before out at_end t0 t1 # its end, and the cores the receiver used (within "other" in the details)
+  t0=$(ticks_of "$RECEIVER_PID")
   before=$(receiver_counts) && out=$(wrk_create "$@") && at_end=$(receiver_counts) && [ -n "$out" ] || return 1
+  t1=$(ticks_of "$RECEIVER_PID")
   jq -c --argjson before "$before" --argjson at_end "$at_end" --arg ended "$(date +%s%3N)" \
-    '. + {receiver_before: $before, receiver_at_end: $at_end, ended_unix_ms: ($ended | tonumber)}' <<<"$out"
+    --arg cores "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$4" 'BEGIN { printf "%.2f", t / hz / s }')" \
+    '. + {receiver_before: $before, receiver_at_end: $at_end, ended_unix_ms: ($ended | tonumber),
+          receiver_cores: ($cores | tonumber)}' <<<"$out"
 }
 drain() { # [RESULT] : until the receiver's counts stay still for 3 s (at most 600 s); RESULT gets them
   local last now still=0 started=$SECONDS
@@ -541,13 +546,13 @@ fi
     echo
     for file in "$RES"/notify-channels-*.json; do
       [ -f "$file" ] || continue
-      name=$(basename "$file" .json)
-      jq -r --arg run "${name#notify-channels-}" '
+      name=$(basename "$file" .json) && name=${name#notify-channels-}
+      jq -r --arg run "$(storename "${name%-*}"), run ${name##*-}" '
         def commas: tostring | [scan("\\d")] | reverse | [range(0; length) as $i | .[$i] + (if $i > 0 and $i % 3 == 0 then "," else "" end)] | reverse | join("");
         (.receiver_at_end.webhook - .receiver_before.webhook) as $during
         | ((.receiver_after // .receiver_at_end).webhook - .receiver_at_end.webhook) as $after
         | "- \($run): \(.ok | commas) creations answered; webhook deliveries \($during | commas) during the run, \($after | commas) after it"
-          + (if $after > 0 then " (the last \((((.receiver_after.last_unix_ms - .ended_unix_ms) / 100 | round) / 10)) s after the run)" else "" end)
+          + (if $after > 0 then " (the last \((((.receiver_after.last_unix_ms - .ended_unix_ms) / 10 | round) / 100)) s after the run)" else "" end)
           + ", at least \(2 * .ok | commas) expected; Slack calls \(.receiver_at_end.slack - .receiver_before.slack | commas) during,"
           + " \((.receiver_after // .receiver_at_end).slack - .receiver_at_end.slack | commas) after"' "$file"
     done
