@@ -542,7 +542,8 @@ fi
     echo "answer (sent after the commit, so this is at most the commit's figure) to the \`request.created\` delivery's arrival;"
     echo "the details add the figures from the creation being sent (at least the commit's) and from the event's recorded time."
     echo
-    echo "Deliveries at the receiver (webhook: 2 endpoints × each event; Slack: its Web API calls):"
+    echo "Deliveries at the receiver (webhook: 2 endpoints × each event, so at least 2 per creation; Slack: its Web API"
+    echo "calls, a \`chat.postMessage\` per creation once a Slack channel delivers, none from a build without one):"
     echo
     for file in "$RES"/notify-channels-*.json; do
       [ -f "$file" ] || continue
