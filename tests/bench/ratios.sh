@@ -487,6 +487,7 @@ if phase notify; then
       "$(jq -rs 'map(select(.receiver_after)) | if length == 0 then "no delivery counts"
         elif any(.receiver_at_end.webhook - .receiver_before.webhook == 0) then "no webhook delivery during a run"
         elif any(.receiver_after.webhook - .receiver_before.webhook < 2 * .ok) then "webhook deliveries missing"
+        elif any(.receiver_after.slack - .receiver_before.slack < .ok) then "Slack posts missing"
         else empty end' "$RES"/notify-channels-"$store"-*.json 2>/dev/null || echo "no delivery counts")"
   done
 fi
@@ -543,19 +544,19 @@ fi
     echo "the details add the figures from the creation being sent (at least the commit's) and from the event's recorded time."
     echo
     echo "Deliveries at the receiver (webhook: 2 endpoints × each event, so at least 2 per creation; Slack: its Web API"
-    echo "calls, a \`chat.postMessage\` per creation once a Slack channel delivers, none from a build without one):"
+    echo "calls, a \`chat.postMessage\` per creation):"
     echo
-    for file in "$RES"/notify-channels-*.json; do
-      [ -f "$file" ] || continue
+    for file in $(for store in $STORES; do ls "$RES"/notify-channels-"$store"-*.json 2>/dev/null; done); do
       name=$(basename "$file" .json) && name=${name#notify-channels-}
       jq -r --arg run "$(storename "${name%-*}"), run ${name##*-}" '
         def commas: tostring | [scan("\\d")] | reverse | [range(0; length) as $i | .[$i] + (if $i > 0 and $i % 3 == 0 then "," else "" end)] | reverse | join("");
         (.receiver_at_end.webhook - .receiver_before.webhook) as $during
         | ((.receiver_after // .receiver_at_end).webhook - .receiver_at_end.webhook) as $after
-        | "- \($run): \(.ok | commas) creations answered; webhook deliveries \($during | commas) during the run, \($after | commas) after it"
-          + (if $after > 0 then " (the last \((((.receiver_after.last_unix_ms - .ended_unix_ms) / 10 | round) / 100)) s after the run)" else "" end)
-          + ", at least \(2 * .ok | commas) expected; Slack calls \(.receiver_at_end.slack - .receiver_before.slack | commas) during,"
-          + " \((.receiver_after // .receiver_at_end).slack - .receiver_at_end.slack | commas) after"' "$file"
+        | "- \($run): \(.ok | commas) creations answered; webhook deliveries \($during | commas) during the run and"
+          + " \($after | commas) after it, at least \(2 * .ok | commas) expected; Slack calls \(.receiver_at_end.slack - .receiver_before.slack | commas)"
+          + " during and \((.receiver_after // .receiver_at_end).slack - .receiver_at_end.slack | commas) after, at least \(.ok | commas) expected"
+          + (if .receiver_after and .receiver_after.last_unix_ms > .ended_unix_ms
+             then "; the last arrival \((((.receiver_after.last_unix_ms - .ended_unix_ms) / 10 | round) / 100)) s after the run" else "" end)' "$file"
     done
   fi
   echo
