@@ -17,12 +17,13 @@ impl Routing {
     /// Reads `[notify] default`, refusing a route that cannot be read or names a channel
     /// that is not configured.
     pub fn from_config(config: &NotifyConfig, public_url: &str) -> Result<Routing> {
+        let configured = Configured::from_config(config);
         let mut default = Vec::new();
         for text in &config.default {
             let route: Route = text
                 .parse()
                 .map_err(|err| Error::Config(format!("notify.default: {err}")))?;
-            if let Some(missing) = unconfigured(config, &route) {
+            if let Some(missing) = configured.unconfigured(&route) {
                 return Err(Error::Config(format!("notify.default: `{route}`: {missing}")));
             }
             default.push(route);
@@ -95,9 +96,4 @@ impl Configured {
             _ => None,
         }
     }
-}
-
-/// Why `route` cannot be delivered with this configuration, if it cannot.
-pub fn unconfigured(config: &NotifyConfig, route: &Route) -> Option<String> {
-    Configured::from_config(config).unconfigured(route)
 }

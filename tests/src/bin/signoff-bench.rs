@@ -401,6 +401,19 @@ impl ServerProcess {
     }
 }
 
+/// Sends a creation and answers its body, or says why it was not created.
+async fn created(request: reqwest::RequestBuilder) -> Result<axum::body::Bytes> {
+    let response = request.send().await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    ensure!(
+        status == reqwest::StatusCode::CREATED,
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    );
+    Ok(bytes)
+}
+
 fn http_client(connections: usize) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .http1_only()
@@ -1944,18 +1957,7 @@ mod ratios {
                 .body(body.clone());
             let in_flight = Arc::clone(&in_flight);
             tasks.push(tokio::spawn(async move {
-                let outcome = async {
-                    let response = request.send().await?;
-                    let status = response.status();
-                    let bytes = response.bytes().await?;
-                    ensure!(
-                        status == reqwest::StatusCode::CREATED,
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                    );
-                    Ok(())
-                }
-                .await;
+                let outcome = created(request).await.map(drop);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 (due.elapsed(), outcome.map_err(|err| format!("{err:#}")))
             }));

@@ -215,14 +215,7 @@ async fn paced(
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let outcome = async {
-                let response = request.send().await?;
-                let status = response.status();
-                let bytes = response.bytes().await?;
-                ensure!(
-                    status == reqwest::StatusCode::CREATED,
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                );
+                let bytes = created(request).await?;
                 let reply: Value = serde_json::from_slice(&bytes)?;
                 let id = reply["id"]
                     .as_str()
