@@ -4,6 +4,7 @@
 //! `ssr` feature so the terminal client never builds them.
 
 pub mod difftext;
+pub mod evidence;
 #[cfg(feature = "openapi")]
 mod exact_json;
 pub mod limits;
