@@ -215,6 +215,10 @@ pub struct RequestView {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<OffsetDateTime>,
+    /// Once approved: the signed approval receipt (a compact JWS, EdDSA) an executor
+    /// checks offline (`signoff verify-receipt`), and presents once when reporting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -548,6 +552,7 @@ impl Request {
             result: self.result,
             break_glass: self.break_glass,
             started_at: self.started_at,
+            receipt: self.receipt,
         }
     }
 }

@@ -64,6 +64,44 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Where agents may ask to be called back with a request's outcome.
     pub callbacks: CallbacksConfig,
+    /// The audit log's signed checkpoints and the approval receipts.
+    pub audit: AuditConfig,
+}
+
+/// Evidence (`[audit]`): who signs the log's checkpoints and receipts, and how often.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log's name in its checkpoints and its key's name; the public URL's host
+    /// followed by `/audit` when absent.
+    pub origin: Option<String>,
+    /// The Ed25519 key file (its 32-byte seed in base64); `audit.key` in the data dir,
+    /// made at first start (readable by the server's user only), when absent.
+    pub signing_key: Option<PathBuf>,
+    /// Keys this log signed with before (verifier keys, `name+id+base64`), still listed
+    /// and trusted; `audit rotate-key` keeps its own list in the data dir.
+    pub previous_keys: Vec<String>,
+    /// A checkpoint at every multiple of this many events...
+    pub checkpoint_every: u64,
+    /// ...and this long after the newest one when events came since (and at shutdown).
+    #[serde(deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+    /// How long after its approval a receipt lets the action run.
+    #[serde(deserialize_with = "duration")]
+    pub receipt_window: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            signing_key: None,
+            previous_keys: Vec::new(),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            receipt_window: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -224,6 +262,7 @@ impl Default for Config {
             device_poll_interval: Duration::from_secs(5),
             notify: NotifyConfig::default(),
             callbacks: CallbacksConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -372,6 +411,29 @@ impl Config {
         }
         if let Some(secret) = var("SIGNOFF_CALLBACKS_SECRET") {
             self.callbacks.secret = Some(Secret(secret));
+        }
+        if let Some(origin) = var("SIGNOFF_AUDIT_ORIGIN") {
+            self.audit.origin = Some(origin);
+        }
+        if let Some(path) = var("SIGNOFF_AUDIT_SIGNING_KEY") {
+            self.audit.signing_key = Some(PathBuf::from(path));
+        }
+        if let Some(keys) = var("SIGNOFF_AUDIT_PREVIOUS_KEYS") {
+            self.audit.previous_keys = split_list(&keys);
+        }
+        if let Some(every) = var("SIGNOFF_AUDIT_CHECKPOINT_EVERY") {
+            self.audit.checkpoint_every = every
+                .trim()
+                .parse()
+                .ok()
+                .filter(|every| *every > 0)
+                .ok_or_else(|| Error::Config(format!("SIGNOFF_AUDIT_CHECKPOINT_EVERY `{every}` is not a positive whole number")))?;
+        }
+        if let Some(interval) = var("SIGNOFF_AUDIT_CHECKPOINT_INTERVAL") {
+            self.audit.checkpoint_interval = parse_duration("SIGNOFF_AUDIT_CHECKPOINT_INTERVAL", &interval)?;
+        }
+        if let Some(window) = var("SIGNOFF_AUDIT_RECEIPT_WINDOW") {
+            self.audit.receipt_window = parse_duration("SIGNOFF_AUDIT_RECEIPT_WINDOW", &window)?;
         }
         if let Some(base) = var("SIGNOFF_NOTIFY_RETRY_BASE") {
             self.notify.retry_base = parse_duration("SIGNOFF_NOTIFY_RETRY_BASE", &base)?;

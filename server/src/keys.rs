@@ -1,6 +1,8 @@
 //! Secrets handed to programs (API keys, later terminal tokens): random, shown once,
 //! stored only as SHA-256.
 
+use std::path::Path;
+
 use rand::RngCore;
 
 /// Agent API keys start with this, so a glance (or a secret scanner) tells them apart.
@@ -22,6 +24,25 @@ pub fn display_prefix(secret: &str) -> String {
     secret.chars().take(14).collect()
 }
 
+/// Writes a new file readable by the server's user only (0600); refuses to replace one.
+#[cfg(unix)]
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Writes a new file (no permissions to narrow on this platform).
+#[cfg(not(unix))]
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,3 +55,4 @@ mod tests {
         assert!(!super::hash(&a).contains(&a[9..]));
     }
 }
+

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod door;
 pub mod engine;
 mod error;
+pub mod evidence;
 pub mod http;
 pub mod integrations;
 pub mod keys;

@@ -155,7 +155,7 @@ async fn operator_service(config: &Config) -> anyhow::Result<Service> {
     let (keep_running, shutdown) = tokio::sync::watch::channel(false);
     // The engine runs until the command ends with the process.
     std::mem::forget(keep_running);
-    let settings = signoff_server::service::Settings::from_config(config);
+    let settings = signoff_server::service::Settings::from_config(config)?;
     let service = Service::new(store, bus, settings, shutdown);
     service.load_policies().await?;
     Ok(service)

@@ -46,7 +46,7 @@ impl Application {
             None => EventBus::in_process(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let settings = Settings::from_config(&config);
+        let settings = Settings::from_config(&config)?;
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         service.load_policies().await?;
@@ -113,6 +113,11 @@ impl Application {
             self.config.sweep_interval,
             self.shutdown.subscribe(),
         ));
+        let checkpointer = tokio::spawn(checkpoint_when_quiet(
+            Arc::clone(&self.service),
+            self.config.audit.checkpoint_interval,
+            self.shutdown.subscribe(),
+        ));
         let deliveries = self.channels.start(
             self.service.store(),
             &self.service.bus().log_head(),
@@ -149,6 +154,7 @@ impl Application {
         .await;
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
+        let _ = checkpointer.await;
         for delivery in deliveries {
             let _ = delivery.await;
         }
@@ -187,6 +193,27 @@ async fn sweep(service: Arc<Service>, interval: std::time::Duration, mut shutdow
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired pending requests past their time"),
             Err(err) => tracing::error!(%err, "the sweeper could not expire requests"),
+        }
+    }
+}
+
+/// Signs a checkpoint every `interval` when the log grew (the engine also signs one at
+/// every multiple of the configured count), and a last one at shutdown, so a monitor
+/// always has the newest events covered.
+async fn checkpoint_when_quiet(service: Arc<Service>, interval: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(err) = service.checkpoint().await {
+            tracing::error!(%err, "could not sign a checkpoint of the audit log");
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum Bucket {
     DeviceCode,
     /// `POST /api/v1/device/token`.
     DevicePoll,
+    /// The log's public evidence: keys, checkpoint, proofs (each proof reads the store).
+    Evidence,
 }
 
 pub struct Throttle {
@@ -31,6 +33,7 @@ pub struct Throttle {
     sign_in: DefaultKeyedRateLimiter<IpAddr>,
     device_code: DefaultKeyedRateLimiter<IpAddr>,
     device_poll: DefaultKeyedRateLimiter<IpAddr>,
+    evidence: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn per_minute(count: u32) -> Quota {
@@ -44,6 +47,7 @@ impl Throttle {
             sign_in: RateLimiter::keyed(per_minute(config.rate_limit_per_minute)),
             device_code: RateLimiter::keyed(per_minute(config.device_codes_per_minute)),
             device_poll: RateLimiter::keyed(per_minute(config.rate_limit_per_minute)),
+            evidence: RateLimiter::keyed(per_minute(config.rate_limit_per_minute)),
         }
     }
 
@@ -53,6 +57,7 @@ impl Throttle {
             Bucket::SignIn => &self.sign_in,
             Bucket::DeviceCode => &self.device_code,
             Bucket::DevicePoll => &self.device_poll,
+            Bucket::Evidence => &self.evidence,
         };
         limiter.check_key(&rate_key(client)).map_err(|not_until| {
             let retry_after_s = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
@@ -67,7 +72,7 @@ impl Throttle {
     /// Forgets addresses whose allowance is full again, so the limiters' memory stays
     /// proportional to recent callers.
     pub fn forget_idle(&self) {
-        for limiter in [&self.sign_in, &self.device_code, &self.device_poll] {
+        for limiter in [&self.sign_in, &self.device_code, &self.device_poll, &self.evidence] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -1079,6 +1079,7 @@ async fn fake_create(
         result: None,
         break_glass: false,
         started_at: None,
+        receipt: None,
     };
     *fake.request.lock().expect("request") = Some(view.clone());
     if fake.lie == Lie::ApprovedAnotherAction {

@@ -64,6 +64,14 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
             max_waits_per_agent: 1_000,
             channels: Default::default(),
             callbacks: Default::default(),
+            // Replicas share the log's key (here, its data dir).
+            evidence: Arc::new(
+                signoff_server::evidence::Evidence::load(&signoff_server::Config {
+                    data_dir: db.dir.clone(),
+                    ..signoff_server::Config::default()
+                })
+                .expect("the replica's audit key"),
+            ),
         };
         let (_keep, shutdown) = tokio::sync::watch::channel(false);
         let replica = Arc::new(Service::new(store, bus, settings, shutdown));

@@ -121,6 +121,11 @@ pub fn locate(stored_index: u64) -> (u64, usize) {
     (((n + 1) << level) - 1, usize::from(level))
 }
 
+/// The stored-hash index of leaf `index` (0-based).
+pub fn leaf_index(index: u64) -> u64 {
+    tlog_tiles::stored_hash_index(0, index)
+}
+
 /// Picks stored hash `stored_index` out of its record's joined hashes.
 pub fn pick(record_hashes: &[u8], stored_index: u64) -> Result<Hash, TreeError> {
     let (_, level) = locate(stored_index);

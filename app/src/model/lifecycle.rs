@@ -65,6 +65,10 @@ pub enum Refusal {
     NotApproved(Status),
     #[error("break-glass is for approving; deny as usual")]
     BreakGlassDenial,
+    #[error("this receipt is not the one issued for this request's approval")]
+    NotThisReceipt,
+    #[error("this receipt was already used, at {}; it is not used again", rfc3339(*.0))]
+    ReceiptUsed(OffsetDateTime),
     #[error(transparent)]
     Grant(#[from] GrantRefusal),
 }
@@ -404,7 +408,8 @@ impl Case {
         self.agent_transition(agent, Status::Cancelled, None, now, out)
     }
 
-    /// The agent reports what happened when it ran the approved action.
+    /// The agent reports what happened when it ran the approved action. Presenting the
+    /// approval receipt uses it: it must be this request's, and unused.
     pub fn report(
         &mut self,
         agent: AgentId,
@@ -412,7 +417,26 @@ impl Case {
         now: OffsetDateTime,
         out: &mut Vec<Entry>,
     ) -> Result<(), Refusal> {
-        self.agent_transition(agent, report.status.status(), Some(report), now, out)
+        self.owned_by(agent)?;
+        let presented = report.receipt.is_some();
+        if presented {
+            if self.request.receipt != report.receipt {
+                return Err(Refusal::NotThisReceipt);
+            }
+            if let Some(at) = self.request.receipt_used_at {
+                return Err(Refusal::ReceiptUsed(at));
+            }
+        }
+        // The receipt is a capability: it is never kept with the result or in the log.
+        let report = ResultReport {
+            receipt: None,
+            ..report.clone()
+        };
+        self.agent_transition(agent, report.status.status(), Some(&report), now, out)?;
+        if presented {
+            self.request.receipt_used_at = Some(now);
+        }
+        Ok(())
     }
 
     fn agent_transition(

@@ -28,6 +28,10 @@ pub struct ResultReport {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = crate::exact_json::ExactJson))]
     pub detail: Option<Value>,
+    /// The approval receipt, when the agent presents it: it is then used, and a second
+    /// report with it is refused. Never stored with the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +84,10 @@ pub struct Request {
     pub remind_at: Option<OffsetDateTime>,
     /// Where the agent asked to be told the outcome.
     pub callback_url: Option<String>,
+    /// The signed approval receipt, issued when it was approved (`crate::evidence::receipt`).
+    pub receipt: Option<String>,
+    /// When a report presented the receipt: it is used, once.
+    pub receipt_used_at: Option<OffsetDateTime>,
 }
 
 impl Request {

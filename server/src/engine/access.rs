@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// Agents, keys and terminal sign-in.
 pub(super) async fn apply(
     tx: &mut WriteTx,
-    chain: &mut Chain,
+    chain: &mut Chain<'_>,
     now: OffsetDateTime,
     change: &AdminChange,
 ) -> Result<Answer> {

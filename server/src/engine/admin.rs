@@ -24,7 +24,7 @@ pub(super) enum Applied {
 
 pub(super) async fn apply(
     tx: &mut WriteTx,
-    chain: &mut Chain,
+    chain: &mut Chain<'_>,
     now: OffsetDateTime,
     change: &AdminChange,
 ) -> Result<Applied> {
@@ -117,7 +117,7 @@ pub(super) async fn apply(
 /// A new version of one policy, or a new policy at the end of the order.
 async fn save_policy(
     tx: &mut WriteTx,
-    chain: &mut Chain,
+    chain: &mut Chain<'_>,
     now: OffsetDateTime,
     id: Option<&str>,
     doc: &PolicyDoc,
@@ -167,7 +167,7 @@ async fn save_policy(
 /// Stores a policy version with its audit event (before and after).
 async fn record_version(
     tx: &mut WriteTx,
-    chain: &mut Chain,
+    chain: &mut Chain<'_>,
     now: OffsetDateTime,
     saved: &StoredPolicy,
     before: Option<PolicyDoc>,
@@ -191,7 +191,7 @@ async fn record_version(
 
 async fn import_policies(
     tx: &mut WriteTx,
-    chain: &mut Chain,
+    chain: &mut Chain<'_>,
     now: OffsetDateTime,
     docs: &[PolicyDoc],
     by: &Actor,

@@ -12,12 +12,13 @@ use time::OffsetDateTime;
 
 use signoff_app::lifecycle::{Case, DecisionAsk, Entry, Refusal};
 use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
-use signoff_app::{AgentId, Identity, Kind, RequestId};
+use signoff_app::{AgentId, Identity, Kind, RequestId, Status};
 
 use super::chain::Chain;
 use super::policy::REMATCH_TIME;
 use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
+use crate::evidence::Evidence;
 use crate::store::{DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, millis};
 use crate::{Error, Result};
 
@@ -51,9 +52,15 @@ impl Loaded {
     }
 }
 
-pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Command]) -> Result<Applied> {
+pub(super) async fn apply(
+    store: &Store,
+    policies: &Policies,
+    evidence: &Evidence,
+    commands: &[&Command],
+) -> Result<Applied> {
     let mut tx = WriteTx::begin(store).await?;
-    let (seq, hash) = tx.lock_head().await?;
+    let head = tx.lock_head().await?;
+    let chain = Chain::from_head(&mut tx, head, evidence).await?;
     let now = batch_time();
     let mut batch = Batch {
         now,
@@ -69,7 +76,9 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
         due: Vec::new(),
         decisions: Vec::new(),
         created: Vec::new(),
-        chain: Chain::from_head(seq, hash),
+        chain,
+        evidence,
+        checkpointed: None,
     };
     batch.load(&mut tx, policies, commands).await?;
     let mut answers = Vec::with_capacity(commands.len());
@@ -86,6 +95,7 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
                     Ok(answer)
                 }
             },
+            Command::Checkpoint => batch.checkpoint(&mut tx).await,
             other => batch.apply(policies, other),
         });
     }
@@ -101,7 +111,7 @@ pub(super) async fn apply(store: &Store, policies: &Policies, commands: &[&Comma
     })
 }
 
-struct Batch {
+struct Batch<'e> {
     now: OffsetDateTime,
     /// The policy set requests created in this batch are matched under.
     policies: Arc<PolicySet>,
@@ -124,10 +134,14 @@ struct Batch {
     decisions: Vec<DecisionRecord>,
     /// Requests created in this batch, in order, with their idempotency keys.
     created: Vec<(RequestId, Option<String>)>,
-    chain: Chain,
+    chain: Chain<'e>,
+    /// Signs checkpoints and receipts.
+    evidence: &'e Evidence,
+    /// The newest checkpoint's size, once a `Checkpoint` command asked.
+    checkpointed: Option<i64>,
 }
 
-impl Batch {
+impl Batch<'_> {
     /// Reads, in a few statements, every row the commands will look at.
     async fn load(&mut self, tx: &mut WriteTx, policies: &Policies, commands: &[&Command]) -> Result<()> {
         let mut ids: Vec<RequestId> = Vec::new();
@@ -160,7 +174,7 @@ impl Batch {
                 | Command::Start { id, .. }
                 | Command::Report { id, .. } => ids.push(*id),
                 Command::ExpireDue { limit } => expire_limit += limit,
-                Command::Admin(_) => {}
+                Command::Admin(_) | Command::Checkpoint => {}
             }
         }
         ids.sort_unstable();
@@ -218,7 +232,9 @@ impl Batch {
             Command::Report { agent, id, report } => {
                 self.transition(*id, |case, now, out| case.report(*agent, report, now, out))
             }
-            Command::Admin(_) => Err(Error::Internal("admin changes are applied by `admin::apply`".into())),
+            Command::Admin(_) | Command::Checkpoint => {
+                Err(Error::Internal("admin changes and checkpoints are applied by `apply`".into()))
+            }
             Command::ExpireDue { limit } => {
                 let due: Vec<RequestId> = self.due.drain(..self.due.len().min(*limit)).collect();
                 let mut expired = 0;
@@ -298,6 +314,7 @@ impl Batch {
             );
         }
         self.chain.record_all(entries.collect())?;
+        issue_receipt(&self.chain, self.evidence, &mut case, self.now);
         if let Some(key) = &key {
             self.by_key.insert((case.request.agent.id, key.clone()), id);
         }
@@ -321,6 +338,7 @@ impl Batch {
         let decided = loaded.case.decide(ask, now, &mut out);
         loaded.changed |= !out.is_empty();
         self.chain.record_all(out)?;
+        issue_receipt(&self.chain, self.evidence, &mut loaded.case, now);
         let effects = decided.map_err(|refusal| refused(id, refusal))?;
         if let Some(grant) = effects.grant {
             self.new_grants.push(grant);
@@ -354,6 +372,22 @@ impl Batch {
             loaded.case.request.clone(),
             loaded.case.decisions.clone(),
         ))
+    }
+
+    /// Signs the log as it stands, when it grew since the newest checkpoint; answers the
+    /// checkpoint's size.
+    async fn checkpoint(&mut self, tx: &mut WriteTx) -> Result<Answer> {
+        let newest = match self.checkpointed {
+            Some(size) => size,
+            None => tx.checkpointed_size().await?,
+        };
+        let (seq, _, _) = self.chain.head();
+        if seq <= newest {
+            return Ok(Answer::Checkpointed(None));
+        }
+        self.chain.checkpoint(millis(self.now));
+        self.checkpointed = Some(seq);
+        Ok(Answer::Checkpointed(Some(seq)))
     }
 
     /// The batch's events, each change's carrying the request as the batch left it (new
@@ -421,12 +455,29 @@ impl Batch {
                 self.followups.iter().map(|(id, who, at)| (*id, who, *at)).collect();
             tx.insert_followups(&opened).await?;
         }
-        if let Some(last) = self.chain.rows.last() {
+        if !self.chain.rows.is_empty() {
             tx.insert_audit(&self.chain.rows).await?;
-            tx.set_head(last.seq, &last.hash).await?;
+            tx.insert_tree(&self.chain.tree).await?;
+            let (seq, hash, frontier) = self.chain.head();
+            tx.set_head(seq, hash, &frontier).await?;
+        }
+        if !self.chain.checkpoints.is_empty() {
+            tx.insert_checkpoints(&self.chain.checkpoints).await?;
         }
         Ok(())
     }
+}
+
+/// Issues the receipt of a request this batch approved (by quorum, policy, grant or
+/// break-glass): signed over what was approved and the approval's place in the log.
+fn issue_receipt(chain: &Chain<'_>, evidence: &Evidence, case: &mut Case, now: OffsetDateTime) {
+    if case.request.status != Status::Approved || case.request.receipt.is_some() {
+        return;
+    }
+    let Some(seq) = chain.newest(case.request.id, &[Kind::RequestApproved, Kind::RequestBreakGlass]) else {
+        return;
+    };
+    case.request.receipt = Some(evidence.receipt(&case.request, &case.decisions, seq, now));
 }
 
 fn allows_grants(effect: &signoff_app::policy::Effect) -> bool {

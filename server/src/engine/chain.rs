@@ -1,36 +1,58 @@
-//! The audit chain as a batch continues it: events hashed in memory from the head the
-//! batch holds, the rows to write, and the live events to publish after the commit.
+//! The audit log as a batch continues it: events hashed in memory from the head the
+//! batch holds, both as a chain (each event's hash covers the one before) and as a Merkle
+//! tree (each event a leaf; the frontier kept beside the head), checkpoints signed at
+//! every multiple of the configured count, the rows to write, and the live events to
+//! publish after the commit. See ARCHITECTURE.md, "Evidence".
 
 use time::OffsetDateTime;
 
+use signoff_app::evidence::tree::{self, Frontier, hash_to_base64, leaf_hash};
 use signoff_app::lifecycle::Entry;
 use signoff_app::{Kind, RequestId, canonical_json};
 
 use crate::Result;
 use crate::bus::Event;
-use crate::store::{AuditRow, audit_value, chain_hash_canonical, millis};
+use crate::evidence::Evidence;
+use crate::store::{AuditRow, CheckpointRow, HeadRow, WriteTx, audit_value, canonical_event, chain_hash_of, millis};
 
-/// The audit chain, continued in memory from the head the batch holds.
-pub(super) struct Chain {
+/// Events read at a time when building the tree of a store from before it existed.
+const CATCH_UP_PAGE: i64 = 2_000;
+
+/// The audit log, continued in memory from the head the batch holds.
+pub(super) struct Chain<'e> {
     seq: i64,
     hash: String,
+    frontier: Frontier,
+    evidence: &'e Evidence,
     pub(super) rows: Vec<AuditRow>,
+    /// Each new event's stored tree hashes, by sequence number.
+    pub(super) tree: Vec<(i64, Vec<u8>)>,
+    pub(super) checkpoints: Vec<CheckpointRow>,
     pub(super) events: Vec<Event>,
 }
 
-impl Chain {
-    /// Continues the chain from the head `(seq, hash)` the batch holds.
-    pub(super) fn from_head(seq: i64, hash: String) -> Chain {
-        Chain {
-            seq,
-            hash,
+impl<'e> Chain<'e> {
+    /// Continues the log from the head the batch locked, building the tree of events
+    /// stored before it existed first (once, after an upgrade).
+    pub(super) async fn from_head(tx: &mut WriteTx, head: HeadRow, evidence: &'e Evidence) -> Result<Chain<'e>> {
+        let frontier = if head.tree_size == head.seq {
+            Frontier::decode(head.tree_size as u64, &head.frontier)
+                .map_err(|err| crate::Error::Internal(format!("audit tree: {err}")))?
+        } else {
+            catch_up(tx, &head, evidence).await?
+        };
+        Ok(Chain {
+            seq: head.seq,
+            hash: head.hash,
+            frontier,
+            evidence,
             rows: Vec::new(),
+            tree: Vec::new(),
+            checkpoints: Vec::new(),
             events: Vec::new(),
-        }
+        })
     }
-}
 
-impl Chain {
     /// Appends an event whose actor and data are already canonical JSON.
     pub(super) fn append_canonical(
         &mut self,
@@ -43,7 +65,10 @@ impl Chain {
         let seq = self.seq + 1;
         let at = millis(at);
         let request_id = request.map(|id| id.to_string());
-        let hash = chain_hash_canonical(&self.hash, seq, at, kind.as_str(), request_id.as_deref(), &actor, &data);
+        let canonical = canonical_event(seq, at, kind.as_str(), request_id.as_deref(), &actor, &data);
+        let hash = chain_hash_of(&self.hash, &canonical);
+        let stored = self.frontier.push(leaf_hash(canonical.as_bytes()));
+        self.tree.push((seq, tree::join(&stored)));
         if let Some(id) = request
             && let Some(event) = Event::live(seq, kind, id)
         {
@@ -60,6 +85,9 @@ impl Chain {
             hash,
         });
         self.seq = seq;
+        if seq as u64 % self.evidence.checkpoint_every == 0 {
+            self.checkpoint(at);
+        }
     }
 
     pub(super) fn record(&mut self, entry: Entry) -> Result<()> {
@@ -72,4 +100,72 @@ impl Chain {
     pub(super) fn record_all(&mut self, entries: Vec<Entry>) -> Result<()> {
         entries.into_iter().try_for_each(|entry| self.record(entry))
     }
+
+    /// Signs the tree as it stands now (at `at`, Unix milliseconds).
+    pub(super) fn checkpoint(&mut self, at: i64) {
+        if self.checkpoints.last().is_some_and(|last| last.tree_size == self.seq) || self.seq == 0 {
+            return;
+        }
+        let root = self.frontier.root();
+        self.checkpoints.push(CheckpointRow {
+            tree_size: self.seq,
+            root: hash_to_base64(&root),
+            at,
+            key_id: self.evidence.key_id(),
+            note: self.evidence.checkpoint(self.seq as u64, root),
+        });
+    }
+
+    /// The head as the batch leaves it: last sequence number, last hash, the frontier.
+    pub(super) fn head(&self) -> (i64, &str, String) {
+        (self.seq, &self.hash, self.frontier.encode())
+    }
+
+    /// The sequence number of the newest event of `kind` on request `id` in this batch.
+    pub(super) fn newest(&self, id: RequestId, kinds: &[Kind]) -> Option<i64> {
+        let id = id.to_string();
+        self.rows
+            .iter()
+            .rev()
+            .find(|row| row.request_id.as_deref() == Some(id.as_str()) && kinds.iter().any(|kind| kind.as_str() == row.kind))
+            .map(|row| row.seq)
+    }
+}
+
+/// Builds the tree of the events a store held before the tree existed, and signs a
+/// checkpoint at each multiple of the configured count among them, so the log verifies
+/// the same from its first event.
+async fn catch_up(tx: &mut WriteTx, head: &HeadRow, evidence: &Evidence) -> Result<Frontier> {
+    let mut frontier = Frontier::decode(head.tree_size as u64, &head.frontier)
+        .map_err(|err| crate::Error::Internal(format!("audit tree: {err}")))?;
+    tracing::info!(events = head.seq - head.tree_size, "building the audit log's Merkle tree");
+    let now = millis(crate::clock::now());
+    let mut after = head.tree_size;
+    while after < head.seq {
+        let events = tx.audit_events_after(after, CATCH_UP_PAGE).await?;
+        let Some(last) = events.last().map(|event| event.seq) else {
+            break;
+        };
+        let mut rows = Vec::with_capacity(events.len());
+        let mut checkpoints = Vec::new();
+        for event in events.iter().filter(|event| event.seq <= head.seq) {
+            let stored = frontier.push(leaf_hash(event.canonical().as_bytes()));
+            rows.push((event.seq, tree::join(&stored)));
+            if event.seq as u64 % evidence.checkpoint_every == 0 {
+                let root = frontier.root();
+                checkpoints.push(CheckpointRow {
+                    tree_size: event.seq,
+                    root: hash_to_base64(&root),
+                    at: now,
+                    key_id: evidence.key_id(),
+                    note: evidence.checkpoint(event.seq as u64, root),
+                });
+            }
+        }
+        tx.insert_tree(&rows).await?;
+        tx.insert_checkpoints(&checkpoints).await?;
+        after = last;
+    }
+    tx.set_tree(frontier.size() as i64, &frontier.encode()).await?;
+    Ok(frontier)
 }

@@ -33,6 +33,7 @@ use signoff_app::wire::ResultReport;
 use signoff_app::{AgentId, Identity, RequestId, canonical_json};
 
 use crate::bus::EventBus;
+use crate::evidence::Evidence;
 use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
 use crate::{Error, Result};
 
@@ -71,6 +72,9 @@ pub enum Command {
     },
     /// Agents, keys and terminal sign-in.
     Admin(AdminChange),
+    /// Signs a checkpoint of the audit log as it stands, if it grew since the newest
+    /// (after a quiet interval, and at shutdown).
+    Checkpoint,
 }
 
 /// What importing a policy file changed, by policy name.
@@ -182,6 +186,7 @@ impl Command {
             Command::Report { .. } => "report",
             Command::ExpireDue { .. } => "expire_due",
             Command::Admin(_) => "admin",
+            Command::Checkpoint => "checkpoint",
         }
     }
 
@@ -217,6 +222,8 @@ pub enum Answer {
     Policy(crate::store::StoredPolicy),
     /// What a policy import changed.
     Imported(ImportReport),
+    /// The size of the checkpoint signed; `None` when the log had not grown.
+    Checkpointed(Option<i64>),
 }
 
 struct Job {
@@ -233,9 +240,9 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the writer on `store`; it stops when the last handle is dropped.
-    pub fn start(store: Store, bus: EventBus, policies: Arc<Policies>) -> Engine {
+    pub fn start(store: Store, bus: EventBus, policies: Arc<Policies>, evidence: Arc<Evidence>) -> Engine {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, bus, policies, jobs));
+        tokio::spawn(write(store, bus, policies, evidence, jobs));
         Engine { queue }
     }
 
@@ -263,14 +270,20 @@ fn stopped() -> Error {
 }
 
 /// The writer: one batch at a time, each answered after its commit.
-async fn write(store: Store, bus: EventBus, policies: Arc<Policies>, mut queue: mpsc::Receiver<Job>) {
+async fn write(
+    store: Store,
+    bus: EventBus,
+    policies: Arc<Policies>,
+    evidence: Arc<Evidence>,
+    mut queue: mpsc::Receiver<Job>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         crate::metrics::queue_depth(queue.len());
         let started = Instant::now();
         let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
         let span = tracing::debug_span!("batch", commands = commands.len());
-        match batch::apply(&store, &policies, &commands).instrument(span).await {
+        match batch::apply(&store, &policies, &evidence, &commands).instrument(span).await {
             Ok(applied) => {
                 crate::metrics::batch_committed(jobs.len(), started.elapsed());
                 if let Some(changed) = applied.policies {
@@ -318,7 +331,11 @@ fn refused(id: RequestId, refusal: Refusal) -> Error {
             code: "not_approved",
             message: refusal.to_string(),
         },
-        Refusal::BreakGlassDenial => Error::Invalid(refusal.to_string()),
+        Refusal::BreakGlassDenial | Refusal::NotThisReceipt => Error::Invalid(refusal.to_string()),
+        Refusal::ReceiptUsed(_) => Error::Conflict {
+            code: "receipt_used",
+            message: refusal.to_string(),
+        },
         Refusal::Grant(grant) => match grant {
             GrantRefusal::NotAllowed(_) => Error::Forbidden(grant.to_string()),
             GrantRefusal::NeedsQuorum => Error::Conflict {

@@ -192,25 +192,8 @@ pub fn secret(config: &CallbacksConfig, data_dir: &Path) -> Result<String> {
     );
     std::fs::create_dir_all(data_dir)
         .map_err(|err| Error::Config(format!("cannot create {}: {err}", data_dir.display())))?;
-    write_private(&path, &made).map_err(|err| Error::Config(format!("cannot write {}: {err}", path.display())))?;
+    crate::keys::write_private(&path, &made).map_err(|err| Error::Config(format!("cannot write {}: {err}", path.display())))?;
     Ok(made)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 /// The callbacks channel.

@@ -157,6 +157,8 @@ mod tests {
             started_at: None,
             remind_at: None,
             callback_url: None,
+            receipt: None,
+            receipt_used_at: None,
         }
     }
 

@@ -41,18 +41,22 @@ pub struct Settings {
     pub channels: crate::notify::routes::Configured,
     /// Where agents' callbacks may go.
     pub callbacks: crate::notify::callback::CallbackRules,
+    /// The log's key: checkpoints and receipts.
+    pub evidence: Arc<crate::evidence::Evidence>,
 }
 
 impl Settings {
-    pub fn from_config(config: &crate::Config) -> Settings {
-        Settings {
+    /// Fails when the log's signing key cannot be read or made.
+    pub fn from_config(config: &crate::Config) -> Result<Settings> {
+        Ok(Settings {
             request_ttl: config.request_ttl,
             default_approvals: config.default_approvals,
             reviewer_groups: config.reviewer_groups.clone(),
             max_waits_per_agent: config.max_waits_per_agent,
             channels: crate::notify::routes::Configured::from_config(&config.notify),
             callbacks: crate::notify::callback::CallbackRules::from_config(&config.callbacks),
-        }
+            evidence: Arc::new(crate::evidence::Evidence::load(config)?),
+        })
     }
 }
 
@@ -83,7 +87,12 @@ impl Service {
             settings.reviewer_groups.clone(),
             settings.request_ttl,
         ));
-        let engine = Engine::start(store.clone(), bus.clone(), Arc::clone(&policies));
+        let engine = Engine::start(
+            store.clone(),
+            bus.clone(),
+            Arc::clone(&policies),
+            Arc::clone(&settings.evidence),
+        );
         Self {
             store,
             bus,
@@ -397,6 +406,8 @@ impl Service {
             started_at: None,
             remind_at: None,
             callback_url,
+            receipt: None,
+            receipt_used_at: None,
         };
         // Matched here, in parallel; the writer matches again only if the set changed.
         let set = self.policies.current();
@@ -597,6 +608,32 @@ impl Service {
 
     /// Expires every pending request past its time; returns how many.
     #[tracing::instrument(level = "debug", skip_all)]
+    /// Signs a checkpoint of the audit log if it grew since the newest one; answers its
+    /// size.
+    pub async fn checkpoint(&self) -> Result<Option<i64>> {
+        match self.engine.submit(Command::Checkpoint).await? {
+            Answer::Checkpointed(size) => Ok(size),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn latest_checkpoint(&self) -> Result<Option<crate::store::CheckpointRow>> {
+        self.store.latest_checkpoint().await
+    }
+
+    pub async fn inclusion_proof(&self, seq: i64, size: i64) -> Result<crate::evidence::InclusionProof> {
+        crate::evidence::inclusion(&self.store, seq, size).await
+    }
+
+    pub async fn consistency_proof(&self, from: i64, to: i64) -> Result<crate::evidence::ConsistencyProof> {
+        crate::evidence::consistency(&self.store, from, to).await
+    }
+
+    /// The log's key and what it signs.
+    pub fn evidence(&self) -> &crate::evidence::Evidence {
+        &self.settings.evidence
+    }
+
     pub async fn expire_due(&self) -> Result<usize> {
         const PER_COMMAND: usize = 500;
         if !self.store.any_due(now()).await? {

@@ -44,6 +44,18 @@ impl AuditEvent {
         serde_json::from_value(self.actor.clone()).ok()
     }
 
+    /// Its canonical bytes (its leaf in the Merkle tree), from the stored JSON.
+    pub fn canonical(&self) -> String {
+        canonical_event(
+            self.seq,
+            self.at,
+            &self.kind,
+            self.request_id.as_deref(),
+            &canonical_json(&self.actor),
+            &canonical_json(&self.data),
+        )
+    }
+
     /// The hash this event must carry, given the one before it.
     pub fn expected_hash(&self) -> String {
         chain_hash(
@@ -78,9 +90,7 @@ pub fn chain_hash(
     )
 }
 
-/// [`chain_hash`] from the canonical JSON of the actor and data, as the writer has them:
-/// the RFC 8785 text of `{actor, at, data, kind, request_id, seq}` (keys in that order,
-/// which is the canonical one) is assembled without serialising them again.
+/// [`chain_hash`] from the canonical JSON of the actor and data, as the writer has them.
 pub fn chain_hash_canonical(
     prev_hash: &str,
     seq: i64,
@@ -90,13 +100,25 @@ pub fn chain_hash_canonical(
     actor: &str,
     data: &str,
 ) -> String {
+    chain_hash_of(prev_hash, &canonical_event(seq, at, kind, request_id, actor, data))
+}
+
+/// An event's canonical bytes: the RFC 8785 text of `{actor, at, data, kind, request_id,
+/// seq}` (keys in that order, which is the canonical one), assembled from the canonical
+/// JSON of the actor and data without serialising them again. The chain hashes them after
+/// the previous hash; they are the event's leaf in the Merkle tree.
+pub fn canonical_event(seq: i64, at: i64, kind: &str, request_id: Option<&str>, actor: &str, data: &str) -> String {
     let text = |value: &str| canonical_json(&Value::String(value.to_string()));
     let request_id = request_id.map_or_else(|| "null".to_string(), text);
-    let body = format!(
+    format!(
         "{{\"actor\":{actor},\"at\":{at},\"data\":{data},\"kind\":{},\"request_id\":{request_id},\"seq\":{seq}}}",
         text(kind)
-    );
-    sha256_hex(format!("{prev_hash}\n{body}"))
+    )
+}
+
+/// The chain's link: SHA-256 (hex) of the previous hash, a newline and the event's bytes.
+pub fn chain_hash_of(prev_hash: &str, canonical: &str) -> String {
+    sha256_hex(format!("{prev_hash}\n{canonical}"))
 }
 
 pub fn to_value<T: Serialize>(value: &T) -> Result<Value> {

@@ -18,7 +18,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use signoff_app::RequestId;
 
-pub use audit::{Actor, AuditEvent, ChainReport, chain_hash_canonical, to_value as audit_value};
+pub use audit::{
+    Actor, AuditEvent, ChainReport, canonical_event, chain_hash_canonical, chain_hash_of, to_value as audit_value,
+};
 pub use records::{Agent, AgentSummary, DecisionRecord, NewRecord, StoredRequest, from_millis, millis};
 
 use crate::{Error, Result};
@@ -85,12 +87,14 @@ mod console;
 mod deliveries;
 mod policy;
 mod slack;
+mod evidence;
 
 pub use console::AuditQuery;
 pub use deliveries::{Delivery, DeliveryStatus};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
+pub use evidence::{CheckpointRow, HeadRow};
 pub use slack::SlackMessage;
 pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 
@@ -98,7 +102,7 @@ const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner A
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
     r.context, r.digest, r.status, r.policy, r.approvals, r.created_at, r.expires_at, \
     r.decided_at, r.result, r.body_hash, r.break_glass, r.escalates_at, r.started_at, \
-    r.remind_at, r.callback_url";
+    r.remind_at, r.callback_url, r.receipt, r.receipt_used_at";
 
 const DECISION_COLUMNS: &str = "request_id, reviewer_issuer, reviewer_subject, reviewer_email, \
     reviewer_name, reviewer_groups, verdict, comment, channel, decided_at";

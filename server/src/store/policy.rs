@@ -120,7 +120,7 @@ impl Store {
              r.action, r.resource, r.title, r.reason, r.labels, {payload}, NULL AS diff, r.digest, \
              r.status, r.policy, r.approvals, r.created_at, r.expires_at, r.decided_at, \
              NULL AS result, r.body_hash, r.break_glass, r.escalates_at, r.started_at, \
-             r.remind_at, r.callback_url"
+             r.remind_at, r.callback_url, NULL AS receipt, NULL AS receipt_used_at"
         );
         let after = if before.is_some() {
             "WHERE r.created_at < $2 OR (r.created_at = $2 AND r.id < $3)"

@@ -107,6 +107,8 @@ pub struct RequestColumns {
     pub started_at: Option<i64>,
     pub remind_at: Option<i64>,
     pub callback_url: Option<String>,
+    pub receipt: Option<String>,
+    pub receipt_used_at: Option<i64>,
 }
 
 impl RequestColumns {
@@ -149,6 +151,8 @@ impl RequestColumns {
             started_at: self.started_at.map(from_millis).transpose()?,
             remind_at: self.remind_at.map(from_millis).transpose()?,
             callback_url: self.callback_url,
+            receipt: self.receipt,
+            receipt_used_at: self.receipt_used_at.map(from_millis).transpose()?,
         })
     }
 }

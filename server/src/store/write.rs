@@ -80,31 +80,6 @@ impl WriteTx {
         Ok(())
     }
 
-    /// The audit chain's head, locked until commit: every writer (of any replica) appends
-    /// one after another, so the chain never forks.
-    pub async fn lock_head(&mut self) -> Result<(i64, String)> {
-        let lock = match self {
-            WriteTx::Sqlite(_) => "",
-            WriteTx::Postgres(_) => " FOR UPDATE",
-        };
-        let sql = format!("SELECT seq, hash FROM audit_head WHERE id = 1{lock}");
-        on_tx!(self, |conn, Db| {
-            let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;
-            Ok((row.try_get("seq")?, row.try_get("hash")?))
-        })
-    }
-
-    pub async fn set_head(&mut self, seq: i64, hash: &str) -> Result<()> {
-        on_tx!(self, |conn, Db| {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(seq)
-                .bind(hash)
-                .execute(&mut *conn)
-                .await?;
-        });
-        Ok(())
-    }
-
     /// The requests with these ids (those that exist).
     pub async fn requests(&mut self, ids: &[RequestId]) -> Result<Vec<StoredRequest>> {
         let mut found = Vec::with_capacity(ids.len());
@@ -218,7 +193,8 @@ impl WriteTx {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO requests (id, agent_id, on_behalf_of, action, resource, title, reason, labels, payload, \
                      diff, context, digest, status, policy, approvals, created_at, expires_at, decided_at, result, \
-                     idempotency_key, body_hash, break_glass, escalates_at, started_at, remind_at, callback_url) ",
+                     idempotency_key, body_hash, break_glass, escalates_at, started_at, remind_at, callback_url, \
+                     receipt, receipt_used_at) ",
                 );
                 query.push_values(chunk, |mut row, new| {
                     let request = new.request;
@@ -247,7 +223,9 @@ impl WriteTx {
                         .push_bind(request.escalates_at.map(millis))
                         .push_bind(request.started_at.map(millis))
                         .push_bind(request.remind_at.map(millis))
-                        .push_bind(request.callback_url.as_deref());
+                        .push_bind(request.callback_url.as_deref())
+                        .push_bind(request.receipt.as_deref())
+                        .push_bind(request.receipt_used_at.map(millis));
                 });
                 query.build().execute(&mut *conn).await?;
             });
@@ -279,14 +257,17 @@ impl WriteTx {
             WriteTx::Sqlite(_) => (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
                  result = v.column5, break_glass = v.column6, escalates_at = v.column7, \
-                 started_at = v.column8, remind_at = v.column9 FROM (",
+                 started_at = v.column8, remind_at = v.column9, receipt = v.column10, \
+                 receipt_used_at = v.column11 FROM (",
                 ") AS v WHERE requests.id = v.column1",
             ),
             WriteTx::Postgres(_) => (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
                  result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at, \
-                 started_at = v.started_at, remind_at = v.remind_at FROM (",
-                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at, remind_at) \
+                 started_at = v.started_at, remind_at = v.remind_at, receipt = v.receipt, \
+                 receipt_used_at = v.receipt_used_at FROM (",
+                ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at, remind_at, \
+                 receipt, receipt_used_at) \
                  WHERE requests.id = v.id",
             ),
         };
@@ -302,7 +283,9 @@ impl WriteTx {
                         .push_bind(i64::from(request.break_glass))
                         .push_bind(request.escalates_at.map(millis))
                         .push_bind(request.started_at.map(millis))
-                        .push_bind(request.remind_at.map(millis));
+                        .push_bind(request.remind_at.map(millis))
+                        .push_bind(request.receipt.as_deref())
+                        .push_bind(request.receipt_used_at.map(millis));
                 });
                 query.push(alias);
                 query.build().execute(&mut *conn).await?;

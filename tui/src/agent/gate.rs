@@ -414,6 +414,7 @@ fn report(status: ExecutionStatus, detail: Value) -> ResultReport {
     ResultReport {
         status,
         detail: Some(detail),
+        receipt: None,
     }
 }
 

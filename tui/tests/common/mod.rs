@@ -312,6 +312,7 @@ pub fn review(n: u128, diff: Option<String>, viewer: Eligibility) -> ReviewView 
             result: None,
             break_glass: false,
             started_at: None,
+            receipt: None,
         },
         viewer,
     }

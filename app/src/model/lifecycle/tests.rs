@@ -81,6 +81,8 @@ fn request_under(policy: PolicySnapshot) -> Request {
         started_at: None,
         remind_at: None,
         callback_url: None,
+        receipt: None,
+        receipt_used_at: None,
     };
     request.frame(policy, StdDuration::from_secs(3600));
     request
@@ -580,6 +582,7 @@ fn another_agent_cannot_cancel_start_or_report() {
     let report = ResultReport {
         status: ExecutionStatus::Executed,
         detail: None,
+        receipt: None,
     };
     assert_eq!(
         case.report(other_agent(), &report, now(), &mut out),
@@ -637,6 +640,7 @@ fn a_report_records_the_result_on_an_approved_request() {
     let report = ResultReport {
         status: ExecutionStatus::Failed,
         detail: Some(json!({"exit": 3})),
+        receipt: None,
     };
     let mut out = Vec::new();
     case.report(agent().id, &report, now(), &mut out).expect("reported");
@@ -652,6 +656,7 @@ fn a_pending_request_cannot_be_reported_executed() {
     let report = ResultReport {
         status: ExecutionStatus::Executed,
         detail: None,
+        receipt: None,
     };
     let refused = case.report(agent().id, &report, now(), &mut Vec::new());
     assert!(matches!(refused, Err(Refusal::Transition(_))));
@@ -788,7 +793,7 @@ proptest! {
                 Step::Start => case.start(agent().id, at, &mut out),
                 Step::Report(ok) => {
                     let status = if *ok { ExecutionStatus::Executed } else { ExecutionStatus::Failed };
-                    case.report(agent().id, &ResultReport { status, detail: None }, at, &mut out)
+                    case.report(agent().id, &ResultReport { status, detail: None, receipt: None }, at, &mut out)
                 }
                 Step::Sweep(minutes) => {
                     case.sweep(at + Duration::minutes(*minutes), &mut out);

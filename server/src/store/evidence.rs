@@ -1,0 +1,237 @@
+//! The audit log's Merkle tree and checkpoints as stored: the frontier beside the chain's
+//! head, each event's stored hashes (`audit_tree`) and the signed checkpoints. Written by
+//! the engine in the batch that appends the events; read for proofs and verification.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{AuditEvent, Store, WriteTx};
+use crate::Result;
+
+/// The chain's head and the tree's frontier, as one row holds them.
+pub struct HeadRow {
+    pub seq: i64,
+    pub hash: String,
+    /// How many events the frontier covers: `seq` once the tree is built.
+    pub tree_size: i64,
+    pub frontier: String,
+}
+
+/// One signed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointRow {
+    pub tree_size: i64,
+    /// Base64 of the root hash.
+    pub root: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The signing key's id (hex).
+    pub key_id: String,
+    /// The C2SP signed note.
+    pub note: String,
+}
+
+const CHECKPOINT_COLUMNS: &str = "tree_size, root, at, key_id, note";
+
+macro_rules! checkpoint_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        CheckpointRow {
+            tree_size: row.try_get("tree_size")?,
+            root: row.try_get("root")?,
+            at: row.try_get("at")?,
+            key_id: row.try_get("key_id")?,
+            note: row.try_get("note")?,
+        }
+    }};
+}
+
+impl WriteTx {
+    /// The chain's head and the tree's frontier, locked until commit: every writer (of any
+    /// replica) appends one after another, so neither the chain nor the tree forks.
+    pub async fn lock_head(&mut self) -> Result<HeadRow> {
+        let lock = match self {
+            WriteTx::Sqlite(_) => "",
+            WriteTx::Postgres(_) => " FOR UPDATE",
+        };
+        let sql = format!("SELECT seq, hash, tree_size, frontier FROM audit_head WHERE id = 1{lock}");
+        on_tx!(self, |conn, Db| {
+            let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;
+            Ok(HeadRow {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+                tree_size: row.try_get("tree_size")?,
+                frontier: row.try_get("frontier")?,
+            })
+        })
+    }
+
+    /// Moves the head: the chain's last event and the tree's frontier, which covers it.
+    pub async fn set_head(&mut self, seq: i64, hash: &str, frontier: &str) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, tree_size = $1, frontier = $3 WHERE id = 1")
+                .bind(seq)
+                .bind(hash)
+                .bind(frontier)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records the frontier after building the tree of events stored before it existed.
+    pub async fn set_tree(&mut self, tree_size: i64, frontier: &str) -> Result<()> {
+        on_tx!(self, |conn, Db| {
+            sqlx::query("UPDATE audit_head SET tree_size = $1, frontier = $2 WHERE id = 1")
+                .bind(tree_size)
+                .bind(frontier)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Each event's stored hashes, by sequence number.
+    pub async fn insert_tree(&mut self, rows: &[(i64, Vec<u8>)]) -> Result<()> {
+        for chunk in rows.chunks(500) {
+            on_tx!(self, |conn, Db| {
+                let mut query = QueryBuilder::<Db>::new("INSERT INTO audit_tree (seq, hashes) ");
+                query.push_values(chunk, |mut row, (seq, hashes)| {
+                    row.push_bind(*seq).push_bind(hashes.as_slice());
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_checkpoints(&mut self, checkpoints: &[CheckpointRow]) -> Result<()> {
+        for checkpoint in checkpoints {
+            on_tx!(self, |conn, Db| {
+                sqlx::query(
+                    "INSERT INTO audit_checkpoints (tree_size, root, at, key_id, note) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tree_size) DO NOTHING",
+                )
+                .bind(checkpoint.tree_size)
+                .bind(checkpoint.root.as_str())
+                .bind(checkpoint.at)
+                .bind(checkpoint.key_id.as_str())
+                .bind(checkpoint.note.as_str())
+                .execute(&mut *conn)
+                .await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest checkpoint's tree size (0 when there is none).
+    pub async fn checkpointed_size(&mut self) -> Result<i64> {
+        on_tx!(self, |conn, Db| {
+            let row = sqlx::query("SELECT COALESCE(MAX(tree_size), 0) AS size FROM audit_checkpoints")
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(row.try_get("size")?)
+        })
+    }
+
+    /// Events after `after`, up to `limit` of them, in order (building the tree of a
+    /// store from before it existed).
+    pub async fn audit_events_after(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEvent>> {
+        on_tx!(self, |conn, Db| {
+            let rows = sqlx::query(
+                "SELECT seq, at, kind, request_id, actor, data, prev_hash, hash FROM audit_events \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                events.push(super::audit::event_from_row!(row));
+            }
+            Ok(events)
+        })
+    }
+}
+
+impl Store {
+    /// The newest checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
+        let found = on_read_pool!(self, |pool| {
+            let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1");
+            match sqlx::query(&sql).fetch_optional(pool).await? {
+                Some(row) => Some(checkpoint_from_row!(row)),
+                None => None,
+            }
+        });
+        Ok(found)
+    }
+
+    /// Checkpoints of sizes in `from..=to`, in order of size.
+    pub async fn checkpoints(&self, from: i64, to: i64) -> Result<Vec<CheckpointRow>> {
+        let found = on_read_pool!(self, |pool| {
+            let sql = format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE tree_size >= $1 AND tree_size <= $2 \
+                 ORDER BY tree_size"
+            );
+            let rows = sqlx::query(&sql).bind(from).bind(to).fetch_all(pool).await?;
+            let mut found = Vec::with_capacity(rows.len());
+            for row in rows {
+                found.push(checkpoint_from_row!(row));
+            }
+            found
+        });
+        Ok(found)
+    }
+
+    /// The smallest checkpoint covering at least `size` events.
+    pub async fn checkpoint_covering(&self, size: i64) -> Result<Option<CheckpointRow>> {
+        let found = on_read_pool!(self, |pool| {
+            let sql = format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT 1"
+            );
+            match sqlx::query(&sql).bind(size).fetch_optional(pool).await? {
+                Some(row) => Some(checkpoint_from_row!(row)),
+                None => None,
+            }
+        });
+        Ok(found)
+    }
+
+    /// The stored hashes of these events (by sequence number), as each stored them.
+    pub async fn tree_hashes(&self, seqs: &[i64]) -> Result<HashMap<i64, Vec<u8>>> {
+        let mut found = HashMap::with_capacity(seqs.len());
+        for chunk in seqs.chunks(500) {
+            on_read_pool!(self, |pool| {
+                let mut query = QueryBuilder::new("SELECT seq, hashes FROM audit_tree WHERE seq IN (");
+                let mut list = query.separated(", ");
+                for seq in chunk {
+                    list.push_bind(*seq);
+                }
+                query.push(")");
+                for row in query.build().fetch_all(pool).await? {
+                    found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<Vec<u8>, _>("hashes")?);
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// The head and the tree's frontier as committed.
+    pub async fn tree_head(&self) -> Result<HeadRow> {
+        let head = on_read_pool!(self, |pool| {
+            let row = sqlx::query("SELECT seq, hash, tree_size, frontier FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+            HeadRow {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+                tree_size: row.try_get("tree_size")?,
+                frontier: row.try_get("frontier")?,
+            }
+        });
+        Ok(head)
+    }
+}
