@@ -12,7 +12,7 @@ use signoff_app::marked_for_terminal;
 use signoff_app::policy::PolicyFile;
 use signoff_server::policy_file::{self, Format};
 use signoff_server::service::{Service, draft_set};
-use signoff_server::store::{Actor, AuditEvent, ChainReport, KeyIssue};
+use signoff_server::store::{Actor, KeyIssue};
 use signoff_server::{Application, Config, startup};
 
 #[derive(Parser)]
@@ -99,10 +99,54 @@ enum AgentsCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain and report whether it is intact.
-    Verify,
-    /// Print every audit event as JSON lines.
-    Export,
+    /// Recompute the chain and the Merkle tree, check every checkpoint's signature and
+    /// root, and name the first bad event. Exits 0 intact, 1 broken, 2 unable to check.
+    Verify {
+        /// Start at this event (the tree before it is taken as stored).
+        #[arg(long, default_value_t = 1)]
+        from: i64,
+        /// Verify an export (`audit export`, JSON lines) offline instead of the database.
+        #[arg(long, requires = "key")]
+        file: Option<PathBuf>,
+        /// A public key to trust (`name+keyid+base64`, from /.well-known/signoff/keys);
+        /// repeat for keys of before a rotation. With the database, the server's own keys
+        /// are trusted too.
+        #[arg(long)]
+        key: Vec<String>,
+    },
+    /// Write events, with the checkpoints and proofs that verify them offline, to
+    /// standard output (JSON lines), or as CSV for reading. Recorded in the trail.
+    Export {
+        /// Events at or after this time (RFC 3339 or YYYY-MM-DD); from the first when absent.
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time; to the newest when absent.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Check, from anywhere, that the log at URL still extends what this monitor saw last
+    /// (kept in FILE). Exits 0 agreeing, 2 rewritten or forked, 1 unable to check.
+    Monitor {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        state: PathBuf,
+        /// Trust only this key (repeatable); otherwise the keys the log listed at the first run.
+        #[arg(long)]
+        key: Vec<String>,
+    },
+    /// Print the log's public keys (verifier keys), the signing one first.
+    Keys,
+    /// Retire the signing key (it stays listed and trusted) and make a new one.
+    RotateKey,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
 }
 
 #[tokio::main]
@@ -336,30 +380,138 @@ async fn agents(command: AgentsCommand, config: &Config) -> anyhow::Result<ExitC
 }
 
 async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = startup::open_store(config).await?;
+    use signoff_app::evidence::note::PublicKey;
+    use signoff_server::evidence::{self, Evidence, monitor, verify::Report};
+    let parse_keys = |keys: &[String]| -> anyhow::Result<Vec<PublicKey>> {
+        keys.iter()
+            .map(|key| PublicKey::parse(key).with_context(|| format!("--key {key}")))
+            .collect()
+    };
+    let report = |report: Report| match report {
+        Report::Intact {
+            events,
+            checkpoints,
+            head,
+        } => {
+            println!("audit trail intact: {events} events, {checkpoints} checkpoints verified, head {head}");
+            ExitCode::SUCCESS
+        }
+        Report::Broken { seq, reason } => {
+            println!("audit trail BROKEN at event {seq}: {reason}");
+            ExitCode::FAILURE
+        }
+    };
     match command {
-        AuditCommand::Verify => match signoff_server::store::verify_chain(&store).await? {
-            ChainReport::Intact { events, head } => {
-                println!("audit trail intact: {events} events, head {head}");
+        AuditCommand::Verify {
+            file: Some(file),
+            key,
+            ..
+        } => {
+            let keys = parse_keys(&key)?;
+            let input = std::fs::File::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match evidence::export::verify_file(std::io::BufReader::new(input), &keys) {
+                Ok(found) => Ok(report(found)),
+                Err(err) => {
+                    eprintln!("cannot verify {}: {err}", file.display());
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        AuditCommand::Verify { from, key, .. } => {
+            let store = startup::open_store(config).await?;
+            let evidence = Evidence::load(config)?;
+            let mut keys = evidence.keys().to_vec();
+            keys.extend(parse_keys(&key)?);
+            let started = std::time::Instant::now();
+            let progress = |done: i64, total: i64| {
+                if total >= 100_000 {
+                    eprint!("\rverified {done} of {total} events");
+                }
+            };
+            let found = evidence::verify::verify_store(
+                &store,
+                &keys,
+                &evidence.origin,
+                evidence.checkpoint_every,
+                from,
+                progress,
+            )
+            .await?;
+            eprintln!("\rchecked in {:.2} s", started.elapsed().as_secs_f64());
+            Ok(report(found))
+        }
+        AuditCommand::Export { since, until, format } => {
+            let service = operator_service(config).await?;
+            // A checkpoint covering the newest events first, so the export is anchored.
+            service.checkpoint().await?;
+            let bound = |text: &Option<String>, name: &str| -> anyhow::Result<Option<i64>> {
+                text.as_deref()
+                    .map(|text| parse_time(text).with_context(|| format!("--{name} `{text}`")))
+                    .transpose()
+            };
+            let (from, to) = service
+                .store()
+                .audit_range(bound(&since, "since")?, bound(&until, "until")?)
+                .await?;
+            if to < from {
+                eprintln!("no events in that range");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let format = match format {
+                ExportFormat::Jsonl => evidence::export::Format::Jsonl,
+                ExportFormat::Csv => evidence::export::Format::Csv,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written =
+                evidence::export::export(service.store(), service.evidence(), from, to, format, &mut out).await?;
+            service
+                .record_audit_read(Actor::Operator, from, to, format.as_str())
+                .await?;
+            eprintln!("exported events {from} to {to} ({written} events)");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Monitor { url, state, key } => match monitor::run(&url, &state, &key).await {
+            monitor::Outcome::Agrees { size, first: true } => {
+                println!("first look at {url}: {size} events; later runs check the log still extends them");
                 Ok(ExitCode::SUCCESS)
             }
-            ChainReport::Broken { seq, reason } => {
-                println!("audit trail BROKEN at event {seq}: {reason}");
+            monitor::Outcome::Agrees { size, first: false } => {
+                println!("the log at {url} agrees: {size} events, consistent with what this monitor saw before");
+                Ok(ExitCode::SUCCESS)
+            }
+            monitor::Outcome::Tampered(reason) => {
+                println!("TAMPERED: {reason}");
+                Ok(ExitCode::from(2))
+            }
+            monitor::Outcome::Unchecked(reason) => {
+                eprintln!("could not check the log: {reason}");
                 Ok(ExitCode::FAILURE)
             }
         },
-        AuditCommand::Export => {
-            let mut out = std::io::stdout().lock();
-            let mut after = 0;
-            loop {
-                let events: Vec<AuditEvent> = store.audit_events(after, 1000).await?;
-                let Some(last) = events.last() else { break };
-                after = last.seq;
-                for event in &events {
-                    writeln!(out, "{}", serde_json::to_string(event)?)?;
-                }
+        AuditCommand::Keys => {
+            for key in Evidence::load(config)?.keys() {
+                println!("{}", key.verifier());
             }
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::RotateKey => {
+            let (old, new) = evidence::rotate_key(config)?;
+            println!("retired {old}\nsigning with {new}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Unix milliseconds of an RFC 3339 time or a date (midnight UTC).
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let at = match time::OffsetDateTime::parse(text, &Rfc3339) {
+        Ok(at) => at,
+        Err(_) => {
+            let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+                .context("expected RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01)")?;
+            date.midnight().assume_utc()
+        }
+    };
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }

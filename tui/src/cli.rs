@@ -104,6 +104,9 @@ pub enum Command {
     /// Serve the agent tools (request_approval, check_approval, get_request) over MCP on
     /// standard input and output, through the server's /mcp with the key in SIGNOFF_AGENT_KEY.
     Mcp,
+    /// For executors: check an approval receipt offline against the exact action.
+    #[command(after_help = crate::agent::receipt::AFTER_HELP)]
+    VerifyReceipt(crate::agent::receipt::VerifyReceiptArgs),
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
         Some(Command::Deny { id, message, digest }) => {
             reviewer::commands::deny(server, &id, &message, digest.as_deref()).await
         }
+        Some(Command::VerifyReceipt(args)) => Ok(agent::receipt::run(&args)),
         Some(Command::Mcp) => agent::mcp::run(&config::current_target(server)?.server).await,
         Some(Command::Request(args)) => agent::gate::run(args, server).await,
         Some(Command::Hook(agent::hook::HookCommand::ClaudeCode { timeout })) => {

@@ -72,6 +72,15 @@ impl Frontier {
         stored
     }
 
+    /// The frontier of a tree of `size` leaves from its subtree roots (as
+    /// [`needed_for_frontier`] lists them).
+    pub fn from_nodes(size: u64, nodes: Vec<Hash>) -> Result<Frontier, TreeError> {
+        if nodes.len() != size.count_ones() as usize {
+            return Err(TreeError::Unreadable(format!("a tree of {size} leaves has {} subtree roots", size.count_ones())));
+        }
+        Ok(Frontier { size, nodes })
+    }
+
     /// The tree's root hash (RFC 6962's MTH).
     pub fn root(&self) -> Hash {
         let mut nodes = self.nodes.iter().rev();
@@ -161,6 +170,20 @@ fn recorded(run: impl FnOnce(&Recorder)) -> Vec<u64> {
     let recorder = Recorder(RefCell::new(Vec::new()));
     run(&recorder);
     recorder.0.into_inner()
+}
+
+/// The stored hashes that are the frontier of a tree of `size` leaves, largest first.
+pub fn needed_for_frontier(size: u64) -> Vec<u64> {
+    let mut needed = Vec::new();
+    let mut start = 0;
+    for level in (0..64u8).rev() {
+        let width = 1u64 << level;
+        if size & width != 0 {
+            needed.push(tlog_tiles::stored_hash_index(level, start >> level));
+            start += width;
+        }
+    }
+    needed
 }
 
 /// The stored hashes an inclusion proof of leaf `index` in a tree of `size` reads.
@@ -270,6 +293,8 @@ mod tests {
             }
             let again = Frontier::decode(n, &frontier.encode()).expect("decodes");
             assert_eq!(again, frontier);
+            let nodes = needed_for_frontier(n).iter().map(|index| stored[index]).collect();
+            assert_eq!(Frontier::from_nodes(n, nodes).expect("from stored"), frontier);
         }
         assert!(Frontier::decode(3, &Frontier::default().encode()).is_err());
     }

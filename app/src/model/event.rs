@@ -159,6 +159,8 @@ vocabulary! {
     TerminalSignInRefused = "terminal.sign_in_refused" (SignIn),
     TerminalTokenIssued = "terminal.token_issued" (TokenIssued),
     TerminalTokenRevoked = "terminal.token_revoked" (TokenRevoked),
+    /// Someone read the audit trail out (an export, the console's audit page).
+    AuditExported = "audit.exported" (AuditExported),
 }
 
 /// A stored event this version cannot read (from a newer version, or damaged).
@@ -239,7 +241,8 @@ impl Kind {
             | Kind::TerminalSignInConfirmed
             | Kind::TerminalSignInRefused
             | Kind::TerminalTokenIssued
-            | Kind::TerminalTokenRevoked => return None,
+            | Kind::TerminalTokenRevoked
+            | Kind::AuditExported => return None,
         })
     }
 }
@@ -278,6 +281,7 @@ impl Kind {
             Kind::TerminalSignInRefused => "refused a terminal sign-in",
             Kind::TerminalTokenIssued => "signed in a terminal",
             Kind::TerminalTokenRevoked => "revoked a terminal token",
+            Kind::AuditExported => "read the audit trail out",
         }
     }
 }
@@ -322,6 +326,10 @@ impl Event {
                 format!("revoked {} key(s) of agent `{}`", revoked.keys_revoked, revoked.agent)
             }
             Event::AgentKeyRotated(rotated) => format!("rotated the key of agent `{}`", rotated.agent),
+            Event::AuditExported(read) => format!(
+                "read the audit trail out ({}, events {} to {})",
+                read.format, read.from, read.to
+            ),
             other => other.kind().describe().to_string(),
         }
     }
@@ -491,6 +499,15 @@ pub struct PolicyMoved {
     pub policy: String,
     pub before: usize,
     pub after: usize,
+}
+
+/// `audit.exported`: which events were read out, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditExported {
+    pub from: i64,
+    pub to: i64,
+    /// `jsonl`, `csv`, or `page` for the console's audit page.
+    pub format: String,
 }
 
 /// `policy.imported`: policy names by what the import did to them.

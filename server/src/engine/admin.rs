@@ -54,6 +54,10 @@ pub(super) async fn apply(
             Ok(Applied::PoliciesChanged(Answer::Done(true)))
         }
         AdminChange::ImportPolicies { docs, by } => import_policies(tx, chain, now, docs, by).await,
+        AdminChange::RecordAuditRead { read, by } => {
+            chain.record(Entry::new(now, by.clone(), None, Event::AuditExported(read.clone())))?;
+            Ok(Applied::Done(Answer::Done(true)))
+        }
         AdminChange::RevokeGrant { id, by, admin } => {
             let Some(grant) = tx.grant(id).await? else {
                 return Ok(Applied::Refused(Error::not_found(format_args!("grant {id}"))));

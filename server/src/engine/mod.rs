@@ -124,6 +124,11 @@ pub enum AdminChange {
     /// Makes the stored set what the file says, all or nothing: policies by name,
     /// in the file's order; stored ones the file does not name are disabled.
     ImportPolicies { docs: Vec<PolicyDoc>, by: Actor },
+    /// Someone read the audit trail out: the reading is itself in the trail.
+    RecordAuditRead {
+        read: signoff_app::event::AuditExported,
+        by: Actor,
+    },
     /// Ends a grant at once: by one of its grantors, or an admin.
     RevokeGrant { id: String, by: Identity, admin: bool },
     /// Another admin has looked at a break-glass approval.

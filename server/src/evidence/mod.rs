@@ -325,6 +325,14 @@ pub async fn consistency(store: &Store, from: i64, to: i64) -> Result<Consistenc
     })
 }
 
+/// The frontier of the tree of the first `size` events, from the stored hashes.
+pub async fn frontier_at(store: &Store, size: i64) -> Result<tree::Frontier> {
+    let needed = tree::needed_for_frontier(size as u64);
+    let hashes = stored_hashes(store, &needed).await?;
+    let nodes = needed.iter().map(|index| hashes[index]).collect();
+    tree::Frontier::from_nodes(size as u64, nodes).map_err(|err| Error::Internal(err.to_string()))
+}
+
 /// The root of the tree of the first `size` events, from the stored hashes.
 pub async fn root_at(store: &Store, size: i64) -> Result<Hash> {
     if size == 0 {

@@ -629,6 +629,19 @@ impl Service {
         crate::evidence::consistency(&self.store, from, to).await
     }
 
+    /// Records that `by` read events `from..=to` out of the trail (as `format`).
+    pub async fn record_audit_read(&self, by: crate::store::Actor, from: i64, to: i64, format: &str) -> Result<()> {
+        let read = signoff_app::event::AuditExported {
+            from,
+            to,
+            format: format.to_string(),
+        };
+        self.engine
+            .submit(Command::Admin(crate::engine::AdminChange::RecordAuditRead { read, by }))
+            .await?;
+        Ok(())
+    }
+
     /// The log's key and what it signs.
     pub fn evidence(&self) -> &crate::evidence::Evidence {
         &self.settings.evidence

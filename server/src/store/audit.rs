@@ -1,7 +1,7 @@
 //! The audit trail: an append-only hash chain written in the same transaction as every
 //! state change, so the trail cannot disagree with the data or be edited unnoticed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use signoff_app::{Event, UnreadableEvent, canonical_json, sha256_hex};
@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 pub use signoff_app::Actor;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub seq: i64,
     /// Unix milliseconds.

@@ -219,6 +219,23 @@ impl Store {
         Ok(found)
     }
 
+    /// The first and last sequence numbers of events at or after `since` and before
+    /// `until` (Unix milliseconds); `(1, 0)` when there are none.
+    pub async fn audit_range(&self, since: Option<i64>, until: Option<i64>) -> Result<(i64, i64)> {
+        let range = on_read_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT COALESCE(MIN(seq), 1) AS first, COALESCE(MAX(seq), 0) AS last FROM audit_events \
+                 WHERE at >= $1 AND at < $2",
+            )
+            .bind(since.unwrap_or(i64::MIN))
+            .bind(until.unwrap_or(i64::MAX))
+            .fetch_one(pool)
+            .await?;
+            (row.try_get::<i64, _>("first")?, row.try_get::<i64, _>("last")?)
+        });
+        Ok(range)
+    }
+
     /// The head and the tree's frontier as committed.
     pub async fn tree_head(&self) -> Result<HeadRow> {
         let head = on_read_pool!(self, |pool| {

@@ -11,6 +11,7 @@
 pub mod gate;
 pub mod hook;
 pub mod mcp;
+pub mod receipt;
 
 use std::fmt;
 use std::time::{Duration, Instant};
