@@ -50,6 +50,9 @@ impl Application {
         let sessions = SessionBackend::open(&store).await?;
         let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
         service.load_policies().await?;
+        // Builds the audit log's tree first if this store predates it, and signs the log
+        // as this server finds it.
+        service.checkpoint().await?;
         if config.dev {
             dev::seed(&service).await?;
         }

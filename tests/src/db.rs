@@ -88,6 +88,8 @@ pub struct TestDb {
     pub url: String,
     pub dir: PathBuf,
     pg_name: Option<String>,
+    /// Removed when dropped; a [`TestDb::handle`] is not.
+    owned: bool,
 }
 
 impl TestDb {
@@ -101,6 +103,7 @@ impl TestDb {
                 url: format!("sqlite://{}", dir.join("signoff.db").display()),
                 dir,
                 pg_name: None,
+                owned: true,
             },
             Backend::Postgres => {
                 let name = format!("signoff_test_{unique}");
@@ -118,14 +121,32 @@ impl TestDb {
                     url: format!("{server}/{name}"),
                     dir,
                     pg_name: Some(name),
+                    owned: true,
                 }
             }
         }
     }
 }
 
+impl TestDb {
+    /// The same database, for a server that stops before the test is done with it:
+    /// dropping the handle removes nothing.
+    pub fn handle(&self) -> TestDb {
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            dir: self.dir.clone(),
+            pg_name: self.pg_name.clone(),
+            owned: false,
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(name) = self.pg_name.take() {
             // Drop runs outside async: a short-lived thread and runtime do the cleanup.
