@@ -422,12 +422,11 @@ impl Config {
             self.audit.previous_keys = split_list(&keys);
         }
         if let Some(every) = var("SIGNOFF_AUDIT_CHECKPOINT_EVERY") {
-            self.audit.checkpoint_every = every
-                .trim()
-                .parse()
-                .ok()
-                .filter(|every| *every > 0)
-                .ok_or_else(|| Error::Config(format!("SIGNOFF_AUDIT_CHECKPOINT_EVERY `{every}` is not a positive whole number")))?;
+            self.audit.checkpoint_every = every.trim().parse().ok().filter(|every| *every > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "SIGNOFF_AUDIT_CHECKPOINT_EVERY `{every}` is not a positive whole number"
+                ))
+            })?;
         }
         if let Some(interval) = var("SIGNOFF_AUDIT_CHECKPOINT_INTERVAL") {
             self.audit.checkpoint_interval = parse_duration("SIGNOFF_AUDIT_CHECKPOINT_INTERVAL", &interval)?;

@@ -74,7 +74,7 @@ pub fn router(state: AppState, session_idle_timeout: std::time::Duration, serve_
         .merge(requests::router())
         .merge(crate::mcp::router(state.clone()))
         .merge(crate::integrations::router())
-        .merge(crate::evidence::routes::router())
+        .merge(crate::audit_api::router())
         .merge(for_people)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

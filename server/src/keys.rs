@@ -55,4 +55,3 @@ mod tests {
         assert!(!super::hash(&a).contains(&a[9..]));
     }
 }
-

@@ -1,6 +1,7 @@
 //! Signoff's server: the agent API, decisions, storage and the background work around them.
 
 pub mod api;
+pub mod audit_api;
 pub mod auth;
 pub mod bus;
 pub mod clock;

@@ -403,9 +403,7 @@ async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<ExitCod
     };
     match command {
         AuditCommand::Verify {
-            file: Some(file),
-            key,
-            ..
+            file: Some(file), key, ..
         } => {
             let keys = parse_keys(&key)?;
             let input = std::fs::File::open(&file).with_context(|| format!("cannot read {}", file.display()))?;

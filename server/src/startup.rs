@@ -203,7 +203,11 @@ async fn sweep(service: Arc<Service>, interval: std::time::Duration, mut shutdow
 /// Signs a checkpoint every `interval` when the log grew (the engine also signs one at
 /// every multiple of the configured count), and a last one at shutdown, so a monitor
 /// always has the newest events covered.
-async fn checkpoint_when_quiet(service: Arc<Service>, interval: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
+async fn checkpoint_when_quiet(
+    service: Arc<Service>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;

@@ -140,12 +140,9 @@ async fn audit_trail_is_append_only_and_verifiable(backend: Backend) {
     let (_, export, _) = run_cli(&db, &["audit", "export"]);
     let kinds: Vec<String> = export
         .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).expect("json line")["kind"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json line"))
+        .filter(|line| line["type"] == "event")
+        .map(|event| event["kind"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(kinds, ["agent.created", "request.created", "request.cancelled"]);
 

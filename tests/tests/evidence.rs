@@ -12,7 +12,9 @@ use signoff_app::evidence::tree::{hash_from_base64, leaf_hash, verify_consistenc
 use signoff_app::wire::DecisionInput;
 use signoff_app::{Channel, RequestId, Verdict};
 use signoff_tests::fixtures::{request_body, reviewer};
-use signoff_tests::{AgentClient, Backend, ServerProcess, TestDb, TestServer, client_binary, on_both_stores, server_binary};
+use signoff_tests::{
+    AgentClient, Backend, ServerProcess, TestDb, TestServer, client_binary, on_both_stores, server_binary,
+};
 
 on_both_stores!(
     checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log,
@@ -130,7 +132,10 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
     assert_eq!(status, 200, "{note}");
     let (checkpoint, _) = Checkpoint::open(&note, &keys).expect("signed by the listed key");
     let events = server.db.count("audit_events").await as u64;
-    assert_eq!(checkpoint.size, events, "the server signs the log as it finds it at start");
+    assert_eq!(
+        checkpoint.size, events,
+        "the server signs the log as it finds it at start"
+    );
 
     // Every event's inclusion, from its own bytes, against the signed root.
     let (_, export, _) = cli(&server.db, &[], &["audit", "export"]);
@@ -152,7 +157,10 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
         );
         let (status, body) = get(
             &http,
-            format!("{}/api/v1/audit/proof/inclusion?seq={seq}&size={}", server.base_url, checkpoint.size),
+            format!(
+                "{}/api/v1/audit/proof/inclusion?seq={seq}&size={}",
+                server.base_url, checkpoint.size
+            ),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -169,13 +177,21 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
         let other = leaf_hash(b"another event");
         assert!(verify_inclusion(&hashes, checkpoint.size, checkpoint.root, seq - 1, other).is_err());
     }
-    let (status, body) = get(&http, format!("{}/api/v1/audit/proof/inclusion?seq=1&size=9999", server.base_url)).await;
+    let (status, body) = get(
+        &http,
+        format!("{}/api/v1/audit/proof/inclusion?seq=1&size=9999", server.base_url),
+    )
+    .await;
     assert_eq!(status, 400, "beyond the log: {body}");
 
     // The monitor: a first look, then a grown log that still extends it.
     let state = server.db.dir.join("monitor.json");
     let state_arg = state.to_str().expect("path");
-    let (code, out, err) = cli(&server.db, &[], &["audit", "monitor", "--url", &server.base_url, "--state", state_arg]);
+    let (code, out, err) = cli(
+        &server.db,
+        &[],
+        &["audit", "monitor", "--url", &server.base_url, "--state", state_arg],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("first look"), "{out}");
     let agent = server.agent("later").await;
@@ -203,7 +219,11 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
         .collect();
     verify_consistency(&proof, grown.size, grown.root, checkpoint.size, checkpoint.root).expect("consistent");
     assert!(verify_consistency(&proof, grown.size, grown.root, checkpoint.size, leaf_hash(b"x")).is_err());
-    let (code, out, err) = cli(&server.db, &[], &["audit", "monitor", "--url", &server.base_url, "--state", state_arg]);
+    let (code, out, err) = cli(
+        &server.db,
+        &[],
+        &["audit", "monitor", "--url", &server.base_url, "--state", state_arg],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("agrees"), "{out}");
     server.stop().await;
@@ -221,7 +241,10 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
         db.execute(&statement).await.expect("tamper");
     }
     let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
-    let frontier = signoff_server::evidence::frontier_at(&store, keep).await.expect("frontier").encode();
+    let frontier = signoff_server::evidence::frontier_at(&store, keep)
+        .await
+        .expect("frontier")
+        .encode();
     let hash = store.audit_events(keep - 1, 1).await.expect("event")[0].hash.clone();
     db.execute(&format!(
         "UPDATE audit_head SET seq = {keep}, hash = '{hash}', tree_size = {keep}, frontier = '{frontier}'"
@@ -231,7 +254,11 @@ async fn checkpoints_and_proofs_hold_and_the_monitor_catches_a_rewound_log(backe
     let (code, out, _) = cli(&db, &[], &["audit", "verify"]);
     assert_eq!(code, 0, "a consistent rewind passes a local check: {out}");
     let server = ServerProcess::start(&db, &[("SIGNOFF_AUDIT_CHECKPOINT_EVERY", EVERY)]).await;
-    let (code, out, err) = cli(&db, &[], &["audit", "monitor", "--url", &server.base_url, "--state", state_arg]);
+    let (code, out, err) = cli(
+        &db,
+        &[],
+        &["audit", "monitor", "--url", &server.base_url, "--state", state_arg],
+    );
     assert_eq!(code, 2, "the monitor catches it: {out}{err}");
     assert!(out.contains("TAMPERED") && out.contains("rewound"), "{out}");
     server.terminate().await;
@@ -243,7 +270,10 @@ async fn verify_names_each_kind_of_tampering(backend: Backend) {
     let db = seeded(backend).await;
     let (code, out, err) = verify(&db);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("audit trail intact") && out.contains("checkpoints verified"), "{out}");
+    assert!(
+        out.contains("audit trail intact") && out.contains("checkpoints verified"),
+        "{out}"
+    );
     let events = db.count("audit_events").await;
     assert!(events >= 16, "{events} events");
 
@@ -290,7 +320,9 @@ async fn verify_names_each_kind_of_tampering(backend: Backend) {
         let db = seeded(backend).await;
         bypass_guards(&db).await;
         for statement in &statements {
-            db.execute(statement).await.unwrap_or_else(|err| panic!("{case}: {statement}: {err}"));
+            db.execute(statement)
+                .await
+                .unwrap_or_else(|err| panic!("{case}: {statement}: {err}"));
         }
         let (code, out, err) = verify(&db);
         assert_eq!(code, 1, "{case}: {out}{err}");
@@ -307,7 +339,9 @@ async fn verify_names_each_kind_of_tampering(backend: Backend) {
     }
     .sign(&stranger);
     bypass_guards(&db).await;
-    db.execute("DELETE FROM audit_checkpoints WHERE tree_size = 8").await.expect("remove");
+    db.execute("DELETE FROM audit_checkpoints WHERE tree_size = 8")
+        .await
+        .expect("remove");
     db.execute(&format!(
         "INSERT INTO audit_checkpoints (tree_size, root, at, key_id, note) VALUES (8, 'x', 0, 'x', '{forged}')"
     ))
@@ -315,7 +349,10 @@ async fn verify_names_each_kind_of_tampering(backend: Backend) {
     .expect("insert a forgery");
     let (code, out, _) = verify(&db);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("checkpoint at tree size 8") && out.contains("forged"), "{out}");
+    assert!(
+        out.contains("checkpoint at tree size 8") && out.contains("forged"),
+        "{out}"
+    );
 }
 
 async fn an_export_verifies_offline_with_only_the_public_key(backend: Backend) {
@@ -327,7 +364,10 @@ async fn an_export_verifies_offline_with_only_the_public_key(backend: Backend) {
     let (code, csv, _) = cli(&db, &[], &["audit", "export", "--format", "csv"]);
     assert_eq!(code, 0);
     assert!(csv.starts_with("seq,at,kind,description"), "{csv}");
-    assert!(csv.contains("created agent `deployer` with a key"), "sentences, not raw kinds only: {csv}");
+    assert!(
+        csv.contains("created agent `deployer` with a key"),
+        "sentences, not raw kinds only: {csv}"
+    );
 
     // Another machine: a directory with the file, and nothing else.
     let offline = tempdir("offline");
@@ -353,7 +393,9 @@ async fn an_export_verifies_offline_with_only_the_public_key(backend: Backend) {
     assert!(out.contains("audit trail intact"), "{out}");
 
     // Another key: nothing verifies.
-    let stranger = signoff_app::evidence::note::LogKey::from_seed("x/audit", [3; 32]).public().verifier();
+    let stranger = signoff_app::evidence::note::LogKey::from_seed("x/audit", [3; 32])
+        .public()
+        .verifier();
     let (code, out) = verify_offline(&file, &stranger);
     assert_eq!(code, 1, "{out}");
 
@@ -369,7 +411,9 @@ async fn an_export_verifies_offline_with_only_the_public_key(backend: Backend) {
     // A range in the middle: anchored by a later checkpoint and a consistency proof.
     let mut times = Vec::new();
     for seq in [3, 10] {
-        let millis = db.scalar(&format!("SELECT at FROM audit_events WHERE seq = {seq}")).await;
+        let millis = db
+            .scalar(&format!("SELECT at FROM audit_events WHERE seq = {seq}"))
+            .await;
         times.push(
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
                 .expect("time")
@@ -381,7 +425,10 @@ async fn an_export_verifies_offline_with_only_the_public_key(backend: Backend) {
     let (code, middle, err) = cli(&db, &[], &["audit", "export", "--since", &since, "--until", &until]);
     assert_eq!(code, 0, "{err}");
     let header: Value = serde_json::from_str(middle.lines().next().expect("header")).expect("json");
-    assert!(header["from"].as_i64().expect("from") <= 3 && header["to"].as_i64().expect("to") < 10, "{header}");
+    assert!(
+        header["from"].as_i64().expect("from") <= 3 && header["to"].as_i64().expect("to") < 10,
+        "{header}"
+    );
     let part = offline.join("middle.jsonl");
     std::fs::write(&part, &middle).expect("write");
     let (code, out) = verify_offline(&part, &key);
@@ -411,8 +458,14 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
     approve(&server, &id).await;
     let approved = agent.wait(&id, 5).await;
     assert_eq!(approved.body["status"], "approved");
-    let receipt = approved.body["receipt"].as_str().expect("a receipt once approved").to_string();
-    assert_eq!(agent.get(&format!("/api/v1/requests/{id}")).await.body["receipt"], receipt.as_str());
+    let receipt = approved.body["receipt"]
+        .as_str()
+        .expect("a receipt once approved")
+        .to_string();
+    assert_eq!(
+        agent.get(&format!("/api/v1/requests/{id}")).await.body["receipt"],
+        receipt.as_str()
+    );
 
     let (_, keys, _) = cli(&server.db, &[], &["audit", "keys"]);
     let key = keys.lines().next().expect("key").to_string();
@@ -421,7 +474,14 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
     std::fs::write(&action, approved.body.to_string()).expect("write");
     let check = |action: &Path, key: &str, receipt: &str| {
         let output = std::process::Command::new(client_binary())
-            .args(["verify-receipt", receipt, "--action", action.to_str().expect("path"), "--key", key])
+            .args([
+                "verify-receipt",
+                receipt,
+                "--action",
+                action.to_str().expect("path"),
+                "--key",
+                key,
+            ])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &dir)
@@ -436,7 +496,9 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&id) && out.contains("reviewer1@example.com"), "{out}");
 
-    let stranger = signoff_app::evidence::note::LogKey::from_seed("x/audit", [4; 32]).public().verifier();
+    let stranger = signoff_app::evidence::note::LogKey::from_seed("x/audit", [4; 32])
+        .public()
+        .verifier();
     let (code, out) = check(&action, &stranger, &receipt);
     assert_eq!(code, 1, "another key: {out}");
 
@@ -457,20 +519,31 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
         .await;
     assert_eq!(wrong.status, 422, "{:?}", wrong.body);
     let used = agent
-        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed", "receipt": receipt}))
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "executed", "receipt": receipt}),
+        )
         .await;
     assert_eq!(used.status, 200, "{:?}", used.body);
-    assert!(used.body["result"].get("receipt").is_none(), "never kept with the result");
+    assert!(
+        used.body["result"].get("receipt").is_none(),
+        "never kept with the result"
+    );
     let again = agent
-        .post(&format!("/api/v1/requests/{id}/result"), &json!({"status": "executed", "receipt": receipt}))
+        .post(
+            &format!("/api/v1/requests/{id}/result"),
+            &json!({"status": "executed", "receipt": receipt}),
+        )
         .await;
     assert_eq!(again.status, 409, "{:?}", again.body);
     assert_eq!(again.error_code(), "receipt_used");
-    let trail = server.db.scalar(&format!(
-        "SELECT COUNT(*) FROM audit_events WHERE data LIKE '%{}%'",
-        &receipt[receipt.len() - 20..]
-    ))
-    .await;
+    let trail = server
+        .db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE data LIKE '%{}%'",
+            &receipt[receipt.len() - 20..]
+        ))
+        .await;
     assert_eq!(trail, 0, "the receipt is not in the audit trail");
 
     // Its window closes.
@@ -509,7 +582,13 @@ async fn a_store_from_before_the_tree_upgrades_in_place(backend: Backend) {
                 .zip(names)
                 .enumerate()
                 .map(|(index, (sql, name))| {
-                    Migration::new(index as i64 + 1, Cow::Borrowed(name), MigrationType::Simple, Cow::Owned(sql.clone()), false)
+                    Migration::new(
+                        index as i64 + 1,
+                        Cow::Borrowed(name),
+                        MigrationType::Simple,
+                        Cow::Owned(sql.clone()),
+                        false,
+                    )
                 })
                 .collect(),
         ),
@@ -532,7 +611,9 @@ async fn a_store_from_before_the_tree_upgrades_in_place(backend: Backend) {
     statements.push(format!("UPDATE audit_head SET seq = 9, hash = '{prev}'"));
     match backend {
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url)).await.expect("connect");
+            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+                .await
+                .expect("connect");
             previous.run(&pool).await.expect("the previous schema");
             for statement in &statements {
                 sqlx::query(statement).execute(&pool).await.expect("old rows");
@@ -549,11 +630,20 @@ async fn a_store_from_before_the_tree_upgrades_in_place(backend: Backend) {
         }
     }
     let (code, out, _) = cli(&db, &[], &["audit", "verify"]);
-    assert_eq!(code, 1, "before the server built the tree, checkpoints are missing: {out}");
+    assert_eq!(
+        code, 1,
+        "before the server built the tree, checkpoints are missing: {out}"
+    );
     let server = server(&db).await;
     assert_eq!(server.db.count("audit_tree").await, 9, "the old events joined the tree");
-    let sizes = server.db.scalar("SELECT COUNT(*) FROM audit_checkpoints WHERE tree_size IN (4, 8, 9)").await;
-    assert_eq!(sizes, 3, "signed at 4 and 8 as if it had always been, and the head at start");
+    let sizes = server
+        .db
+        .scalar("SELECT COUNT(*) FROM audit_checkpoints WHERE tree_size IN (4, 8, 9)")
+        .await;
+    assert_eq!(
+        sizes, 3,
+        "signed at 4 and 8 as if it had always been, and the head at start"
+    );
     let agent = server.agent("new").await;
     let id = agent.submit(&request_body("After the upgrade")).await;
     approve(&server, &id).await;
@@ -571,11 +661,17 @@ async fn two_servers_and_eight_writers_keep_one_valid_log() {
     let second = ServerProcess::start(&db, &env).await;
     let writers: Vec<_> = (0..8)
         .map(|writer| {
-            let base = if writer % 2 == 0 { first.base_url.clone() } else { second.base_url.clone() };
+            let base = if writer % 2 == 0 {
+                first.base_url.clone()
+            } else {
+                second.base_url.clone()
+            };
             let agent = AgentClient::new(&base, &key);
             tokio::spawn(async move {
                 for n in 0..1_000 {
-                    let reply = agent.post("/api/v1/requests", &request_body(&format!("Writer {writer} #{n}"))).await;
+                    let reply = agent
+                        .post("/api/v1/requests", &request_body(&format!("Writer {writer} #{n}")))
+                        .await;
                     assert_eq!(reply.status, 201, "{:?}", reply.body);
                 }
             })
@@ -599,7 +695,10 @@ async fn two_servers_and_eight_writers_keep_one_valid_log() {
     for old in [1, 100, 4_000, head.size - 1] {
         let (status, body) = get(
             &http,
-            format!("{}/api/v1/audit/proof/consistency?from={old}&to={}", server.base_url, head.size),
+            format!(
+                "{}/api/v1/audit/proof/consistency?from={old}&to={}",
+                server.base_url, head.size
+            ),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -610,7 +709,9 @@ async fn two_servers_and_eight_writers_keep_one_valid_log() {
             .map(|hash| hash_from_base64(hash.as_str().expect("base64")).expect("hash"))
             .collect();
         let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
-        let old_root = signoff_server::evidence::root_at(&store, old as i64).await.expect("root");
+        let old_root = signoff_server::evidence::root_at(&store, old as i64)
+            .await
+            .expect("root");
         verify_consistency(&proof, head.size, head.root, old, old_root).expect("consistent");
     }
     server.terminate().await;

@@ -63,7 +63,9 @@ impl LogKey {
 
 impl std::fmt::Debug for LogKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogKey").field("public", &self.public().verifier()).finish()
+        f.debug_struct("LogKey")
+            .field("public", &self.public().verifier())
+            .finish()
     }
 }
 
@@ -158,7 +160,9 @@ impl Checkpoint {
     /// ignored; a failing one by a known key refuses the note.
     pub fn open<'k>(note: &str, keys: &'k [PublicKey]) -> Result<(Checkpoint, &'k PublicKey), NoteError> {
         let malformed = |why: &str| NoteError::Malformed(why.to_string());
-        let split = note.find("\n\n").ok_or_else(|| malformed("no blank line before the signatures"))?;
+        let split = note
+            .find("\n\n")
+            .ok_or_else(|| malformed("no blank line before the signatures"))?;
         let (body, signatures) = (&note[..=split], &note[split + 2..]);
         let parsed = tlog_tiles::Checkpoint::from_bytes(body.as_bytes()).map_err(|_| malformed("not a checkpoint"))?;
         let checkpoint = Checkpoint {
@@ -174,7 +178,9 @@ impl Checkpoint {
             let (name, signature) = rest
                 .split_once(' ')
                 .ok_or_else(|| malformed("a signature line names its key"))?;
-            let bytes = STANDARD.decode(signature).map_err(|_| malformed("a signature is base64"))?;
+            let bytes = STANDARD
+                .decode(signature)
+                .map_err(|_| malformed("a signature is base64"))?;
             if bytes.len() < 4 {
                 return Err(malformed("a signature too short to hold a key id"));
             }
@@ -214,10 +220,7 @@ mod tests {
         assert_eq!(opened, checkpoint);
         assert_eq!(by, &public[0]);
 
-        assert_eq!(
-            Checkpoint::open(&note, &[key(2).public()]),
-            Err(NoteError::UnknownKey)
-        );
+        assert_eq!(Checkpoint::open(&note, &[key(2).public()]), Err(NoteError::UnknownKey));
         let forged = note.replace("\n42\n", "\n41\n");
         assert!(matches!(
             Checkpoint::open(&forged, &public),
@@ -229,7 +232,11 @@ mod tests {
     fn verifier_keys_round_trip_and_their_id_is_checked() {
         for seed in 0..32 {
             let public = key(seed).public();
-            assert_eq!(PublicKey::parse(&public.verifier()).as_ref(), Ok(&public), "seed {seed}");
+            assert_eq!(
+                PublicKey::parse(&public.verifier()).as_ref(),
+                Ok(&public),
+                "seed {seed}"
+            );
         }
         let public = key(3).public();
         let text = public.verifier();

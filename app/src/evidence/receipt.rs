@@ -149,10 +149,10 @@ fn split(token: &str) -> Result<(Header, ReceiptClaims, Vec<u8>), ReceiptError> 
             .decode(part)
             .map_err(|_| malformed(format!("its {what} is not base64url")))
     };
-    let header: Header = serde_json::from_slice(&decode(header, "header")?)
-        .map_err(|err| malformed(format!("its header: {err}")))?;
-    let claims: ReceiptClaims = serde_json::from_slice(&decode(claims, "claims")?)
-        .map_err(|err| malformed(format!("its claims: {err}")))?;
+    let header: Header =
+        serde_json::from_slice(&decode(header, "header")?).map_err(|err| malformed(format!("its header: {err}")))?;
+    let claims: ReceiptClaims =
+        serde_json::from_slice(&decode(claims, "claims")?).map_err(|err| malformed(format!("its claims: {err}")))?;
     Ok((header, claims, decode(signature, "signature")?))
 }
 
@@ -228,17 +228,29 @@ mod tests {
         assert_eq!(verify(&token, &keys, &digest, 1_200), Ok(claims(&digest)));
 
         let other = LogKey::from_seed("signoff.example.com/audit", [8; 32]);
-        assert!(matches!(verify(&token, &[other.public()], &digest, 1_200), Err(ReceiptError::UnknownKey(_))));
-        assert_eq!(verify(&token, &keys, &digest, 1_601), Err(ReceiptError::Expired { exp: 1_600 }));
+        assert!(matches!(
+            verify(&token, &[other.public()], &digest, 1_200),
+            Err(ReceiptError::UnknownKey(_))
+        ));
+        assert_eq!(
+            verify(&token, &keys, &digest, 1_601),
+            Err(ReceiptError::Expired { exp: 1_600 })
+        );
         let altered = digest_of_action(&json!({"action": "deploy.service", "resource": "k8s://prod/api", "labels": {"env": "prod"}, "payload": {"image": "api:3"}})).expect("digest");
-        assert!(matches!(verify(&token, &keys, &altered, 1_200), Err(ReceiptError::DigestMismatch { .. })));
+        assert!(matches!(
+            verify(&token, &keys, &altered, 1_200),
+            Err(ReceiptError::DigestMismatch { .. })
+        ));
 
         // Claims swapped under the same signature.
         let (head, rest) = token.split_once('.').expect("parts");
         let (_, signature) = rest.split_once('.').expect("parts");
         let mut forged = claims(&altered);
         forged.digest = altered.clone();
-        let forged = format!("{head}.{}.{signature}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).expect("json")));
+        let forged = format!(
+            "{head}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).expect("json"))
+        );
         assert_eq!(verify(&forged, &keys, &altered, 1_200), Err(ReceiptError::BadSignature));
     }
 

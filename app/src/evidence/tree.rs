@@ -76,7 +76,10 @@ impl Frontier {
     /// [`needed_for_frontier`] lists them).
     pub fn from_nodes(size: u64, nodes: Vec<Hash>) -> Result<Frontier, TreeError> {
         if nodes.len() != size.count_ones() as usize {
-            return Err(TreeError::Unreadable(format!("a tree of {size} leaves has {} subtree roots", size.count_ones())));
+            return Err(TreeError::Unreadable(format!(
+                "a tree of {size} leaves has {} subtree roots",
+                size.count_ones()
+            )));
         }
         Ok(Frontier { size, nodes })
     }

@@ -232,9 +232,9 @@ impl Batch<'_> {
             Command::Report { agent, id, report } => {
                 self.transition(*id, |case, now, out| case.report(*agent, report, now, out))
             }
-            Command::Admin(_) | Command::Checkpoint => {
-                Err(Error::Internal("admin changes and checkpoints are applied by `apply`".into()))
-            }
+            Command::Admin(_) | Command::Checkpoint => Err(Error::Internal(
+                "admin changes and checkpoints are applied by `apply`".into(),
+            )),
             Command::ExpireDue { limit } => {
                 let due: Vec<RequestId> = self.due.drain(..self.due.len().min(*limit)).collect();
                 let mut expired = 0;

@@ -85,7 +85,7 @@ impl<'e> Chain<'e> {
             hash,
         });
         self.seq = seq;
-        if seq as u64 % self.evidence.checkpoint_every == 0 {
+        if (seq as u64).is_multiple_of(self.evidence.checkpoint_every) {
             self.checkpoint(at);
         }
     }
@@ -127,7 +127,9 @@ impl<'e> Chain<'e> {
         self.rows
             .iter()
             .rev()
-            .find(|row| row.request_id.as_deref() == Some(id.as_str()) && kinds.iter().any(|kind| kind.as_str() == row.kind))
+            .find(|row| {
+                row.request_id.as_deref() == Some(id.as_str()) && kinds.iter().any(|kind| kind.as_str() == row.kind)
+            })
             .map(|row| row.seq)
     }
 }
@@ -138,7 +140,10 @@ impl<'e> Chain<'e> {
 async fn catch_up(tx: &mut WriteTx, head: &HeadRow, evidence: &Evidence) -> Result<Frontier> {
     let mut frontier = Frontier::decode(head.tree_size as u64, &head.frontier)
         .map_err(|err| crate::Error::Internal(format!("audit tree: {err}")))?;
-    tracing::info!(events = head.seq - head.tree_size, "building the audit log's Merkle tree");
+    tracing::info!(
+        events = head.seq - head.tree_size,
+        "building the audit log's Merkle tree"
+    );
     let now = millis(crate::clock::now());
     let mut after = head.tree_size;
     while after < head.seq {
@@ -151,7 +156,7 @@ async fn catch_up(tx: &mut WriteTx, head: &HeadRow, evidence: &Evidence) -> Resu
         for event in events.iter().filter(|event| event.seq <= head.seq) {
             let stored = frontier.push(leaf_hash(event.canonical().as_bytes()));
             rows.push((event.seq, tree::join(&stored)));
-            if event.seq as u64 % evidence.checkpoint_every == 0 {
+            if (event.seq as u64).is_multiple_of(evidence.checkpoint_every) {
                 let root = frontier.root();
                 checkpoints.push(CheckpointRow {
                     tree_size: event.seq,

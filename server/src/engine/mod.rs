@@ -288,7 +288,10 @@ async fn write(
         let started = Instant::now();
         let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
         let span = tracing::debug_span!("batch", commands = commands.len());
-        match batch::apply(&store, &policies, &evidence, &commands).instrument(span).await {
+        match batch::apply(&store, &policies, &evidence, &commands)
+            .instrument(span)
+            .await
+        {
             Ok(applied) => {
                 crate::metrics::batch_committed(jobs.len(), started.elapsed());
                 if let Some(changed) = applied.policies {

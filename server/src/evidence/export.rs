@@ -196,7 +196,11 @@ pub fn verify_file(input: impl BufRead, keys: &[PublicKey]) -> Result<Report> {
     if walk.size() != header.to {
         return Ok(Report::Broken {
             seq: walk.size() + 1,
-            reason: format!("the export says it ends at event {} but holds events up to {}", header.to, walk.size()),
+            reason: format!(
+                "the export says it ends at event {} but holds events up to {}",
+                header.to,
+                walk.size()
+            ),
         });
     }
     // The range's end must be covered by a signed checkpoint: its own, or a later one

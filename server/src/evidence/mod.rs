@@ -5,7 +5,6 @@
 
 pub mod export;
 pub mod monitor;
-pub mod routes;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -42,7 +41,10 @@ pub struct Evidence {
 
 impl std::fmt::Debug for Evidence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Evidence").field("origin", &self.origin).field("keys", &self.keys).finish()
+        f.debug_struct("Evidence")
+            .field("origin", &self.origin)
+            .field("keys", &self.keys)
+            .finish()
     }
 }
 
@@ -53,7 +55,12 @@ impl Evidence {
         let (origin, seed) = key_file(config, true)?;
         let key = LogKey::from_seed(&origin, seed);
         let mut keys = vec![key.public()];
-        for verifier in config.audit.previous_keys.iter().chain(&retired_keys(&config.data_dir)?) {
+        for verifier in config
+            .audit
+            .previous_keys
+            .iter()
+            .chain(&retired_keys(&config.data_dir)?)
+        {
             let previous = PublicKey::parse(verifier)
                 .map_err(|err| Error::Config(format!("audit previous key `{verifier}`: {err}")))?;
             if !keys.contains(&previous) {
@@ -148,7 +155,8 @@ pub fn rotate_key(config: &Config) -> Result<(String, String)> {
     let mut list = std::fs::read_to_string(&retired).unwrap_or_default();
     list.push_str(&old);
     list.push('\n');
-    std::fs::write(&retired, list).map_err(|err| Error::Config(format!("cannot write {}: {err}", retired.display())))?;
+    std::fs::write(&retired, list)
+        .map_err(|err| Error::Config(format!("cannot write {}: {err}", retired.display())))?;
     std::fs::remove_file(&path).map_err(|err| Error::Config(format!("cannot replace {}: {err}", path.display())))?;
     let (origin, seed) = key_file(config, true)?;
     let new = LogKey::from_seed(&origin, seed).public().verifier();
@@ -238,10 +246,33 @@ fn key_file(config: &Config, make: bool) -> Result<(String, [u8; 32])> {
 
 fn retired_keys(data_dir: &Path) -> Result<Vec<String>> {
     match std::fs::read_to_string(data_dir.join(RETIRED_KEYS)) {
-        Ok(text) => Ok(text.lines().map(str::trim).filter(|line| !line.is_empty()).map(String::from).collect()),
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(String::from)
+            .collect()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(err) => Err(Error::Config(format!("cannot read the retired audit keys: {err}"))),
     }
+}
+
+/// `GET /.well-known/signoff/keys`: every key the log is known by, current first.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Keys {
+    pub origin: String,
+    pub keys: Vec<KeyView>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyView {
+    pub name: String,
+    /// Hex, as the checkpoint signatures and receipts (`kid`) name it.
+    pub key_id: String,
+    /// The signed-note verifier key: `name+key_id+base64(0x01 ‖ Ed25519 public key)`.
+    pub verifier: String,
+    /// Signs new checkpoints and receipts (the others signed before a rotation).
+    pub current: bool,
 }
 
 /// An event's inclusion in the tree of `size` events.

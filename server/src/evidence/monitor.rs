@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use signoff_app::evidence::note::{Checkpoint, PublicKey};
 use signoff_app::evidence::tree::{hash_from_base64, hash_to_base64, verify_consistency};
 
-use super::ConsistencyProof;
-use super::routes::Keys;
+use super::{ConsistencyProof, Keys};
 
 /// What a run found.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,7 +50,9 @@ pub async fn run(url: &str, state_file: &Path, pinned: &[String]) -> Outcome {
 async fn check(url: &str, state_file: &Path, pinned: &[String]) -> Result<Outcome, Outcome> {
     let unchecked = |why: String| Outcome::Unchecked(why);
     let previous: Option<State> = match std::fs::read_to_string(state_file) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|err| unchecked(format!("{}: {err}", state_file.display())))?),
+        Ok(text) => {
+            Some(serde_json::from_str(&text).map_err(|err| unchecked(format!("{}: {err}", state_file.display())))?)
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => return Err(unchecked(format!("{}: {err}", state_file.display()))),
     };
@@ -68,7 +69,10 @@ async fn check(url: &str, state_file: &Path, pinned: &[String]) -> Result<Outcom
                 .await
                 .map_err(|err| unchecked(format!("{path}: {err}")))?;
             let status = response.status();
-            let text = response.text().await.map_err(|err| unchecked(format!("{path}: {err}")))?;
+            let text = response
+                .text()
+                .await
+                .map_err(|err| unchecked(format!("{path}: {err}")))?;
             if !status.is_success() {
                 return Err(unchecked(format!("{path}: {status}: {}", text.trim())));
             }
@@ -124,7 +128,11 @@ async fn check(url: &str, state_file: &Path, pinned: &[String]) -> Result<Outcom
         }
     } else if seen.size > 0 {
         let proof: ConsistencyProof = serde_json::from_str(
-            &get(format!("/api/v1/audit/proof/consistency?from={}&to={}", seen.size, checkpoint.size)).await?,
+            &get(format!(
+                "/api/v1/audit/proof/consistency?from={}&to={}",
+                seen.size, checkpoint.size
+            ))
+            .await?,
         )
         .map_err(|err| unchecked(format!("the consistency proof: {err}")))?;
         let hashes = proof

@@ -75,7 +75,13 @@ impl<'k> Walk<'k> {
     pub fn event(&mut self, event: &AuditEvent) -> std::result::Result<(), Broken> {
         let seq = event.seq;
         if seq != self.next_seq {
-            return Err((self.next_seq, format!("expected event {}; found {seq}: events are missing or out of order", self.next_seq)));
+            return Err((
+                self.next_seq,
+                format!(
+                    "expected event {}; found {seq}: events are missing or out of order",
+                    self.next_seq
+                ),
+            ));
         }
         if let Some(prev) = &self.prev_hash
             && &event.prev_hash != prev
@@ -91,8 +97,14 @@ impl<'k> Walk<'k> {
         self.next_seq += 1;
         match self.checkpoints.remove(&seq) {
             Some(checkpoint) => self.checkpoint(&checkpoint)?,
-            None if self.every.is_some_and(|every| seq as u64 % every == 0) => {
-                return Err((seq, format!("no checkpoint at tree size {seq}: one is signed at every multiple of {}, so it was removed", self.every.unwrap_or_default())));
+            None if self.every.is_some_and(|every| (seq as u64).is_multiple_of(every)) => {
+                return Err((
+                    seq,
+                    format!(
+                        "no checkpoint at tree size {seq}: one is signed at every multiple of {}, so it was removed",
+                        self.every.unwrap_or_default()
+                    ),
+                ));
             }
             None => {}
         }
@@ -171,11 +183,22 @@ pub async fn verify_store(
         (Some("0".repeat(64)), Frontier::default())
     } else {
         let before = store.audit_events(start - 1, 1).await?;
-        let prev = before.first().filter(|event| event.seq == start).map(|event| event.hash.clone());
+        let prev = before
+            .first()
+            .filter(|event| event.seq == start)
+            .map(|event| event.hash.clone());
         (prev, super::frontier_at(store, start).await?)
     };
     let checkpoints = store.checkpoints(start + 1, i64::MAX).await?;
-    let mut walk = Walk::new(keys, Some(origin.to_string()), Some(every), start, prev_hash, frontier, checkpoints);
+    let mut walk = Walk::new(
+        keys,
+        Some(origin.to_string()),
+        Some(every),
+        start,
+        prev_hash,
+        frontier,
+        checkpoints,
+    );
     let mut after = start;
     loop {
         let events = store.audit_events(after, PAGE).await?;
@@ -197,7 +220,10 @@ pub async fn verify_store(
     if events != head.seq {
         return Ok(Report::Broken {
             seq: events + 1,
-            reason: format!("the log ends at event {events} but its head says {}: events were removed", head.seq),
+            reason: format!(
+                "the log ends at event {events} but its head says {}: events were removed",
+                head.seq
+            ),
         });
     }
     if events > 0 && walk.prev_hash.as_deref() != Some(head.hash.as_str()) {

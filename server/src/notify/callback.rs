@@ -192,7 +192,8 @@ pub fn secret(config: &CallbacksConfig, data_dir: &Path) -> Result<String> {
     );
     std::fs::create_dir_all(data_dir)
         .map_err(|err| Error::Config(format!("cannot create {}: {err}", data_dir.display())))?;
-    crate::keys::write_private(&path, &made).map_err(|err| Error::Config(format!("cannot write {}: {err}", path.display())))?;
+    crate::keys::write_private(&path, &made)
+        .map_err(|err| Error::Config(format!("cannot write {}: {err}", path.display())))?;
     Ok(made)
 }
 

@@ -85,16 +85,16 @@ mod signin;
 mod write;
 mod console;
 mod deliveries;
+mod evidence;
 mod policy;
 mod slack;
-mod evidence;
 
 pub use console::AuditQuery;
 pub use deliveries::{Delivery, DeliveryStatus};
+pub use evidence::{CheckpointRow, HeadRow};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
-pub use evidence::{CheckpointRow, HeadRow};
 pub use slack::SlackMessage;
 pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
 

@@ -50,7 +50,9 @@ pub fn run(args: &VerifyReceiptArgs) -> u8 {
 fn check(args: &VerifyReceiptArgs) -> Result<Result<String, String>, String> {
     let token = if args.receipt == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|err| err.to_string())?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|err| err.to_string())?;
         text
     } else if std::path::Path::new(&args.receipt).is_file() {
         std::fs::read_to_string(&args.receipt).map_err(|err| format!("{}: {err}", args.receipt))?

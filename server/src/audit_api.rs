@@ -1,4 +1,4 @@
-//! The log's public evidence, for monitors, auditors and executors: its keys, its newest
+//! The door to the log's public evidence (`crate::evidence`), for monitors, auditors and executors: its keys, its newest
 //! signed checkpoint, and proofs (hashes only, never events). Open without sign-in, as
 //! Certificate Transparency logs are, and limited per client address.
 
@@ -8,9 +8,9 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{ConsistencyProof, InclusionProof};
+use crate::evidence::{ConsistencyProof, InclusionProof, KeyView, Keys};
 use crate::state::AppState;
 use crate::throttle::{Bucket, ClientAddress};
 use crate::{Error, Result};
@@ -21,24 +21,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/checkpoint", get(checkpoint))
         .route("/api/v1/audit/proof/inclusion", get(inclusion))
         .route("/api/v1/audit/proof/consistency", get(consistency))
-}
-
-/// `GET /.well-known/signoff/keys`: every key the log is known by, current first.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Keys {
-    pub origin: String,
-    pub keys: Vec<KeyView>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct KeyView {
-    pub name: String,
-    /// Hex, as the checkpoint signatures and receipts (`kid`) name it.
-    pub key_id: String,
-    /// The signed-note verifier key: `name+key_id+base64(0x01 ‖ Ed25519 public key)`.
-    pub verifier: String,
-    /// Signs new checkpoints and receipts (the others signed before a rotation).
-    pub current: bool,
 }
 
 async fn keys(State(state): State<AppState>, ClientAddress(client): ClientAddress) -> Result<Json<Keys>> {
