@@ -7,7 +7,10 @@ import type { Tool, ToolExecutionOptions } from "ai";
 
 import { Signoff, type Approval } from "./client.js";
 import { Cancelled, Denied, Expired, TimedOut } from "./errors.js";
+import { refusalMessage } from "./refusal.js";
 import type { Json } from "./types.js";
+
+export { refusalMessage };
 
 type Per<INPUT, T> = T | ((input: INPUT, options: ToolExecutionOptions) => T);
 
@@ -40,17 +43,6 @@ export interface RequireApprovalOptions<INPUT> {
 
 function pick<INPUT, T>(value: Per<INPUT, T>, input: INPUT, options: ToolExecutionOptions): T {
   return typeof value === "function" ? (value as (i: INPUT, o: ToolExecutionOptions) => T)(input, options) : value;
-}
-
-/** The sentence a model gets when its call was not approved. */
-export function refusalMessage(error: Denied | Expired | Cancelled | TimedOut): string {
-  if (error instanceof Denied) {
-    const said = error.comments.length > 0 ? ` Reviewer's comment: ${error.comments.join(" / ")}` : "";
-    return `Not approved: a reviewer denied this call, so it was not run.${said}`;
-  }
-  if (error instanceof Expired) return "Not approved: nobody decided before the request expired, so it was not run.";
-  if (error instanceof TimedOut) return "Not approved: no decision came in time, so the request was withdrawn and nothing was run.";
-  return "Not approved: the request was cancelled, so it was not run.";
 }
 
 /**
