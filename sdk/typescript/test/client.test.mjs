@@ -213,6 +213,16 @@ for (const store of stores()) {
       await assert.rejects(signoff.cancel(id), (error) => error instanceof ApiError && error.status === 409);
     });
 
+    it("an aborted signal cancels the request", async () => {
+      const { name, signoff } = agent();
+      const controller = new AbortController();
+      const pending = later(signoff.requestApproval({ ...deploy, signal: controller.signal }));
+      const request = await riley.pendingOf(name);
+      controller.abort(new Error("the user pressed Ctrl-C"));
+      await assert.rejects(pending, /Ctrl-C/);
+      assert.equal((await riley.get(request.id)).status, "cancelled");
+    });
+
     it("a refused key is an ApiError at once", async () => {
       const signoff = new Signoff({ server: server.url, key: "so_agent_not-a-key" });
       await assert.rejects(signoff.requestApproval(deploy), (error) => error instanceof ApiError && error.status === 401);
