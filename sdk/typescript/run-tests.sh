@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The TypeScript SDK's tests: installs the pinned packages (npm ci) when node_modules is missing
-# or older than package-lock.json, builds dist/ when a source is newer than the last build, and
-# type-checks the README's examples (typecheck/), and runs Node's test runner against a real `signoff-server --dev` (SIGNOFF_SERVER_BIN, default
-# ../../target/debug/signoff-server) on SQLite, and on Postgres when TEST_POSTGRES_URL is set
-# (SIGNOFF_REQUIRE_POSTGRES=1: no Postgres is a failure). Extra arguments go to `node --test`.
+# or older than package-lock.json; when a source is newer than the last build, builds dist/ and
+# type-checks the README's examples (typecheck/); then runs Node's test runner against a real
+# `signoff-server --dev` (SIGNOFF_SERVER_BIN, default ../../target/debug/signoff-server) on
+# SQLite, and on Postgres when TEST_POSTGRES_URL is set (SIGNOFF_REQUIRE_POSTGRES=1: no Postgres
+# is a failure). Extra arguments go to `node --test`.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -63,6 +63,7 @@ export interface Submission {
 
 const MAX_TITLE = 200;
 const CALL_TIMEOUT_MS = 30_000;
+const CANCEL_GRACE_MS = 10_000;
 
 /** A failure worth retrying: the network, or the server briefly unable to answer. */
 class Transient extends Error {
@@ -344,8 +345,7 @@ export class Signoff {
       const answer = await this.#retrying(
         () => this.#call("GET", path, { signal, timeoutMs: seconds * 1000 + CALL_TIMEOUT_MS, requestId: id }),
         signal,
-        // Past the deadline a last answer is still worth having, briefly.
-        view === undefined ? undefined : deadline,
+        deadline,
       ).catch((error) => {
         if (view !== undefined && error instanceof Unreachable && Date.now() >= deadline) return undefined;
         throw error;
@@ -357,7 +357,8 @@ export class Signoff {
   }
 
   async #cancelQuietly(id: string): Promise<RequestView | undefined> {
-    const signal = AbortSignal.timeout(15_000);
+    // Retried for a few seconds, past the caller's deadline: an outage should not leave it pending.
+    const signal = AbortSignal.timeout(CANCEL_GRACE_MS);
     try {
       return await this.cancel(id, { signal });
     } catch (error) {

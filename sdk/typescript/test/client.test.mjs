@@ -113,6 +113,18 @@ for (const store of stores()) {
       assert.equal((await riley.get(request.id)).status, "cancelled");
     });
 
+    it("cancels on timeout even when the server was down at the deadline", async () => {
+      const { name, signoff } = agent();
+      const pending = later(signoff.requestApproval({ ...deploy, timeoutMs: 1500 }));
+      const request = await riley.pendingOf(name);
+      await server.halt();
+      await sleep(2000); // past the deadline, the server still down
+      await server.start();
+      await assert.rejects(pending, (error) => error instanceof TimedOut && error.cancelled === true);
+      riley = await server.reviewer("riley");
+      assert.equal((await riley.get(request.id)).status, "cancelled");
+    });
+
     it("keeps waiting across a server restart", async () => {
       const { name, signoff } = agent({ client: { pollSeconds: 30 } });
       const pending = later(signoff.requestApproval(deploy));
