@@ -13,12 +13,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     touch node_modules
 fi
 
-if [ ! -f dist/.built ] || [ -n "$(find src typecheck tsconfig.json package-lock.json -newer dist/.built -print -quit)" ]; then
+if [ ! -f .build-stamp ] || [ ! -f dist/index.js ] || [ -n "$(find src typecheck tsconfig.json package-lock.json -newer .build-stamp -print -quit)" ]; then
     rm -rf dist
     npx --no-install tsc -p tsconfig.json
     # The README's examples must type-check against what was just built.
     npx --no-install tsc -p typecheck/tsconfig.json
-    touch dist/.built
+    touch .build-stamp
 fi
 
 exec node --test --test-reporter=spec "$@" test/*.test.mjs
