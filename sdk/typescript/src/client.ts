@@ -311,8 +311,10 @@ export class Signoff {
    */
   async guard<T>(options: RequestApprovalOptions, action: (approval: Approval) => Promise<T> | T): Promise<T> {
     const approval = await this.requestApproval(options);
-    if (approval.status === "approved") await this.start(approval.id, { signal: options.signal });
-    else throw new SignoffError(`request ${approval.id} was already ${approval.status}`, { request: approval.request });
+    if (approval.status !== "approved") {
+      throw new SignoffError(`request ${approval.id} already ran (${approval.status})`, { request: approval.request });
+    }
+    await this.start(approval.id, { signal: options.signal });
     let result: T;
     try {
       result = await action(approval);
@@ -379,7 +381,7 @@ export class Signoff {
 
   // Retries transient failures with backoff, until the outage lasts too long or the deadline passes.
   async #retrying<T>(attempt: () => Promise<T>, signal?: AbortSignal, deadline: number = Infinity): Promise<T> {
-    const firstFailure = { at: 0 };
+    let failingSince = 0;
     let delay = 100;
     for (;;) {
       try {
@@ -387,8 +389,8 @@ export class Signoff {
       } catch (error) {
         if (!(error instanceof Transient)) throw error;
         const now = Date.now();
-        if (firstFailure.at === 0) firstFailure.at = now;
-        const outage = now - firstFailure.at;
+        if (failingSince === 0) failingSince = now;
+        const outage = now - failingSince;
         if (outage >= this.#outageToleranceMs || now >= deadline) {
           throw new Unreachable(`the Signoff server at ${this.server} could not answer: ${error.message}`, {
             cause: error.cause ?? error,
