@@ -10,6 +10,12 @@ run:
 test: test-deps
     cargo test --workspace --all-targets
 
+# The TypeScript SDK (sdk/typescript): npm ci from its lock file when needed, build, then Node's test
+# runner against a real dev server (target/debug/signoff-server, or SIGNOFF_SERVER_BIN) on SQLite,
+# and on Postgres when TEST_POSTGRES_URL is set (SIGNOFF_REQUIRE_POSTGRES=1 makes its absence a failure).
+sdk-ts-test:
+    sdk/typescript/run-tests.sh
+
 # Formatting and lints, as CI wants them.
 lint:
     cargo fmt --all -- --check
