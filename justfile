@@ -6,9 +6,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 run:
     cargo run -p signoff-server -- --dev
 
-# Install what the tests need, then run every test (Postgres too when one answers).
+# Install what the tests need, then run every test (Postgres too when one answers), then the SDKs'.
 test: test-deps
     cargo test --workspace --all-targets
+    just sdk-ts-test
 
 # The TypeScript SDK (sdk/typescript): npm ci from its lock file when needed, build, then Node's test
 # runner against a real dev server (target/debug/signoff-server, or SIGNOFF_SERVER_BIN) on SQLite,
