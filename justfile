@@ -30,6 +30,7 @@ bench:
     tests/bench/ratios.sh
     tests/bench/what_if.sh
     ./target/release/signoff-bench-pages
+    tests/bench/audit_verify.sh
 
 # The test OpenID Provider (Node), the MCP test client (Python, pinned in tests/mcp/requirements.txt,
 # in tests/mcp/.venv), the webhook receiver (tests/webhooks), the SMTP receiver (tests/notify) and, where missing, the system

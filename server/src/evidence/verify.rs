@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use signoff_app::evidence::note::{Checkpoint, PublicKey};
 use signoff_app::evidence::tree::{Frontier, hash_from_base64, hash_to_base64, leaf_hash};
 
-use crate::store::{AuditEvent, CheckpointRow, Store, chain_hash_of};
+use crate::store::{AuditEvent, CheckpointRow, RawEvent, Store, canonical_event, chain_hash_of};
 use crate::{Error, Result};
 
 /// Events read at a time.
@@ -73,7 +73,11 @@ impl<'k> Walk<'k> {
 
     /// Checks the next event.
     pub fn event(&mut self, event: &AuditEvent) -> std::result::Result<(), Broken> {
-        let seq = event.seq;
+        self.entry(event.seq, &event.prev_hash, &event.hash, &event.canonical())
+    }
+
+    /// Checks the next event, given its canonical bytes.
+    pub fn entry(&mut self, seq: i64, prev_hash: &str, hash: &str, canonical: &str) -> std::result::Result<(), Broken> {
         if seq != self.next_seq {
             return Err((
                 self.next_seq,
@@ -84,16 +88,15 @@ impl<'k> Walk<'k> {
             ));
         }
         if let Some(prev) = &self.prev_hash
-            && &event.prev_hash != prev
+            && prev_hash != prev
         {
             return Err((seq, "its link to the previous event does not match".into()));
         }
-        let canonical = event.canonical();
-        if chain_hash_of(&event.prev_hash, &canonical) != event.hash {
+        if chain_hash_of(prev_hash, canonical) != hash {
             return Err((seq, "its content does not match its hash (edited)".into()));
         }
         self.frontier.push(leaf_hash(canonical.as_bytes()));
-        self.prev_hash = Some(event.hash.clone());
+        self.prev_hash = Some(hash.to_string());
         self.next_seq += 1;
         match self.checkpoints.remove(&seq) {
             Some(checkpoint) => self.checkpoint(&checkpoint)?,
@@ -199,22 +202,45 @@ pub async fn verify_store(
         frontier,
         checkpoints,
     );
-    let mut after = start;
-    loop {
-        let events = store.audit_events(after, PAGE).await?;
-        let Some(last) = events.last().map(|event| event.seq) else {
-            break;
-        };
-        for event in events.iter().take_while(|event| event.seq <= head.seq) {
-            if let Err((seq, reason)) = walk.event(event) {
+    // Pages are read while the one before is checked: the two cores share the work.
+    let (pages, mut checked) = tokio::sync::mpsc::channel::<Result<Vec<RawEvent>>>(2);
+    let reader = {
+        let store = store.clone();
+        let last = head.seq;
+        tokio::spawn(async move {
+            let mut after = start;
+            while after < last {
+                let page = store.raw_audit_events(after, PAGE.min(last - after)).await;
+                let next = page
+                    .as_ref()
+                    .ok()
+                    .and_then(|events| events.last().map(|event| event.seq));
+                if pages.send(page).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(seq) => after = seq,
+                    None => return,
+                }
+            }
+        })
+    };
+    while let Some(page) = checked.recv().await {
+        for event in page? {
+            let canonical = canonical_event(
+                event.seq,
+                event.at,
+                &event.kind,
+                event.request_id.as_deref(),
+                &event.actor,
+                &event.data,
+            );
+            if let Err((seq, reason)) = walk.entry(event.seq, &event.prev_hash, &event.hash, &canonical) {
+                reader.abort();
                 return Ok(Report::Broken { seq, reason });
             }
         }
         progress(walk.size(), head.seq);
-        if last >= head.seq {
-            break;
-        }
-        after = last;
     }
     let events = walk.size();
     if events != head.seq {

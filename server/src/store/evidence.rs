@@ -18,6 +18,19 @@ pub struct HeadRow {
     pub frontier: String,
 }
 
+/// An audit event as stored: its actor and data as the canonical JSON text the writer
+/// hashed (verification hashes the text itself, without parsing it).
+pub struct RawEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub request_id: Option<String>,
+    pub actor: String,
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 /// One signed checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointRow {
@@ -157,6 +170,35 @@ impl WriteTx {
 }
 
 impl Store {
+    /// Events after `after`, up to `limit`, as stored.
+    pub async fn raw_audit_events(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>> {
+        let events = on_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT seq, at, kind, request_id, actor, data, prev_hash, hash FROM audit_events \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                events.push(RawEvent {
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    kind: row.try_get("kind")?,
+                    request_id: row.try_get("request_id")?,
+                    actor: row.try_get("actor")?,
+                    data: row.try_get("data")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                });
+            }
+            events
+        });
+        Ok(events)
+    }
+
     /// The newest checkpoint.
     pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
         let found = on_read_pool!(self, |pool| {

@@ -91,7 +91,7 @@ mod slack;
 
 pub use console::AuditQuery;
 pub use deliveries::{Delivery, DeliveryStatus};
-pub use evidence::{CheckpointRow, HeadRow};
+pub use evidence::{CheckpointRow, HeadRow, RawEvent};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
