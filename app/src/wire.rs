@@ -433,6 +433,8 @@ pub struct ReviewView {
 pub enum Role {
     Reviewer,
     Admin,
+    /// Reads and exports the audit trail, nothing else.
+    Auditor,
 }
 
 /// `GET /api/v1/me`.

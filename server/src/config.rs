@@ -33,6 +33,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     pub reviewer_groups: Vec<String>,
     pub admin_groups: Vec<String>,
+    /// Groups whose members read and export the audit trail (and nothing else).
+    pub auditor_groups: Vec<String>,
     pub oidc: OidcConfig,
     /// Development mode: loopback only, demo data, development sign-in. Only the `--dev`
     /// flag sets it, never a file or the environment.
@@ -250,6 +252,7 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(1),
             reviewer_groups: vec!["signoff-reviewers".into()],
             admin_groups: vec!["signoff-admins".into()],
+            auditor_groups: vec!["signoff-auditors".into()],
             oidc: OidcConfig::default(),
             dev: false,
             trusted_proxies: Vec::new(),
@@ -348,6 +351,9 @@ impl Config {
         }
         if let Some(groups) = var("SIGNOFF_ADMIN_GROUPS") {
             self.admin_groups = split_list(&groups);
+        }
+        if let Some(groups) = var("SIGNOFF_AUDITOR_GROUPS") {
+            self.auditor_groups = split_list(&groups);
         }
         if let Some(issuer) = var("SIGNOFF_OIDC_ISSUER") {
             self.oidc.issuer = Some(issuer);

@@ -65,6 +65,7 @@ impl Application {
             roles: RoleMap {
                 reviewer_groups: config.reviewer_groups.clone(),
                 admin_groups: config.admin_groups.clone(),
+                auditor_groups: config.auditor_groups.clone(),
             },
             public_url,
             dev: config.dev,

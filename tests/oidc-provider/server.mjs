@@ -109,6 +109,7 @@ const defaultUsers = [
   { login: 'bob', password: 'pw', sub: 'u-bob', email: 'bob@example.com', name: 'Bob Reviewer', groups: ['signoff-reviewers'] },
   { login: 'carol', password: 'pw', sub: 'u-carol', email: 'carol@example.com', name: 'Carol Admin', groups: ['signoff-admins', 'signoff-reviewers'] },
   { login: 'dave', password: 'pw', sub: 'u-dave', email: 'dave@example.com', name: 'Dave Nobody', groups: ['staff'] },
+  { login: 'olga', password: 'pw', sub: 'u-olga', email: 'olga@example.com', name: 'Olga Auditor', groups: ['signoff-auditors'] },
   { login: 'erin', password: 'pw', sub: 'u-erin', email: 'erin@example.com', name: 'Erin Requester', groups: ['signoff-reviewers'] },
   // The provider does not vouch for uma's email, and sends none for nia.
   { login: 'uma', password: 'pw', sub: 'u-uma', email: 'uma@example.com', email_verified: false, name: 'Uma Unverified', groups: ['signoff-reviewers'] },

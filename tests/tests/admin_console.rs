@@ -22,6 +22,7 @@ on_both_stores!(
     grants_are_listed_and_revoked,
     break_glass_followups_need_another_admin,
     the_audit_trail_pages_newest_first,
+    auditors_read_and_export_the_trail_and_nothing_else,
     policies_are_edited_in_the_browser,
     typed_markup_stays_text_on_every_admin_form,
     policies_move_up_and_down_and_any_two_versions_compare,
@@ -39,6 +40,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/agents",
     "/admin/grants",
     "/admin/audit?kind=agent.",
+    "/admin/audit/export?format=csv",
     "/admin/channels",
 ];
 const ADMIN_POSTS: &[&str] = &[
@@ -765,6 +767,62 @@ async fn the_audit_trail_pages_newest_first(backend: Backend) {
     assert_eq!(seqs(&one.body).len(), 1);
     assert!(one.body.contains(&format!("/requests/{}", ids[7])));
     assert!(one.body.contains("agent busy-bot"), "the actor");
+}
+
+/// An auditor (mapped from the provider's `signoff-auditors` group) reads the trail, its
+/// newest checkpoint and proofs, and downloads it in a form that verifies offline; every
+/// read is recorded; the other admin pages refuse them.
+async fn auditors_read_and_export_the_trail_and_nothing_else(backend: Backend) {
+    use signoff_server::evidence::{export::verify_file, verify::Report};
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |_| {}).await;
+    let agent = server.agent("audited-bot").await;
+    for n in 0..3 {
+        agent.submit(&request_body(&format!("Audited {n}"))).await;
+    }
+    server.service.checkpoint().await.expect("checkpoint");
+    let (olga, _) = signed_in(&server, "olga").await;
+    let page = olga.get(&format!("{}/admin/audit", server.base_url)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Newest signed checkpoint"), "{}", page.body);
+    assert!(page.body.contains("the stored log still has this root"));
+    assert!(
+        page.body.contains("/api/v1/audit/proof/inclusion?seq=1&amp;size="),
+        "a proof on demand"
+    );
+    assert!(
+        !page.body.contains("href=\"/admin/policies\""),
+        "no links to pages an auditor cannot open"
+    );
+    for path in ["/admin", "/admin/policies", "/admin/agents"] {
+        let refused = olga.get(&format!("{}{path}", server.base_url)).await;
+        assert_eq!(refused.status, 403, "{path} refuses an auditor");
+    }
+
+    let download = olga
+        .get(&format!("{}/admin/audit/export?format=jsonl", server.base_url))
+        .await;
+    assert_eq!(download.status, 200, "{}", download.body);
+    assert!(download.header("content-disposition").contains("signoff-audit.jsonl"));
+    let keys = server.service.evidence().keys().to_vec();
+    match verify_file(std::io::Cursor::new(download.body.clone()), &keys).expect("readable") {
+        Report::Intact { events, .. } => assert!(events >= 4, "{events}"),
+        broken => panic!("the download verifies offline: {broken:?}"),
+    }
+    let csv = olga
+        .get(&format!("{}/admin/audit/export?format=csv", server.base_url))
+        .await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("seq,at,kind,description"), "{}", csv.body);
+    let bad = olga
+        .get(&format!("{}/admin/audit/export?format=pdf", server.base_url))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let reads = server
+        .db
+        .scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'audit.exported' AND actor LIKE '%olga@example.com%'")
+        .await;
+    assert!(reads >= 3, "the page and both downloads are recorded: {reads}");
 }
 
 /// The policy form in real Chromium: a bad condition is refused next to its field with

@@ -14,6 +14,7 @@ pub fn account_page(chrome: Chrome, me: Me, tokens: Vec<TokenInfo>) -> String {
         .map(|role| match role {
             Role::Reviewer => "reviewer",
             Role::Admin => "admin",
+            Role::Auditor => "auditor",
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -19,11 +19,11 @@ pub mod visible;
 
 pub use account::account_page;
 pub use admin::{
-    AdminCounts, AgentRow, AgentsView, AuditFilters, AuditRow, AuditView, ChannelRow, DeliveryRow, FollowupItem,
-    GrantRow, Notice, PolicyEditView, PolicyForm, PolicyRow, TestResult, TestView, VersionRow, VersionsView,
-    WhatIfResult, WhatIfRow, WhatIfView, admin_page, agents_page, audit_page, channels_page, deliveries_page,
-    followups_panel, grants_page, policies_page, policy_edit_page, policy_versions_page, test_request_page,
-    what_if_page,
+    AdminCounts, AgentRow, AgentsView, AuditFilters, AuditRow, AuditView, ChannelRow, CheckpointView, DeliveryRow,
+    FollowupItem, GrantRow, Notice, PolicyEditView, PolicyForm, PolicyRow, TestResult, TestView, VersionRow,
+    VersionsView, WhatIfResult, WhatIfRow, WhatIfView, admin_page, agents_page, audit_page, channels_page,
+    deliveries_page, followups_panel, grants_page, policies_page, policy_edit_page, policy_versions_page,
+    test_request_page, what_if_page,
 };
 pub use history::{HistoryFilters, HistoryView, history_page};
 pub use queue::{QueueFilters, QueueView, queue_fragment, queue_page, queue_rows};

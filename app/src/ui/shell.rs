@@ -91,6 +91,11 @@ fn header(chrome: &Chrome) -> impl IntoView + use<> {
     let current = chrome.nav;
     let signed_in = chrome.user.clone();
     let is_admin = signed_in.as_ref().is_some_and(|user| user.roles.contains(&Role::Admin));
+    // Auditors reach the audit trail and nothing else of the admin pages.
+    let is_auditor = !is_admin
+        && signed_in
+            .as_ref()
+            .is_some_and(|user| user.roles.contains(&Role::Auditor));
     let csrf = chrome.csrf.clone().unwrap_or_default();
     view! {
         <header class="top">
@@ -100,6 +105,7 @@ fn header(chrome: &Chrome) -> impl IntoView + use<> {
                     {link(Nav::Queue, "/", "Queue", current)}
                     {link(Nav::History, "/history", "History", current)}
                     {is_admin.then(|| link(Nav::Admin, "/admin", "Admin", current))}
+                    {is_auditor.then(|| link(Nav::Admin, "/admin/audit", "Audit trail", current))}
                 </nav>
             })}
             <div class="who">

@@ -59,6 +59,33 @@ impl FromRequestParts<AppState> for PageAdmin {
     }
 }
 
+/// An admin or an auditor, for the audit trail's pages: refused like [`PageViewer`] (an
+/// auditor needs no other role), with a 403 page for everyone else.
+pub struct PageAuditor(pub Person);
+
+impl FromRequestParts<AppState> for PageAuditor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let person = <Person as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map_err(|error| PageError::from(error).into_response())?;
+        let Some(person) = person else {
+            return Err(sign_in_redirect(&return_path(parts)));
+        };
+        let desk = person.desk(&state.service);
+        if desk.audit().is_ok() {
+            return Ok(PageAuditor(person));
+        }
+        if desk.may_read().is_err() {
+            return Err(no_access(state, &person));
+        }
+        let refusal =
+            Error::Forbidden("the admin pages need the admin role (the audit trail, the auditor role)".into());
+        Err(PageError::from(refusal).into_response())
+    }
+}
+
 /// Where to come back to after signing in: this page, or for a form post (which cannot be
 /// replayed by a redirect) the page the form was on.
 fn return_path(parts: &Parts) -> String {

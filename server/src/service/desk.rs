@@ -26,7 +26,18 @@ pub struct Desk<'a> {
     who: &'a Identity,
     reviewer: bool,
     admin: bool,
+    auditor: bool,
 }
+
+/// Someone who may read the audit trail out (an admin or an auditor): only
+/// [`Desk::audit`] hands one out. Every read it makes is itself recorded.
+pub struct AuditDesk<'a> {
+    service: &'a Service,
+    who: &'a Identity,
+}
+
+/// The most events one console export holds; larger ranges are for `audit export`.
+pub const CONSOLE_EXPORT_EVENTS: i64 = 100_000;
 
 /// An admin at the service: only [`Desk::admin`] hands one out, to a person with the
 /// admin role.
@@ -43,6 +54,7 @@ impl Service {
             who,
             reviewer: roles.contains(&Role::Reviewer),
             admin: roles.contains(&Role::Admin),
+            auditor: roles.contains(&Role::Auditor),
         }
     }
 
@@ -98,6 +110,19 @@ impl<'a> Desk<'a> {
             return Err(Error::Forbidden("this needs the admin role".into()));
         }
         Ok(AdminDesk {
+            service: self.service,
+            who: self.who,
+        })
+    }
+
+    /// The audit trail's desk, for admins and auditors.
+    pub fn audit(&self) -> Result<AuditDesk<'a>> {
+        if !(self.admin || self.auditor) {
+            return Err(Error::Forbidden(
+                "the audit trail needs the admin or auditor role".into(),
+            ));
+        }
+        Ok(AuditDesk {
             service: self.service,
             who: self.who,
         })
@@ -260,10 +285,6 @@ impl AdminDesk<'_> {
         self.service.store().grants(active_at).await
     }
 
-    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        self.service.store().audit_search(query).await
-    }
-
     /// The agents, and when each last asked for something.
     pub async fn agents(&self) -> Result<(Vec<AgentSummary>, HashMap<AgentId, OffsetDateTime>)> {
         let store = self.service.store();
@@ -332,4 +353,57 @@ impl AdminDesk<'_> {
 
 fn no_agent(name: &str) -> Error {
     Error::not_found(format_args!("agent {name}"))
+}
+
+impl AuditDesk<'_> {
+    /// A page of the trail, recorded as read.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let events = self.service.store().audit_search(query).await?;
+        if let (Some(first), Some(last)) = (events.iter().map(|e| e.seq).min(), events.iter().map(|e| e.seq).max()) {
+            self.record(first, last, "page").await?;
+        }
+        Ok(events)
+    }
+
+    /// Events at or after `since` and before `until` (Unix milliseconds) in `format`, with
+    /// what verifies them offline; recorded as read. Refused past [`CONSOLE_EXPORT_EVENTS`].
+    pub async fn export(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        format: crate::evidence::export::Format,
+    ) -> Result<Vec<u8>> {
+        self.service.checkpoint().await?;
+        let store = self.service.store();
+        let (from, to) = store.audit_range(since, until).await?;
+        if to - from + 1 > CONSOLE_EXPORT_EVENTS {
+            return Err(Error::Invalid(format!(
+                "that range holds {} events; a download holds at most {CONSOLE_EXPORT_EVENTS}: narrow it, or use `signoff-server audit export`",
+                to - from + 1
+            )));
+        }
+        let mut out = Vec::new();
+        if to >= from {
+            crate::evidence::export::export(store, self.service.evidence(), from, to, format, &mut out).await?;
+            self.record(from, to, format.as_str()).await?;
+        }
+        Ok(out)
+    }
+
+    /// The newest checkpoint, and whether the stored tree still has its root.
+    pub async fn checkpoint(&self) -> Result<Option<(crate::store::CheckpointRow, bool)>> {
+        let store = self.service.store();
+        let Some(latest) = store.latest_checkpoint().await? else {
+            return Ok(None);
+        };
+        let root = crate::evidence::root_at(store, latest.tree_size).await?;
+        let agrees = signoff_app::evidence::tree::hash_to_base64(&root) == latest.root;
+        Ok(Some((latest, agrees)))
+    }
+
+    async fn record(&self, from: i64, to: i64, format: &str) -> Result<()> {
+        self.service
+            .record_audit_read(Actor::Reviewer(self.who.clone()), from, to, format)
+            .await
+    }
 }

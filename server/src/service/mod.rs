@@ -19,7 +19,7 @@ mod desk;
 
 pub use admin::{WHAT_IF_TIME, WhatIf, WhatIfChange, check_file, draft_set, outcome_text};
 pub use channels::{ChannelStatus, DELIVERIES_PAGE};
-pub use desk::{AdminDesk, Desk, Overview};
+pub use desk::{AdminDesk, AuditDesk, Desk, Overview};
 
 use crate::bus::{EventBus, Waiters};
 use crate::engine::{AdminChange, Answer, Command, DecisionAsk, Engine, GrantAsk, Policies};

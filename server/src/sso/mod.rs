@@ -30,6 +30,7 @@ pub struct SessionUser {
 pub struct RoleMap {
     pub reviewer_groups: Vec<String>,
     pub admin_groups: Vec<String>,
+    pub auditor_groups: Vec<String>,
 }
 
 impl RoleMap {
@@ -42,12 +43,21 @@ impl RoleMap {
         if member(&self.admin_groups) {
             roles.push(Role::Admin);
         }
+        if member(&self.auditor_groups) {
+            roles.push(Role::Auditor);
+        }
         roles
     }
 
     /// Every group that gives some role, for the "no access" page.
     pub fn granting_groups(&self) -> Vec<String> {
-        let mut groups: Vec<String> = self.reviewer_groups.iter().chain(&self.admin_groups).cloned().collect();
+        let mut groups: Vec<String> = self
+            .reviewer_groups
+            .iter()
+            .chain(&self.admin_groups)
+            .chain(&self.auditor_groups)
+            .cloned()
+            .collect();
         groups.sort();
         groups.dedup();
         groups

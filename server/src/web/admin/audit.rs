@@ -1,6 +1,10 @@
-//! The audit trail, newest first, filtered.
+//! The audit trail, newest first, filtered; its newest checkpoint; downloads that verify
+//! offline. For admins and auditors; every page and download read is itself recorded.
 
 use super::*;
+use crate::door::PageAuditor;
+use crate::evidence::export::Format as ExportFormat;
+use signoff_app::ui::CheckpointView;
 
 pub(super) const AUDIT_PAGE: i64 = 100;
 
@@ -38,7 +42,7 @@ pub(super) fn audit_row(event: AuditEvent) -> AuditRow {
 
 pub(super) async fn audit(
     State(state): State<AppState>,
-    PageAdmin(person): PageAdmin,
+    PageAuditor(person): PageAuditor,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))?;
@@ -60,7 +64,16 @@ pub(super) async fn audit(
         request_id: Some(params.request.trim().to_string()).filter(|r| !r.is_empty()),
         limit: AUDIT_PAGE + 1,
     };
-    let mut events = person.admin_desk(&state.service)?.audit(&query).await?;
+    let desk = person.desk(&state.service);
+    let desk = desk.audit()?;
+    let mut events = desk.audit(&query).await?;
+    let checkpoint = desk.checkpoint().await?.map(|(row, agrees)| CheckpointView {
+        size: row.tree_size,
+        root: row.root,
+        at: crate::store::from_millis(row.at).unwrap_or_else(|_| now()),
+        key_id: row.key_id,
+        agrees,
+    });
     let paging_up = after.is_some() && before.is_none();
     let more = events.len() as i64 > AUDIT_PAGE;
     if more {
@@ -106,9 +119,61 @@ pub(super) async fn audit(
         filters,
         newer,
         older,
+        checkpoint,
+        admin: person.admin_desk(&state.service).is_ok(),
     };
     Ok(html(
         StatusCode::OK,
         ui::audit_page(admin_chrome(&state, &person, "Audit trail"), page),
     ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct ExportParams {
+    format: String,
+    since: String,
+    until: String,
+}
+
+/// `GET /admin/audit/export`: a download of the trail (JSON lines that verify offline, or
+/// CSV), between two dates.
+pub(super) async fn export(
+    State(state): State<AppState>,
+    PageAuditor(person): PageAuditor,
+    params: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(params) = params.map_err(|rejection| PageError::from(Error::BadRequest(rejection.body_text())))?;
+    let format = match params.format.as_str() {
+        "" | "jsonl" => ExportFormat::Jsonl,
+        "csv" => ExportFormat::Csv,
+        other => return Err(Error::BadRequest(format!("`{other}` is not a format: jsonl or csv")).into()),
+    };
+    let date = |text: &str, name: &str| -> Result<Option<i64>, PageError> {
+        match text.trim() {
+            "" => Ok(None),
+            text => time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+                .map(|date| Some(crate::store::millis(date.midnight().assume_utc())))
+                .map_err(|_| Error::BadRequest(format!("`{name}` is a date such as 2026-12-01")).into()),
+        }
+    };
+    let (since, until) = (date(&params.since, "since")?, date(&params.until, "until")?);
+    let desk = person.desk(&state.service);
+    let body = desk.audit()?.export(since, until, format).await?;
+    let (content_type, extension) = match format {
+        ExportFormat::Jsonl => ("application/jsonl; charset=utf-8", "jsonl"),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let name = format!("signoff-audit.{extension}");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

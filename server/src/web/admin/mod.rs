@@ -74,6 +74,7 @@ pub fn router() -> Router<AppState> {
             post(channels::send_again),
         )
         .route("/admin/audit", get(audit::audit))
+        .route("/admin/audit/export", get(audit::export))
         .route("/grants/{id}/revoke", post(grants::grantor_revoke_grant))
 }
 
