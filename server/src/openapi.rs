@@ -28,6 +28,7 @@ use crate::state::AppState;
         (name = "agent", description = "The agent API: authenticate with the agent's API key."),
         (name = "reviewer", description = "The reviewer API: a terminal token from `signoff login`, or the console's session cookie."),
         (name = "terminal sign-in", description = "How `signoff login` gets a terminal token (RFC 8628 names): no authentication."),
+        (name = "audit", description = "The audit log's public evidence: checkpoints and proofs (hashes only). No authentication."),
         (name = "meta", description = "This description."),
     )
 )]
@@ -80,6 +81,7 @@ pub fn document() -> Document {
         crate::api::requests::shared_routes(),
         crate::api::reviews::routes(),
         crate::signin::device::routes(),
+        crate::audit_api::routes(),
     ] {
         document.merge(router.into_openapi());
     }

@@ -276,7 +276,7 @@ pub struct KeyView {
 }
 
 /// An event's inclusion in the tree of `size` events.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct InclusionProof {
     pub seq: i64,
     pub size: i64,
@@ -287,7 +287,7 @@ pub struct InclusionProof {
 }
 
 /// That the tree of `from` events is a prefix of the tree of `to`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ConsistencyProof {
     pub from: i64,
     pub to: i64,
