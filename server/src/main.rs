@@ -421,9 +421,10 @@ async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<ExitCod
             let mut keys = evidence.keys().to_vec();
             keys.extend(parse_keys(&key)?);
             let started = std::time::Instant::now();
+            // A line now and then on long logs, so a slow check is seen to move.
             let progress = |done: i64, total: i64| {
-                if total >= 100_000 {
-                    eprint!("\rverified {done} of {total} events");
+                if total >= 100_000 && (done % 100_000 < evidence::verify::PAGE || done == total) {
+                    eprintln!("verified {done} of {total} events");
                 }
             };
             let found = evidence::verify::verify_store(
@@ -435,7 +436,7 @@ async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<ExitCod
                 progress,
             )
             .await?;
-            eprintln!("\rchecked in {:.2} s", started.elapsed().as_secs_f64());
+            eprintln!("checked in {:.2} s", started.elapsed().as_secs_f64());
             Ok(report(found))
         }
         AuditCommand::Export { since, until, format } => {

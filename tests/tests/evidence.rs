@@ -546,6 +546,32 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
         .await;
     assert_eq!(trail, 0, "the receipt is not in the audit trail");
 
+    // A policy's allow approves at once, and the receipt says so.
+    let allow = signoff_server::policy_file::parse(
+        "[[policy]]\nname = \"reads\"\n[policy.match]\nactions = [\"db.read\"]\n[policy.effect]\ntype = \"allow\"\n",
+        signoff_server::policy_file::Format::Toml,
+    )
+    .expect("policy file");
+    server
+        .service
+        .import_policies(allow, signoff_server::store::Actor::Operator)
+        .await
+        .expect("import");
+    let mut read = request_body("Read the orders");
+    read["action"] = json!("db.read");
+    let created = agent.post("/api/v1/requests", &read).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["status"], "approved");
+    let token = created.body["receipt"]
+        .as_str()
+        .expect("a receipt for a policy's allow");
+    let claims = signoff_app::evidence::receipt::peek(token).expect("claims");
+    assert_eq!(
+        (claims.approved_by.as_str(), claims.policy.name.as_str()),
+        ("policy", "reads")
+    );
+    assert!(claims.approvers.is_empty());
+
     // Its window closes.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (code, out) = check(&action, &key, &receipt);

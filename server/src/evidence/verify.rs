@@ -12,7 +12,7 @@ use crate::store::{AuditEvent, CheckpointRow, RawEvent, Store, canonical_event, 
 use crate::{Error, Result};
 
 /// Events read at a time.
-const PAGE: i64 = 5_000;
+pub const PAGE: i64 = 5_000;
 
 /// What a verification found.
 #[derive(Debug, PartialEq, Eq)]
