@@ -9,6 +9,13 @@ run:
 # Install what the tests need, then run every test (Postgres too when one answers).
 test: test-deps
     cargo test --workspace --all-targets
+    just sdk-python-test
+
+# The Python SDK (sdk/python): its venv (pinned, sdk/python/.venv) when needed, then pytest against a
+# real dev server (target/debug/signoff-server, or SIGNOFF_SERVER_BIN) on SQLite, and on Postgres
+# when one answers at TEST_POSTGRES_URL (SIGNOFF_REQUIRE_POSTGRES=1 makes its absence a failure).
+sdk-python-test *ARGS:
+    sdk/python/run-tests.sh {{ARGS}}
 
 # Formatting and lints, as CI wants them.
 lint:
