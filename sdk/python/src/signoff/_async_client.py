@@ -141,7 +141,8 @@ class AsyncSignoff:
         key = idempotency_key or new_idempotency_key()
         state = _flow.FlowState()
         try:
-            return await self._run(_flow.approval(state, body, key, wait_for))
+            approval: Approval = await self._run(_flow.approval(state, body, key, wait_for))
+            return approval
         except (KeyboardInterrupt, asyncio.CancelledError):
             await self._cancel_quietly(state)
             raise

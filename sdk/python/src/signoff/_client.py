@@ -140,7 +140,8 @@ class Signoff:
         key = idempotency_key or new_idempotency_key()
         state = _flow.FlowState()
         try:
-            return self._run(_flow.approval(state, body, key, wait_for))
+            approval: Approval = self._run(_flow.approval(state, body, key, wait_for))
+            return approval
         except KeyboardInterrupt:
             self._cancel_quietly(state)
             raise
