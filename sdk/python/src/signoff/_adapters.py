@@ -1,0 +1,69 @@
+"""What the framework adapters share: names, messages for the model, and reporting."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Optional
+
+from ._async_client import AsyncSignoff
+from ._client import Signoff
+from ._errors import Cancelled, Denied, Expired, NotApproved, SignoffError, TimedOut
+
+log = logging.getLogger("signoff")
+
+
+def action_name(prefix: str, tool: str) -> str:
+    """`prefix.tool` as a Signoff action (dotted lower-case, `[a-z0-9_-]` between dots)."""
+    cleaned = re.sub(r"[^a-z0-9_-]+", "_", tool.lower()).strip("_") or "tool"
+    return f"{prefix}.{cleaned}"[:128]
+
+
+def denial_message(error: BaseException) -> str:
+    """What the model is told instead of the tool's result when the call was not approved."""
+    if isinstance(error, Denied):
+        if error.by_policy:
+            return f"This tool call was denied by policy and was not run: {error.comment}"
+        who = ", ".join(d.reviewer.display_name for d in error.decisions)
+        return f"This tool call was denied by a human reviewer ({who}) and was not run. Their comment: {error.comment}"
+    if isinstance(error, Expired):
+        return "This tool call was not run: no reviewer decided before the approval request expired."
+    if isinstance(error, TimedOut):
+        return "This tool call was not run: no reviewer decided in time, so the approval request was cancelled."
+    if isinstance(error, Cancelled):
+        return "This tool call was not run: its approval request was cancelled."
+    if isinstance(error, NotApproved):
+        return f"This tool call was not run: {error}"
+    return f"This tool call was not run: no human approval could be obtained ({error})."
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def areport(client: AsyncSignoff, request_id: str, error: Optional[BaseException], receipt: Optional[str]) -> None:
+    try:
+        if error is None:
+            await client.report(request_id, "executed", receipt=receipt)
+        else:
+            detail = {"error": clip(f"{type(error).__name__}: {error}", 4000)}
+            await client.report(request_id, "failed", detail, receipt=receipt)
+    except SignoffError as report_error:
+        log.warning("signoff: could not report the outcome of request %s: %s", request_id, report_error)
+
+
+def report(client: Signoff, request_id: str, error: Optional[BaseException], receipt: Optional[str]) -> None:
+    try:
+        if error is None:
+            client.report(request_id, "executed", receipt=receipt)
+        else:
+            detail = {"error": clip(f"{type(error).__name__}: {error}", 4000)}
+            client.report(request_id, "failed", detail, receipt=receipt)
+    except SignoffError as report_error:
+        log.warning("signoff: could not report the outcome of request %s: %s", request_id, report_error)
+
+
+def jsonable_prompt(prompt: Any) -> Any:
+    if isinstance(prompt, str):
+        return clip(prompt, 2000)
+    return None
