@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import unicodedata
 from typing import Any, Optional
 
 from ._async_client import AsyncSignoff
@@ -67,3 +69,34 @@ def jsonable_prompt(prompt: Any) -> Any:
     if isinstance(prompt, str):
         return clip(prompt, 2000)
     return None
+
+
+RESOURCE_CHARS = 512
+BOUND_MARK = "… sha256:"
+_BOUND = re.compile(re.escape(BOUND_MARK) + r"[0-9a-f]{64}$")
+
+
+def _control(c: str) -> bool:
+    return unicodedata.category(c) == "Cc" and c not in "\n\t\r"
+
+
+def resource_for(subject: str) -> str:
+    """A resource for what a tool call touches, as `signoff hook claude-code` makes it.
+
+    A subject the API holds as it is (at most 512 characters, no control characters but
+    newline and tab) is the resource; any other keeps its readable start, then `… sha256:`
+    and the SHA-256 of the whole subject, so that a grant for one long command never covers
+    another that starts the same way.
+    """
+    as_is = (
+        len(subject) <= RESOURCE_CHARS
+        and subject.strip() != ""
+        and not any(_control(c) for c in subject)
+        and not _BOUND.search(subject)
+    )
+    if as_is:
+        return subject
+    digest = hashlib.sha256(subject.encode("utf-8")).hexdigest()
+    room = RESOURCE_CHARS - len(BOUND_MARK) - 64
+    start = "".join("\ufffd" if _control(c) else c for c in subject)[:room]
+    return f"{start}{BOUND_MARK}{digest}"
