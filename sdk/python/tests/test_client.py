@@ -224,3 +224,11 @@ def test_async_client(stack: Stack) -> None:
             assert (await signoff.cancel(request_id)).status == "cancelled"
 
     asyncio.run(scenario())
+
+
+def test_async_client_across_event_loops(stack: Stack) -> None:
+    # `asyncio.run` twice (or a framework's run_sync) with one client.
+    signoff = AsyncSignoff(stack.base_url, stack.key, timeout=10)
+    first = asyncio.run(signoff.request_approval("sdk.read", stack.unique("loop"), reason="first loop"))
+    second = asyncio.run(signoff.status(first.id))
+    assert second.id == first.id and second.approved

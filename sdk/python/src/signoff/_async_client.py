@@ -54,6 +54,7 @@ class AsyncSignoff:
         self.retry_for = float(seconds(retry_for) or 0.0)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient()
+        self._http_loop: Optional[asyncio.AbstractEventLoop] = None
         self._headers = headers(self._key)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -71,6 +72,17 @@ class AsyncSignoff:
     def __repr__(self) -> str:
         return f"AsyncSignoff(server={self.server!r})"
 
+    def _client_for_this_loop(self) -> httpx.AsyncClient:
+        """The HTTP client, made anew when this client is used from another event loop
+        (`asyncio.run` twice, a framework's `run_sync`): connections belong to one loop."""
+        loop = asyncio.get_running_loop()
+        if self._http_loop is None:
+            self._http_loop = loop
+        elif self._http_loop is not loop and self._owns_http:
+            self._http = httpx.AsyncClient()
+            self._http_loop = loop
+        return self._http
+
     async def _run(self, flow: _flow.Flow) -> Any:
         outcome: Any = None
         while True:
@@ -83,7 +95,7 @@ class AsyncSignoff:
                 outcome = None
                 continue
             try:
-                outcome = await self._http.request(
+                outcome = await self._client_for_this_loop().request(
                     step.method,
                     self.server + step.path,
                     params=step.params,
