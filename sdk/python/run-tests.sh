@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ requirements-test.txt -
     echo "sdk/python: installing the test environment in $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-test.txt
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -e ".[pydantic-ai,claude-agent-sdk,langgraph]" -c requirements-test.txt
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e ".[pydantic-ai,claude-agent-sdk,langgraph,openai-agents]" -c requirements-test.txt
     touch "$stamp"
 fi
 exec "$venv/bin/python" -m pytest "$@"
