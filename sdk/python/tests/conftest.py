@@ -91,8 +91,24 @@ class PostgresDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+_postgres_checked: Optional[tuple[str, str]] = None  # ("ok" | "skip" | "fail", url or message)
+
+
 def postgres_admin_url() -> str:
-    """The test Postgres server's URL, once it accepts connections; skips (or fails) when none answers."""
+    """The test Postgres server's URL, once it accepts connections; skips (or fails) when none
+    answers. Checked once per run."""
+    global _postgres_checked
+    if _postgres_checked is None:
+        _postgres_checked = _check_postgres()
+    outcome, text = _postgres_checked
+    if outcome == "fail":
+        pytest.fail(text, pytrace=False)
+    if outcome == "skip":
+        pytest.skip(text)
+    return text
+
+
+def _check_postgres() -> tuple[str, str]:
     import psycopg
 
     url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES
@@ -101,7 +117,7 @@ def postgres_admin_url() -> str:
     while time.monotonic() < deadline:
         try:
             with psycopg.connect(url, connect_timeout=5):
-                return url
+                return ("ok", url)
         except psycopg.OperationalError as err:
             error = err
             if "Connection refused" in str(err) and not postgres_required():
@@ -109,8 +125,8 @@ def postgres_admin_url() -> str:
             time.sleep(1)
     message = f"no Postgres at {url} ({error})"
     if postgres_required():
-        pytest.fail(f"{message} and SIGNOFF_REQUIRE_POSTGRES=1", pytrace=False)
-    pytest.skip(f"SKIPPED ({message}); set TEST_POSTGRES_URL, or SIGNOFF_REQUIRE_POSTGRES=1 to make this a failure")
+        return ("fail", f"{message} and SIGNOFF_REQUIRE_POSTGRES=1")
+    return ("skip", f"SKIPPED ({message}); set TEST_POSTGRES_URL, or SIGNOFF_REQUIRE_POSTGRES=1 to make this a failure")
 
 
 class Server:
