@@ -9,7 +9,6 @@ import unicodedata
 from typing import Any, Optional
 
 from ._async_client import AsyncSignoff
-from ._client import Signoff
 from ._errors import Cancelled, Denied, Expired, NotApproved, SignoffError, TimedOut
 
 log = logging.getLogger("signoff")
@@ -50,17 +49,6 @@ async def areport(client: AsyncSignoff, request_id: str, error: Optional[BaseExc
         else:
             detail = {"error": clip(f"{type(error).__name__}: {error}", 4000)}
             await client.report(request_id, "failed", detail, receipt=receipt)
-    except SignoffError as report_error:
-        log.warning("signoff: could not report the outcome of request %s: %s", request_id, report_error)
-
-
-def report(client: Signoff, request_id: str, error: Optional[BaseException], receipt: Optional[str]) -> None:
-    try:
-        if error is None:
-            client.report(request_id, "executed", receipt=receipt)
-        else:
-            detail = {"error": clip(f"{type(error).__name__}: {error}", 4000)}
-            client.report(request_id, "failed", detail, receipt=receipt)
     except SignoffError as report_error:
         log.warning("signoff: could not report the outcome of request %s: %s", request_id, report_error)
 
