@@ -13,16 +13,16 @@ test: test-deps
     just sdk-python-test
 
 # The TypeScript SDK (sdk/typescript): npm ci from its lock file when needed, build, then Node's test
-# runner against a real dev server (target/debug/signoff-server, or SIGNOFF_SERVER_BIN) on SQLite,
+# runner against a real dev server (the debug build in CARGO_TARGET_DIR or target, or SIGNOFF_SERVER_BIN) on SQLite,
 # and on Postgres when TEST_POSTGRES_URL is set (SIGNOFF_REQUIRE_POSTGRES=1 makes its absence a failure).
 sdk-ts-test:
-    sdk/typescript/run-tests.sh
+    SIGNOFF_SERVER_BIN="${SIGNOFF_SERVER_BIN:-$(realpath "${CARGO_TARGET_DIR:-target}")/debug/signoff-server}" sdk/typescript/run-tests.sh
 
 # The Python SDK (sdk/python): its venv (pinned, sdk/python/.venv) when needed, then pytest against a
-# real dev server (target/debug/signoff-server, or SIGNOFF_SERVER_BIN) on SQLite, and on Postgres
+# real dev server (the debug build in CARGO_TARGET_DIR or target, or SIGNOFF_SERVER_BIN) on SQLite, and on Postgres
 # when one answers at TEST_POSTGRES_URL (SIGNOFF_REQUIRE_POSTGRES=1 makes its absence a failure).
 sdk-python-test *ARGS:
-    sdk/python/run-tests.sh {{ARGS}}
+    SIGNOFF_SERVER_BIN="${SIGNOFF_SERVER_BIN:-$(realpath "${CARGO_TARGET_DIR:-target}")/debug/signoff-server}" sdk/python/run-tests.sh {{ARGS}}
 
 # Formatting and lints, as CI wants them.
 lint:
