@@ -12,7 +12,7 @@ PLAN_JSON is an object:
              {"step": i, "event": "done"} after it.
 
 Prints one JSON object on standard output: {"ok": true, "steps": [...]} with, for each
-step, the tool names or the call's is_error, structured content, texts and progress
+step, the tool names (and each tool's annotations, as on the wire) or the call's is_error, structured content, texts and progress
 notifications; or {"ok": false, "error": "..."} when the client could not connect or a
 call failed at the protocol level. Over HTTP, "refusals" lists every non-2xx answer the
 server gave ({"status": ..., "body": ...}): the MCP library reports them only as "Server
@@ -76,7 +76,16 @@ async def run(plan, refusals):
             note(step=index, event="started")
             if step.get("list_tools"):
                 listed = await client.list_tools()
-                steps.append({"tools": sorted(tool.name for tool in listed.tools)})
+                steps.append(
+                    {
+                        "tools": sorted(tool.name for tool in listed.tools),
+                        "annotations": {
+                            tool.name: tool.annotations.model_dump(by_alias=True, exclude_none=True)
+                            for tool in listed.tools
+                            if tool.annotations is not None
+                        },
+                    }
+                )
                 note(step=index, event="done")
                 continue
             progress = []

@@ -25,6 +25,7 @@ on_both_stores!(
     expiry_and_timeout_never_run_the_command,
     ctrl_c_while_waiting_cancels_the_request,
     the_hook_answers_claude_code_from_the_reviewers_decision,
+    the_hook_answers_a_permission_request_in_its_shape,
     the_five_minute_integration_works_as_written,
     an_approval_runs_once_even_when_its_first_run_never_reported,
     a_grant_for_a_long_command_covers_that_command_only,
@@ -546,6 +547,75 @@ async fn the_hook_answers_claude_code_from_the_reviewers_decision(backend: Backe
     stdin.write_all(b"not json").await.expect("write");
     drop(stdin);
     let run = finish((child, started)).await;
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
+}
+
+/// What a `PermissionRequest` hook printed: `decision.behavior` and, for a denial, its
+/// `message` (Claude Code's shape for this event, not `PreToolUse`'s).
+fn permission_decision(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "{run:?}");
+    let output: Value = serde_json::from_str(run.stdout.trim()).expect("the hook prints JSON");
+    let specific = &output["hookSpecificOutput"];
+    assert_eq!(specific["hookEventName"], "PermissionRequest", "{output}");
+    assert!(
+        specific.get("permissionDecision").is_none(),
+        "not PreToolUse's fields: {output}"
+    );
+    specific["decision"].clone()
+}
+
+/// Claude Code's `PermissionRequest` (its permission dialog, answered by Signoff's
+/// reviewers instead): the same request as `PreToolUse` would make, and the answer in the
+/// shape Claude Code reads for this event.
+async fn the_hook_answers_a_permission_request_in_its_shape(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let agent = server.agent("claude-code").await;
+    let reviewer = Reviewer::sign_in(&server, 1).await;
+    let shell = AgentShell::new(&server.base_url, &agent.key);
+    let recorded = fixture("permission-request.json");
+
+    // Approved: allow, and nothing else (no message for an allow).
+    let hook = shell.hook("permission-request.json", &[]).await;
+    let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
+    let request = status_of(&agent, &id).await;
+    assert_eq!(request["action"], "claude_code.bash");
+    assert_eq!(request["resource"], recorded["tool_input"]["command"]);
+    assert_eq!(request["payload"], recorded["tool_input"]);
+    assert_eq!(request["context"]["hook_event_name"], "PermissionRequest");
+    reviewer.decide(&id, "approve", "the plan was reviewed").await;
+    assert_eq!(permission_decision(&finish(hook).await), json!({"behavior": "allow"}));
+
+    // Denied: deny, with the reviewer's comment as the message Claude reads.
+    let hook = shell.hook("permission-request.json", &[]).await;
+    let id = reviewer.next_pending().await["id"].as_str().expect("id").to_string();
+    reviewer
+        .decide(&id, "deny", "Not during the freeze; apply it on Monday")
+        .await;
+    let decision = permission_decision(&finish(hook).await);
+    assert_eq!(decision["behavior"], "deny", "{decision}");
+    let message = decision["message"].as_str().expect("a message");
+    assert!(
+        message.contains("Not during the freeze; apply it on Monday"),
+        "{message}"
+    );
+    assert!(message.contains("Reviewer 1"), "{message}");
+
+    // Nobody decides in time: deny, and the request is cancelled.
+    let run = finish(shell.hook("permission-request.json", &["--timeout", "2s"]).await).await;
+    let decision = permission_decision(&run);
+    assert_eq!(decision["behavior"], "deny", "{decision}");
+    assert!(
+        decision["message"].as_str().is_some_and(|m| m.contains("No decision")),
+        "{decision}"
+    );
+    assert_eq!(
+        status_of(&agent, &announced_id(&run.stderr)).await["status"],
+        "cancelled"
+    );
+
+    // Fails closed as ever: no key, exit code 2 (a denial for this event) and nothing on stdout.
+    let no_key = AgentShell::new(&server.base_url, "").without("SIGNOFF_AGENT_KEY");
+    let run = finish(no_key.hook("permission-request.json", &[]).await).await;
     assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
 }
 

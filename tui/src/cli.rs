@@ -27,9 +27,10 @@ Files:
 
 Environment:
   SIGNOFF_SERVER  the server      NO_COLOR  no colours (bold and reverse only)
-  SIGNOFF_AGENT_KEY  the agent key `signoff mcp` uses (never printed)
-  SIGNOFF_ALLOW_INSECURE_HTTP=1  let `signoff mcp`, `request` and `hook` use http:// to
-                     another machine (by default: https://, or http:// to this machine)
+  SIGNOFF_AGENT_KEY  the agent key `signoff mcp` and `mcp-gateway` use (never printed)
+  SIGNOFF_ALLOW_INSECURE_HTTP=1  let `signoff mcp`, `mcp-gateway`, `request` and `hook`
+                     use http:// to another machine (by default: https://, or http://
+                     to this machine)
 
 In the interactive client, press ? for every key.";
 
@@ -104,6 +105,10 @@ pub enum Command {
     /// Serve the agent tools (request_approval, check_approval, get_request) over MCP on
     /// standard input and output, through the server's /mcp with the key in SIGNOFF_AGENT_KEY.
     Mcp,
+    /// For agents: serve another MCP server's tools on standard input and output, each
+    /// call only once approved in Signoff (`-- UPSTREAM_CMD ARGS…` or --upstream-url URL).
+    #[command(after_help = crate::agent::gateway::AFTER_HELP)]
+    McpGateway(crate::agent::gateway::GatewayArgs),
     /// For executors: check an approval receipt offline against the exact action.
     #[command(after_help = crate::agent::receipt::AFTER_HELP)]
     VerifyReceipt(crate::agent::receipt::VerifyReceiptArgs),

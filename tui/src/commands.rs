@@ -28,6 +28,7 @@ pub async fn run(cli: Cli, started: Instant) -> Result<u8, ClientError> {
         }
         Some(Command::VerifyReceipt(args)) => Ok(agent::receipt::run(&args)),
         Some(Command::Mcp) => agent::mcp::run(&config::current_target(server)?.server).await,
+        Some(Command::McpGateway(args)) => agent::gateway::run(args, &config::current_target(server)?.server).await,
         Some(Command::Request(args)) => agent::gate::run(args, server).await,
         Some(Command::Hook(agent::hook::HookCommand::ClaudeCode { timeout })) => {
             Ok(agent::hook::claude_code(server, timeout.into()).await)

@@ -322,19 +322,25 @@ pub async fn wait_or_interrupt(
     };
     match waited {
         Waited::Decided(request) => Ok(Ending::Decided(request)),
-        Waited::TimedOut(request) => match api.cancel(id).await {
-            Ok(cancelled) => Ok(Ending::TimedOut(same_request(&request, cancelled)?)),
-            // Decided between the last wait and the cancellation: that decision stands.
-            Err(ClientError::Refused { status: 409, .. }) => {
-                let current = same_request(&request, api.get(id).await?)?;
-                if current.status == Status::Pending {
-                    Ok(Ending::TimedOut(request))
-                } else {
-                    Ok(Ending::Decided(current))
-                }
+        Waited::TimedOut(request) => give_up(api, request).await,
+    }
+}
+
+/// Cancels `request`, which the caller stopped waiting for; when a decision beat the
+/// cancellation, that decision stands ([`Ending::Decided`]).
+pub async fn give_up(api: &AgentApi, request: RequestView) -> Result<Ending, ClientError> {
+    match api.cancel(request.id).await {
+        Ok(cancelled) => Ok(Ending::TimedOut(same_request(&request, cancelled)?)),
+        // Decided between the last wait and the cancellation: that decision stands.
+        Err(ClientError::Refused { status: 409, .. }) => {
+            let current = same_request(&request, api.get(request.id).await?)?;
+            if current.status == Status::Pending {
+                Ok(Ending::TimedOut(request))
+            } else {
+                Ok(Ending::Decided(current))
             }
-            Err(error) => Err(error),
-        },
+        }
+        Err(error) => Err(error),
     }
 }
 

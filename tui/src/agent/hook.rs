@@ -1,9 +1,10 @@
-//! `signoff hook claude-code`: a Claude Code `PreToolUse` hook. Reads the hook's JSON on
-//! standard input, submits the tool call as a request (its input as the payload), waits,
-//! and prints Claude Code's decision JSON on standard output: allow once approved, deny
-//! with the reviewer's comment otherwise. It fails closed: anything that keeps it from
-//! getting an approval (no key, no server, a crash) exits with 2, which Claude Code
-//! treats as blocking, with the reason on standard error.
+//! `signoff hook claude-code`: a Claude Code `PreToolUse` or `PermissionRequest` hook. Reads
+//! the hook's JSON on standard input, submits the tool call as a request (its input as the
+//! payload), waits, and prints Claude Code's decision JSON for that event on standard
+//! output: allow once approved, deny with the reviewer's comment otherwise. It fails
+//! closed: anything that keeps it from getting an approval (no key, no server, a crash)
+//! exits with 2, which Claude Code treats as blocking (for `PermissionRequest`: as a
+//! denial), with the reason on standard error.
 //!
 //! The resource names what the call touches exactly ([`resource_for`]): grants match on
 //! it, so it is never cut short.
@@ -23,9 +24,10 @@ use crate::error::ClientError;
 /// `signoff hook …`: one subcommand per coding agent.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum HookCommand {
-    /// Claude Code `PreToolUse` hook: reads the hook JSON on standard input, asks for
-    /// approval, prints allow or deny (with the reviewer's comment) for Claude Code.
-    /// Fails closed: exit code 2 (blocking) when it cannot get a decision.
+    /// Claude Code `PreToolUse` or `PermissionRequest` hook: reads the hook JSON on
+    /// standard input, asks for approval, prints allow or deny (with the reviewer's
+    /// comment) for Claude Code. Fails closed: exit code 2 (blocking) when it cannot get a
+    /// decision.
     ClaudeCode {
         /// Deny (and cancel the request) after this long without a decision. Keep it
         /// under the hook's `timeout` in Claude Code's settings (600 s by default).
@@ -139,8 +141,28 @@ fn looks_bound(text: &str) -> bool {
     })
 }
 
-/// What Claude Code sends a `PreToolUse` hook on standard input. Fields it may add later
-/// are ignored.
+/// The hook events `signoff hook claude-code` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookEvent {
+    /// Before every tool call (that a matcher selects).
+    PreToolUse,
+    /// When Claude Code would ask the person at the terminal for permission: Signoff's
+    /// reviewers answer instead.
+    PermissionRequest,
+}
+
+impl HookEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            HookEvent::PreToolUse => "PreToolUse",
+            HookEvent::PermissionRequest => "PermissionRequest",
+        }
+    }
+}
+
+/// What Claude Code sends a `PreToolUse` or `PermissionRequest` hook on standard input (a
+/// `PermissionRequest` has no `tool_use_id`, and adds `permission_suggestions`, which
+/// are not used). Fields it may add later are ignored.
 #[derive(Clone, Debug, Deserialize)]
 pub struct PreToolUse {
     pub hook_event_name: String,
@@ -161,15 +183,25 @@ pub struct PreToolUse {
 
 impl PreToolUse {
     pub fn parse(text: &str) -> Result<PreToolUse, ClientError> {
-        let input: PreToolUse = serde_json::from_str(text)
-            .map_err(|e| ClientError::Usage(format!("the hook input is not Claude Code's PreToolUse JSON: {e}")))?;
-        if input.hook_event_name != "PreToolUse" {
-            return Err(ClientError::Usage(format!(
-                "signoff hook claude-code handles PreToolUse, not {}: configure it under hooks.PreToolUse",
-                input.hook_event_name
-            )));
-        }
+        let input: PreToolUse = serde_json::from_str(text).map_err(|e| {
+            ClientError::Usage(format!(
+                "the hook input is not Claude Code's PreToolUse or PermissionRequest JSON: {e}"
+            ))
+        })?;
+        input.event()?;
         Ok(input)
+    }
+
+    /// The event this input is for: `PreToolUse` or `PermissionRequest`, else a usage error.
+    pub fn event(&self) -> Result<HookEvent, ClientError> {
+        match self.hook_event_name.as_str() {
+            "PreToolUse" => Ok(HookEvent::PreToolUse),
+            "PermissionRequest" => Ok(HookEvent::PermissionRequest),
+            other => Err(ClientError::Usage(format!(
+                "signoff hook claude-code handles PreToolUse and PermissionRequest, not {other}: \
+                 configure it under hooks.PreToolUse or hooks.PermissionRequest"
+            ))),
+        }
     }
 
     /// The request this tool call becomes.
@@ -193,6 +225,7 @@ impl PreToolUse {
             .filter(|description| !description.trim().is_empty())
             .map_or_else(|| format!("Claude Code wants to use {tool}."), str::to_string);
         let mut context = Map::new();
+        context.insert("hook_event_name".into(), json!(self.hook_event_name));
         for (name, value) in [
             ("cwd", &self.cwd),
             ("session_id", &self.session_id),
@@ -236,25 +269,42 @@ impl PreToolUse {
     }
 }
 
-/// Claude Code's answer to a `PreToolUse` hook.
+/// Claude Code's answer to the hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permission {
     Allow,
     Deny,
 }
 
-/// The JSON Claude Code reads from a `PreToolUse` hook's standard output.
-pub fn decision_json(permission: Permission, reason: &str) -> Value {
-    json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": match permission {
-                Permission::Allow => "allow",
-                Permission::Deny => "deny",
-            },
-            "permissionDecisionReason": reason,
+/// The JSON Claude Code reads from the hook's standard output, in the shape of its event:
+/// `permissionDecision` and `permissionDecisionReason` for `PreToolUse`; a `decision` with
+/// `behavior`, and for a denial the `message` Claude reads, for `PermissionRequest`.
+pub fn decision_json(event: HookEvent, permission: Permission, reason: &str) -> Value {
+    let behavior = match permission {
+        Permission::Allow => "allow",
+        Permission::Deny => "deny",
+    };
+    match event {
+        HookEvent::PreToolUse => json!({
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": behavior,
+                "permissionDecisionReason": reason,
+            }
+        }),
+        HookEvent::PermissionRequest => {
+            let decision = match permission {
+                Permission::Allow => json!({ "behavior": behavior }),
+                Permission::Deny => json!({ "behavior": behavior, "message": reason }),
+            };
+            json!({
+                "hookSpecificOutput": {
+                    "hookEventName": "PermissionRequest",
+                    "decision": decision,
+                }
+            })
         }
-    })
+    }
 }
 
 /// What the server's answer means for the tool call.
@@ -300,8 +350,8 @@ pub async fn claude_code(server: Option<&str>, timeout: Duration) -> u8 {
         std::process::exit(i32::from(BLOCKING));
     }));
     match decide(server, timeout).await {
-        Ok((permission, reason)) => {
-            println!("{}", decision_json(permission, &reason));
+        Ok((event, permission, reason)) => {
+            println!("{}", decision_json(event, permission, &reason));
             0
         }
         Err(error) => {
@@ -311,12 +361,13 @@ pub async fn claude_code(server: Option<&str>, timeout: Duration) -> u8 {
     }
 }
 
-async fn decide(server: Option<&str>, timeout: Duration) -> Result<(Permission, String), ClientError> {
+async fn decide(server: Option<&str>, timeout: Duration) -> Result<(HookEvent, Permission, String), ClientError> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
         .map_err(|e| ClientError::Local(format!("cannot read the hook input: {e}")))?;
     let input = PreToolUse::parse(&text)?;
+    let event = input.event()?;
     let api = AgentApi::from_env(server)?;
     let mut signals = Signals::listen()?;
     let submitted = api.submit(&input.to_request(), &input.idempotency_key()).await?;
@@ -329,7 +380,7 @@ async fn decide(server: Option<&str>, timeout: Duration) -> Result<(Permission, 
         eprintln!("signoff: {status}")
     })
     .await?;
-    Ok(match ending {
+    let (permission, reason) = match ending {
         Ending::Decided(request) => decision_for(&request),
         Ending::TimedOut(_) => (
             Permission::Deny,
@@ -342,7 +393,8 @@ async fn decide(server: Option<&str>, timeout: Duration) -> Result<(Permission, 
             Permission::Deny,
             "Interrupted while waiting for approval: the Signoff request was cancelled.".into(),
         ),
-    })
+    };
+    Ok((event, permission, reason))
 }
 
 #[cfg(test)]
@@ -391,6 +443,18 @@ mod tests {
         assert_eq!(request.context.as_ref().expect("context")["cwd"], "/repo");
         assert_eq!(input.idempotency_key(), "claude-code:s1:toolu_1");
         assert!(PreToolUse::parse(r#"{"hook_event_name":"PostToolUse","tool_name":"Bash"}"#).is_err());
+        let asked = PreToolUse::parse(
+            r#"{"session_id":"s1","cwd":"/repo","permission_mode":"default","hook_event_name":"PermissionRequest",
+                "tool_name":"Bash","tool_input":{"command":"rm -rf build"},
+                "permission_suggestions":[{"type":"addRules","rules":[{"toolName":"Bash"}],"behavior":"allow","destination":"localSettings"}]}"#,
+        )
+        .expect("a PermissionRequest parses");
+        assert_eq!(asked.event(), Ok(HookEvent::PermissionRequest));
+        assert_eq!(asked.to_request().action, "claude_code.bash");
+        assert_eq!(
+            asked.to_request().context.expect("context")["hook_event_name"],
+            "PermissionRequest"
+        );
     }
 
     #[test]
@@ -434,8 +498,16 @@ mod tests {
     #[test]
     fn the_decision_is_in_claude_codes_format() {
         assert_eq!(
-            decision_json(Permission::Deny, "no"),
+            decision_json(HookEvent::PreToolUse, Permission::Deny, "no"),
             json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": "no"}})
+        );
+        assert_eq!(
+            decision_json(HookEvent::PermissionRequest, Permission::Deny, "no"),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "deny", "message": "no"}}})
+        );
+        assert_eq!(
+            decision_json(HookEvent::PermissionRequest, Permission::Allow, "fine"),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}})
         );
     }
 }

@@ -9,6 +9,7 @@
 //! with `SIGNOFF_ALLOW_INSECURE_HTTP=1`.
 
 pub mod gate;
+pub mod gateway;
 pub mod hook;
 pub mod mcp;
 pub mod receipt;
