@@ -1018,9 +1018,9 @@ async fn the_hook_blocks_on_input_it_cannot_read() {
     let reviewer = Reviewer::sign_in(&server, 1).await;
     let shell = AgentShell::new(&server.base_url, &agent.key);
     let cases: [(&[u8], &str); 5] = [
-        (b"", "PreToolUse JSON"),
-        (b"not json", "PreToolUse JSON"),
-        (b"[1, 2]", "PreToolUse JSON"),
+        (b"", "PreToolUse or PermissionRequest JSON"),
+        (b"not json", "PreToolUse or PermissionRequest JSON"),
+        (b"[1, 2]", "PreToolUse or PermissionRequest JSON"),
         (br#"{"hook_event_name": "PreToolUse"}"#, "tool_name"),
         (
             br#"{"hook_event_name": "PostToolUse", "tool_name": "Bash"}"#,
