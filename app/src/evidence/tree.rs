@@ -244,6 +244,11 @@ pub fn hash_to_base64(hash: &Hash) -> String {
     STANDARD.encode(hash.0)
 }
 
+/// A proof as the API sends it: base64 hashes.
+pub fn hashes_from_base64(texts: &[String]) -> Result<Vec<Hash>, TreeError> {
+    texts.iter().map(|text| hash_from_base64(text)).collect()
+}
+
 pub fn hash_from_base64(text: &str) -> Result<Hash, TreeError> {
     let bytes = STANDARD
         .decode(text)

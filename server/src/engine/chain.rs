@@ -6,7 +6,7 @@
 
 use time::OffsetDateTime;
 
-use signoff_app::evidence::tree::{self, Frontier, hash_to_base64, leaf_hash};
+use signoff_app::evidence::tree::{self, Frontier, leaf_hash};
 use signoff_app::lifecycle::Entry;
 use signoff_app::{Kind, RequestId, canonical_json};
 
@@ -106,14 +106,8 @@ impl<'e> Chain<'e> {
         if self.checkpoints.last().is_some_and(|last| last.tree_size == self.seq) || self.seq == 0 {
             return;
         }
-        let root = self.frontier.root();
-        self.checkpoints.push(CheckpointRow {
-            tree_size: self.seq,
-            root: hash_to_base64(&root),
-            at,
-            key_id: self.evidence.key_id(),
-            note: self.evidence.checkpoint(self.seq as u64, root),
-        });
+        self.checkpoints
+            .push(self.evidence.checkpoint(self.seq, self.frontier.root(), at));
     }
 
     /// The head as the batch leaves it: last sequence number, last hash, the frontier.
@@ -157,14 +151,7 @@ async fn catch_up(tx: &mut WriteTx, head: &HeadRow, evidence: &Evidence) -> Resu
             let stored = frontier.push(leaf_hash(event.canonical().as_bytes()));
             rows.push((event.seq, tree::join(&stored)));
             if (event.seq as u64).is_multiple_of(evidence.checkpoint_every) {
-                let root = frontier.root();
-                checkpoints.push(CheckpointRow {
-                    tree_size: event.seq,
-                    root: hash_to_base64(&root),
-                    at: now,
-                    key_id: evidence.key_id(),
-                    note: evidence.checkpoint(event.seq as u64, root),
-                });
+                checkpoints.push(evidence.checkpoint(event.seq, frontier.root(), now));
             }
         }
         tx.insert_tree(&rows).await?;

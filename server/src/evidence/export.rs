@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use serde::{Deserialize, Serialize};
 
 use signoff_app::evidence::note::{Checkpoint, PublicKey};
-use signoff_app::evidence::tree::{Frontier, hash_from_base64, verify_consistency};
+use signoff_app::evidence::tree::{Frontier, hash_from_base64, hashes_from_base64, verify_consistency};
 
 use super::verify::{Report, Walk};
 use super::{ConsistencyProof, consistency, frontier_at};
@@ -217,12 +217,7 @@ pub fn verify_file(input: impl BufRead, keys: &[PublicKey]) -> Result<Report> {
                     });
                 }
             };
-            let hashes = proof
-                .proof
-                .iter()
-                .map(|hash| hash_from_base64(hash))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|err| Error::Invalid(err.to_string()))?;
+            let hashes = hashes_from_base64(&proof.proof).map_err(|err| Error::Invalid(err.to_string()))?;
             let ours = hash_from_base64(&root).map_err(|err| Error::Invalid(err.to_string()))?;
             signed.origin == header.origin
                 && signed.size == anchor.tree_size as u64

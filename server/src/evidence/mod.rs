@@ -83,18 +83,22 @@ impl Evidence {
         &self.keys
     }
 
-    /// The signed note of the tree of `size` leaves with `root`.
-    pub fn checkpoint(&self, size: u64, root: Hash) -> String {
-        Checkpoint {
+    /// The signed checkpoint of the tree of `size` events with `root`, as stored (`at`:
+    /// Unix milliseconds).
+    pub fn checkpoint(&self, size: i64, root: Hash, at: i64) -> crate::store::CheckpointRow {
+        let note = Checkpoint {
             origin: self.origin.clone(),
-            size,
+            size: size as u64,
             root,
         }
-        .sign(&self.key)
-    }
-
-    pub fn key_id(&self) -> String {
-        self.keys[0].id_hex()
+        .sign(&self.key);
+        crate::store::CheckpointRow {
+            tree_size: size,
+            root: hash_to_base64(&root),
+            at,
+            key_id: self.keys[0].id_hex(),
+            note,
+        }
     }
 
     /// The receipt of a request approved at `approved_at`, the approval being audit event

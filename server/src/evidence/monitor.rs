@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use signoff_app::evidence::note::{Checkpoint, PublicKey};
-use signoff_app::evidence::tree::{hash_from_base64, hash_to_base64, verify_consistency};
+use signoff_app::evidence::tree::{hash_from_base64, hash_to_base64, hashes_from_base64, verify_consistency};
 
 use super::{ConsistencyProof, Keys};
 
@@ -135,12 +135,8 @@ async fn check(url: &str, state_file: &Path, pinned: &[String]) -> Result<Outcom
             .await?,
         )
         .map_err(|err| unchecked(format!("the consistency proof: {err}")))?;
-        let hashes = proof
-            .proof
-            .iter()
-            .map(|hash| hash_from_base64(hash))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| unchecked(format!("the consistency proof: {err}")))?;
+        let hashes =
+            hashes_from_base64(&proof.proof).map_err(|err| unchecked(format!("the consistency proof: {err}")))?;
         if verify_consistency(&hashes, checkpoint.size, checkpoint.root, seen.size, seen_root).is_err() {
             return Ok(Outcome::Tampered(format!(
                 "the log was rewritten: the checkpoint for {} events does not extend the one seen for {}",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use signoff_app::evidence::note::{Checkpoint, PublicKey};
-use signoff_app::evidence::tree::{Frontier, hash_from_base64, hash_to_base64, leaf_hash};
+use signoff_app::evidence::tree::{Frontier, hash_to_base64, leaf_hash};
 
 use crate::store::{AuditEvent, CheckpointRow, RawEvent, Store, canonical_event, chain_hash_of};
 use crate::{Error, Result};
@@ -267,9 +267,4 @@ pub async fn verify_store(
         });
     }
     Ok(walk.finish())
-}
-
-/// Reads a base64 root as a hash, for callers comparing roots.
-pub fn parse_root(text: &str) -> Result<signoff_app::evidence::tree::Hash> {
-    hash_from_base64(text).map_err(|err| Error::Invalid(err.to_string()))
 }

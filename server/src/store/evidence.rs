@@ -47,6 +47,20 @@ pub struct CheckpointRow {
 
 const CHECKPOINT_COLUMNS: &str = "tree_size, root, at, key_id, note";
 
+const HEAD: &str = "SELECT seq, hash, tree_size, frontier FROM audit_head WHERE id = 1";
+
+macro_rules! head_from_row {
+    ($row:expr) => {{
+        let row = &$row;
+        HeadRow {
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+            tree_size: row.try_get("tree_size")?,
+            frontier: row.try_get("frontier")?,
+        }
+    }};
+}
+
 macro_rules! checkpoint_from_row {
     ($row:expr) => {{
         let row = &$row;
@@ -68,15 +82,10 @@ impl WriteTx {
             WriteTx::Sqlite(_) => "",
             WriteTx::Postgres(_) => " FOR UPDATE",
         };
-        let sql = format!("SELECT seq, hash, tree_size, frontier FROM audit_head WHERE id = 1{lock}");
+        let sql = format!("{HEAD}{lock}");
         on_tx!(self, |conn, Db| {
             let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;
-            Ok(HeadRow {
-                seq: row.try_get("seq")?,
-                hash: row.try_get("hash")?,
-                tree_size: row.try_get("tree_size")?,
-                frontier: row.try_get("frontier")?,
-            })
+            Ok(head_from_row!(row))
         })
     }
 
@@ -296,15 +305,8 @@ impl Store {
     /// The head and the tree's frontier as committed.
     pub async fn tree_head(&self) -> Result<HeadRow> {
         let head = on_read_pool!(self, |pool| {
-            let row = sqlx::query("SELECT seq, hash, tree_size, frontier FROM audit_head WHERE id = 1")
-                .fetch_one(pool)
-                .await?;
-            HeadRow {
-                seq: row.try_get("seq")?,
-                hash: row.try_get("hash")?,
-                tree_size: row.try_get("tree_size")?,
-                frontier: row.try_get("frontier")?,
-            }
+            let row = sqlx::query(HEAD).fetch_one(pool).await?;
+            head_from_row!(row)
         });
         Ok(head)
     }
