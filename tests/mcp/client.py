@@ -4,6 +4,9 @@ Usage: client.py PLAN_JSON
 
 PLAN_JSON is an object:
   transport  "http" (url, key) or "stdio" (command, args, env)
+  mode       (optional) the client's `mode`: "auto" (the default: probe `server/discover`,
+             fall back to `initialize`), "legacy" (the 2025-11-25 handshake only) or a
+             stateless revision such as "2026-07-28" (no handshake, `_meta` on each request)
   steps      a list of {"list_tools": true} or {"tool": NAME, "args": {...}}; in args, the
              string "$id" stands for the id the previous tool call answered.
   events     (optional) a file the client appends one JSON line to as things happen, so the
@@ -11,12 +14,15 @@ PLAN_JSON is an object:
              call, {"step": i, "event": "progress", ...} for each progress notification,
              {"step": i, "event": "done"} after it.
 
-Prints one JSON object on standard output: {"ok": true, "steps": [...]} with, for each
+Prints one JSON object on standard output: {"ok": true, "protocol_version": ..., "steps": [...]}
+with the revision the client ended up speaking and, for each
 step, the tool names (and each tool's annotations, as on the wire) or the call's is_error, structured content, texts and progress
 notifications; or {"ok": false, "error": "..."} when the client could not connect or a
 call failed at the protocol level. Over HTTP, "refusals" lists every non-2xx answer the
 server gave ({"status": ..., "body": ...}): the MCP library reports them only as "Server
-returned an error response". The Rust test (tests/tests/mcp.rs) asserts on it.
+returned an error response". The Rust test (tests/tests/mcp.rs) asserts on it. Over HTTP,
+"methods" lists the JSON-RPC method of every POST in order and "session_ids" every
+`Mcp-Session-Id` the server answered with, so a test can see which revision went over the wire.
 """
 
 import asyncio
@@ -51,11 +57,24 @@ def event_log(plan):
     return note
 
 
-async def run(plan, refusals):
+async def run(plan, wire):
     note = event_log(plan)
+    refusals = wire["refusals"]
     if plan["transport"] == "http":
 
+        async def keep_method(request):
+            try:
+                body = json.loads(request.content or b"null")
+            except ValueError:
+                return
+            for message in body if isinstance(body, list) else [body]:
+                if isinstance(message, dict) and "method" in message:
+                    wire["methods"].append(message["method"])
+
         async def keep_refusals(response):
+            session = response.headers.get("mcp-session-id")
+            if session:
+                wire["session_ids"].append(session)
             if response.status_code >= 400:
                 await response.aread()
                 refusals.append({"status": response.status_code, "body": response.text})
@@ -63,7 +82,7 @@ async def run(plan, refusals):
         http = httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {plan['key']}"},
             timeout=httpx2.Timeout(30.0, read=120.0),
-            event_hooks={"response": [keep_refusals]},
+            event_hooks={"request": [keep_method], "response": [keep_refusals]},
         )
         server = streamable_http_client(plan["url"], http_client=http)
     else:
@@ -71,7 +90,8 @@ async def run(plan, refusals):
 
     steps = []
     last_id = None
-    async with Client(server, read_timeout_seconds=120) as client:
+    async with Client(server, read_timeout_seconds=120, mode=plan.get("mode", "auto")) as client:
+        wire["protocol_version"] = client.protocol_version
         for index, step in enumerate(plan["steps"]):
             note(step=index, event="started")
             if step.get("list_tools"):
@@ -117,13 +137,13 @@ async def run(plan, refusals):
 
 def main():
     plan = json.loads(sys.argv[1])
-    refusals = []
+    wire = {"protocol_version": None, "refusals": [], "methods": [], "session_ids": []}
     try:
-        steps = asyncio.run(run(plan, refusals))
-        print(json.dumps({"ok": True, "steps": steps, "refusals": refusals}))
+        steps = asyncio.run(run(plan, wire))
+        print(json.dumps({"ok": True, "steps": steps, **wire}))
     except BaseException as error:  # noqa: BLE001 - the test reads what failed
         traceback.print_exc()
-        print(json.dumps({"ok": False, "error": "; ".join(describe(error)), "refusals": refusals}))
+        print(json.dumps({"ok": False, "error": "; ".join(describe(error)), **wire}))
 
 
 def describe(error):

@@ -18,6 +18,7 @@ on_both_stores!(
     another_agents_request_is_not_found,
     an_agent_at_its_wait_cap_is_refused_before_anything_is_created,
     wait_s_defaults_to_45_s_and_is_capped_at_55_s,
+    clients_of_both_revisions_are_answered,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +93,19 @@ impl Drop for Scratch {
 
 /// Runs the Python client through `steps` as the agent holding `key`; returns its report.
 async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps: Value, scratch: &Scratch) -> Value {
+    mcp_client_in_mode(server, transport, "auto", key, steps, scratch).await
+}
+
+/// As `mcp_client`, with the client's `mode`: "auto" (probe `server/discover`, fall back to
+/// `initialize`) or "legacy" (the 2025-11-25 handshake only).
+async fn mcp_client_in_mode(
+    server: &TestServer,
+    transport: Transport,
+    mode: &str,
+    key: &str,
+    steps: Value,
+    scratch: &Scratch,
+) -> Value {
     let plan = match transport {
         Transport::Http => json!({
             "transport": "http",
@@ -120,6 +134,7 @@ async fn mcp_client(server: &TestServer, transport: Transport, key: &str, steps:
     };
     let mut plan = plan;
     plan["events"] = json!(scratch.events().display().to_string());
+    plan["mode"] = json!(mode);
     let output = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new(python())
@@ -711,4 +726,48 @@ async fn an_agent_at_its_wait_cap_is_refused_before_anything_is_created(backend:
     assert_eq!(server.db.count("requests").await, 1, "only the held request exists");
     holding.abort();
     server.stop().await;
+}
+
+/// A client of the stateless 2026-07-28 revision (`server/discover`, `_meta` on every request,
+/// no session) and one that knows only the 2025-11-25 handshake both list the tools and wait
+/// for a decision, over HTTP and through `signoff mcp`.
+async fn clients_of_both_revisions_are_answered(backend: Backend) {
+    let (_provider, server) = start_with_reviewers(backend).await;
+    let agent = server.agent("deploy-bot").await;
+    let token = reviewer_token(&server).await;
+    for transport in TRANSPORTS {
+        for (mode, revision) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+            let scratch = Scratch::new();
+            let title = format!("Rotate the signing key over {transport:?} as {revision}");
+            let reviewer = reviewer_decides(&server, &token, &title, "approve", "ship it");
+            let steps = json!([
+                {"list_tools": true},
+                request_approval(&title, 30),
+                {"tool": "check_approval", "args": {"id": "$id", "wait_s": 0}},
+            ]);
+            let report = mcp_client_in_mode(&server, transport, mode, &agent.key, steps, &scratch).await;
+            let context = format!("{transport:?}, {revision}: {report}");
+            assert_eq!(report["protocol_version"], revision, "{context}");
+            assert_eq!(
+                step(&report, 0)["tools"],
+                json!(["check_approval", "get_request", "request_approval"]),
+                "{context}"
+            );
+            let id = reviewer.await.expect("reviewer");
+            assert_eq!(step(&report, 1)["structured"]["status"], "approved", "{context}");
+            assert_eq!(step(&report, 1)["structured"]["id"], id.as_str(), "{context}");
+            assert_eq!(step(&report, 2)["structured"]["status"], "approved", "{context}");
+            if let Transport::Http = transport {
+                let methods = report["methods"].as_array().expect("methods").clone();
+                if revision == "2026-07-28" {
+                    assert_eq!(methods.first(), Some(&json!("server/discover")), "{context}");
+                    assert!(!methods.contains(&json!("initialize")), "{context}");
+                } else {
+                    assert_eq!(methods.first(), Some(&json!("initialize")), "{context}");
+                }
+                // `/mcp` keeps no session for either: every POST stands on its own key.
+                assert_eq!(report["session_ids"], json!([]), "{context}");
+            }
+        }
+    }
 }

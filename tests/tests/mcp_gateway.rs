@@ -18,6 +18,7 @@ use signoff_tests::{Backend, Reply, TestServer, on_both_stores};
 on_both_stores!(
     each_call_waits_for_signoff_and_only_approved_calls_reach_the_upstream,
     a_call_nobody_decides_in_time_is_cancelled_and_never_reaches_the_upstream,
+    clients_of_both_revisions_pass_through_the_gateway,
 );
 
 const READS_ALLOWED: &str = r#"
@@ -94,8 +95,15 @@ impl Drop for Scratch {
 
 /// Runs the Python MCP client through `steps` against `signoff ARGS`; returns its report.
 async fn mcp_client(args: Vec<String>, env: Value, steps: Value) -> Value {
+    mcp_client_in_mode("auto", args, env, steps).await
+}
+
+/// As `mcp_client`, with the client's `mode`: "auto" (probe `server/discover`, fall back to
+/// `initialize`) or "legacy" (the 2025-11-25 handshake only).
+async fn mcp_client_in_mode(mode: &str, args: Vec<String>, env: Value, steps: Value) -> Value {
     let plan = json!({
         "transport": "stdio",
+        "mode": mode,
         "command": signoff_tests::client_binary().display().to_string(),
         "args": args,
         "env": env,
@@ -447,4 +455,42 @@ async fn a_call_nobody_decides_in_time_is_cancelled_and_never_reaches_the_upstre
         "nobody can approve what will not run"
     );
     assert_eq!(scratch.upstream_log(), "", "the upstream never saw the call");
+}
+
+/// A client of the stateless 2026-07-28 revision and one of 2025-11-25 both see the
+/// upstream's tools through the gateway, and both are gated: the read-only call runs at once
+/// under the policy, the destructive one waits for a reviewer's approval.
+async fn clients_of_both_revisions_pass_through_the_gateway(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    import_policies(&server, READS_ALLOWED).await;
+    let agent = server.agent("notes-agent").await;
+    let reviewer = Reviewer::sign_in(&server, 1).await;
+    for (mode, revision) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let scratch = Scratch::new();
+        let note = format!("note-{mode}");
+        let deciding = {
+            let reviewer = reviewer.clone();
+            let payload = json!({"name": note});
+            tokio::spawn(async move {
+                let held = reviewer.pending_with(&payload).await;
+                let id = held["id"].as_str().expect("id").to_string();
+                reviewer.decide(&id, "approve", "fine").await;
+            })
+        };
+        let report = mcp_client_in_mode(
+            mode,
+            gateway_over_child(&[]),
+            scratch.env(&server, &agent.key),
+            json!([{"list_tools": true}, call("read_note", "groceries"), call("delete_note", &note)]),
+        )
+        .await;
+        deciding.await.expect("the reviewer");
+        let steps = &report["steps"];
+        assert_eq!(report["protocol_version"], revision, "{report}");
+        assert_eq!(steps[0]["tools"], json!(["delete_note", "read_note"]), "{report}");
+        assert_eq!(texts(&steps[1]), "note groceries: buy milk", "{revision}: {}", steps[1]);
+        assert_eq!(steps[2]["is_error"], false, "{revision}: {}", steps[2]);
+        assert_eq!(texts(&steps[2]), format!("deleted {note}"), "{revision}");
+        assert_eq!(scratch.upstream_log(), format!("deleted {note}\n"), "{revision}");
+    }
 }
