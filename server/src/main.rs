@@ -200,7 +200,7 @@ async fn operator_service(config: &Config) -> anyhow::Result<Service> {
     // The engine runs until the command ends with the process.
     std::mem::forget(keep_running);
     let settings = signoff_server::service::Settings::from_config(config)?;
-    let service = Service::new(store, bus, settings, shutdown);
+    let service = Service::open(store, bus, settings, shutdown).await?;
     service.load_policies().await?;
     Ok(service)
 }

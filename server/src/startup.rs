@@ -48,7 +48,7 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let settings = Settings::from_config(&config)?;
         let sessions = SessionBackend::open(&store).await?;
-        let service = Arc::new(Service::new(store, bus, settings, shutdown_rx));
+        let service = Arc::new(Service::open(store, bus, settings, shutdown_rx).await?);
         service.load_policies().await?;
         // Builds the audit log's tree first if this store predates it, and signs the log
         // as this server finds it.

@@ -74,7 +74,11 @@ async fn agent_keys_are_managed_from_the_command_line(backend: Backend) {
             ),
         };
         let (_keep, shutdown) = tokio::sync::watch::channel(false);
-        let replica = Arc::new(Service::new(store, bus, settings, shutdown));
+        let replica = Arc::new(
+            Service::open(store, bus, settings, shutdown)
+                .await
+                .expect("the replica's service"),
+        );
         let waiter = {
             let agent = agent.clone();
             let id = id.clone();

@@ -96,9 +96,7 @@ impl FromRequestParts<AppState> for AgentAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = bearer(parts)
             .ok_or_else(|| Error::Unauthorized("missing API key: send Authorization: Bearer <key>".into()))?;
-        // Boxed, so a handler parked for minutes (a long-poll) does not keep room for the
-        // lookup's state.
-        Box::pin(state.service.authenticate_agent(key)).await.map(AgentAuth)
+        state.service.authenticate_agent(key).await.map(AgentAuth)
     }
 }
 

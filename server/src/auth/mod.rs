@@ -49,6 +49,15 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// What the writer checks again for a change this person asks for.
+    pub fn held(&self) -> crate::engine::Held {
+        match self {
+            Credential::Terminal { token_hash } => crate::engine::Held::TerminalToken(token_hash.clone()),
+            // Read from the session store on every call.
+            Credential::Session(_) => crate::engine::Held::Nothing,
+        }
+    }
+
     /// Whether the credential still stands: the session exists, unexpired and within its
     /// lifetime; the token is neither revoked nor expired.
     pub async fn still_valid(&self, state: &AppState) -> Result<bool> {
@@ -79,7 +88,9 @@ impl Credential {
 impl Person {
     /// This person's desk at the service: what their roles let them read and do.
     pub fn desk<'a>(&'a self, service: &'a crate::service::Service) -> crate::service::Desk<'a> {
-        service.desk(&self.identity, &self.roles)
+        service
+            .desk(&self.identity, &self.roles)
+            .holding(self.credential.held())
     }
 
     /// This person's admin desk at the service, refused without the admin role.

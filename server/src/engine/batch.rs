@@ -16,7 +16,7 @@ use signoff_app::{AgentId, Identity, Kind, RequestId, Status};
 
 use super::chain::Chain;
 use super::policy::REMATCH_TIME;
-use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
+use super::{Answer, Command, Held, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::evidence::Evidence;
 use crate::store::{DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, millis};
@@ -56,12 +56,19 @@ pub(super) async fn apply(
     store: &Store,
     policies: &Policies,
     evidence: &Evidence,
-    commands: &[&Command],
+    asked: &[(&Command, &Held)],
 ) -> Result<Applied> {
     let mut tx = WriteTx::begin(store).await?;
     let head = tx.lock_head().await?;
     let chain = Chain::from_head(&mut tx, head, evidence).await?;
     let now = batch_time();
+    let standing = standing(&mut tx, asked, now).await?;
+    let commands: Vec<&Command> = asked
+        .iter()
+        .zip(&standing)
+        .filter(|(_, stands)| **stands)
+        .map(|((command, _), _)| *command)
+        .collect();
     let mut batch = Batch {
         now,
         policies: policies.current(),
@@ -80,9 +87,13 @@ pub(super) async fn apply(
         evidence,
         checkpointed: None,
     };
-    batch.load(&mut tx, policies, commands).await?;
-    let mut answers = Vec::with_capacity(commands.len());
-    for command in commands {
+    batch.load(&mut tx, policies, &commands).await?;
+    let mut answers = Vec::with_capacity(asked.len());
+    for ((command, held), stands) in asked.iter().zip(standing) {
+        if !stands {
+            answers.push(Err(held.refusal()));
+            continue;
+        }
         answers.push(match command {
             // Its statements run now, in the batch's transaction; a failure fails the batch.
             Command::Admin(change) => match admin::apply(&mut tx, &mut batch.chain, now, change).await? {
@@ -109,6 +120,28 @@ pub(super) async fn apply(
         events: batch.events_with_snapshots(),
         policies: changed,
     })
+}
+
+/// For each command, whether the credential it was asked with still stands: read in the
+/// batch's transaction, so after every revocation committed before it, by any process.
+async fn standing(tx: &mut WriteTx, asked: &[(&Command, &Held)], now: OffsetDateTime) -> Result<Vec<bool>> {
+    let mut keys = Vec::new();
+    let mut tokens = Vec::new();
+    for (_, held) in asked {
+        match held {
+            Held::Nothing => {}
+            Held::AgentKey(hash) => keys.push(hash.as_str()),
+            Held::TerminalToken(hash) => tokens.push(hash.as_str()),
+        }
+    }
+    let standing = tx.standing_credentials(&keys, &tokens, now).await?;
+    Ok(asked
+        .iter()
+        .map(|(_, held)| match held {
+            Held::Nothing => true,
+            Held::AgentKey(hash) | Held::TerminalToken(hash) => standing.contains(hash),
+        })
+        .collect())
 }
 
 struct Batch<'e> {

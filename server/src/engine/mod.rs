@@ -33,6 +33,7 @@ use signoff_app::wire::ResultReport;
 use signoff_app::{AgentId, Identity, RequestId, canonical_json};
 
 use crate::bus::EventBus;
+use crate::credentials::Credentials;
 use crate::evidence::Evidence;
 use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
 use crate::{Error, Result};
@@ -75,6 +76,39 @@ pub enum Command {
     /// Signs a checkpoint of the audit log as it stands, if it grew since the newest
     /// (after a quiet interval, and at shutdown).
     Checkpoint,
+}
+
+/// The credential a command was asked with. The writer checks, in the batch's transaction
+/// and with one statement for the whole batch, that each still stands: a key or token
+/// revoked by any process before the batch is refused, even while this process's table of
+/// credentials has not heard of it yet (see `crate::credentials`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing to check again: the operator's command line, the server's own sweeper, a
+    /// console session (the session store is read on every call).
+    #[default]
+    Nothing,
+    /// An agent's API key, by hash.
+    AgentKey(String),
+    /// A terminal token, by hash.
+    TerminalToken(String),
+}
+
+impl Held {
+    /// What an agent authenticated with, when it did.
+    pub fn agent(agent: &Agent) -> Held {
+        agent.key_hash.clone().map_or(Held::Nothing, Held::AgentKey)
+    }
+
+    /// The refusal of a command whose credential no longer stands.
+    fn refusal(&self) -> Error {
+        match self {
+            Held::TerminalToken(_) => {
+                Error::Unauthorized("this terminal token was revoked or has expired: run `signoff login`".into())
+            }
+            Held::AgentKey(_) | Held::Nothing => Error::Unauthorized("unknown or revoked API key".into()),
+        }
+    }
 }
 
 /// What importing a policy file changed, by policy name.
@@ -198,6 +232,20 @@ impl Command {
     fn is_decision(&self) -> bool {
         matches!(self, Command::Decide { .. })
     }
+
+    /// Whether it may change who holds which key or token.
+    fn changes_credentials(&self) -> bool {
+        matches!(
+            self,
+            Command::Admin(
+                AdminChange::IssueKey { .. }
+                    | AdminChange::RevokeKeys { .. }
+                    | AdminChange::RotateKey { .. }
+                    | AdminChange::PollDeviceCode { .. }
+                    | AdminChange::RevokeToken { .. }
+            )
+        )
+    }
 }
 
 /// What a command did.
@@ -233,6 +281,7 @@ pub enum Answer {
 
 struct Job {
     command: Command,
+    held: Held,
     submitted: Instant,
     reply: oneshot::Sender<Result<Answer>>,
 }
@@ -245,18 +294,31 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the writer on `store`; it stops when the last handle is dropped.
-    pub fn start(store: Store, bus: EventBus, policies: Arc<Policies>, evidence: Arc<Evidence>) -> Engine {
+    pub fn start(
+        store: Store,
+        bus: EventBus,
+        policies: Arc<Policies>,
+        evidence: Arc<Evidence>,
+        credentials: Arc<Credentials>,
+    ) -> Engine {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, bus, policies, evidence, jobs));
+        tokio::spawn(write(store, bus, policies, evidence, credentials, jobs));
         Engine { queue }
     }
 
     /// Applies `command` and answers once it has committed (or was refused).
-    #[tracing::instrument(level = "debug", skip_all, fields(command = command.name()))]
     pub async fn submit(&self, command: Command) -> Result<Answer> {
+        self.submit_held(command, Held::Nothing).await
+    }
+
+    /// [`Engine::submit`] for a command asked with `held`, refused if that no longer
+    /// stands when the batch applies it.
+    #[tracing::instrument(level = "debug", skip_all, fields(command = command.name()))]
+    pub async fn submit_held(&self, command: Command, held: Held) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             command,
+            held,
             submitted: Instant::now(),
             reply,
         };
@@ -280,13 +342,14 @@ async fn write(
     bus: EventBus,
     policies: Arc<Policies>,
     evidence: Arc<Evidence>,
+    credentials: Arc<Credentials>,
     mut queue: mpsc::Receiver<Job>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         crate::metrics::queue_depth(queue.len());
         let started = Instant::now();
-        let commands: Vec<&Command> = jobs.iter().map(|job| &job.command).collect();
+        let commands: Vec<(&Command, &Held)> = jobs.iter().map(|job| (&job.command, &job.held)).collect();
         let span = tracing::debug_span!("batch", commands = commands.len());
         match batch::apply(&store, &policies, &evidence, &commands)
             .instrument(span)
@@ -297,6 +360,12 @@ async fn write(
                 if let Some(changed) = applied.policies {
                     // In force from the next batch on; callers read it once answered.
                     policies.install(changed);
+                }
+                if jobs.iter().any(|job| job.command.changes_credentials())
+                    && let Err(err) = credentials.reload().await
+                {
+                    // Commands are still checked in each batch; reads catch up at the next look.
+                    tracing::error!(%err, "could not load the credentials again after changing them");
                 }
                 for (job, answer) in jobs.drain(..).zip(applied.answers) {
                     if job.command.is_decision() {

@@ -13,6 +13,7 @@ use signoff_app::wire::{DecisionInput, RequestPage, ReviewView, Role};
 use signoff_app::{AgentId, Channel, Identity, PolicySnapshot, RequestId};
 
 use super::{Service, WhatIf, now};
+use crate::engine::Held;
 use crate::store::{
     Actor, Agent, AgentSummary, AuditEvent, AuditQuery, DeviceCodeInfo, Followup, GrantRecord, KeyIssue, PolicyVersion,
     RequestFilter, StoredPolicy, TokenRecord,
@@ -27,6 +28,8 @@ pub struct Desk<'a> {
     reviewer: bool,
     admin: bool,
     auditor: bool,
+    /// The credential this person called with, checked again by the writer.
+    held: Held,
 }
 
 /// Someone who may read the audit trail out (an admin or an auditor): only
@@ -55,6 +58,7 @@ impl Service {
             reviewer: roles.contains(&Role::Reviewer),
             admin: roles.contains(&Role::Admin),
             auditor: roles.contains(&Role::Auditor),
+            held: Held::Nothing,
         }
     }
 
@@ -70,9 +74,10 @@ impl Service {
         self.terminal_token_by_hash(&crate::keys::hash(token)).await
     }
 
-    /// [`Service::terminal_token`], from the token's hash.
+    /// [`Service::terminal_token`], from the token's hash. From memory: a known token
+    /// reads nothing.
     pub async fn terminal_token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        self.store().terminal_token(token_hash, now()).await
+        self.credentials().terminal_token_now(token_hash, now()).await
     }
 
     /// Starts a terminal sign-in: stores the device code (by its hash) and the user code.
@@ -104,6 +109,12 @@ impl Service {
 }
 
 impl<'a> Desk<'a> {
+    /// This desk for a person who called with `held`: their changes are refused once it
+    /// no longer stands.
+    pub fn holding(self, held: Held) -> Desk<'a> {
+        Desk { held, ..self }
+    }
+
     /// The admin's desk, for a person with the admin role.
     pub fn admin(&self) -> Result<AdminDesk<'a>> {
         if !self.admin {
@@ -154,7 +165,9 @@ impl<'a> Desk<'a> {
                 "break-glass is for admins the request's policy names".into(),
             ));
         }
-        self.service.decide_and_review(self.who, id, input, channel).await
+        self.service
+            .decide_and_review(self.who, self.held.clone(), id, input, channel)
+            .await
     }
 
     /// A page of the queue or history as this person sees it; with `needs_my_vote`, only

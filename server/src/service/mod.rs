@@ -22,7 +22,8 @@ pub use channels::{ChannelStatus, DELIVERIES_PAGE};
 pub use desk::{AdminDesk, AuditDesk, Desk, Overview};
 
 use crate::bus::{EventBus, Waiters};
-use crate::engine::{AdminChange, Answer, Command, DecisionAsk, Engine, GrantAsk, Policies};
+use crate::credentials::Credentials;
+use crate::engine::{AdminChange, Answer, Command, DecisionAsk, Engine, GrantAsk, Held, Policies};
 use crate::store::{
     Agent, Cursor, DecisionRecord, KeyIssue, NewRecord, Poll, RequestFilter, Store, StoredRequest, Voter,
 };
@@ -68,9 +69,8 @@ pub struct Service {
     waiters: Arc<Waiters>,
     /// Long-polls held open, per agent.
     waits_by_agent: Arc<Mutex<HashMap<AgentId, usize>>>,
-    /// Bumped when this process revokes keys: waits check their key again, and end if it
-    /// was theirs. (A revocation elsewhere is caught when the wait answers.)
-    key_revocations: watch::Sender<u64>,
+    /// Who holds which key or token, from memory (see `crate::credentials`).
+    credentials: Arc<Credentials>,
     settings: Settings,
     shutdown: watch::Receiver<bool>,
 }
@@ -80,7 +80,15 @@ pub struct Service {
 pub use crate::clock::now;
 
 impl Service {
-    pub fn new(store: Store, bus: EventBus, settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
+    /// The service over `store`, its credentials loaded from it and kept current.
+    pub async fn open(
+        store: Store,
+        bus: EventBus,
+        settings: Settings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self> {
+        let credentials = Credentials::load(store.clone()).await?;
+        credentials.keep_current(shutdown.clone());
         let waiters = Waiters::start(&bus);
         let policies = Arc::new(Policies::new(
             settings.default_approvals,
@@ -92,18 +100,19 @@ impl Service {
             bus.clone(),
             Arc::clone(&policies),
             Arc::clone(&settings.evidence),
+            Arc::clone(&credentials),
         );
-        Self {
+        Ok(Self {
             store,
             bus,
             engine,
             policies,
             waiters,
             waits_by_agent: Arc::default(),
-            key_revocations: watch::Sender::new(0),
+            credentials,
             settings,
             shutdown,
-        }
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -218,10 +227,7 @@ impl Service {
             by: by.cloned(),
         };
         match self.engine.submit(Command::Admin(change)).await? {
-            Answer::KeysRevoked(revoked) => {
-                self.key_revocations.send_modify(|count| *count += 1);
-                Ok(revoked)
-            }
+            Answer::KeysRevoked(revoked) => Ok(revoked),
             other => Err(unexpected(other)),
         }
     }
@@ -238,10 +244,7 @@ impl Service {
             by: by.clone(),
         };
         match self.engine.submit(Command::Admin(change)).await? {
-            Answer::Rotated(rotated) => {
-                self.key_revocations.send_modify(|count| *count += 1);
-                Ok(rotated.map(|(agent, revoked)| (agent, key, revoked)))
-            }
+            Answer::Rotated(rotated) => Ok(rotated.map(|(agent, revoked)| (agent, key, revoked))),
             other => Err(unexpected(other)),
         }
     }
@@ -305,26 +308,26 @@ impl Service {
         }
     }
 
-    /// The agent holding `key`, or 401.
+    /// The agent holding `key`, or 401. From memory: a known key reads nothing.
     pub async fn authenticate_agent(&self, key: &str) -> Result<Agent> {
-        let key_hash = keys::hash(key);
-        let mut agent = self
-            .store
-            .agent_by_key_hash(&key_hash)
+        self.credentials
+            .agent_now(&keys::hash(key))
             .await?
-            .ok_or_else(|| Error::Unauthorized("unknown or revoked API key".into()))?;
-        agent.key_hash = Some(key_hash);
-        Ok(agent)
+            .ok_or_else(|| Error::Unauthorized("unknown or revoked API key".into()))
+    }
+
+    /// Who holds which key or token.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Refuses an agent whose key was revoked since it authenticated (a long-poll outlives
-    /// the check made when it started). Read each time: the command line or another
-    /// replica may have revoked it.
-    async fn still_authenticated(&self, agent: &Agent) -> Result<()> {
+    /// the check made when it started).
+    fn still_authenticated(&self, agent: &Agent) -> Result<()> {
         let Some(key_hash) = &agent.key_hash else {
             return Ok(());
         };
-        match self.store.agent_by_key_hash(key_hash).await? {
+        match self.credentials.agent(key_hash) {
             Some(current) if current.id == agent.id => Ok(()),
             _ => Err(Error::Unauthorized(
                 "this API key was revoked while the request was waiting".into(),
@@ -419,7 +422,7 @@ impl Service {
         };
         match self
             .engine
-            .submit(Command::create(record, generation, asked_ttl)?)
+            .submit_held(Command::create(record, generation, asked_ttl)?, Held::agent(agent))
             .await?
         {
             Answer::Created(request) => Ok((request.into_view(Vec::new()), true)),
@@ -459,13 +462,13 @@ impl Service {
         timeout: Duration,
     ) -> Result<RequestView> {
         let answer = self.wait_for_change(agent, id, timeout).await?;
-        Box::pin(self.still_authenticated(agent)).await?;
+        self.still_authenticated(agent)?;
         Ok(answer)
     }
 
     async fn wait_for_change(&self, agent: &Agent, id: RequestId, timeout: Duration) -> Result<RequestView> {
         let registration = self.waiters.register(id);
-        let mut revocations = self.key_revocations.subscribe();
+        let mut revocations = self.credentials.changes();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.clone();
         loop {
@@ -490,7 +493,7 @@ impl Service {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(deadline) => return Box::pin(self.with_decisions(request)).await,
                 _ = shutdown.changed() => {}
-                _ = revocations.changed() => Box::pin(self.still_authenticated(agent)).await?,
+                _ = revocations.changed() => self.still_authenticated(agent)?,
             }
         }
     }
@@ -517,24 +520,29 @@ impl Service {
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn cancel(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
-        self.change(Command::Cancel { agent: agent.id, id }).await
+        self.change(Command::Cancel { agent: agent.id, id }, Held::agent(agent))
+            .await
     }
 
     /// The agent is about to run its approved action: recorded once; a second start of
     /// the same approval is refused (`already_started`).
     #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn start(&self, agent: &Agent, id: RequestId) -> Result<RequestView> {
-        self.change(Command::Start { agent: agent.id, id }).await
+        self.change(Command::Start { agent: agent.id, id }, Held::agent(agent))
+            .await
     }
 
     /// The agent says what happened when it ran an approved action.
     #[tracing::instrument(level = "debug", skip_all, fields(agent = %agent.name, request = %id))]
     pub async fn report_result(&self, agent: &Agent, id: RequestId, report: ResultReport) -> Result<RequestView> {
-        self.change(Command::Report {
-            agent: agent.id,
-            id,
-            report,
-        })
+        self.change(
+            Command::Report {
+                agent: agent.id,
+                id,
+                report,
+            },
+            Held::agent(agent),
+        )
         .await
     }
 
@@ -547,7 +555,7 @@ impl Service {
         input: &DecisionInput,
         channel: Channel,
     ) -> Result<RequestView> {
-        self.decide_and_review(reviewer, id, input, channel)
+        self.decide_and_review(reviewer, Held::Nothing, id, input, channel)
             .await
             .map(|review| review.request)
     }
@@ -558,6 +566,7 @@ impl Service {
     pub async fn decide_and_review(
         &self,
         reviewer: &Identity,
+        held: Held,
         id: RequestId,
         input: &DecisionInput,
         channel: Channel,
@@ -594,7 +603,7 @@ impl Service {
                 grant,
             },
         };
-        match self.engine.submit(command).await? {
+        match self.engine.submit_held(command, held).await? {
             Answer::Changed(request, decisions) => {
                 let viewer = eligibility(&request, &decisions, reviewer, now());
                 Ok(ReviewView {
@@ -667,8 +676,8 @@ impl Service {
     }
 
     /// Applies a change to one request and shows the request as it then stands.
-    async fn change(&self, command: Command) -> Result<RequestView> {
-        match self.engine.submit(command).await? {
+    async fn change(&self, command: Command, held: Held) -> Result<RequestView> {
+        match self.engine.submit_held(command, held).await? {
             Answer::Changed(request, decisions) => Ok(request.into_view(decisions)),
             other => Err(unexpected(other)),
         }

@@ -84,12 +84,14 @@ mod signin;
 #[macro_use]
 mod write;
 mod console;
+mod credentials;
 mod deliveries;
 mod evidence;
 mod policy;
 mod slack;
 
 pub use console::AuditQuery;
+pub use credentials::ActiveCredentials;
 pub use deliveries::{Delivery, DeliveryStatus};
 pub use evidence::{CheckpointRow, HeadRow, RawEvent};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
@@ -203,24 +205,6 @@ impl Store {
     }
 
     // ----- agents and keys -------------------------------------------------------------
-
-    /// The agent holding an active key with this hash.
-    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>> {
-        let row = on_read_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT a.id, a.name, a.owner, a.created_at FROM api_keys k JOIN agents a ON a.id = k.agent_id \
-                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-            )
-            .bind(key_hash)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => Some(records::agent_from_row!(row)),
-                None => None,
-            }
-        });
-        Ok(row)
-    }
 
     pub async fn list_agents(&self) -> Result<Vec<AgentSummary>> {
         let agents = on_read_pool!(self, |pool| {

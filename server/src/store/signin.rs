@@ -77,6 +77,7 @@ macro_rules! token_from_row {
         }
     }};
 }
+pub(super) use token_from_row;
 
 impl Store {
     pub async fn insert_device_code(
@@ -143,25 +144,6 @@ impl Store {
                 .is_some()
         });
         Ok(known)
-    }
-
-    /// The identity behind an active terminal token.
-    pub async fn terminal_token(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<TokenRecord>> {
-        let record = on_read_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT id, identity, client_name, created_at, expires_at FROM terminal_tokens \
-                 WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
-            )
-            .bind(token_hash)
-            .bind(millis(now))
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                None => None,
-                Some(row) => Some(token_from_row!(row)),
-            }
-        });
-        Ok(record)
     }
 
     /// Active tokens, of one person or (admins) everyone's.

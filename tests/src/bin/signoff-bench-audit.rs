@@ -30,12 +30,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = startup::open_store(&config).await?;
     let (_keep, shutdown) = tokio::sync::watch::channel(false);
-    let service = Arc::new(Service::new(
-        store,
-        EventBus::in_process(),
-        Settings::from_config(&config)?,
-        shutdown,
-    ));
+    let service =
+        Arc::new(Service::open(store, EventBus::in_process(), Settings::from_config(&config)?, shutdown).await?);
     let started = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
