@@ -134,6 +134,11 @@ async fn standing(tx: &mut WriteTx, asked: &[(&Command, &Held)], now: OffsetDate
             Held::TerminalToken(hash) => tokens.push(hash.as_str()),
         }
     }
+    // A batch is often one agent's key many times over.
+    for hashes in [&mut keys, &mut tokens] {
+        hashes.sort_unstable();
+        hashes.dedup();
+    }
     let standing = tx.standing_credentials(&keys, &tokens, now).await?;
     Ok(asked
         .iter()
