@@ -483,15 +483,17 @@ impl Service {
             {
                 return Ok(snapshot.request.clone().into_view(snapshot.decisions.clone()));
             }
-            // The reads are boxed: a parked wait then holds a pointer, not the space of a
-            // database call's state, which matters at 10,000 waiting agents.
+            // The reads are boxed and the request is not kept while parked: a parked wait
+            // holds a pointer and its registration, not a database call's state nor the
+            // request's text, which matters at 10,000 waiting agents.
             let request = Box::pin(self.own_request(agent, id)).await?;
             if request.status != Status::Pending || *shutdown.borrow() {
                 return Box::pin(self.with_decisions(request)).await;
             }
+            drop(request);
             tokio::select! {
                 _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => return Box::pin(self.with_decisions(request)).await,
+                _ = tokio::time::sleep_until(deadline) => return Box::pin(self.request_for_agent(agent, id)).await,
                 _ = shutdown.changed() => {}
                 _ = revocations.changed() => self.still_authenticated(agent)?,
             }
