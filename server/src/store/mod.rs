@@ -163,11 +163,19 @@ impl Store {
                 Error::Config(format!("cannot create the data directory {}: {err}", parent.display()))
             })?;
         }
+        // The one writer keeps the pages it touches (the heads of the tables and indexes it
+        // appends to) in its own cache rather than reading them back from the OS at every
+        // batch, and keeps the statements of many batch sizes prepared.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-65536")
+                    .statement_cache_capacity(1024),
+            )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
