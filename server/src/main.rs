@@ -15,11 +15,6 @@ use signoff_server::service::{Service, draft_set};
 use signoff_server::store::{Actor, KeyIssue};
 use signoff_server::{Application, Config, startup};
 
-/// Many threads allocate on the hot path (handlers, the writer, SQLite's workers); mimalloc's
-/// per-thread heaps measured faster than glibc's malloc beside the baseline.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "signoff-server",
