@@ -5,7 +5,7 @@
 //! (see ARCHITECTURE.md, "Notifications").
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::watch;
@@ -18,6 +18,9 @@ use crate::{Error, Result};
 const PAGE: i64 = 100;
 /// How long a channel's lease lasts without renewal: another replica takes over after.
 const LEASE: Duration = Duration::from_secs(10);
+/// How long a reader goes on from the cursor it holds before it claims the lease again
+/// (every record renews it too): a third of the lease, so it never lapses while held.
+const RENEW: Duration = Duration::from_secs(3);
 /// How often a replica without the lease looks whether it lapsed.
 const LEASE_CHECK: Duration = Duration::from_secs(1);
 /// How often an idle reader looks at the trail even without hearing it grew.
@@ -63,7 +66,21 @@ pub trait Sink: Send + Sync + 'static {
 
     /// Sends a test message, so an admin sees the channel works.
     async fn test(&self) -> std::result::Result<(), String>;
+
+    /// What the channel posted and must remember but has not stored yet (Slack's
+    /// messages, so a retry never posts a request twice and decisions update it): the
+    /// reader stores it with its next record of attempts and cursor, in one transaction,
+    /// instead of a write of its own per event.
+    fn unrecorded(&self) -> Vec<Posted> {
+        Vec::new()
+    }
+
+    /// These are stored now: the channel may forget them.
+    fn recorded(&self, _posted: &[Posted]) {}
 }
+
+/// A message a channel posted about a request, to be stored with the deliveries.
+pub type Posted = (signoff_app::RequestId, crate::store::SlackMessage);
 
 /// How retries back off.
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +129,7 @@ pub fn start(
                 backoff,
                 head: head.clone(),
                 shutdown: shutdown.clone(),
+                held: None,
             };
             tokio::spawn(reader.run())
         })
@@ -128,7 +146,9 @@ pub async fn send_again(store: &Store, sink: &dyn Sink, event: &AuditEvent) -> R
     let attempted = millis(now());
     let sent = sink.deliver(event).await;
     let delivery = delivery(event, previous + 1, attempted, sent);
-    store.record_delivery(sink.name(), &delivery).await?;
+    let posted = sink.unrecorded();
+    store.record_delivery(sink.name(), &delivery, &posted).await?;
+    sink.recorded(&posted);
     Ok(delivery)
 }
 
@@ -163,6 +183,9 @@ struct Reader {
     backoff: Backoff,
     head: watch::Receiver<i64>,
     shutdown: watch::Receiver<bool>,
+    /// The cursor while this process holds the lease, and when the lease was last taken
+    /// or renewed: no claim (a write) before every page.
+    held: Option<(i64, Instant)>,
 }
 
 /// Why a reader stopped delivering a page.
@@ -178,7 +201,11 @@ impl Reader {
             if *self.shutdown.borrow() {
                 return;
             }
-            let cursor = match self.claim().await {
+            let cursor = match self.held {
+                Some((cursor, renewed)) if renewed.elapsed() < RENEW => Ok(Some(cursor)),
+                _ => self.claim().await,
+            };
+            let cursor = match cursor {
                 Ok(Some(cursor)) => cursor,
                 Ok(None) => {
                     // Another replica delivers here; look again, in case it stopped.
@@ -206,7 +233,10 @@ impl Reader {
                     match self.deliver_page(cursor, events).await {
                         Ok(()) => {}
                         Err(Stop::ShuttingDown) => return,
-                        Err(Stop::LostLease) => tracing::warn!("another process took over this channel"),
+                        Err(Stop::LostLease) => {
+                            self.held = None;
+                            tracing::warn!("another process took over this channel");
+                        }
                     }
                     // A page that was not full: let the next events gather (see GATHER).
                     if !full && self.pause(GATHER).await {
@@ -223,11 +253,16 @@ impl Reader {
         }
     }
 
-    async fn claim(&self) -> Result<Option<i64>> {
+    /// Takes or renews the lease; the stored cursor while held.
+    async fn claim(&mut self) -> Result<Option<i64>> {
+        let renewed = Instant::now();
         let now = millis(now());
-        self.store
+        let claimed = self
+            .store
             .claim_webhook(self.sink.name(), &self.owner, now, now + LEASE.as_millis() as i64)
-            .await
+            .await?;
+        self.held = claimed.map(|cursor| (cursor, renewed));
+        Ok(claimed)
     }
 
     /// Delivers a page of events in order, each until accepted or given up, recording as
@@ -278,23 +313,33 @@ impl Reader {
         self.record(&mut recorded, cursor).await
     }
 
-    /// Writes the attempts and the cursor; a lost lease stops this page.
-    async fn record(&self, attempts: &mut Vec<Delivery>, cursor: i64) -> Result<(), Stop> {
+    /// Writes the attempts, what the channel posted, and the cursor, in one transaction;
+    /// a lost lease stops this page.
+    async fn record(&mut self, attempts: &mut Vec<Delivery>, cursor: i64) -> Result<(), Stop> {
+        let renewed = Instant::now();
         let lease_until = millis(now()) + LEASE.as_millis() as i64;
-        match self
+        let posted = self.sink.unrecorded();
+        let recorded = self
             .store
-            .record_webhook(self.sink.name(), &self.owner, attempts, cursor, lease_until)
-            .await
-        {
+            .record_webhook(self.sink.name(), &self.owner, attempts, &posted, cursor, lease_until)
+            .await;
+        if recorded.is_ok() {
+            // Stored whether or not the lease was still held: they were posted.
+            self.sink.recorded(&posted);
+        }
+        match recorded {
             Ok(true) => {
                 attempts.clear();
+                self.held = Some((cursor, renewed));
                 Ok(())
             }
             Ok(false) => Err(Stop::LostLease),
             Err(err) => {
-                // Delivered but not recorded: sent again later, which receivers deduplicate.
+                // Delivered but not recorded: sent again later, which receivers
+                // deduplicate; the channel keeps what it posted for the next record.
                 tracing::error!(%err, "could not record deliveries");
                 attempts.clear();
+                self.held = None;
                 Ok(())
             }
         }

@@ -5,11 +5,13 @@
 //! one lifecycle under the clicker's linked SSO identity (see ARCHITECTURE.md,
 //! "Notifications").
 
+use std::sync::Mutex;
+
 use serde_json::{Value, json};
 
 use signoff_app::{Kind, Request, RequestId, Route, Verdict};
 
-use super::reader::{Sent, Sink, without_url};
+use super::reader::{Posted, Sent, Sink, without_url};
 use super::{Notice, Reading, calls_for_notice};
 use crate::clock::now;
 use crate::config::SlackConfig;
@@ -112,11 +114,34 @@ impl SlackApi {
 pub struct Slack {
     api: std::sync::Arc<SlackApi>,
     reading: Reading,
+    /// Messages posted and not stored yet: the reader stores them with its next record
+    /// (see [`Sink::unrecorded`]); until then they count as posted here.
+    unrecorded: Mutex<Vec<Posted>>,
 }
 
 impl Slack {
     pub fn new(api: std::sync::Arc<SlackApi>, reading: Reading) -> Slack {
-        Slack { api, reading }
+        Slack {
+            api,
+            reading,
+            unrecorded: Mutex::default(),
+        }
+    }
+
+    fn unrecorded_list(&self) -> std::sync::MutexGuard<'_, Vec<Posted>> {
+        self.unrecorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The messages posted about `request`, one per route: those stored and those not
+    /// stored yet.
+    async fn messages(&self, request: RequestId) -> Result<Vec<SlackMessage>> {
+        let mut messages = self.reading.store.slack_messages(request).await?;
+        for (id, message) in self.unrecorded_list().iter() {
+            if *id == request && !messages.iter().any(|stored| stored.route == message.route) {
+                messages.push(message.clone());
+            }
+        }
+        Ok(messages)
     }
 
     /// Posts the notice to each route with no message yet, records each message; a route
@@ -136,7 +161,7 @@ impl Slack {
         let Ok(id) = notice.id.parse::<RequestId>() else {
             return Sent::GaveUp(format!("request id `{}` is not valid", notice.id));
         };
-        let posted = match self.reading.store.slack_messages(id).await {
+        let posted = match self.messages(id).await {
             Ok(posted) => posted,
             Err(err) => return Sent::Retry(format!("could not read the posted messages: {err}")),
         };
@@ -157,9 +182,7 @@ impl Slack {
                         channel_id: answer["channel"].as_str().unwrap_or(&route).to_string(),
                         ts: answer["ts"].as_str().unwrap_or_default().to_string(),
                     };
-                    if let Err(err) = self.reading.store.record_slack_message(id, &message).await {
-                        return Sent::Retry(format!("posted, but not recorded: {err}"));
-                    }
+                    self.unrecorded_list().push((id, message));
                 }
                 Called::Ok(_) => {}
                 Called::Later(error) => return Sent::Retry(error),
@@ -176,7 +199,7 @@ impl Slack {
             Ok(request) => request,
             Err(sent) => return sent,
         };
-        let messages = match self.reading.store.slack_messages(request.id).await {
+        let messages = match self.messages(request.id).await {
             Ok(messages) if messages.is_empty() => return Sent::NothingToSend,
             Ok(messages) => messages,
             Err(err) => return Sent::Retry(format!("could not read the posted messages: {err}")),
@@ -265,6 +288,14 @@ impl Sink for Slack {
             Called::Ok(_) => Ok(()),
             Called::Later(error) | Called::Refused(error) => Err(error),
         }
+    }
+
+    fn unrecorded(&self) -> Vec<Posted> {
+        self.unrecorded_list().clone()
+    }
+
+    fn recorded(&self, posted: &[Posted]) {
+        self.unrecorded_list().retain(|kept| !posted.contains(kept));
     }
 }
 

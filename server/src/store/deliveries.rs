@@ -4,7 +4,10 @@
 
 use sqlx::Row;
 
-use super::Store;
+use signoff_app::RequestId;
+
+use super::slack::bind_slack_message;
+use super::{SlackMessage, Store};
 use crate::Result;
 
 /// One event's delivery to one endpoint, as last tried.
@@ -130,19 +133,24 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records attempts, and moves the cursor to `delivered_seq` if `owner` still holds
-    /// the lease, in one transaction. Answers whether the lease was still held.
+    /// Records attempts and the Slack messages posted with them, and moves the cursor to
+    /// `delivered_seq` if `owner` still holds the lease, in one transaction. Answers
+    /// whether the lease was still held.
     pub async fn record_webhook(
         &self,
         endpoint: &str,
         owner: &str,
         attempts: &[Delivery],
+        posted: &[(RequestId, SlackMessage)],
         delivered_seq: i64,
         lease_until: i64,
     ) -> Result<bool> {
         let held = in_write_tx!(self, |tx| {
             for attempt in attempts {
                 bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
+            }
+            for (request, message) in posted {
+                bind_slack_message!(*request, message).execute(&mut *tx).await?;
             }
             sqlx::query(
                 "UPDATE webhook_cursors \
@@ -217,10 +225,19 @@ impl Store {
         })
     }
 
-    /// Records one attempt outside the reader (an admin's "send again"); the cursor stays.
-    pub async fn record_delivery(&self, endpoint: &str, attempt: &Delivery) -> Result<()> {
+    /// Records one attempt outside the reader (an admin's "send again") and the Slack
+    /// messages it posted; the cursor stays.
+    pub async fn record_delivery(
+        &self,
+        endpoint: &str,
+        attempt: &Delivery,
+        posted: &[(RequestId, SlackMessage)],
+    ) -> Result<()> {
         in_write_tx!(self, |tx| {
             bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
+            for (request, message) in posted {
+                bind_slack_message!(*request, message).execute(&mut *tx).await?;
+            }
         });
         Ok(())
     }

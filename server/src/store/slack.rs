@@ -20,6 +20,25 @@ pub struct SlackMessage {
     pub ts: String,
 }
 
+/// Records a posted message; the first one for a request and route stays (bind with
+/// [`bind_slack_message!`]).
+pub(super) const INSERT_SLACK_MESSAGE: &str = "INSERT INTO slack_messages (request_id, route, channel_id, ts) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, route) DO NOTHING";
+
+/// [`INSERT_SLACK_MESSAGE`] with its values bound, for either store.
+macro_rules! bind_slack_message {
+    ($request:expr, $message:expr) => {{
+        let request: signoff_app::RequestId = $request;
+        let message: &$crate::store::SlackMessage = $message;
+        sqlx::query($crate::store::slack::INSERT_SLACK_MESSAGE)
+            .bind(request.to_string())
+            .bind(message.route.as_str())
+            .bind(message.channel_id.as_str())
+            .bind(message.ts.as_str())
+    }};
+}
+pub(super) use bind_slack_message;
+
 impl Store {
     /// The messages posted about `request`, one per route.
     pub async fn slack_messages(&self, request: RequestId) -> Result<Vec<SlackMessage>> {
@@ -39,23 +58,6 @@ impl Store {
                 })
                 .collect()
         })
-    }
-
-    /// Records a posted message (the first one for a request and route stays).
-    pub async fn record_slack_message(&self, request: RequestId, message: &SlackMessage) -> Result<()> {
-        in_write_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO slack_messages (request_id, route, channel_id, ts) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (request_id, route) DO NOTHING",
-            )
-            .bind(request.to_string())
-            .bind(&message.route)
-            .bind(&message.channel_id)
-            .bind(&message.ts)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
     }
 
     /// The identity a Slack user is linked to, if linked since `linked_after` (millis).
