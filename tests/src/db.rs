@@ -65,13 +65,17 @@ async fn probe_postgres() -> bool {
 static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Says, past the test harness's output capture, that the Postgres variant `test` did not
-/// run; once every one of the binary's `total` Postgres variants has been skipped, says how
-/// many in one line. (libtest shows a skipped variant as `ok`: these lines are how a run
-/// without Postgres is told apart from one with it.)
+/// run, with how many of the binary's `total` Postgres variants were skipped so far (so
+/// the last line of a run, filtered or not, has the count); once every one of them has
+/// been skipped, says so in one line. (libtest shows a skipped variant as `ok`: these
+/// lines are how a run without Postgres is told apart from one with it.)
 pub fn report_postgres_skip(test: &str, total: usize) {
     use std::io::Write;
     let skipped = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    let mut line = format!("SKIPPED (no Postgres at {}): {test}\n", postgres_admin_url());
+    let mut line = format!(
+        "SKIPPED (no Postgres at {}): {test} ({skipped} of this binary's {total} Postgres tests skipped so far)\n",
+        postgres_admin_url()
+    );
     if skipped == total {
         line.push_str(&format!(
             "SKIPPED {skipped} of {total} Postgres tests in this binary: none ran. Start Postgres \

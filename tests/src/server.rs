@@ -254,23 +254,47 @@ impl AgentClient {
     }
 }
 
-/// The `signoff-server` binary, built once if the test run has not built it.
+/// The directory the binaries under test are in, once both are built (once per test
+/// process). The server and the terminal client are built by one `cargo build`, so their
+/// shared dependencies are resolved with one set of features: built by two commands, each
+/// would rebuild what the other just built (TLS, HTTP), a minute each on a busy machine,
+/// inside whatever a test was timing.
+fn built_binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/debug/deps/<test> -> target/debug
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "signoff-server",
+                "--bin",
+                "signoff-server",
+                "-p",
+                "signoff-tui",
+                "--bin",
+                "signoff",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building signoff-server and signoff failed");
+        for binary in ["signoff-server", "signoff"] {
+            assert!(
+                dir.join(binary).exists(),
+                "{} was not built",
+                dir.join(binary).display()
+            );
+        }
+        dir.to_path_buf()
+    })
+}
+
+/// The `signoff-server` binary, built once per test process (see [`built_binaries`]).
 pub fn server_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // target/debug/deps/<test> -> target/debug/signoff-server
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-            let binary = dir.join("signoff-server");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "signoff-server", "--bin", "signoff-server"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building signoff-server failed");
-            binary
-        })
-        .clone()
+    built_binaries().join("signoff-server")
 }
 
 /// `binary` run against `db`: a clean environment with the database, the data dir, a
@@ -395,24 +419,10 @@ impl ServerProcess {
     }
 }
 
-/// The terminal client's binary (`signoff`), built once per test run.
+/// The terminal client's binary (`signoff`), built once per test process (see
+/// [`built_binaries`]).
 pub fn client_binary() -> PathBuf {
-    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // target/debug/deps/<test> -> target/debug/signoff
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "signoff-tui", "--bin", "signoff"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building signoff failed");
-            let binary = dir.join("signoff");
-            assert!(binary.exists(), "{} was not built", binary.display());
-            binary
-        })
-        .clone()
+    built_binaries().join("signoff")
 }
 
 /// Runs a `signoff-server` subcommand against `db`; returns (exit code, stdout, stderr).

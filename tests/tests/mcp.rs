@@ -570,6 +570,8 @@ async fn another_agents_request_is_not_found(backend: Backend) {
     let owner = server.agent("deploy-bot").await;
     let other = server.agent("curious-bot").await;
     let id = owner.submit(&signoff_tests::fixtures::request_body("Not yours")).await;
+    // Built before any clock starts: "refused at once" times the refusals, not a build.
+    signoff_tests::client_binary();
     // As the request stands pending, then once it is decided (the waits of check_approval
     // then answer at once, from what the decision left, for its owner).
     for state in ["pending", "approved"] {
