@@ -15,8 +15,9 @@ use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
 use signoff_app::{AgentId, Identity, Kind, RequestId, Status};
 
 use super::chain::Chain;
+use super::held::{Held, standing};
 use super::policy::REMATCH_TIME;
-use super::{Answer, Command, Held, NewRequest, Policies, admin, batch_time, not_found, refused};
+use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::evidence::Evidence;
 use crate::store::{DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, millis};
@@ -120,33 +121,6 @@ pub(super) async fn apply(
         events: batch.events_with_snapshots(),
         policies: changed,
     })
-}
-
-/// For each command, whether the credential it was asked with still stands: read in the
-/// batch's transaction, so after every revocation committed before it, by any process.
-async fn standing(tx: &mut WriteTx, asked: &[(&Command, &Held)], now: OffsetDateTime) -> Result<Vec<bool>> {
-    let mut keys = Vec::new();
-    let mut tokens = Vec::new();
-    for (_, held) in asked {
-        match held {
-            Held::Nothing => {}
-            Held::AgentKey(hash) => keys.push(hash.as_str()),
-            Held::TerminalToken(hash) => tokens.push(hash.as_str()),
-        }
-    }
-    // A batch is often one agent's key many times over.
-    for hashes in [&mut keys, &mut tokens] {
-        hashes.sort_unstable();
-        hashes.dedup();
-    }
-    let standing = tx.standing_credentials(&keys, &tokens, now).await?;
-    Ok(asked
-        .iter()
-        .map(|(_, held)| match held {
-            Held::Nothing => true,
-            Held::AgentKey(hash) | Held::TerminalToken(hash) => standing.contains(hash),
-        })
-        .collect())
 }
 
 struct Batch<'e> {

@@ -14,8 +14,10 @@ mod access;
 mod admin;
 mod batch;
 mod chain;
+mod held;
 pub mod policy;
 
+pub use held::Held;
 pub use policy::Policies;
 
 use std::sync::Arc;
@@ -76,39 +78,6 @@ pub enum Command {
     /// Signs a checkpoint of the audit log as it stands, if it grew since the newest
     /// (after a quiet interval, and at shutdown).
     Checkpoint,
-}
-
-/// The credential a command was asked with. The writer checks, in the batch's transaction
-/// and with one statement for the whole batch, that each still stands: a key or token
-/// revoked by any process before the batch is refused, even while this process's table of
-/// credentials has not heard of it yet (see `crate::credentials`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Held {
-    /// Nothing to check again: the operator's command line, the server's own sweeper, a
-    /// console session (the session store is read on every call).
-    #[default]
-    Nothing,
-    /// An agent's API key, by hash.
-    AgentKey(String),
-    /// A terminal token, by hash.
-    TerminalToken(String),
-}
-
-impl Held {
-    /// What an agent authenticated with, when it did.
-    pub fn agent(agent: &Agent) -> Held {
-        agent.key_hash.clone().map_or(Held::Nothing, Held::AgentKey)
-    }
-
-    /// The refusal of a command whose credential no longer stands.
-    fn refusal(&self) -> Error {
-        match self {
-            Held::TerminalToken(_) => {
-                Error::Unauthorized("this terminal token was revoked or has expired: run `signoff login`".into())
-            }
-            Held::AgentKey(_) | Held::Nothing => Error::Unauthorized("unknown or revoked API key".into()),
-        }
-    }
 }
 
 /// What importing a policy file changed, by policy name.
