@@ -113,8 +113,9 @@ impl Credentials {
         Ok(())
     }
 
-    /// Loads the table again if the store says a credential changed since it was read.
-    async fn reload_if_changed(&self) -> Result<()> {
+    /// Loads the table again if the store says a credential changed since it was read (one
+    /// small read), so what the table answers next is as current as the store.
+    pub async fn reload_if_changed(&self) -> Result<()> {
         let version = self.store.credential_version().await?;
         if version != self.read().version {
             self.reload().await?;

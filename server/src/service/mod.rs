@@ -462,6 +462,9 @@ impl Service {
         timeout: Duration,
     ) -> Result<RequestView> {
         let answer = self.wait_for_change(agent, id, timeout).await?;
+        // Nothing is answered to a key revoked a moment ago by another process: the table
+        // is brought up to the store's counter first.
+        Box::pin(self.credentials.reload_if_changed()).await?;
         self.still_authenticated(agent)?;
         Ok(answer)
     }
