@@ -194,6 +194,47 @@ impl TestDb {
         }
     }
 
+    /// Makes this new database what an earlier version of Signoff left: the repository's
+    /// migrations numbered up to `version`, then `rows`. Upgrade tests start from it.
+    pub async fn as_of_migration(&self, version: i64, rows: &[String]) {
+        let dialect = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../migrations")
+            .join(dialect);
+        let mut previous = sqlx::migrate::Migrator::new(path).await.expect("the migrations");
+        previous.migrations = std::borrow::Cow::Owned(
+            previous
+                .migrations
+                .iter()
+                .filter(|migration| migration.version <= version)
+                .cloned()
+                .collect(),
+        );
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", self.url))
+                    .await
+                    .expect("connect");
+                previous.run(&pool).await.expect("the previous schema");
+                for row in rows {
+                    sqlx::query(row).execute(&pool).await.expect("old rows");
+                }
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+                previous.run(&pool).await.expect("the previous schema");
+                for row in rows {
+                    sqlx::query(row).execute(&pool).await.expect("old rows");
+                }
+                pool.close().await;
+            }
+        }
+    }
+
     /// Runs one statement; returns the database's error message if it refused.
     pub async fn execute(&self, sql: &str) -> Result<u64, String> {
         let result = match self.backend {

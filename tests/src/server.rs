@@ -96,6 +96,42 @@ impl TestServer {
         crate::browser::Browser::new(&self.base_url)
     }
 
+    /// A terminal token of reviewer `n`, signed in over HTTP with the device flow; the
+    /// browser's confirmation is made through the service (`tests/terminal.rs` covers that).
+    pub async fn terminal_token(&self, n: u32, client_name: &str) -> String {
+        let http = reqwest::Client::new();
+        let url = |path: &str| format!("{}{path}", self.base_url);
+        let code = read_reply(
+            http.post(url("/api/v1/device/code"))
+                .json(&serde_json::json!({"client_name": client_name}))
+                .send()
+                .await
+                .expect("device code"),
+        )
+        .await;
+        assert_eq!(code.status, 200, "{:?}", code.body);
+        let confirmed = self
+            .service
+            .answer_device_code(
+                code.body["user_code"].as_str().expect("user code"),
+                &crate::fixtures::reviewer(n),
+                true,
+            )
+            .await
+            .expect("confirm");
+        assert!(confirmed);
+        let token = read_reply(
+            http.post(url("/api/v1/device/token"))
+                .json(&serde_json::json!({"device_code": code.body["device_code"]}))
+                .send()
+                .await
+                .expect("device token"),
+        )
+        .await;
+        assert_eq!(token.status, 200, "{:?}", token.body);
+        token.body["access_token"].as_str().expect("token").to_string()
+    }
+
     /// A new agent with a fresh key.
     pub async fn agent(&self, name: &str) -> AgentClient {
         self.agent_owned_by(name, None).await

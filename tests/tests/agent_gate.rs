@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use signoff_tests::browser::Browser;
-use signoff_tests::fixtures::reviewer;
 use signoff_tests::server::read_reply;
 use signoff_tests::{AgentClient, Backend, Reply, TestDb, TestServer, on_both_stores, server_binary};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -169,36 +168,10 @@ impl Reviewer {
     /// Terminal sign-in over HTTP; the browser's confirmation is made through the service
     /// (the sign-in itself is what `tests/terminal.rs` covers).
     async fn sign_in(server: &TestServer, n: u32) -> Reviewer {
-        let http = reqwest::Client::new();
-        let url = |path: &str| format!("{}{path}", server.base_url);
-        let code = read_reply(
-            http.post(url("/api/v1/device/code"))
-                .json(&json!({"client_name": "gate tests"}))
-                .send()
-                .await
-                .expect("device code"),
-        )
-        .await;
-        assert_eq!(code.status, 200, "{:?}", code.body);
-        let confirmed = server
-            .service
-            .answer_device_code(code.body["user_code"].as_str().expect("user code"), &reviewer(n), true)
-            .await
-            .expect("confirm");
-        assert!(confirmed);
-        let token = read_reply(
-            http.post(url("/api/v1/device/token"))
-                .json(&json!({"device_code": code.body["device_code"]}))
-                .send()
-                .await
-                .expect("device token"),
-        )
-        .await;
-        assert_eq!(token.status, 200, "{:?}", token.body);
         Reviewer {
             base_url: server.base_url.clone(),
-            token: token.body["access_token"].as_str().expect("token").to_string(),
-            http,
+            token: server.terminal_token(n, "gate tests").await,
+            http: reqwest::Client::new(),
         }
     }
 

@@ -71,37 +71,6 @@ async fn a_key_revoked_by_the_command_line_creates_and_cancels_nothing_more(back
     assert_eq!(stored.status, signoff_app::Status::Pending);
 }
 
-/// A reviewer signed in through the terminal's device flow; answers their token.
-async fn terminal_token(server: &TestServer) -> String {
-    let http = reqwest::Client::new();
-    let url = |path: &str| format!("{}{path}", server.base_url);
-    let code = read_reply(
-        http.post(url("/api/v1/device/code"))
-            .json(&json!({"client_name": "credentials tests"}))
-            .send()
-            .await
-            .expect("device code"),
-    )
-    .await;
-    assert_eq!(code.status, 200, "{:?}", code.body);
-    let confirmed = server
-        .service
-        .answer_device_code(code.body["user_code"].as_str().expect("user code"), &reviewer(1), true)
-        .await
-        .expect("confirm");
-    assert!(confirmed);
-    let token = read_reply(
-        http.post(url("/api/v1/device/token"))
-            .json(&json!({"device_code": code.body["device_code"]}))
-            .send()
-            .await
-            .expect("device token"),
-    )
-    .await;
-    assert_eq!(token.status, 200, "{:?}", token.body);
-    token.body["access_token"].as_str().expect("token").to_string()
-}
-
 async fn as_reviewer(server: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}{path}", server.base_url))
@@ -116,7 +85,7 @@ async fn a_token_revoked_elsewhere_decides_nothing_more(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = server.agent("deploy-bot").await;
     let id = client.submit(&request_body("Waits for a reviewer")).await;
-    let token = terminal_token(&server).await;
+    let token = server.terminal_token(1, "credentials tests").await;
     let queue = as_reviewer(&server, &token, Method::GET, "/api/v1/requests?status=pending", None).await;
     assert_eq!(queue.status, 200, "{:?}", queue.body);
 
@@ -203,28 +172,9 @@ async fn a_key_made_by_the_command_line_works_at_once(backend: Backend) {
 }
 
 async fn credentials_from_before_the_table_still_work_after_the_upgrade(backend: Backend) {
-    use sqlx::migrate::Migrator;
-    use std::borrow::Cow;
-
     // A store as the version before the table of credentials left it (migrations to 0007),
     // with an agent's key in it.
     let db = TestDb::new(backend).await;
-    let directory = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../migrations")
-        .join(directory);
-    let mut previous = Migrator::new(path).await.expect("the migrations");
-    previous.migrations = Cow::Owned(
-        previous
-            .migrations
-            .iter()
-            .filter(|migration| migration.version <= 7)
-            .cloned()
-            .collect(),
-    );
     let key = signoff_server::keys::generate("so_agent_");
     let statements = [
         "INSERT INTO agents (id, name, owner, created_at) \
@@ -236,27 +186,7 @@ async fn credentials_from_before_the_table_still_work_after_the_upgrade(backend:
             signoff_server::keys::hash(&key)
         ),
     ];
-    match backend {
-        Backend::Sqlite => {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(db.dir.join("signoff.db"))
-                .create_if_missing(true);
-            let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
-            previous.run(&pool).await.expect("the previous version's migrations");
-            for statement in &statements {
-                sqlx::query(statement).execute(&pool).await.expect("old data");
-            }
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
-            previous.run(&pool).await.expect("the previous version's migrations");
-            for statement in &statements {
-                sqlx::query(statement).execute(&pool).await.expect("old data");
-            }
-            pool.close().await;
-        }
-    }
+    db.as_of_migration(7, &statements).await;
 
     let server = TestServer::start_on(db, |_| {}).await;
     let client = AgentClient::new(&server.base_url, &key);

@@ -582,44 +582,7 @@ async fn receipts_verify_offline_and_are_used_once(backend: Backend) {
 
 async fn a_store_from_before_the_tree_upgrades_in_place(backend: Backend) {
     use signoff_server::store::chain_hash_canonical;
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    use std::borrow::Cow;
     let db = TestDb::new(backend).await;
-    let (dir, ext) = match backend {
-        Backend::Sqlite => ("sqlite", "sql"),
-        Backend::Postgres => ("postgres", "sql"),
-    };
-    let names = ["init", "policies", "started", "webhooks", "notify", "slack"];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(dir);
-    let sqls: Vec<String> = std::fs::read_dir(&root)
-        .expect("migrations")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == ext))
-        .map(|path| path.file_name().expect("name").to_string_lossy().into_owned())
-        .filter(|name| names.iter().any(|n| name.ends_with(&format!("_{n}.sql"))))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|name| std::fs::read_to_string(root.join(name)).expect("read"))
-        .collect();
-    assert_eq!(sqls.len(), 6, "the six migrations before the tree");
-    let previous = Migrator {
-        migrations: Cow::Owned(
-            sqls.iter()
-                .zip(names)
-                .enumerate()
-                .map(|(index, (sql, name))| {
-                    Migration::new(
-                        index as i64 + 1,
-                        Cow::Borrowed(name),
-                        MigrationType::Simple,
-                        Cow::Owned(sql.clone()),
-                        false,
-                    )
-                })
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
-    };
     // Nine events chained as the previous version chained them.
     let mut statements = Vec::new();
     let mut prev = "0".repeat(64);
@@ -635,26 +598,8 @@ async fn a_store_from_before_the_tree_upgrades_in_place(backend: Backend) {
         prev = hash;
     }
     statements.push(format!("UPDATE audit_head SET seq = 9, hash = '{prev}'"));
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
-                .await
-                .expect("connect");
-            previous.run(&pool).await.expect("the previous schema");
-            for statement in &statements {
-                sqlx::query(statement).execute(&pool).await.expect("old rows");
-            }
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
-            previous.run(&pool).await.expect("the previous schema");
-            for statement in &statements {
-                sqlx::query(statement).execute(&pool).await.expect("old rows");
-            }
-            pool.close().await;
-        }
-    }
+    // The schema of the version before the tree: migrations 0001 to 0006.
+    db.as_of_migration(6, &statements).await;
     let (code, out, _) = cli(&db, &[], &["audit", "verify"]);
     assert_eq!(
         code, 1,

@@ -548,42 +548,7 @@ async fn a_policy_routing_to_a_channel_not_configured_is_refused_at_the_field(ba
 /// 0004. A store it made upgrades in place: its pending request still decides, and new
 /// requests are reminded.
 async fn a_store_from_before_reminders_upgrades_in_place(backend: Backend) {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    use std::borrow::Cow;
     let db = signoff_tests::TestDb::new(backend).await;
-    let sqls: [&str; 4] = match backend {
-        Backend::Sqlite => [
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../migrations/sqlite/0002_policies.sql"),
-            include_str!("../../migrations/sqlite/0003_started.sql"),
-            include_str!("../../migrations/sqlite/0004_webhooks.sql"),
-        ],
-        Backend::Postgres => [
-            include_str!("../../migrations/postgres/0001_init.sql"),
-            include_str!("../../migrations/postgres/0002_policies.sql"),
-            include_str!("../../migrations/postgres/0003_started.sql"),
-            include_str!("../../migrations/postgres/0004_webhooks.sql"),
-        ],
-    };
-    let names = ["init", "policies", "started", "webhooks"];
-    let previous = Migrator {
-        migrations: Cow::Owned(
-            sqls.iter()
-                .zip(names)
-                .enumerate()
-                .map(|(index, (sql, name))| {
-                    Migration::new(
-                        index as i64 + 1,
-                        Cow::Borrowed(name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
-    };
     let id = "0193a4c2-0000-7000-8000-0000000000f5";
     let rows = [
         "INSERT INTO agents (id, name, owner, created_at) \
@@ -599,26 +564,7 @@ async fn a_store_from_before_reminders_upgrades_in_place(backend: Backend) {
         ),
         "INSERT INTO webhook_cursors (endpoint, delivered_seq) VALUES ('siem', 0)".to_string(),
     ];
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
-                .await
-                .expect("connect");
-            previous.run(&pool).await.expect("the previous schema");
-            for row in &rows {
-                sqlx::query(row).execute(&pool).await.expect("old rows");
-            }
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
-            previous.run(&pool).await.expect("the previous schema");
-            for row in &rows {
-                sqlx::query(row).execute(&pool).await.expect("old rows");
-            }
-            pool.close().await;
-        }
-    }
+    db.as_of_migration(4, &rows).await;
     let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("the store upgrades in place");
     assert_eq!(
