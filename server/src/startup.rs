@@ -126,7 +126,7 @@ impl Application {
             self.service.store(),
             &self.service.bus().log_head(),
             &self.shutdown.subscribe(),
-        );
+        )?;
         self.sessions.spawn_cleanup();
         let throttle = Arc::new(Throttle::new(&self.config));
         Throttle::spawn_cleanup(Arc::clone(&throttle), self.shutdown.subscribe());
@@ -159,9 +159,7 @@ impl Application {
         let _ = self.shutdown.send(true);
         let _ = sweeper.await;
         let _ = checkpointer.await;
-        for delivery in deliveries {
-            let _ = delivery.await;
-        }
+        deliveries.stopped().await;
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }

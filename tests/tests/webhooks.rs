@@ -1,7 +1,8 @@
 //! Signed webhooks, end to end: a real receiver (Python, verifying every delivery with the
 //! official Standard Webhooks package) gets the audit trail's events, signed, in order,
 //! filtered by kind; one that is down gets everything once it is back, across a SIGKILL
-//! of the server; one that hangs holds up nobody else.
+//! of the server; one that hangs holds up nobody else; all of them go out from a thread
+//! that yields the CPU to the server's own work.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ on_both_stores!(
     a_wrong_signature_is_refused_by_the_receiver_and_retried,
     an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash,
     a_hanging_endpoint_does_not_delay_another,
+    deliveries_run_on_their_own_thread_below_the_servers_priority,
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -252,4 +254,61 @@ async fn a_hanging_endpoint_does_not_delay_another(backend: Backend) {
     }
     assert!(hanging.accepted().is_empty());
     server.stop().await;
+}
+
+/// Each thread of process `pid`: its name and nice value (`/proc/PID/task/TID/stat`,
+/// fields 2 and 19).
+fn threads_of(pid: u32) -> Vec<(String, i32)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_string();
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name, nice))
+        })
+        .collect()
+}
+
+async fn deliveries_run_on_their_own_thread_below_the_servers_priority(backend: Backend) {
+    let receiver = Receiver::start(SECRET, "ok").await;
+    let db = TestDb::new(backend).await;
+    let hooks = serde_json::to_string(&json!([
+        {"name": "siem", "url": receiver.url, "secret": SECRET, "events": ["request.created"]},
+    ]))
+    .expect("JSON");
+    let server = ServerProcess::start(&db, &[("SIGNOFF_NOTIFY_WEBHOOKS", hooks.as_str())]).await;
+    let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "deployer"]);
+    assert_eq!(code, 0, "agents create: {err}");
+    let agent = AgentClient::new(&server.base_url, out.lines().last().expect("the key"));
+    let id = submit(&agent, "Deploy").await;
+    receiver
+        .wait_until("the creation's delivery", Duration::from_secs(10), |accepted| {
+            accepted
+                .iter()
+                .any(|delivery| delivery.request_id.as_deref() == Some(id.as_str()))
+        })
+        .await;
+
+    let threads = threads_of(server.pid().expect("a running server"));
+    let deliveries: Vec<i32> = threads
+        .iter()
+        .filter(|(name, _)| name == "signoff-notify")
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert_eq!(
+        deliveries,
+        [10],
+        "one deliveries' thread, 10 below the server: {threads:?}"
+    );
+    let server_threads: Vec<&(String, i32)> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokio-rt"))
+        .collect();
+    assert!(
+        !server_threads.is_empty() && server_threads.iter().all(|(_, nice)| *nice == 0),
+        "the server's own threads keep their priority: {threads:?}"
+    );
+    server.kill().await;
 }

@@ -19,7 +19,7 @@ use reqwest::Url;
 use signoff_app::Kind;
 
 use super::Reading;
-use super::reader::{Sent, Sink, answered};
+use super::reader::{Sent, Sink, TrailEvent, answered};
 use crate::config::CallbacksConfig;
 use crate::store::AuditEvent;
 use crate::{Error, Result};
@@ -259,7 +259,7 @@ impl Sink for Callbacks {
         )
     }
 
-    async fn deliver(&self, event: &AuditEvent) -> Sent {
+    async fn deliver(&self, event: &TrailEvent) -> Sent {
         let request = match self.reading.request(event).await {
             Ok(request) => request,
             Err(sent) => return sent,
@@ -272,11 +272,11 @@ impl Sink for Callbacks {
             // The list may have changed since submission: refused for good, not retried.
             Err(why) => return Sent::GaveUp(format!("callback refused: {why}")),
         };
-        let body = match super::webhook::published(event) {
+        let body = match event.published() {
             Ok(body) => body,
             Err(err) => return Sent::GaveUp(format!("the event cannot be published: {err}")),
         };
-        self.post(url, address, &super::webhook::message_id(event.seq), &body)
+        self.post(url, address, &super::webhook::message_id(event.seq), body)
             .await
     }
 

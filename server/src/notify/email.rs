@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use signoff_app::Route;
 
-use super::reader::{Sent, Sink};
+use super::reader::{Sent, Sink, TrailEvent};
 use super::{Notice, Reading, calls_for_notice};
 use crate::config::EmailConfig;
 use crate::store::AuditEvent;
@@ -113,7 +113,7 @@ impl Sink for Email {
         calls_for_notice(&event.kind)
     }
 
-    async fn deliver(&self, event: &AuditEvent) -> Sent {
+    async fn deliver(&self, event: &TrailEvent) -> Sent {
         let (notice, addresses) = match self
             .reading
             .notice(event, |route| match route {

@@ -10,6 +10,7 @@ pub mod reader;
 pub mod routes;
 pub mod slack;
 pub mod teams;
+pub mod thread;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -19,13 +20,14 @@ use tokio::sync::watch;
 use signoff_app::{Kind, RequestId, Route, Status};
 
 pub use notice::Notice;
-pub use reader::{Sent, Sink};
+pub use reader::{Sent, Sink, TrailEvent};
 pub use routes::Routing;
 
 use crate::Result;
 use crate::clock::now;
 use crate::config::Config;
 use crate::store::{AuditEvent, Store};
+use thread::{DeliveryThread, ServerStore};
 
 /// Every channel this server delivers to, checked, built once at start.
 pub struct Channels {
@@ -46,7 +48,7 @@ impl Channels {
     pub fn from_config(config: &Config, public_url: &str, store: &Store) -> Result<Channels> {
         let notify = &config.notify;
         let reading = Reading {
-            store: store.clone(),
+            store: ServerStore::new(store.clone()),
             routing: Arc::new(Routing::from_config(notify, public_url)?),
         };
         let client = reader::http_client(notify.timeout, "Signoff-Webhooks")?;
@@ -116,14 +118,21 @@ impl Channels {
         reader::open_cursors(store, &self.sinks).await
     }
 
-    /// Starts one reader per channel; each stops when `shutdown` turns true.
+    /// Starts one reader per channel on the deliveries' thread; each stops when
+    /// `shutdown` turns true. Called on the server's runtime.
     pub fn start(
         &self,
         store: &Store,
         head: &watch::Receiver<i64>,
         shutdown: &watch::Receiver<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        reader::start(store, head, &self.sinks, self.backoff, shutdown)
+    ) -> Result<DeliveryThread> {
+        reader::start(
+            &ServerStore::new(store.clone()),
+            head,
+            &self.sinks,
+            self.backoff,
+            shutdown,
+        )
     }
 }
 
@@ -131,7 +140,7 @@ impl Channels {
 /// as stored now, and where its notices go.
 #[derive(Clone)]
 pub struct Reading {
-    store: Store,
+    store: ServerStore,
     routing: Arc<Routing>,
 }
 
@@ -173,7 +182,11 @@ impl Reading {
             .as_deref()
             .and_then(|id| id.parse().ok())
             .ok_or_else(|| Sent::GaveUp(format!("audit event {} names no request", event.seq)))?;
-        match self.store.get_request(id).await {
+        match self
+            .store
+            .run(move |store| async move { store.get_request(id).await })
+            .await
+        {
             Ok(Some(request)) => Ok(request),
             Ok(None) => Err(Sent::GaveUp(format!("request {id} is not stored"))),
             Err(err) => Err(Sent::Retry(format!("could not read request {id}: {err}"))),

@@ -4,12 +4,15 @@
 //! task, so a dead or slow one holds up nobody but itself, and none runs on the writer
 //! (see ARCHITECTURE.md, "Notifications").
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch};
 
+use super::thread::{DeliveryThread, ServerStore};
 use crate::clock::now;
 use crate::store::{AuditEvent, Delivery, DeliveryStatus, Store, millis};
 use crate::{Error, Result};
@@ -29,6 +32,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// under load it then reads full pages and records its cursor once per page, instead of
 /// waking, reading and writing for every commit and competing with the writer.
 const GATHER: Duration = Duration::from_millis(25);
+/// Pages of the trail kept for readers that come to the same place a moment later.
+const KEPT_PAGES: usize = 4;
 /// The most of an answer kept as the last error.
 pub const ERROR_CHARS: usize = 300;
 
@@ -62,7 +67,7 @@ pub trait Sink: Send + Sync + 'static {
     fn wants(&self, event: &AuditEvent) -> bool;
 
     /// Sends what this event means to the channel.
-    async fn deliver(&self, event: &AuditEvent) -> Sent;
+    async fn deliver(&self, event: &TrailEvent) -> Sent;
 
     /// Sends a test message, so an admin sees the channel works.
     async fn test(&self) -> std::result::Result<(), String>;
@@ -110,20 +115,23 @@ pub async fn open_cursors(store: &Store, sinks: &[Arc<dyn Sink>]) -> Result<()> 
     Ok(())
 }
 
-/// Starts one reader per channel; each stops when `shutdown` turns true.
+/// Starts one reader per channel on the deliveries' thread, sharing the pages they read;
+/// each stops when `shutdown` turns true.
 pub fn start(
-    store: &Store,
+    db: &ServerStore,
     head: &watch::Receiver<i64>,
     sinks: &[Arc<dyn Sink>],
     backoff: Backoff,
     shutdown: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Result<DeliveryThread> {
     let owner = uuid::Uuid::new_v4().to_string();
-    sinks
+    let pages = Arc::new(Pages::new(db.clone()));
+    let readers = sinks
         .iter()
         .map(|sink| {
             let reader = Reader {
-                store: store.clone(),
+                db: db.clone(),
+                pages: Arc::clone(&pages),
                 sink: Arc::clone(sink),
                 owner: owner.clone(),
                 backoff,
@@ -131,9 +139,100 @@ pub fn start(
                 shutdown: shutdown.clone(),
                 held: None,
             };
-            tokio::spawn(reader.run())
+            reader.run()
         })
-        .collect()
+        .collect();
+    DeliveryThread::start(readers)
+}
+
+/// An event of the trail as the channels share it: read once for all of them, its
+/// published form (the body of webhooks and callbacks) built once for all of them.
+pub struct TrailEvent {
+    event: AuditEvent,
+    published: OnceLock<std::result::Result<String, String>>,
+}
+
+impl TrailEvent {
+    pub fn new(event: AuditEvent) -> TrailEvent {
+        TrailEvent {
+            event,
+            published: OnceLock::new(),
+        }
+    }
+
+    /// The event as published (`wire::PublishedEvent` in JSON), or why it cannot be.
+    pub fn published(&self) -> std::result::Result<&str, &str> {
+        self.published
+            .get_or_init(|| super::webhook::published(&self.event).map_err(|err| err.to_string()))
+            .as_deref()
+            .map_err(String::as_str)
+    }
+}
+
+impl Deref for TrailEvent {
+    type Target = AuditEvent;
+
+    fn deref(&self) -> &AuditEvent {
+        &self.event
+    }
+}
+
+/// Events after a cursor, as one read of the trail answered them.
+type Page = Arc<[Arc<TrailEvent>]>;
+
+/// The last pages read, shared by every reader: readers that keep up stand at the same
+/// cursor, so one read (and one published form of each event) serves them all.
+struct Pages {
+    db: ServerStore,
+    kept: Mutex<VecDeque<KeptPage>>,
+}
+
+struct KeptPage {
+    after: i64,
+    read: Instant,
+    events: Page,
+}
+
+impl Pages {
+    fn new(db: ServerStore) -> Pages {
+        Pages {
+            db,
+            kept: Mutex::new(VecDeque::with_capacity(KEPT_PAGES)),
+        }
+    }
+
+    /// The events after `after`, at most a page: one kept, when it is full or was read
+    /// while this reader gathered (a shorter page only means the rest comes with the next),
+    /// or read now. Readers asking at once wait for the one read.
+    async fn after(&self, after: i64) -> Result<Page> {
+        let mut kept = self.kept.lock().await;
+        if let Some(page) = kept
+            .iter()
+            .find(|page| page.after == after && (page.events.len() as i64 == PAGE || page.read.elapsed() < GATHER))
+        {
+            return Ok(Arc::clone(&page.events));
+        }
+        let read = Instant::now();
+        let events: Page = self
+            .db
+            .run(move |store| async move { store.audit_events(after, PAGE).await })
+            .await?
+            .into_iter()
+            .map(|event| Arc::new(TrailEvent::new(event)))
+            .collect();
+        if !events.is_empty() {
+            kept.retain(|page| page.after != after);
+            if kept.len() == KEPT_PAGES {
+                kept.pop_front();
+            }
+            kept.push_back(KeptPage {
+                after,
+                read,
+                events: Arc::clone(&events),
+            });
+        }
+        Ok(events)
+    }
 }
 
 /// Sends one event to a channel again, now, whatever its cursor says (an admin's "send
@@ -144,7 +243,7 @@ pub async fn send_again(store: &Store, sink: &dyn Sink, event: &AuditEvent) -> R
         .await?
         .map_or(0, |delivery| delivery.attempts);
     let attempted = millis(now());
-    let sent = sink.deliver(event).await;
+    let sent = sink.deliver(&TrailEvent::new(event.clone())).await;
     let delivery = delivery(event, previous + 1, attempted, sent);
     let posted = sink.unrecorded();
     store.record_delivery(sink.name(), &delivery, &posted).await?;
@@ -176,7 +275,9 @@ fn delivery(event: &AuditEvent, attempts: i32, attempted: i64, sent: Sent) -> De
 
 /// One channel's reader of the trail.
 struct Reader {
-    store: Store,
+    /// The store, through the server's runtime.
+    db: ServerStore,
+    pages: Arc<Pages>,
     sink: Arc<dyn Sink>,
     /// This process, as the holder of leases.
     owner: String,
@@ -222,7 +323,7 @@ impl Reader {
                     continue;
                 }
             };
-            match self.store.audit_events(cursor, PAGE).await {
+            match self.pages.after(cursor).await {
                 Ok(events) if events.is_empty() => {
                     if self.idle().await {
                         return;
@@ -257,9 +358,14 @@ impl Reader {
     async fn claim(&mut self) -> Result<Option<i64>> {
         let renewed = Instant::now();
         let now = millis(now());
+        let (name, owner) = (self.sink.name().to_string(), self.owner.clone());
         let claimed = self
-            .store
-            .claim_webhook(self.sink.name(), &self.owner, now, now + LEASE.as_millis() as i64)
+            .db
+            .run(move |store| async move {
+                store
+                    .claim_webhook(&name, &owner, now, now + LEASE.as_millis() as i64)
+                    .await
+            })
             .await?;
         self.held = claimed.map(|cursor| (cursor, renewed));
         Ok(claimed)
@@ -267,10 +373,10 @@ impl Reader {
 
     /// Delivers a page of events in order, each until accepted or given up, recording as
     /// it goes.
-    async fn deliver_page(&mut self, mut cursor: i64, events: Vec<AuditEvent>) -> Result<(), Stop> {
+    async fn deliver_page(&mut self, mut cursor: i64, events: Page) -> Result<(), Stop> {
         let mut recorded: Vec<Delivery> = Vec::new();
-        for event in events {
-            if !self.sink.wants(&event) {
+        for event in events.iter() {
+            if !self.sink.wants(event) {
                 cursor = event.seq;
                 continue;
             }
@@ -280,7 +386,7 @@ impl Reader {
                 let attempted = millis(now());
                 let mut shutdown = self.shutdown.clone();
                 let sent = tokio::select! {
-                    sent = self.sink.deliver(&event) => sent,
+                    sent = self.sink.deliver(event) => sent,
                     // A delivery cut short is sent again after the restart.
                     _ = shutdown.wait_for(|stopping| *stopping) => return Err(Stop::ShuttingDown),
                 };
@@ -298,7 +404,7 @@ impl Reader {
                         tracing::error!(seq = event.seq, attempts, %error, "delivery refused for good; going on");
                     }
                 }
-                recorded.push(delivery(&event, attempts, attempted, sent));
+                recorded.push(delivery(event, attempts, attempted, sent));
                 if !retry {
                     cursor = event.seq;
                     break;
@@ -319,9 +425,20 @@ impl Reader {
         let renewed = Instant::now();
         let lease_until = millis(now()) + LEASE.as_millis() as i64;
         let posted = self.sink.unrecorded();
+        // Taken: whatever the answer, these attempts are not recorded again.
+        let (name, owner, deliveries, to_store) = (
+            self.sink.name().to_string(),
+            self.owner.clone(),
+            std::mem::take(attempts),
+            posted.clone(),
+        );
         let recorded = self
-            .store
-            .record_webhook(self.sink.name(), &self.owner, attempts, &posted, cursor, lease_until)
+            .db
+            .run(move |store| async move {
+                store
+                    .record_webhook(&name, &owner, &deliveries, &to_store, cursor, lease_until)
+                    .await
+            })
             .await;
         if recorded.is_ok() {
             // Stored whether or not the lease was still held: they were posted.
@@ -329,7 +446,6 @@ impl Reader {
         }
         match recorded {
             Ok(true) => {
-                attempts.clear();
                 self.held = Some((cursor, renewed));
                 Ok(())
             }
@@ -338,7 +454,6 @@ impl Reader {
                 // Delivered but not recorded: sent again later, which receivers
                 // deduplicate; the channel keeps what it posted for the next record.
                 tracing::error!(%err, "could not record deliveries");
-                attempts.clear();
                 self.held = None;
                 Ok(())
             }

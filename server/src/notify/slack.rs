@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use signoff_app::{Kind, Request, RequestId, Route, Verdict};
 
-use super::reader::{Posted, Sent, Sink, without_url};
+use super::reader::{Posted, Sent, Sink, TrailEvent, without_url};
 use super::{Notice, Reading, calls_for_notice};
 use crate::clock::now;
 use crate::config::SlackConfig;
@@ -135,7 +135,11 @@ impl Slack {
     /// The messages posted about `request`, one per route: those stored and those not
     /// stored yet.
     async fn messages(&self, request: RequestId) -> Result<Vec<SlackMessage>> {
-        let mut messages = self.reading.store.slack_messages(request).await?;
+        let mut messages = self
+            .reading
+            .store
+            .run(move |store| async move { store.slack_messages(request).await })
+            .await?;
         for (id, message) in self.unrecorded_list().iter() {
             if *id == request && !messages.iter().any(|stored| stored.route == message.route) {
                 messages.push(message.clone());
@@ -204,7 +208,13 @@ impl Slack {
             Ok(messages) => messages,
             Err(err) => return Sent::Retry(format!("could not read the posted messages: {err}")),
         };
-        let decisions = match self.reading.store.decisions(request.id).await {
+        let id = request.id;
+        let decisions = match self
+            .reading
+            .store
+            .run(move |store| async move { store.decisions(id).await })
+            .await
+        {
             Ok(decisions) => decisions,
             Err(err) => return Sent::Retry(format!("could not read the decisions: {err}")),
         };
@@ -275,7 +285,7 @@ impl Sink for Slack {
         calls_for_notice(&event.kind) || changes_message(&event.kind)
     }
 
-    async fn deliver(&self, event: &AuditEvent) -> Sent {
+    async fn deliver(&self, event: &TrailEvent) -> Sent {
         if calls_for_notice(&event.kind) {
             self.post(event).await
         } else {

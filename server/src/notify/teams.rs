@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use signoff_app::Route;
 
-use super::reader::{Sent, Sink, answered};
+use super::reader::{Sent, Sink, TrailEvent, answered};
 use super::{Notice, Reading, calls_for_notice};
 use crate::config::TeamsConfig;
 use crate::store::AuditEvent;
@@ -73,7 +73,7 @@ impl Sink for Teams {
         calls_for_notice(&event.kind)
     }
 
-    async fn deliver(&self, event: &AuditEvent) -> Sent {
+    async fn deliver(&self, event: &TrailEvent) -> Sent {
         match self
             .reading
             .notice(event, |route| (*route == self.route).then_some(()))

@@ -11,7 +11,7 @@ use reqwest::Url;
 use signoff_app::wire::PublishedEvent;
 use signoff_app::{Actor, Event, Kind, RequestId};
 
-use super::reader::{Sent, Sink, refusal, without_url};
+use super::reader::{Sent, Sink, TrailEvent, refusal, without_url};
 use crate::clock::now;
 use crate::config::{NotifyConfig, WebhookConfig};
 use crate::store::{AuditEvent, from_millis};
@@ -150,9 +150,9 @@ impl Sink for Webhook {
         self.endpoint.wants(&event.kind)
     }
 
-    async fn deliver(&self, event: &AuditEvent) -> Sent {
-        match published(event) {
-            Ok(body) => match self.send(&message_id(event.seq), &body).await {
+    async fn deliver(&self, event: &TrailEvent) -> Sent {
+        match event.published() {
+            Ok(body) => match self.send(&message_id(event.seq), body).await {
                 Ok(()) => Sent::Accepted,
                 Err(error) => Sent::Retry(error),
             },
