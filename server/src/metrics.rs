@@ -32,6 +32,11 @@ pub const WAITING_AGENTS: &str = "signoff_waiting_agents";
 /// Open live-event streams (console pages and terminals watching the queue).
 pub const LIVE_STREAM_SUBSCRIBERS: &str = "signoff_live_stream_subscribers";
 
+/// Events committed to the audit trail that a channel has not delivered yet, by channel.
+pub const CHANNEL_BACKLOG_EVENTS: &str = "signoff_channel_backlog_events";
+/// Attempts to deliver an event to a channel, by channel and outcome.
+pub const CHANNEL_DELIVERIES: &str = "signoff_channel_deliveries_total";
+
 /// The content type of Prometheus' text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -115,6 +120,14 @@ fn describe() {
         LIVE_STREAM_SUBSCRIBERS,
         "Open live-event streams (console pages, terminals)."
     );
+    describe_gauge!(
+        CHANNEL_BACKLOG_EVENTS,
+        "Events committed to the audit trail that a channel has not delivered yet."
+    );
+    describe_counter!(
+        CHANNEL_DELIVERIES,
+        "Attempts to deliver an event to a channel, by outcome (delivered, retried, failed)."
+    );
 
     // Registering a histogram is enough for it to render, with empty buckets.
     for name in [ENGINE_BATCH_SIZE, ENGINE_COMMIT_SECONDS, DECISION_LATENCY_SECONDS] {
@@ -176,6 +189,18 @@ pub fn queue_depth(depth: usize) {
 pub fn decision_latency(latency: Duration) {
     install();
     histogram!(DECISION_LATENCY_SECONDS).record(latency.as_secs_f64());
+}
+
+/// Channel `channel` has `events` committed after its cursor still to deliver.
+pub fn channel_backlog(channel: &str, events: i64) {
+    install();
+    gauge!(CHANNEL_BACKLOG_EVENTS, "channel" => channel.to_string()).set(events.max(0) as f64);
+}
+
+/// One attempt to deliver an event to `channel`: `delivered`, `retried` or `failed`.
+pub fn channel_delivery(channel: &str, outcome: &'static str) {
+    install();
+    counter!(CHANNEL_DELIVERIES, "channel" => channel.to_string(), "outcome" => outcome).increment(1);
 }
 
 /// Agents now long-polling.

@@ -306,13 +306,18 @@ wrk_notified() { # URL BODY_FILE BEARER SECONDS : wrk_create, with the receiver'
     '. + {receiver_before: $before, receiver_at_end: $at_end, ended_unix_ms: ($ended | tonumber),
           receiver_cores: ($cores | tonumber)}' <<<"$out"
 }
-drain() { # [RESULT] : until the receiver's counts stay still for 3 s (at most 600 s); RESULT gets them
+backlog() { # the channels server's undelivered events, summed over its channels (its /metrics)
+  curl -fsS "$CHANNELS_BASE/metrics" 2>/dev/null |
+    awk '/^signoff_channel_backlog_events\{/ { sum += $NF } END { printf "%d", sum }'
+}
+drain() { # [RESULT] : until every channel of the channels server has caught up with the trail
+  # and the receiver's counts stay still for 3 s (at most 600 s); RESULT gets the counts
   local last now still=0 started=$SECONDS
   last=$(receiver_counts)
   while (( still < 3 && SECONDS - started < 600 )); do
     sleep 1
     now=$(receiver_counts)
-    if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0 last=$now; fi
+    if [ "$now" = "$last" ] && [ "$(backlog)" = 0 ]; then still=$((still + 1)); else still=0 last=$now; fi
   done
   (( still >= 3 )) || note "deliveries still arriving 600 s after the run"
   if [ -n "${1:-}" ] && [ -f "$RES/$1.json" ]; then
@@ -406,7 +411,7 @@ for store in $STORES; do
     new_signoff_db "$store"
     with_channels
     start_signoff
-    CHANNELS_PID=$SO_PID CHANNELS_URL=$SO_URL/api/v1/requests CHANNELS_KEY=$KEY
+    CHANNELS_PID=$SO_PID CHANNELS_BASE=$SO_URL CHANNELS_URL=$SO_URL/api/v1/requests CHANNELS_KEY=$KEY
     check_post "$BARE_URL" "$SIGNOFF_BODY" "$BARE_KEY"
     check_post "$CHANNELS_URL" "$SIGNOFF_BODY" "$CHANNELS_KEY"
     wrk_create "$BARE_URL" "$SIGNOFF_BODY" "$BARE_KEY" "$WARMUP" >/dev/null

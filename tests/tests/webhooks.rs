@@ -205,8 +205,14 @@ async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(ba
     for n in 0..4 {
         ids.push(submit(&agent, &format!("Before the crash {n}")).await);
     }
-    // The receiver is down: it is tried, and nothing is accepted.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The receiver is down: it is tried, nothing is accepted, and operators see the
+    // channel fall behind by the four creations.
+    channel_metrics_until(
+        &server.base_url,
+        "behind and retrying",
+        |backlog, delivered, retried| backlog >= 4.0 && delivered == 0.0 && retried >= 1.0,
+    )
+    .await;
     assert!(receiver.accepted().is_empty());
     server.kill().await;
 
@@ -225,6 +231,10 @@ async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(ba
     assert_in_order(&first);
     let delivered: Vec<String> = first.iter().filter_map(|d| d.request_id.clone()).collect();
     assert_eq!(delivered, ids, "every creation, once, in order");
+    channel_metrics_until(&server.base_url, "caught up", |backlog, delivered, _| {
+        backlog == 0.0 && delivered >= 7.0
+    })
+    .await;
     server.kill().await;
 }
 
@@ -311,4 +321,47 @@ async fn deliveries_run_on_their_own_thread_below_the_servers_priority(backend: 
         "the server's own threads keep their priority: {threads:?}"
     );
     server.kill().await;
+}
+
+/// Scrapes `/metrics` until the `siem` channel's backlog and deliveries (delivered,
+/// retried) satisfy `wanted`, failing after 20 s.
+async fn channel_metrics_until(base_url: &str, what: &str, wanted: impl Fn(f64, f64, f64) -> bool) {
+    let http = reqwest::Client::new();
+    let series = |text: &str, name: &str, labels: &[&str]| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = http
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        let channel = r#"channel="siem""#;
+        let backlog = series(&text, "signoff_channel_backlog_events", &[channel]);
+        let delivered = series(
+            &text,
+            "signoff_channel_deliveries_total",
+            &[channel, r#"outcome="delivered""#],
+        );
+        let retried = series(
+            &text,
+            "signoff_channel_deliveries_total",
+            &[channel, r#"outcome="retried""#],
+        );
+        if wanted(backlog, delivered, retried) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the siem channel never read {what}: backlog {backlog}, delivered {delivered}, retried {retried}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -325,6 +325,7 @@ impl Reader {
             };
             match self.pages.after(cursor).await {
                 Ok(events) if events.is_empty() => {
+                    self.report_backlog(cursor);
                     if self.idle().await {
                         return;
                     }
@@ -391,16 +392,19 @@ impl Reader {
                     _ = shutdown.wait_for(|stopping| *stopping) => return Err(Stop::ShuttingDown),
                 };
                 let retry = matches!(sent, Sent::Retry(_));
+                let channel = self.sink.name();
                 match &sent {
                     Sent::NothingToSend => {
                         cursor = event.seq;
                         break;
                     }
-                    Sent::Accepted => {}
+                    Sent::Accepted => crate::metrics::channel_delivery(channel, "delivered"),
                     Sent::Retry(error) => {
+                        crate::metrics::channel_delivery(channel, "retried");
                         tracing::warn!(seq = event.seq, attempts, %error, "delivery failed; retrying");
                     }
                     Sent::GaveUp(error) => {
+                        crate::metrics::channel_delivery(channel, "failed");
                         tracing::error!(seq = event.seq, attempts, %error, "delivery refused for good; going on");
                     }
                 }
@@ -447,6 +451,7 @@ impl Reader {
         match recorded {
             Ok(true) => {
                 self.held = Some((cursor, renewed));
+                self.report_backlog(cursor);
                 Ok(())
             }
             Ok(false) => Err(Stop::LostLease),
@@ -458,6 +463,12 @@ impl Reader {
                 Ok(())
             }
         }
+    }
+
+    /// How far behind the trail's head this channel is, for operators: a backlog that
+    /// grows under load and falls back to 0 after it is the deliveries' thread yielding.
+    fn report_backlog(&self, cursor: i64) {
+        crate::metrics::channel_backlog(self.sink.name(), *self.head.borrow() - cursor);
     }
 
     /// Waits until the trail may have grown (or a while); true when shutting down.
