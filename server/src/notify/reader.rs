@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::{Mutex, watch};
 
+use signoff_app::wire::PublishedEvent;
+use signoff_app::{Actor, Event, RequestId};
+
 use super::thread::{DeliveryThread, ServerStore};
 use crate::clock::now;
-use crate::store::{AuditEvent, Delivery, DeliveryStatus, Store, millis};
+use crate::store::{AuditEvent, Delivery, DeliveryStatus, Store, from_millis, millis};
 use crate::{Error, Result};
 
 /// Events read from the trail at a time.
@@ -163,7 +166,7 @@ impl TrailEvent {
     /// The event as published (`wire::PublishedEvent` in JSON), or why it cannot be.
     pub fn published(&self) -> std::result::Result<&str, &str> {
         self.published
-            .get_or_init(|| super::webhook::published(&self.event).map_err(|err| err.to_string()))
+            .get_or_init(|| published(&self.event).map_err(|err| err.to_string()))
             .as_deref()
             .map_err(String::as_str)
     }
@@ -175,6 +178,22 @@ impl Deref for TrailEvent {
     fn deref(&self) -> &AuditEvent {
         &self.event
     }
+}
+
+/// The event as published: typed from the trail, never assembled by hand.
+fn published(event: &AuditEvent) -> Result<String> {
+    let typed: Event = event.event().map_err(|err| Error::Internal(err.to_string()))?;
+    let actor: Actor = event
+        .actor()
+        .ok_or_else(|| Error::Internal(format!("audit event {} has an unreadable actor", event.seq)))?;
+    let request_id = event
+        .request_id
+        .as_deref()
+        .map(str::parse::<RequestId>)
+        .transpose()
+        .map_err(|_| Error::Internal(format!("audit event {} names no valid request", event.seq)))?;
+    let message = PublishedEvent::new(event.seq, from_millis(event.at)?, request_id, actor, &typed);
+    serde_json::to_string(&message).map_err(|err| Error::Internal(format!("webhook body: {err}")))
 }
 
 /// Events after a cursor, as one read of the trail answered them.

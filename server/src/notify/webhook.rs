@@ -8,13 +8,12 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-use signoff_app::wire::PublishedEvent;
-use signoff_app::{Actor, Event, Kind, RequestId};
+use signoff_app::Kind;
 
 use super::reader::{Sent, Sink, TrailEvent, refusal, without_url};
 use crate::clock::now;
 use crate::config::{NotifyConfig, WebhookConfig};
-use crate::store::{AuditEvent, from_millis};
+use crate::store::AuditEvent;
 use crate::{Error, Result};
 
 /// An endpoint, checked: where, how to sign, which kinds.
@@ -228,20 +227,4 @@ pub(super) fn signed(
 /// The stable id of an event's message: receivers deduplicate by it.
 pub(super) fn message_id(seq: i64) -> String {
     format!("msg_signoff_{seq}")
-}
-
-/// The event as published: typed from the trail, never assembled by hand.
-pub(super) fn published(event: &AuditEvent) -> Result<String> {
-    let typed: Event = event.event().map_err(|err| Error::Internal(err.to_string()))?;
-    let actor: Actor = event
-        .actor()
-        .ok_or_else(|| Error::Internal(format!("audit event {} has an unreadable actor", event.seq)))?;
-    let request_id = event
-        .request_id
-        .as_deref()
-        .map(str::parse::<RequestId>)
-        .transpose()
-        .map_err(|_| Error::Internal(format!("audit event {} names no valid request", event.seq)))?;
-    let message = PublishedEvent::new(event.seq, from_millis(event.at)?, request_id, actor, &typed);
-    serde_json::to_string(&message).map_err(|err| Error::Internal(format!("webhook body: {err}")))
 }
