@@ -48,7 +48,7 @@ impl Channels {
     pub fn from_config(config: &Config, public_url: &str, store: &Store) -> Result<Channels> {
         let notify = &config.notify;
         let reading = Reading {
-            store: ServerStore::new(store.clone()),
+            store: ServerStore::new(store.clone())?,
             routing: Arc::new(Routing::from_config(notify, public_url)?),
         };
         let client = reader::http_client(notify.timeout, "Signoff-Webhooks")?;
@@ -127,7 +127,7 @@ impl Channels {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<DeliveryThread> {
         reader::start(
-            &ServerStore::new(store.clone()),
+            &ServerStore::new(store.clone())?,
             head,
             &self.sinks,
             self.backoff,

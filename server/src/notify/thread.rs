@@ -26,12 +26,11 @@ pub struct ServerStore {
 }
 
 impl ServerStore {
-    /// Must be made on the server's runtime.
-    pub fn new(store: Store) -> ServerStore {
-        ServerStore {
-            store,
-            runtime: Handle::current(),
-        }
+    /// Made on the server's runtime: the one its tasks will run on.
+    pub fn new(store: Store) -> Result<ServerStore> {
+        let runtime = Handle::try_current()
+            .map_err(|_| Error::Internal("the channels must be built on the server's runtime".into()))?;
+        Ok(ServerStore { store, runtime })
     }
 
     /// Runs `work` on the server's runtime and answers what it answered.
