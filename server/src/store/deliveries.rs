@@ -2,7 +2,9 @@
 //! to each event sent. Operational rows, outside the lifecycle: written here, never by
 //! the engine, and never part of the audit chain.
 
-use sqlx::Row;
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Row};
 
 use signoff_app::RequestId;
 
@@ -51,6 +53,13 @@ impl DeliveryStatus {
     }
 }
 
+/// Records deliveries' latest attempts: the columns, then one row of values per delivery,
+/// then [`ON_DELIVERY_CONFLICT`].
+const INSERT_DELIVERIES: &str = "INSERT INTO webhook_deliveries \
+     (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) ";
+const ON_DELIVERY_CONFLICT: &str = " ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
+     status = excluded.status, last_error = excluded.last_error, \
+     last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at";
 /// Records one delivery's latest attempt (bind with [`bind_delivery!`]).
 const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
      (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
@@ -58,6 +67,10 @@ const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
      ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
      status = excluded.status, last_error = excluded.last_error, \
      last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at";
+/// Deliveries written by one statement (8 values each, far below either store's limit).
+const DELIVERIES_PER_STATEMENT: usize = 500;
+/// Slack messages written by one statement (4 values each).
+const MESSAGES_PER_STATEMENT: usize = 500;
 
 /// [`UPSERT_DELIVERY`] with its values bound, for either store.
 macro_rules! bind_delivery {
@@ -145,12 +158,35 @@ impl Store {
         delivered_seq: i64,
         lease_until: i64,
     ) -> Result<bool> {
+        // A page's rows in a statement or two, not one each: every statement is a hand-off
+        // to the database while this transaction holds SQLite's one writer.
+        let latest = latest_per_event(attempts);
         let held = in_write_tx!(self, |tx| {
-            for attempt in attempts {
-                bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
+            for chunk in latest.chunks(DELIVERIES_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(INSERT_DELIVERIES);
+                insert.push_values(chunk, |mut row, attempt| {
+                    row.push_bind(endpoint)
+                        .push_bind(attempt.seq)
+                        .push_bind(attempt.kind.as_str())
+                        .push_bind(attempt.attempts)
+                        .push_bind(attempt.status.as_str())
+                        .push_bind(attempt.last_error.as_deref())
+                        .push_bind(attempt.last_attempt_at)
+                        .push_bind(attempt.delivered_at);
+                });
+                insert.push(ON_DELIVERY_CONFLICT);
+                insert.build().execute(&mut *tx).await?;
             }
-            for (request, message) in posted {
-                bind_slack_message!(*request, message).execute(&mut *tx).await?;
+            for chunk in posted.chunks(MESSAGES_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(super::slack::INSERT_SLACK_MESSAGES);
+                insert.push_values(chunk, |mut row, (request, message)| {
+                    row.push_bind(request.to_string())
+                        .push_bind(message.route.as_str())
+                        .push_bind(message.channel_id.as_str())
+                        .push_bind(message.ts.as_str());
+                });
+                insert.push(super::slack::ON_SLACK_MESSAGE_CONFLICT);
+                insert.build().execute(&mut *tx).await?;
             }
             sqlx::query(
                 "UPDATE webhook_cursors \
@@ -269,5 +305,49 @@ impl Store {
                 .transpose()?
         });
         Ok(seq)
+    }
+}
+
+/// The last attempt recorded for each event, in order: one statement may not update the
+/// same row twice (Postgres refuses it).
+fn latest_per_event(attempts: &[Delivery]) -> Vec<&Delivery> {
+    let mut seen = HashSet::with_capacity(attempts.len());
+    let mut latest: Vec<&Delivery> = attempts
+        .iter()
+        .rev()
+        .filter(|attempt| seen.insert(attempt.seq))
+        .collect();
+    latest.reverse();
+    latest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(seq: i64, attempts: i32, status: DeliveryStatus) -> Delivery {
+        Delivery {
+            seq,
+            kind: "request.created".into(),
+            attempts,
+            status,
+            last_error: None,
+            last_attempt_at: 0,
+            delivered_at: None,
+        }
+    }
+
+    #[test]
+    fn only_the_last_attempt_of_each_event_is_written() {
+        let attempts = [
+            attempt(5, 1, DeliveryStatus::Retrying),
+            attempt(6, 1, DeliveryStatus::Delivered),
+            attempt(5, 2, DeliveryStatus::Delivered),
+        ];
+        let latest: Vec<(i64, i32)> = latest_per_event(&attempts)
+            .iter()
+            .map(|attempt| (attempt.seq, attempt.attempts))
+            .collect();
+        assert_eq!(latest, [(6, 1), (5, 2)]);
     }
 }

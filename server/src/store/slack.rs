@@ -22,6 +22,10 @@ pub struct SlackMessage {
 
 /// Records a posted message; the first one for a request and route stays (bind with
 /// [`bind_slack_message!`]).
+/// Records Slack messages: the columns, then one row of values per message, then
+/// [`ON_SLACK_MESSAGE_CONFLICT`].
+pub(super) const INSERT_SLACK_MESSAGES: &str = "INSERT INTO slack_messages (request_id, route, channel_id, ts) ";
+pub(super) const ON_SLACK_MESSAGE_CONFLICT: &str = " ON CONFLICT (request_id, route) DO NOTHING";
 pub(super) const INSERT_SLACK_MESSAGE: &str = "INSERT INTO slack_messages (request_id, route, channel_id, ts) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, route) DO NOTHING";
 
