@@ -28,6 +28,7 @@ on_both_stores!(
     an_approve_click_decides_only_once_the_slack_user_is_linked_through_sso,
     deny_asks_why_in_a_modal_and_the_console_only_policy_posts_no_buttons,
     unsigned_stale_replayed_and_wrongly_signed_interactions_are_refused,
+    a_reminder_replies_in_the_thread_of_the_message_already_posted,
 );
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -408,5 +409,67 @@ async fn unsigned_stale_replayed_and_wrongly_signed_interactions_are_refused(bac
     let (code, refusal) = send(&server, &body, &once).await;
     assert_eq!(code, 401, "replayed: {refusal}");
     assert!(refusal.contains("replay"), "{refusal}");
+    server.stop().await;
+}
+
+async fn a_reminder_replies_in_the_thread_of_the_message_already_posted(backend: Backend) {
+    let slack = FakeSlack::start().await;
+    let api_url = format!("{}/api", slack.url);
+    let server = TestServer::start_with(backend, move |config| {
+        config.notify.slack = Some(SlackConfig {
+            bot_token: Secret::new("xoxb-test-token"),
+            signing_secret: Secret::new(SIGNING_SECRET),
+            api_url,
+        });
+        config.notify.default = vec!["slack:#approvals".into()];
+    })
+    .await;
+    let file: PolicyFile = policy_file::parse(
+        r#"
+[[policy]]
+name = "deploys"
+[policy.match]
+actions = ["deploy.*"]
+[policy.effect]
+type = "require_approval"
+ttl = "30m"
+remind_before = "10m"
+"#,
+        Format::Toml,
+    )
+    .expect("policies");
+    server
+        .service
+        .import_policies(file, Actor::Operator)
+        .await
+        .expect("import");
+    let agent = server.agent("deployer").await;
+    let id = submit(&agent, "deploy.service", None).await;
+    let posted = slack.until("chat.postMessage", 1).await;
+    assert!(posted[0]["blocks"].is_array(), "the request's message: {}", posted[0]);
+
+    // Twenty-one minutes on, the reminder is due: it goes to the message's thread (found
+    // among the messages stored with the first delivery), not to a second message.
+    server
+        .db
+        .execute(&format!(
+            "UPDATE requests SET expires_at = expires_at - 1260000, remind_at = remind_at - 1260000 WHERE id = '{id}'"
+        ))
+        .await
+        .expect("age the request");
+    let posted = slack.until("chat.postMessage", 2).await;
+    let reminder = &posted[1];
+    assert_eq!(reminder["thread_ts"], "1700000000.000100", "{reminder}");
+    assert_eq!(reminder["channel"], "C0APPROVALS", "{reminder}");
+    assert!(
+        reminder.get("blocks").is_none(),
+        "a reply, not a second message: {reminder}"
+    );
+    assert!(
+        reminder["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("Deploy api")),
+        "{reminder}"
+    );
     server.stop().await;
 }

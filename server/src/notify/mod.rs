@@ -162,8 +162,19 @@ impl Reading {
         event: &AuditEvent,
         pick: impl Fn(&Route) -> Option<T>,
     ) -> std::result::Result<(Notice, Vec<T>), Sent> {
-        let kind = Kind::parse(&event.kind).ok_or(Sent::NothingToSend)?;
+        Kind::parse(&event.kind).ok_or(Sent::NothingToSend)?;
         let request = self.request(event).await?;
+        self.notice_of(event, request, pick)
+    }
+
+    /// [`Reading::notice`] about `request`, already read.
+    pub fn notice_of<T>(
+        &self,
+        event: &AuditEvent,
+        request: signoff_app::Request,
+        pick: impl Fn(&Route) -> Option<T>,
+    ) -> std::result::Result<(Notice, Vec<T>), Sent> {
+        let kind = Kind::parse(&event.kind).ok_or(Sent::NothingToSend)?;
         if request.status != Status::Pending {
             return Err(Sent::NothingToSend);
         }

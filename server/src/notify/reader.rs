@@ -69,6 +69,11 @@ pub trait Sink: Send + Sync + 'static {
     /// over without a delivery row.
     fn wants(&self, event: &AuditEvent) -> bool;
 
+    /// Reads ahead, once, what delivering this page's events will need (a channel that
+    /// reads per event does it for the page in a query or two instead); a read that fails
+    /// leaves each delivery to read for itself.
+    async fn prepare(&self, _events: &[Arc<TrailEvent>]) {}
+
     /// Sends what this event means to the channel.
     async fn deliver(&self, event: &TrailEvent) -> Sent;
 
@@ -395,6 +400,7 @@ impl Reader {
     /// it goes.
     async fn deliver_page(&mut self, mut cursor: i64, events: Page) -> Result<(), Stop> {
         let mut recorded: Vec<Delivery> = Vec::new();
+        self.sink.prepare(&events).await;
         for event in events.iter() {
             if !self.sink.wants(event) {
                 cursor = event.seq;

@@ -5,7 +5,8 @@
 //! one lifecycle under the clicker's linked SSO identity (see ARCHITECTURE.md,
 //! "Notifications").
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -112,19 +113,31 @@ impl SlackApi {
 
 /// The `[notify.slack]` channel.
 pub struct Slack {
-    api: std::sync::Arc<SlackApi>,
+    api: Arc<SlackApi>,
     reading: Reading,
     /// Messages posted and not stored yet: the reader stores them with its next record
     /// (see [`Sink::unrecorded`]); until then they count as posted here.
     unrecorded: Mutex<Vec<Posted>>,
+    /// What the page being delivered needs, read ahead for all its notices at once.
+    read_ahead: Mutex<ReadAhead>,
+}
+
+/// The requests a page's notices are about, as stored when the page began, and the
+/// messages already posted about them. A delivery takes what was read for it, so a retry
+/// reads afresh.
+#[derive(Default)]
+struct ReadAhead {
+    requests: HashMap<RequestId, Request>,
+    messages: HashMap<RequestId, Vec<SlackMessage>>,
 }
 
 impl Slack {
-    pub fn new(api: std::sync::Arc<SlackApi>, reading: Reading) -> Slack {
+    pub fn new(api: Arc<SlackApi>, reading: Reading) -> Slack {
         Slack {
             api,
             reading,
             unrecorded: Mutex::default(),
+            read_ahead: Mutex::default(),
         }
     }
 
@@ -132,14 +145,23 @@ impl Slack {
         self.unrecorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn read_ahead(&self) -> std::sync::MutexGuard<'_, ReadAhead> {
+        self.read_ahead.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The messages posted about `request`, one per route: those stored and those not
     /// stored yet.
     async fn messages(&self, request: RequestId) -> Result<Vec<SlackMessage>> {
-        let mut messages = self
-            .reading
-            .store
-            .run(move |store| async move { store.slack_messages(request).await })
-            .await?;
+        let read = self.read_ahead().messages.remove(&request);
+        let mut messages = match read {
+            Some(messages) => messages,
+            None => {
+                self.reading
+                    .store
+                    .run(move |store| async move { store.slack_messages(request).await })
+                    .await?
+            }
+        };
         for (id, message) in self.unrecorded_list().iter() {
             if *id == request && !messages.iter().any(|stored| stored.route == message.route) {
                 messages.push(message.clone());
@@ -151,14 +173,18 @@ impl Slack {
     /// Posts the notice to each route with no message yet, records each message; a route
     /// with one already gets the headline as a reply in its thread.
     async fn post(&self, event: &AuditEvent) -> Sent {
-        let (notice, routes) = match self
-            .reading
-            .notice(event, |route| match route {
-                Route::Slack(channel) => Some(channel.clone()),
-                _ => None,
-            })
-            .await
-        {
+        let read = request_of(event).and_then(|id| self.read_ahead().requests.remove(&id));
+        let request = match read {
+            Some(request) => request,
+            None => match self.reading.request(event).await {
+                Ok(request) => request,
+                Err(sent) => return sent,
+            },
+        };
+        let (notice, routes) = match self.reading.notice_of(event, request, |route| match route {
+            Route::Slack(channel) => Some(channel.clone()),
+            _ => None,
+        }) {
             Ok(found) => found,
             Err(sent) => return sent,
         };
@@ -250,6 +276,11 @@ impl Slack {
     }
 }
 
+/// The request an event is about, when it names one.
+fn request_of(event: &AuditEvent) -> Option<RequestId> {
+    event.request_id.as_deref()?.parse().ok()
+}
+
 /// Events after which a posted message is rewritten.
 fn changes_message(kind: &str) -> bool {
     matches!(
@@ -283,6 +314,43 @@ impl Sink for Slack {
 
     fn wants(&self, event: &AuditEvent) -> bool {
         calls_for_notice(&event.kind) || changes_message(&event.kind)
+    }
+
+    async fn prepare(&self, events: &[Arc<TrailEvent>]) {
+        let mut ids: Vec<RequestId> = events
+            .iter()
+            .filter(|event| calls_for_notice(&event.kind))
+            .filter_map(|event| request_of(event))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return;
+        }
+        let asked = ids.clone();
+        let read = self
+            .reading
+            .store
+            .run(move |store| async move {
+                Ok((
+                    store.requests_by_id(&asked).await?,
+                    store.slack_messages_of(&asked).await?,
+                ))
+            })
+            .await;
+        let mut ahead = ReadAhead::default();
+        match read {
+            Ok((requests, messages)) => {
+                // Every request asked about has its list, empty when nothing was posted.
+                ahead.messages = ids.into_iter().map(|id| (id, Vec::new())).collect();
+                for (id, message) in messages {
+                    ahead.messages.entry(id).or_default().push(message);
+                }
+                ahead.requests = requests.into_iter().map(|request| (request.id, request)).collect();
+            }
+            Err(err) => tracing::warn!(%err, "could not read ahead for a page of Slack notices; reading each"),
+        }
+        *self.read_ahead() = ahead;
     }
 
     async fn deliver(&self, event: &TrailEvent) -> Sent {

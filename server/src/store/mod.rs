@@ -253,6 +253,29 @@ impl Store {
         Ok(request)
     }
 
+    /// The requests with these ids that exist, in one read (at most a few hundred ids).
+    pub async fn requests_by_id(&self, ids: &[RequestId]) -> Result<Vec<StoredRequest>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests = on_read_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id WHERE r.id IN ("
+            ));
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id.to_string());
+            }
+            query.push(")");
+            let mut requests = Vec::with_capacity(ids.len());
+            for row in query.build().fetch_all(pool).await? {
+                requests.push(request_from_row!(row));
+            }
+            requests
+        });
+        Ok(requests)
+    }
+
     pub async fn decisions(&self, id: RequestId) -> Result<Vec<DecisionRecord>> {
         let decisions = on_read_pool!(self, |pool| {
             let rows = sqlx::query(&format!(

@@ -44,6 +44,43 @@ macro_rules! bind_slack_message {
 pub(super) use bind_slack_message;
 
 impl Store {
+    /// The messages posted about these requests, in one read (at most a few hundred ids).
+    pub async fn slack_messages_of(&self, requests: &[RequestId]) -> Result<Vec<(RequestId, SlackMessage)>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_read_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT request_id, route, channel_id, ts FROM slack_messages WHERE request_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for request in requests {
+                list.push_bind(request.to_string());
+            }
+            query.push(") ORDER BY request_id, route");
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    let request: String = row.try_get("request_id")?;
+                    let request = request
+                        .parse()
+                        .map_err(|_| crate::Error::Internal(format!("slack_messages names request `{request}`")))?;
+                    Ok((
+                        request,
+                        SlackMessage {
+                            route: row.try_get("route")?,
+                            channel_id: row.try_get("channel_id")?,
+                            ts: row.try_get("ts")?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
     /// The messages posted about `request`, one per route.
     pub async fn slack_messages(&self, request: RequestId) -> Result<Vec<SlackMessage>> {
         on_read_pool!(self, |pool| {
