@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use signoff_app::policy::PolicyFile;
+use signoff_server::Config;
 use signoff_server::config::{Secret, SlackConfig};
 use signoff_server::policy_file::{self, Format};
 use signoff_server::store::Actor;
@@ -108,17 +109,9 @@ async fn respond(State(slack): State<FakeSlack>, Json(body): Json<Value>) -> &'s
 }
 
 async fn start(backend: Backend, provider: &Provider, slack: &FakeSlack) -> TestServer {
-    let api_url = format!("{}/api", slack.url);
-    let server = TestServer::start_with_sso(backend, provider, move |config| {
-        config.notify.slack = Some(SlackConfig {
-            bot_token: Secret::new("xoxb-test-token"),
-            signing_secret: Secret::new(SIGNING_SECRET),
-            api_url,
-        });
-        config.notify.default = vec!["slack:#approvals".into()];
-    })
-    .await;
-    let file: PolicyFile = policy_file::parse(
+    let server = TestServer::start_with_sso(backend, provider, to_fake_slack(slack)).await;
+    import_policies(
+        &server,
         r#"
 [[policy]]
 name = "databases"
@@ -128,15 +121,32 @@ actions = ["db.*"]
 type = "require_approval"
 decide_in = "console"
 "#,
-        Format::Toml,
     )
-    .expect("policies");
+    .await;
+    server
+}
+
+/// Configures the Slack app against the fake, every request routed to `#approvals`.
+fn to_fake_slack(slack: &FakeSlack) -> impl FnOnce(&mut Config) {
+    let api_url = format!("{}/api", slack.url);
+    move |config| {
+        config.notify.slack = Some(SlackConfig {
+            bot_token: Secret::new("xoxb-test-token"),
+            signing_secret: Secret::new(SIGNING_SECRET),
+            api_url,
+        });
+        config.notify.default = vec!["slack:#approvals".into()];
+    }
+}
+
+/// Imports the policies of a TOML policy file, as the operator.
+async fn import_policies(server: &TestServer, toml: &str) {
+    let file: PolicyFile = policy_file::parse(toml, Format::Toml).expect("policies");
     server
         .service
         .import_policies(file, Actor::Operator)
         .await
         .expect("import");
-    server
 }
 
 /// Slack's signature headers for `body` sent at `timestamp`, signed with `secret`.
@@ -414,17 +424,9 @@ async fn unsigned_stale_replayed_and_wrongly_signed_interactions_are_refused(bac
 
 async fn a_reminder_replies_in_the_thread_of_the_message_already_posted(backend: Backend) {
     let slack = FakeSlack::start().await;
-    let api_url = format!("{}/api", slack.url);
-    let server = TestServer::start_with(backend, move |config| {
-        config.notify.slack = Some(SlackConfig {
-            bot_token: Secret::new("xoxb-test-token"),
-            signing_secret: Secret::new(SIGNING_SECRET),
-            api_url,
-        });
-        config.notify.default = vec!["slack:#approvals".into()];
-    })
-    .await;
-    let file: PolicyFile = policy_file::parse(
+    let server = TestServer::start_with(backend, to_fake_slack(&slack)).await;
+    import_policies(
+        &server,
         r#"
 [[policy]]
 name = "deploys"
@@ -435,14 +437,8 @@ type = "require_approval"
 ttl = "30m"
 remind_before = "10m"
 "#,
-        Format::Toml,
     )
-    .expect("policies");
-    server
-        .service
-        .import_policies(file, Actor::Operator)
-        .await
-        .expect("import");
+    .await;
     let agent = server.agent("deployer").await;
     let id = submit(&agent, "deploy.service", None).await;
     let posted = slack.until("chat.postMessage", 1).await;

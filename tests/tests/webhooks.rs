@@ -184,13 +184,18 @@ async fn a_wrong_signature_is_refused_by_the_receiver_and_retried(backend: Backe
     server.stop().await;
 }
 
+/// `SIGNOFF_NOTIFY_WEBHOOKS` for one endpoint, `siem`, taking creations, at `receiver`.
+fn siem_creations(receiver: &Receiver) -> String {
+    serde_json::to_string(&json!([
+        {"name": "siem", "url": receiver.url, "secret": SECRET, "events": ["request.created"]},
+    ]))
+    .expect("JSON")
+}
+
 async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(backend: Backend) {
     let receiver = Receiver::start(SECRET, "down").await;
     let db = TestDb::new(backend).await;
-    let hooks = serde_json::to_string(&json!([
-        {"name": "siem", "url": receiver.url, "secret": SECRET, "events": ["request.created"]},
-    ]))
-    .expect("JSON");
+    let hooks = siem_creations(&receiver);
     let env = [
         ("SIGNOFF_NOTIFY_WEBHOOKS", hooks.as_str()),
         ("SIGNOFF_NOTIFY_RETRY_BASE", "100ms"),
@@ -284,10 +289,7 @@ fn threads_of(pid: u32) -> Vec<(String, i32)> {
 async fn deliveries_run_on_their_own_thread_below_the_servers_priority(backend: Backend) {
     let receiver = Receiver::start(SECRET, "ok").await;
     let db = TestDb::new(backend).await;
-    let hooks = serde_json::to_string(&json!([
-        {"name": "siem", "url": receiver.url, "secret": SECRET, "events": ["request.created"]},
-    ]))
-    .expect("JSON");
+    let hooks = siem_creations(&receiver);
     let server = ServerProcess::start(&db, &[("SIGNOFF_NOTIFY_WEBHOOKS", hooks.as_str())]).await;
     let (code, out, err) = run_cli(&db, &["agents", "create", "--name", "deployer"]);
     assert_eq!(code, 0, "agents create: {err}");

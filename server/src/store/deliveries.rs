@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Row};
 
 use signoff_app::RequestId;
 
-use super::slack::bind_slack_message;
+use super::slack::{INSERT_SLACK_MESSAGES, ON_SLACK_MESSAGE_CONFLICT};
 use super::{SlackMessage, Store};
 use crate::Result;
 
@@ -60,32 +60,43 @@ const INSERT_DELIVERIES: &str = "INSERT INTO webhook_deliveries \
 const ON_DELIVERY_CONFLICT: &str = " ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
      status = excluded.status, last_error = excluded.last_error, \
      last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at";
-/// Records one delivery's latest attempt (bind with [`bind_delivery!`]).
-const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
-     (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = excluded.attempts, \
-     status = excluded.status, last_error = excluded.last_error, \
-     last_attempt_at = excluded.last_attempt_at, delivered_at = excluded.delivered_at";
 /// Deliveries written by one statement (8 values each, far below either store's limit).
 const DELIVERIES_PER_STATEMENT: usize = 500;
 /// Slack messages written by one statement (4 values each).
 const MESSAGES_PER_STATEMENT: usize = 500;
 
-/// [`UPSERT_DELIVERY`] with its values bound, for either store.
-macro_rules! bind_delivery {
-    ($endpoint:expr, $attempt:expr) => {{
-        let attempt: &Delivery = $attempt;
-        sqlx::query(UPSERT_DELIVERY)
-            .bind($endpoint)
-            .bind(attempt.seq)
-            .bind(attempt.kind.as_str())
-            .bind(attempt.attempts)
-            .bind(attempt.status.as_str())
-            .bind(attempt.last_error.as_deref())
-            .bind(attempt.last_attempt_at)
-            .bind(attempt.delivered_at)
-    }};
+/// Writes `attempts` (one per event, see [`latest_per_event`]) and the Slack messages
+/// `posted` in `tx`, a statement per few hundred rows, not one each: every statement is a
+/// hand-off to the database while the transaction holds SQLite's one writer.
+macro_rules! write_deliveries {
+    ($tx:ident, $endpoint:expr, $attempts:expr, $posted:expr) => {
+        for chunk in $attempts.chunks(DELIVERIES_PER_STATEMENT) {
+            let mut insert = QueryBuilder::new(INSERT_DELIVERIES);
+            insert.push_values(chunk, |mut row, attempt| {
+                row.push_bind($endpoint)
+                    .push_bind(attempt.seq)
+                    .push_bind(attempt.kind.as_str())
+                    .push_bind(attempt.attempts)
+                    .push_bind(attempt.status.as_str())
+                    .push_bind(attempt.last_error.as_deref())
+                    .push_bind(attempt.last_attempt_at)
+                    .push_bind(attempt.delivered_at);
+            });
+            insert.push(ON_DELIVERY_CONFLICT);
+            insert.build().execute(&mut *$tx).await?;
+        }
+        for chunk in $posted.chunks(MESSAGES_PER_STATEMENT) {
+            let mut insert = QueryBuilder::new(INSERT_SLACK_MESSAGES);
+            insert.push_values(chunk, |mut row, (request, message)| {
+                row.push_bind(request.to_string())
+                    .push_bind(message.route.as_str())
+                    .push_bind(message.channel_id.as_str())
+                    .push_bind(message.ts.as_str());
+            });
+            insert.push(ON_SLACK_MESSAGE_CONFLICT);
+            insert.build().execute(&mut *$tx).await?;
+        }
+    };
 }
 
 /// Reads a row of webhook_deliveries, for either store.
@@ -158,36 +169,9 @@ impl Store {
         delivered_seq: i64,
         lease_until: i64,
     ) -> Result<bool> {
-        // A page's rows in a statement or two, not one each: every statement is a hand-off
-        // to the database while this transaction holds SQLite's one writer.
         let latest = latest_per_event(attempts);
         let held = in_write_tx!(self, |tx| {
-            for chunk in latest.chunks(DELIVERIES_PER_STATEMENT) {
-                let mut insert = QueryBuilder::new(INSERT_DELIVERIES);
-                insert.push_values(chunk, |mut row, attempt| {
-                    row.push_bind(endpoint)
-                        .push_bind(attempt.seq)
-                        .push_bind(attempt.kind.as_str())
-                        .push_bind(attempt.attempts)
-                        .push_bind(attempt.status.as_str())
-                        .push_bind(attempt.last_error.as_deref())
-                        .push_bind(attempt.last_attempt_at)
-                        .push_bind(attempt.delivered_at);
-                });
-                insert.push(ON_DELIVERY_CONFLICT);
-                insert.build().execute(&mut *tx).await?;
-            }
-            for chunk in posted.chunks(MESSAGES_PER_STATEMENT) {
-                let mut insert = QueryBuilder::new(super::slack::INSERT_SLACK_MESSAGES);
-                insert.push_values(chunk, |mut row, (request, message)| {
-                    row.push_bind(request.to_string())
-                        .push_bind(message.route.as_str())
-                        .push_bind(message.channel_id.as_str())
-                        .push_bind(message.ts.as_str());
-                });
-                insert.push(super::slack::ON_SLACK_MESSAGE_CONFLICT);
-                insert.build().execute(&mut *tx).await?;
-            }
+            write_deliveries!(tx, endpoint, latest, posted);
             sqlx::query(
                 "UPDATE webhook_cursors \
                  SET delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END, lease_until = $2 \
@@ -270,10 +254,7 @@ impl Store {
         posted: &[(RequestId, SlackMessage)],
     ) -> Result<()> {
         in_write_tx!(self, |tx| {
-            bind_delivery!(endpoint, attempt).execute(&mut *tx).await?;
-            for (request, message) in posted {
-                bind_slack_message!(*request, message).execute(&mut *tx).await?;
-            }
+            write_deliveries!(tx, endpoint, [attempt], posted);
         });
         Ok(())
     }

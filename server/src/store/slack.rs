@@ -20,28 +20,10 @@ pub struct SlackMessage {
     pub ts: String,
 }
 
-/// Records a posted message; the first one for a request and route stays (bind with
-/// [`bind_slack_message!`]).
-/// Records Slack messages: the columns, then one row of values per message, then
-/// [`ON_SLACK_MESSAGE_CONFLICT`].
+/// Records posted messages (the columns, then one row of values per message, then
+/// [`ON_SLACK_MESSAGE_CONFLICT`]); the first one for a request and route stays.
 pub(super) const INSERT_SLACK_MESSAGES: &str = "INSERT INTO slack_messages (request_id, route, channel_id, ts) ";
 pub(super) const ON_SLACK_MESSAGE_CONFLICT: &str = " ON CONFLICT (request_id, route) DO NOTHING";
-pub(super) const INSERT_SLACK_MESSAGE: &str = "INSERT INTO slack_messages (request_id, route, channel_id, ts) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, route) DO NOTHING";
-
-/// [`INSERT_SLACK_MESSAGE`] with its values bound, for either store.
-macro_rules! bind_slack_message {
-    ($request:expr, $message:expr) => {{
-        let request: signoff_app::RequestId = $request;
-        let message: &$crate::store::SlackMessage = $message;
-        sqlx::query($crate::store::slack::INSERT_SLACK_MESSAGE)
-            .bind(request.to_string())
-            .bind(message.route.as_str())
-            .bind(message.channel_id.as_str())
-            .bind(message.ts.as_str())
-    }};
-}
-pub(super) use bind_slack_message;
 
 impl Store {
     /// The messages posted about these requests, in one read (at most a few hundred ids).
