@@ -485,7 +485,8 @@ async fn a_revoked_key_ends_its_waits(backend: Backend) {
     let url = server.db.url.clone();
     let (code, _, stderr) = tokio::task::block_in_place(|| run_cli(&server.db, &["agents", "revoke", "deployer"]));
     assert_eq!(code, 0, "{stderr} ({url})");
-    assert!(!waiting.is_finished(), "the wait is still open when the key is revoked");
+    // The server may already have seen the revocation (it looks every 50 ms) and ended the
+    // wait refused; either way the decision below must not reach the revoked key.
     decide(&server, &reviewer(1), &id(&pending), "", false, None)
         .await
         .expect("approved");
