@@ -21,6 +21,7 @@ on_both_stores!(
     an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash,
     a_hanging_endpoint_does_not_delay_another,
     deliveries_run_on_their_own_thread_below_the_servers_priority,
+    a_delivery_log_from_before_pages_upgrades_in_place,
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -219,6 +220,18 @@ async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(ba
     )
     .await;
     assert!(receiver.accepted().is_empty());
+    let recorded = Instant::now();
+    while db
+        .scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'retrying'")
+        .await
+        < 1
+    {
+        assert!(
+            recorded.elapsed() < Duration::from_secs(10),
+            "the failed attempts are recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.kill().await;
 
     let server = ServerProcess::start(&db, &env).await;
@@ -240,6 +253,14 @@ async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(ba
         backlog == 0.0 && delivered >= 7.0
     })
     .await;
+    // The log says so too: what was still being retried when the server died is
+    // recorded as delivered by the process that delivered it.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status <> 'delivered'")
+            .await,
+        0,
+        "no event is left retrying in the log"
+    );
     server.kill().await;
 }
 
@@ -366,4 +387,66 @@ async fn channel_metrics_until(base_url: &str, what: &str, wanted: impl Fn(f64, 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn a_delivery_log_from_before_pages_upgrades_in_place(backend: Backend) {
+    // A store as the version before delivered pages left it (migrations to 0009): every
+    // delivery a row of its own.
+    let db = TestDb::new(backend).await;
+    db.as_of_migration(
+        9,
+        &[
+            "INSERT INTO webhook_cursors (endpoint, delivered_seq) VALUES ('siem', 0)".to_string(),
+            "INSERT INTO webhook_deliveries \
+             (endpoint, seq, kind, attempts, status, last_error, last_attempt_at, delivered_at) \
+             VALUES ('archive', 1, 'request.created', 1, 'delivered', NULL, 1764000000000, 1764000000000), \
+                    ('archive', 2, 'request.created', 3, 'failed', 'HTTP 410: gone', 1764000000500, NULL)"
+                .to_string(),
+        ],
+    )
+    .await;
+    let receiver = Receiver::start(SECRET, "ok").await;
+    let server = TestServer::start_on(db, |config| {
+        config.notify.webhooks = vec![endpoint("siem", &receiver, SECRET, &["request.created"])];
+    })
+    .await;
+    let agent = server.agent("deployer").await;
+    submit(&agent, "After the upgrade 1").await;
+    submit(&agent, "After the upgrade 2").await;
+    receiver
+        .wait_until("both creations", Duration::from_secs(15), |accepted| {
+            accepted.len() >= 2
+        })
+        .await;
+    let store = server.service.store();
+    // The old log reads as it did.
+    let old = store.webhook_deliveries("archive", 10).await.expect("the old log");
+    let old: Vec<(i64, i32, DeliveryStatus)> = old.iter().map(|d| (d.seq, d.attempts, d.status)).collect();
+    assert_eq!(old, [(2, 3, DeliveryStatus::Failed), (1, 1, DeliveryStatus::Delivered)]);
+    // New deliveries, accepted at once, are in the log, newest first, with their kind,
+    // once it records them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = store.webhook_deliveries("siem", 10).await.expect("the log");
+        if log.len() >= 2 || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0].seq > log[1].seq, "newest first: {log:?}");
+    assert!(
+        log.iter().all(|d| d.status == DeliveryStatus::Delivered
+            && d.attempts == 1
+            && d.kind == "request.created"
+            && d.delivered_at.is_some()),
+        "{log:?}"
+    );
+    let one = store
+        .webhook_delivery("siem", log[1].seq)
+        .await
+        .expect("read")
+        .expect("found through its page");
+    assert_eq!(one, log[1]);
+    server.stop().await;
 }

@@ -17,7 +17,7 @@ use signoff_app::{Actor, Event, RequestId};
 
 use super::thread::{DeliveryThread, ServerStore};
 use crate::clock::now;
-use crate::store::{AuditEvent, Delivery, DeliveryStatus, Store, from_millis, millis};
+use crate::store::{AuditEvent, DeliveredPage, Delivery, DeliveryStatus, Store, from_millis, millis};
 use crate::{Error, Result};
 
 /// Events read from the trail at a time.
@@ -399,7 +399,7 @@ impl Reader {
     /// Delivers a page of events in order, each until accepted or given up, recording as
     /// it goes.
     async fn deliver_page(&mut self, mut cursor: i64, events: Page) -> Result<(), Stop> {
-        let mut recorded: Vec<Delivery> = Vec::new();
+        let mut delivered = DeliveredPage::default();
         self.sink.prepare(&events).await;
         for event in events.iter() {
             if !self.sink.wants(event) {
@@ -433,41 +433,42 @@ impl Reader {
                         tracing::error!(seq = event.seq, attempts, %error, "delivery refused for good; going on");
                     }
                 }
-                recorded.push(delivery(event, attempts, attempted, sent));
+                if attempts == 1 && sent == Sent::Accepted {
+                    delivered.at_once.push(event.seq);
+                } else {
+                    delivered.attempts.push(delivery(event, attempts, attempted, sent));
+                }
                 if !retry {
                     cursor = event.seq;
                     break;
                 }
                 // What was accepted so far is recorded before waiting, with this failure.
-                self.record(&mut recorded, cursor).await?;
+                self.record(&mut delivered, cursor).await?;
                 if self.pause(self.backoff.delay(attempts)).await {
                     return Err(Stop::ShuttingDown);
                 }
             }
         }
-        self.record(&mut recorded, cursor).await
+        self.record(&mut delivered, cursor).await
     }
 
-    /// Writes the attempts, what the channel posted, and the cursor, in one transaction;
-    /// a lost lease stops this page.
-    async fn record(&mut self, attempts: &mut Vec<Delivery>, cursor: i64) -> Result<(), Stop> {
+    /// Writes what was delivered, what the channel posted, and the cursor, in one
+    /// transaction; a lost lease stops this page.
+    async fn record(&mut self, delivered: &mut DeliveredPage, cursor: i64) -> Result<(), Stop> {
         let renewed = Instant::now();
-        let lease_until = millis(now()) + LEASE.as_millis() as i64;
+        let at = millis(now());
+        let lease_until = at + LEASE.as_millis() as i64;
         let posted = self.sink.unrecorded();
-        // Taken: whatever the answer, these attempts are not recorded again.
-        let (name, owner, deliveries, to_store) = (
-            self.sink.name().to_string(),
-            self.owner.clone(),
-            std::mem::take(attempts),
-            posted.clone(),
-        );
+        // Taken: whatever the answer, these deliveries are not recorded again.
+        let page = DeliveredPage {
+            at,
+            posted: posted.clone(),
+            ..std::mem::take(delivered)
+        };
+        let (name, owner) = (self.sink.name().to_string(), self.owner.clone());
         let recorded = self
             .db
-            .run(move |store| async move {
-                store
-                    .record_webhook(&name, &owner, &deliveries, &to_store, cursor, lease_until)
-                    .await
-            })
+            .run(move |store| async move { store.record_webhook(&name, &owner, &page, cursor, lease_until).await })
             .await;
         if recorded.is_ok() {
             // Stored whether or not the lease was still held: they were posted.

@@ -92,7 +92,7 @@ mod slack;
 
 pub use console::AuditQuery;
 pub use credentials::ActiveCredentials;
-pub use deliveries::{Delivery, DeliveryStatus};
+pub use deliveries::{DeliveredPage, Delivery, DeliveryStatus};
 pub use evidence::{CheckpointRow, HeadRow, RawEvent};
 pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
