@@ -234,12 +234,14 @@ async fn an_endpoint_down_for_a_while_gets_everything_in_order_across_a_crash(ba
     }
     server.kill().await;
 
+    // Back up as the server restarts: the new process delivers what the dead one was
+    // still retrying, at its own first attempt.
+    receiver.set_mode("ok");
     let server = ServerProcess::start(&db, &env).await;
     let agent = AgentClient::new(&server.base_url, &key);
     for n in 0..3 {
         ids.push(submit(&agent, &format!("After the restart {n}")).await);
     }
-    receiver.set_mode("ok");
     let accepted = receiver
         .wait_until("all seven creations", Duration::from_secs(30), |accepted| {
             first_deliveries(accepted).len() >= 7
