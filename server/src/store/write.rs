@@ -42,6 +42,15 @@ macro_rules! on_tx {
     };
 }
 
+/// Pending requests whose `column` is at or before `$1`, soonest first, at most `$2`.
+pub(super) fn due_sql(sqlite: bool, column: &str, index: &str) -> String {
+    let requests = super::requests_through(sqlite, index);
+    format!(
+        "SELECT {REQUEST_COLUMNS} FROM {requests} JOIN agents a ON a.id = r.agent_id \
+         WHERE r.status = 'pending' AND r.{column} <= $1 ORDER BY r.{column} LIMIT $2"
+    )
+}
+
 /// One audit event, hashed and ready to store.
 #[derive(Clone, Debug)]
 pub struct AuditRow {
@@ -153,19 +162,12 @@ impl WriteTx {
     /// (each read by its own partial index), at most `limit` in all.
     pub async fn due(&mut self, now: i64, limit: usize) -> Result<Vec<StoredRequest>> {
         let mut due: Vec<StoredRequest> = Vec::new();
-        for condition in [
-            "r.expires_at <= $1 ORDER BY r.expires_at",
-            "r.escalates_at <= $1 ORDER BY r.escalates_at",
-            "r.remind_at <= $1 ORDER BY r.remind_at",
-        ] {
+        for (column, index) in super::DUE {
             let room = limit.saturating_sub(due.len());
             if room == 0 {
                 break;
             }
-            let sql = format!(
-                "SELECT {REQUEST_COLUMNS} FROM requests r JOIN agents a ON a.id = r.agent_id \
-                 WHERE r.status = 'pending' AND {condition} LIMIT $2"
-            );
+            let sql = due_sql(matches!(self, WriteTx::Sqlite(_)), column, index);
             let found: Vec<StoredRequest> = on_tx!(self, |conn, Db| {
                 let rows = sqlx::query(&sql)
                     .bind(now)
