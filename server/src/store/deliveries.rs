@@ -211,7 +211,16 @@ impl Store {
         lease_until: i64,
     ) -> Result<bool> {
         let latest = latest_per_event(&page.attempts);
+        let postgres = self.is_postgres();
         let held = in_write_tx!(self, |tx| {
+            if postgres {
+                // This commit need not wait for its flush to disk, nor make the requests'
+                // commits wait behind it: only a crash of Postgres itself could lose it,
+                // and then the events are delivered again (see ARCHITECTURE.md, "Notifications").
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             write_deliveries!(tx, endpoint, latest, page.posted);
             if !page.at_once.is_empty() {
                 // An event tried by an earlier process (before a restart, or before another
