@@ -13,6 +13,7 @@ on_both_stores!(
     pages_escape_agent_text_and_carry_security_headers,
     decide_forms_enforce_the_rules_and_move_on,
     history_filters_paginates_and_exports_csv,
+    history_by_reviewer_includes_requests_still_waiting_for_more_approvals,
 );
 
 async fn signed_in(server: &TestServer, login: &str) -> (Browser, String) {
@@ -266,4 +267,31 @@ async fn history_filters_paginates_and_exports_csv(backend: Backend) {
         .await
         .expect("csv");
     assert_eq!(anonymous.status(), 401);
+}
+
+async fn history_by_reviewer_includes_requests_still_waiting_for_more_approvals(backend: Backend) {
+    let provider = Provider::start().await;
+    let server = TestServer::start_with_sso(backend, &provider, |config| config.default_approvals = 2).await;
+    let deploy = server.agent("deploy-bot").await;
+    let (alice, csrf) = signed_in(&server, "alice").await;
+    let half_approved = deploy.submit(&request_body("Half approved")).await;
+    deploy.submit(&request_body("Untouched")).await;
+    let decided = alice
+        .post_form(
+            &format!("/requests/{half_approved}/decide"),
+            &[("csrf", &csrf), ("verdict", "approve"), ("comment", "")],
+        )
+        .await;
+    assert!(decided.status < 400, "{}", decided.body);
+    let state = deploy.get(&format!("/api/v1/requests/{half_approved}")).await;
+    assert_eq!(state.body["status"], "pending", "one of two approvals");
+
+    let by_reviewer = alice
+        .get(&format!("{}/history?reviewer=alice%40example.com", server.base_url))
+        .await;
+    assert!(
+        by_reviewer.body.contains("Half approved") && !by_reviewer.body.contains("Untouched"),
+        "{}",
+        by_reviewer.body
+    );
 }

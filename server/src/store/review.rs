@@ -155,8 +155,13 @@ impl Store {
                 "d.reviewer_subject"
             };
             let p = sql.text(person);
-            sql.text +=
-                &format!(" AND EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND {column} = {p})");
+            // A pending request with a decision has an approval (a deny decides it), so
+            // pending requests without one, the newest rows of every store, are passed over
+            // without looking for decisions: 10,000 waiting cost 10,000 lookups before.
+            sql.text += &format!(
+                " AND (r.status <> 'pending' OR r.approvals > 0) \
+                 AND EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = r.id AND {column} = {p})"
+            );
         }
         if let Some(from) = filter.created_from {
             let p = sql.int(millis(from));
