@@ -235,6 +235,18 @@ impl TestDb {
         }
     }
 
+    /// Moves a request's times (created, expires, reminder) `by` earlier, as if that much
+    /// time had passed since it was submitted: the sweeper then finds what became due.
+    pub async fn age_request(&self, id: &str, by: Duration) {
+        let ms = by.as_millis();
+        self.execute(&format!(
+            "UPDATE requests SET created_at = created_at - {ms}, expires_at = expires_at - {ms}, \
+             remind_at = remind_at - {ms} WHERE id = '{id}'"
+        ))
+        .await
+        .expect("age the request");
+    }
+
     /// Runs one statement; returns the database's error message if it refused.
     pub async fn execute(&self, sql: &str) -> Result<u64, String> {
         let result = match self.backend {

@@ -310,13 +310,7 @@ async fn escalations_and_reminders_reach_their_routes(backend: Backend) {
     assert!(escalated.subject.contains("Escalated"), "{}", escalated.subject);
     assert_eq!(teams.cards().len(), 1, "the escalation has its own route");
     // Twenty-one minutes on: the reminder goes to the request's routes.
-    server
-        .db
-        .execute(&format!(
-            "UPDATE requests SET expires_at = expires_at - 1260000, remind_at = remind_at - 1260000 WHERE id = '{id}'"
-        ))
-        .await
-        .expect("age the request");
+    server.db.age_request(&id, Duration::from_secs(21 * 60)).await;
     until("the reminder card", || teams.cards().len() == 2).await;
     assert!(
         teams.cards()[1].contains("Reminder: expires in"),

@@ -463,14 +463,7 @@ async fn a_reminder_goes_out_once_before_expiry_and_only_while_pending(backend: 
     );
     // Twenty-one minutes later (moved in the database): ten minutes before expiry.
     for id in [&waiting, &decided] {
-        server
-            .db
-            .execute(&format!(
-                "UPDATE requests SET created_at = created_at - 1260000, expires_at = expires_at - 1260000, \
-                 remind_at = remind_at - 1260000 WHERE id = '{id}'"
-            ))
-            .await
-            .expect("age the request");
+        server.db.age_request(id, std::time::Duration::from_secs(21 * 60)).await;
     }
     await_events(&server, &waiting, "request.reminded", 1).await;
     assert_eq!(

@@ -446,13 +446,7 @@ remind_before = "10m"
 
     // Twenty-one minutes on, the reminder is due: it goes to the message's thread (found
     // among the messages stored with the first delivery), not to a second message.
-    server
-        .db
-        .execute(&format!(
-            "UPDATE requests SET expires_at = expires_at - 1260000, remind_at = remind_at - 1260000 WHERE id = '{id}'"
-        ))
-        .await
-        .expect("age the request");
+    server.db.age_request(&id, Duration::from_secs(21 * 60)).await;
     let posted = slack.until("chat.postMessage", 2).await;
     let reminder = &posted[1];
     assert_eq!(reminder["thread_ts"], "1700000000.000100", "{reminder}");
