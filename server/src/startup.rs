@@ -125,6 +125,7 @@ impl Application {
         let deliveries = self.channels.start(
             self.service.store(),
             &self.service.bus().log_head(),
+            self.service.engine().pressure(),
             &self.shutdown.subscribe(),
         )?;
         self.sessions.spawn_cleanup();

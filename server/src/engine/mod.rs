@@ -16,9 +16,11 @@ mod batch;
 mod chain;
 mod held;
 pub mod policy;
+mod pressure;
 
 pub use held::Held;
 pub use policy::Policies;
+pub use pressure::Pressure;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -259,6 +261,7 @@ struct Job {
 #[derive(Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Job>,
+    pressure: Pressure,
 }
 
 impl Engine {
@@ -271,8 +274,17 @@ impl Engine {
         credentials: Arc<Credentials>,
     ) -> Engine {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, bus, policies, evidence, credentials, jobs));
-        Engine { queue }
+        let pressure = Pressure::default();
+        tokio::spawn(write(
+            store,
+            bus,
+            policies,
+            evidence,
+            credentials,
+            pressure.clone(),
+            jobs,
+        ));
+        Engine { queue, pressure }
     }
 
     /// Applies `command` and answers once it has committed (or was refused).
@@ -299,6 +311,11 @@ impl Engine {
     pub fn queue_depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
+
+    /// Whether callers are queueing behind commits now, for work that should yield to them.
+    pub fn pressure(&self) -> Pressure {
+        self.pressure.clone()
+    }
 }
 
 fn stopped() -> Error {
@@ -312,6 +329,7 @@ async fn write(
     policies: Arc<Policies>,
     evidence: Arc<Evidence>,
     credentials: Arc<Credentials>,
+    pressure: Pressure,
     mut queue: mpsc::Receiver<Job>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -326,6 +344,7 @@ async fn write(
         {
             Ok(applied) => {
                 crate::metrics::batch_committed(jobs.len(), started.elapsed());
+                pressure.batch(jobs.len());
                 if let Some(changed) = applied.policies {
                     // In force from the next batch on; callers read it once answered.
                     policies.install(changed);

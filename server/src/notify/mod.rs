@@ -26,8 +26,9 @@ pub use routes::Routing;
 use crate::Result;
 use crate::clock::now;
 use crate::config::Config;
+use crate::engine::Pressure;
 use crate::store::{AuditEvent, Store};
-use thread::{DeliveryThread, ServerStore};
+use thread::{DeliveryThread, Pace, ServerStore};
 
 /// Every channel this server delivers to, checked, built once at start.
 pub struct Channels {
@@ -118,12 +119,14 @@ impl Channels {
         reader::open_cursors(store, &self.sinks).await
     }
 
-    /// Starts one reader per channel on the deliveries' thread; each stops when
-    /// `shutdown` turns true. Called on the server's runtime.
+    /// Starts one reader per channel on the deliveries' thread, paced while `pressure`
+    /// says the writer is busy; each stops when `shutdown` turns true. Called on the
+    /// server's runtime.
     pub fn start(
         &self,
         store: &Store,
         head: &watch::Receiver<i64>,
+        pressure: Pressure,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<DeliveryThread> {
         reader::start(
@@ -131,6 +134,7 @@ impl Channels {
             head,
             &self.sinks,
             self.backoff,
+            Pace::new(pressure),
             shutdown,
         )
     }

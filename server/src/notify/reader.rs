@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, watch};
 use signoff_app::wire::PublishedEvent;
 use signoff_app::{Actor, Event, RequestId};
 
-use super::thread::{DeliveryThread, ServerStore};
+use super::thread::{DeliveryThread, Pace, ServerStore};
 use crate::clock::now;
 use crate::store::{AuditEvent, DeliveredPage, Delivery, DeliveryStatus, Store, from_millis, millis};
 use crate::{Error, Result};
@@ -130,16 +130,19 @@ pub fn start(
     head: &watch::Receiver<i64>,
     sinks: &[Arc<dyn Sink>],
     backoff: Backoff,
+    pace: Pace,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<DeliveryThread> {
     let owner = uuid::Uuid::new_v4().to_string();
     let pages = Arc::new(Pages::new(db.clone()));
+    let pace = Arc::new(pace);
     let readers = sinks
         .iter()
         .map(|sink| {
             let reader = Reader {
                 db: db.clone(),
                 pages: Arc::clone(&pages),
+                pace: Arc::clone(&pace),
                 sink: Arc::clone(sink),
                 owner: owner.clone(),
                 backoff,
@@ -302,6 +305,8 @@ struct Reader {
     /// The store, through the server's runtime.
     db: ServerStore,
     pages: Arc<Pages>,
+    /// Shared by every reader: they run on one thread.
+    pace: Arc<Pace>,
     sink: Arc<dyn Sink>,
     /// This process, as the holder of leases.
     owner: String,
@@ -409,6 +414,7 @@ impl Reader {
             let mut attempts = 0;
             loop {
                 attempts += 1;
+                self.pace.turn().await;
                 let attempted = millis(now());
                 let mut shutdown = self.shutdown.clone();
                 let sent = tokio::select! {
