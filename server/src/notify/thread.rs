@@ -104,11 +104,9 @@ fn lower_priority() {
     }
 }
 
-/// Keeps the deliveries' thread to a tenth of a core while the writer is busy. A lower
-/// priority alone does not: creations are mostly waiting on hand-offs between threads and
-/// commits, so a core is often free for a moment, and deliveries that fill those moments
-/// (each a round trip to a receiver) delay the next hand-off. Paced, they go out in short
-/// bursts, and cost less each. Not busy, they are not held back at all.
+/// Keeps the deliveries' thread to a tenth of a core while the writer is busy, and holds
+/// nothing back otherwise; why priority alone is not enough is in ARCHITECTURE.md
+/// ("Notifications").
 pub struct Pace {
     pressure: Pressure,
     window: Duration,
