@@ -44,7 +44,9 @@ pub struct EventBus {
     /// The audit trail's last committed sequence number, as this process last heard:
     /// readers of the whole log (webhooks) wait on it, whatever kind of event it was.
     head: Arc<watch::Sender<i64>>,
-    postgres: Option<PgPool>,
+    /// The pool announcements go through, and the runtime that owns its connections: the
+    /// engine publishes from a thread of its own (see `crate::engine`).
+    postgres: Option<(PgPool, tokio::runtime::Handle)>,
 }
 
 impl EventBus {
@@ -100,7 +102,7 @@ impl EventBus {
         Ok(Self {
             sender,
             head,
-            postgres: Some(pool),
+            postgres: Some((pool, tokio::runtime::Handle::current())),
         })
     }
 
@@ -118,13 +120,13 @@ impl EventBus {
                     let _ = self.sender.send(event);
                 }
             }
-            Some(pool) => {
+            Some((pool, runtime)) => {
                 let Some(head) = head else {
                     return;
                 };
                 let pool = pool.clone();
                 // Off the writer's path: the next batch need not wait for the round trip.
-                tokio::spawn(async move {
+                runtime.spawn(async move {
                     if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(CHANNEL)
                         .bind(head.to_string())

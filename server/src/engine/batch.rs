@@ -20,7 +20,8 @@ use super::policy::REMATCH_TIME;
 use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::evidence::Evidence;
-use crate::store::{DecisionRecord, GrantRecord, NewRow, Store, StoredRequest, WriteTx, millis};
+use crate::store::NewRecord;
+use crate::store::{DecisionRecord, GrantRecord, NewRow, StoredRequest, WriteConn, WriteTx, millis};
 use crate::{Error, Result};
 
 /// What a committed batch answers and announces.
@@ -53,22 +54,24 @@ impl Loaded {
     }
 }
 
+/// Applies the batch in one transaction on `conn`, and hands the connection back with
+/// what the batch answers once it committed.
 pub(super) async fn apply(
-    store: &Store,
+    conn: WriteConn,
     policies: &Policies,
     evidence: &Evidence,
-    asked: &[(&Command, &Held)],
-) -> Result<Applied> {
-    let mut tx = WriteTx::begin(store).await?;
+    asked: Vec<(Command, Held)>,
+) -> Result<(Applied, WriteConn)> {
+    let mut tx = WriteTx::begin(conn).await?;
     let head = tx.lock_head().await?;
     let chain = Chain::from_head(&mut tx, head, evidence).await?;
     let now = batch_time();
-    let standing = standing(&mut tx, asked, now).await?;
+    let standing = standing(&mut tx, &asked, now).await?;
     let commands: Vec<&Command> = asked
         .iter()
         .zip(&standing)
         .filter(|(_, stands)| **stands)
-        .map(|((command, _), _)| *command)
+        .map(|((command, _), _)| command)
         .collect();
     let mut batch = Batch {
         now,
@@ -90,37 +93,50 @@ pub(super) async fn apply(
     };
     batch.load(&mut tx, policies, &commands).await?;
     let mut answers = Vec::with_capacity(asked.len());
-    for ((command, held), stands) in asked.iter().zip(standing) {
+    for ((command, held), stands) in asked.into_iter().zip(standing) {
         if !stands {
-            answers.push(Err(held.refusal()));
+            answers.push(Answered::Now(Err(held.refusal())));
             continue;
         }
         answers.push(match command {
             // Its statements run now, in the batch's transaction; a failure fails the batch.
-            Command::Admin(change) => match admin::apply(&mut tx, &mut batch.chain, now, change).await? {
-                admin::Applied::Done(answer) => Ok(answer),
-                admin::Applied::Refused(refusal) => Err(refusal),
-                admin::Applied::PoliciesChanged(answer) => {
-                    let generation = tx.bump_policy_generation().await?;
-                    batch.policies = policies.compile(tx.policies().await?, generation);
-                    batch.policy_changed = true;
-                    Ok(answer)
-                }
-            },
-            Command::Checkpoint => batch.checkpoint(&mut tx).await,
+            Command::Admin(change) => {
+                Answered::Now(match admin::apply(&mut tx, &mut batch.chain, now, &change).await? {
+                    admin::Applied::Done(answer) => Ok(answer),
+                    admin::Applied::Refused(refusal) => Err(refusal),
+                    admin::Applied::PoliciesChanged(answer) => {
+                        let generation = tx.bump_policy_generation().await?;
+                        batch.policies = policies.compile(tx.policies().await?, generation);
+                        batch.policy_changed = true;
+                        Ok(answer)
+                    }
+                })
+            }
+            Command::Checkpoint => Answered::Now(batch.checkpoint(&mut tx).await),
             other => batch.apply(policies, other),
         });
     }
     batch.write(&mut tx).await?;
-    tx.commit().await?;
+    let conn = tx.commit().await?;
     let changed = batch.policy_changed.then(|| Arc::clone(&batch.policies));
     let head = batch.chain.rows.last().map(|row| row.seq);
-    Ok(Applied {
+    let events = batch.events_with_snapshots();
+    let applied = Applied {
         head,
-        answers,
-        events: batch.events_with_snapshots(),
+        answers: batch.answers(answers),
+        events,
         policies: changed,
-    })
+    };
+    Ok((applied, conn))
+}
+
+/// A command's answer; a new request's is taken from the batch once it is written, rather
+/// than copied while the batch still needs it (the writer is the one step every command
+/// waits on).
+#[allow(clippy::large_enum_variant)] // As large as the answers themselves, one vector per batch.
+enum Answered {
+    Now(Result<Answer>),
+    Created(RequestId),
 }
 
 struct Batch<'e> {
@@ -235,20 +251,24 @@ impl Batch<'_> {
         Ok(())
     }
 
-    fn apply(&mut self, policies: &Policies, command: &Command) -> Result<Answer> {
-        match command {
-            Command::Create(new) => self.create(policies, new),
-            Command::Decide { id, ask } => self.decide(*id, ask),
-            Command::Cancel { agent, id } => self.transition(*id, |case, now, out| case.cancel(*agent, now, out)),
-            Command::Start { agent, id } => self.transition(*id, |case, now, out| case.start(*agent, now, out)),
+    fn apply(&mut self, policies: &Policies, command: Command) -> Answered {
+        let answer = match command {
+            Command::Create(new) => {
+                return self
+                    .create(policies, *new)
+                    .unwrap_or_else(|err| Answered::Now(Err(err)));
+            }
+            Command::Decide { id, ask } => self.decide(id, &ask),
+            Command::Cancel { agent, id } => self.transition(id, |case, now, out| case.cancel(agent, now, out)),
+            Command::Start { agent, id } => self.transition(id, |case, now, out| case.start(agent, now, out)),
             Command::Report { agent, id, report } => {
-                self.transition(*id, |case, now, out| case.report(*agent, report, now, out))
+                self.transition(id, |case, now, out| case.report(agent, &report, now, out))
             }
             Command::Admin(_) | Command::Checkpoint => Err(Error::Internal(
                 "admin changes and checkpoints are applied by `apply`".into(),
             )),
             Command::ExpireDue { limit } => {
-                let due: Vec<RequestId> = self.due.drain(..self.due.len().min(*limit)).collect();
+                let due: Vec<RequestId> = self.due.drain(..self.due.len().min(limit)).collect();
                 let mut expired = 0;
                 for id in due {
                     let Some(loaded) = self.requests.get_mut(&id) else {
@@ -257,39 +277,49 @@ impl Batch<'_> {
                     let mut out = Vec::new();
                     expired += usize::from(loaded.case.sweep(self.now, &mut out));
                     loaded.changed |= !out.is_empty();
-                    self.chain.record_all(out)?;
+                    if let Err(err) = self.chain.record_all(out) {
+                        return Answered::Now(Err(err));
+                    }
                 }
                 Ok(Answer::Expired(expired))
             }
-        }
+        };
+        Answered::Now(answer)
     }
 
-    fn create(&mut self, policies: &Policies, new: &NewRequest) -> Result<Answer> {
-        let key = new.record.idempotency_key.clone();
-        let asked = &new.record.request;
+    fn create(&mut self, policies: &Policies, new: NewRequest) -> Result<Answered> {
+        let NewRequest {
+            record: NewRecord {
+                mut request,
+                idempotency_key: key,
+            },
+            generation,
+            asked_ttl,
+            actor,
+            data,
+        } = new;
         if let Some(key) = &key
-            && let Some(existing) = self.by_key.get(&(asked.agent.id, key.clone()))
+            && let Some(existing) = self.by_key.get(&(request.agent.id, key.clone()))
             && let Some(existing) = self.requests.get(existing)
         {
             // The same key again: the same body is a replay, another body a conflict.
-            return if existing.case.request.body_hash == asked.body_hash {
+            return Ok(Answered::Now(if existing.case.request.body_hash == request.body_hash {
                 Ok(Answer::Replayed(existing.case.request.clone()))
             } else {
                 Err(Error::Conflict {
                     code: "idempotency_key_reused",
                     message: "this Idempotency-Key was already used with a different request body".into(),
                 })
-            };
+            }));
         }
-        let mut request = asked.clone();
-        let reframed = new.generation != self.policies.generation;
+        let reframed = generation != self.policies.generation;
         if reframed {
             // Matched under an older set: match again under the one in force now, within
             // one budget for the whole batch, since every command waits on the writer.
             let budget = self
                 .rematch_budget
                 .get_or_insert_with(|| Arc::new(Budget::new(4 * DEFAULT_STEPS, Some(Instant::now() + REMATCH_TIME))));
-            policies.frame(&self.policies, &mut request, new.asked_ttl, budget);
+            policies.frame(&self.policies, &mut request, asked_ttl, budget);
         }
         let id = request.id;
         let (mut case, mut entries) = Case::open(request);
@@ -317,13 +347,8 @@ impl Batch<'_> {
             self.chain.record(created)?;
         } else {
             // The caller prepared this event's JSON, off the writer (see `Command::create`).
-            self.chain.append_canonical(
-                created.at,
-                Kind::RequestCreated,
-                Some(id),
-                new.actor.clone(),
-                new.data.clone(),
-            );
+            self.chain
+                .append_canonical(created.at, Kind::RequestCreated, Some(id), actor, data);
         }
         self.chain.record_all(entries.collect())?;
         issue_receipt(&self.chain, self.evidence, &mut case, self.now);
@@ -331,7 +356,6 @@ impl Batch<'_> {
             self.by_key.insert((case.request.agent.id, key.clone()), id);
         }
         self.created.push((id, key));
-        let answer = case.request.clone();
         self.requests.insert(
             id,
             Loaded {
@@ -340,7 +364,7 @@ impl Batch<'_> {
                 changed: false,
             },
         );
-        Ok(Answer::Created(answer))
+        Ok(Answered::Created(id))
     }
 
     fn decide(&mut self, id: RequestId, ask: &DecisionAsk) -> Result<Answer> {
@@ -404,9 +428,9 @@ impl Batch<'_> {
 
     /// The batch's events, each change's carrying the request as the batch left it (new
     /// requests have nobody waiting on them yet, so theirs carry none).
-    fn events_with_snapshots(self) -> Vec<Event> {
+    fn events_with_snapshots(&mut self) -> Vec<Event> {
         let mut snapshots: HashMap<RequestId, Arc<Snapshot>> = HashMap::new();
-        let mut events = self.chain.events;
+        let mut events = std::mem::take(&mut self.chain.events);
         for event in &mut events {
             let Some(loaded) = self.requests.get(&event.request_id).filter(|loaded| loaded.changed) else {
                 continue;
@@ -420,6 +444,21 @@ impl Batch<'_> {
             event.snapshot = Some(Arc::clone(snapshot));
         }
         events
+    }
+
+    /// Each command's answer, new requests taken from the batch as it wrote them.
+    fn answers(mut self, answered: Vec<Answered>) -> Vec<Result<Answer>> {
+        answered
+            .into_iter()
+            .map(|answered| match answered {
+                Answered::Now(answer) => answer,
+                Answered::Created(id) => self
+                    .requests
+                    .remove(&id)
+                    .map(|loaded| Answer::Created(loaded.case.request))
+                    .ok_or_else(|| Error::Internal(format!("request {id} left the batch before its answer"))),
+            })
+            .collect()
     }
 
     /// Writes the batch: new requests in their final state, changes to stored ones,

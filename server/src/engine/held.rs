@@ -42,7 +42,7 @@ impl Held {
 
 /// For each command, whether the credential it was asked with still stands: read in the
 /// batch's transaction, so after every revocation committed before it, by any process.
-pub(super) async fn standing(tx: &mut WriteTx, asked: &[(&Command, &Held)], now: OffsetDateTime) -> Result<Vec<bool>> {
+pub(super) async fn standing(tx: &mut WriteTx, asked: &[(Command, Held)], now: OffsetDateTime) -> Result<Vec<bool>> {
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
     for (_, held) in asked {

@@ -39,13 +39,17 @@ use signoff_app::{AgentId, Identity, RequestId, canonical_json};
 use crate::bus::EventBus;
 use crate::credentials::Credentials;
 use crate::evidence::Evidence;
-use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest};
+use crate::store::{Actor, Agent, DecisionRecord, KeyIssue, NewRecord, Poll, Store, StoredRequest, WriteConn};
 use crate::{Error, Result};
 
 /// Commands per batch at most.
 pub const MAX_BATCH: usize = 256;
 /// Commands waiting beyond the batch being applied; callers wait for room past it.
 const QUEUE: usize = 4 * MAX_BATCH;
+/// How long the writer keeps its connection from batch to batch while commands keep
+/// coming: whoever writes outside the lifecycle (sessions, delivery records) waits at most
+/// about this long for SQLite's one write connection.
+const KEEP_CONNECTION: Duration = Duration::from_millis(50);
 
 /// A change someone asks for.
 pub enum Command {
@@ -257,6 +261,24 @@ struct Job {
     reply: oneshot::Sender<Result<Answer>>,
 }
 
+/// Who waits on a command's answer, while the batch takes the command itself.
+struct Caller {
+    submitted: Instant,
+    decision: bool,
+    reply: oneshot::Sender<Result<Answer>>,
+}
+
+impl Job {
+    fn split(self) -> ((Command, Held), Caller) {
+        let caller = Caller {
+            submitted: self.submitted,
+            decision: self.command.is_decision(),
+            reply: self.reply,
+        };
+        ((self.command, self.held), caller)
+    }
+}
+
 /// The handle callers submit commands through.
 #[derive(Clone)]
 pub struct Engine {
@@ -265,26 +287,32 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the writer on `store`; it stops when the last handle is dropped.
+    /// Starts the writer on `store`, on a thread of its own; it stops when the last handle
+    /// is dropped.
+    ///
+    /// Its own thread, because every command waits on it and each batch is a dozen round
+    /// trips to the database: on the server's runtime, each answer from the database would
+    /// queue behind the requests being parsed and answered (see ARCHITECTURE.md, "The
+    /// write path").
     pub fn start(
         store: Store,
         bus: EventBus,
         policies: Arc<Policies>,
         evidence: Arc<Evidence>,
         credentials: Arc<Credentials>,
-    ) -> Engine {
+    ) -> Result<Engine> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let pressure = Pressure::default();
-        tokio::spawn(write(
-            store,
-            bus,
-            policies,
-            evidence,
-            credentials,
-            pressure.clone(),
-            jobs,
-        ));
-        Engine { queue, pressure }
+        let writer = write(store, bus, policies, evidence, credentials, pressure.clone(), jobs);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| Error::Internal(format!("the writer's runtime: {err}")))?;
+        std::thread::Builder::new()
+            .name("signoff-writer".into())
+            .spawn(move || runtime.block_on(writer))
+            .map_err(|err| Error::Internal(format!("the writer's thread: {err}")))?;
+        Ok(Engine { queue, pressure })
     }
 
     /// Applies `command` and answers once it has committed (or was refused).
@@ -332,47 +360,66 @@ async fn write(
     pressure: Pressure,
     mut queue: mpsc::Receiver<Job>,
 ) {
+    // Connections opened on this thread's runtime, so their answers wake it directly.
+    let store = store.for_engine();
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // The connection and when the writer took it from the pool.
+    let mut kept: Option<(WriteConn, Instant)> = None;
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         crate::metrics::queue_depth(queue.len());
         let started = Instant::now();
-        let commands: Vec<(&Command, &Held)> = jobs.iter().map(|job| (&job.command, &job.held)).collect();
+        let reload_credentials = jobs.iter().any(|job| job.command.changes_credentials());
+        let (commands, callers): (Vec<(Command, Held)>, Vec<Caller>) = jobs.drain(..).map(Job::split).unzip();
+        let (conn, taken) = match kept.take() {
+            Some(kept) => kept,
+            None => match WriteConn::acquire(&store).await {
+                Ok(conn) => (conn, started),
+                Err(err) => {
+                    fail(callers, &err);
+                    continue;
+                }
+            },
+        };
         let span = tracing::debug_span!("batch", commands = commands.len());
-        match batch::apply(&store, &policies, &evidence, &commands)
+        match batch::apply(conn, &policies, &evidence, commands)
             .instrument(span)
             .await
         {
-            Ok(applied) => {
-                crate::metrics::batch_committed(jobs.len(), started.elapsed());
-                pressure.batch(jobs.len());
+            Ok((applied, conn)) => {
+                if !queue.is_empty() && taken.elapsed() < KEEP_CONNECTION {
+                    kept = Some((conn, taken));
+                }
+                crate::metrics::batch_committed(callers.len(), started.elapsed());
+                pressure.batch(callers.len());
                 if let Some(changed) = applied.policies {
                     // In force from the next batch on; callers read it once answered.
                     policies.install(changed);
                 }
-                if jobs.iter().any(|job| job.command.changes_credentials())
-                    && let Err(err) = credentials.reload().await
-                {
+                if reload_credentials && let Err(err) = credentials.reload().await {
                     // Commands are still checked in each batch; reads catch up at the next look.
                     tracing::error!(%err, "could not load the credentials again after changing them");
                 }
-                for (job, answer) in jobs.drain(..).zip(applied.answers) {
-                    if job.command.is_decision() {
-                        crate::metrics::decision_latency(job.submitted.elapsed());
+                for (caller, answer) in callers.into_iter().zip(applied.answers) {
+                    if caller.decision {
+                        crate::metrics::decision_latency(caller.submitted.elapsed());
                     }
-                    let _ = job.reply.send(answer);
+                    let _ = caller.reply.send(answer);
                 }
                 bus.publish_committed(applied.events, applied.head);
             }
-            Err(err) => {
-                crate::metrics::batch_failed();
-                tracing::error!(%err, commands = jobs.len(), "a batch failed; nothing of it was stored");
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(Error::Unavailable(
-                        "the change could not be stored just now; nothing was changed, try again".into(),
-                    )));
-                }
-            }
+            Err(err) => fail(callers, &err),
         }
+    }
+}
+
+/// A batch that stored nothing: each of its callers is told so.
+fn fail(callers: Vec<Caller>, err: &Error) {
+    crate::metrics::batch_failed();
+    tracing::error!(%err, commands = callers.len(), "a batch failed; nothing of it was stored");
+    for caller in callers {
+        let _ = caller.reply.send(Err(Error::Unavailable(
+            "the change could not be stored just now; nothing was changed, try again".into(),
+        )));
     }
 }
 

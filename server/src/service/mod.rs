@@ -101,7 +101,7 @@ impl Service {
             Arc::clone(&policies),
             Arc::clone(&settings.evidence),
             Arc::clone(&credentials),
-        );
+        )?;
         Ok(Self {
             store,
             bus,

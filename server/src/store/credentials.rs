@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::records::{Agent, agent_from_row, from_json, from_millis, millis};
 use super::signin::{TokenRecord, token_from_row};
-use super::{Store, WriteTx};
+use super::{Store, WriteConn, WriteTx};
 use crate::Result;
 
 /// Every credential that stands now, by hash.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{AuditEvent, Store, WriteTx};
+use super::{AuditEvent, Store, WriteConn, WriteTx};
 use crate::Result;
 
 /// The chain's head and the tree's frontier, as one row holds them.
@@ -78,10 +78,7 @@ impl WriteTx {
     /// The chain's head and the tree's frontier, locked until commit: every writer (of any
     /// replica) appends one after another, so neither the chain nor the tree forks.
     pub async fn lock_head(&mut self) -> Result<HeadRow> {
-        let lock = match self {
-            WriteTx::Sqlite(_) => "",
-            WriteTx::Postgres(_) => " FOR UPDATE",
-        };
+        let lock = if self.is_sqlite() { "" } else { " FOR UPDATE" };
         let sql = format!("{HEAD}{lock}");
         on_tx!(self, |conn, Db| {
             let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;

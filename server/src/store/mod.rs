@@ -98,7 +98,7 @@ pub use policy::{Followup, GrantRecord, PolicyVersion, StoredPolicy};
 pub use review::{Cursor, RequestFilter, Voter};
 pub use signin::{DeviceCodeInfo, DeviceState, Poll, TokenRecord};
 pub use slack::SlackMessage;
-pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteTx};
+pub use write::{AuditRow, DeviceCodeRow, NewRow, NewTokenRow, WriteConn, WriteTx};
 
 const REQUEST_COLUMNS: &str = "r.id, r.agent_id, a.name AS agent_name, a.owner AS agent_owner, \
     r.on_behalf_of, r.action, r.resource, r.title, r.reason, r.labels, r.payload, r.diff, \
@@ -209,6 +209,23 @@ impl Store {
             .connect_with(options)
             .await?;
         Ok(Store::Sqlite(SqliteStore { writer, reader }))
+    }
+
+    /// The store the lifecycle engine writes through, made on the engine's own thread. On
+    /// Postgres, a small pool of its own, connecting lazily, so its connections belong to
+    /// that thread's runtime; on SQLite, the one write connection everyone shares (its
+    /// worker thread answers any runtime directly).
+    pub fn for_engine(&self) -> Store {
+        match self {
+            Store::Sqlite(sqlite) => Store::Sqlite(sqlite.clone()),
+            Store::Postgres(pg) => Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .test_before_acquire(false)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_lazy_with((*pg.connect_options()).clone()),
+            ),
+        }
     }
 
     /// Brings the schema up to date (run at every start; a no-op when current).

@@ -9,7 +9,7 @@ use signoff_app::policy::PolicyDoc;
 use signoff_app::{AgentId, Identity, RequestId, grant_is_active};
 
 use super::records::{from_json, from_millis, millis, parse_id, request_from_row, to_json};
-use super::{Store, WriteTx};
+use super::{Store, WriteConn, WriteTx};
 use crate::Result;
 
 /// A policy as it stands: its current version, in order.

@@ -3,7 +3,8 @@
 //! Rows are written with multi-row statements, so a batch costs a handful of round trips
 //! whatever its size (see ARCHITECTURE.md, "The write path").
 
-use sqlx::{QueryBuilder, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Postgres, QueryBuilder, Row, Sqlite, TransactionManager};
 
 use signoff_app::{AgentId, Identity, RequestId};
 
@@ -11,31 +12,49 @@ use super::records::{
     Agent, DecisionRecord, StoredRequest, agent_from_row, decision_from_row, millis, request_from_row, to_json,
 };
 use super::{DECISION_COLUMNS, REQUEST_COLUMNS, Store};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// An open write transaction on either store.
-pub enum WriteTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+/// Rolled back when dropped uncommitted, like `sqlx::Transaction`, but over a connection
+/// it hands back at commit, so the engine can keep it for the next batch.
+pub struct WriteTx(Option<WriteConn>);
+
+/// A connection to write through: SQLite's one writer, or one of Postgres's pool. The
+/// engine keeps it from batch to batch while commands keep coming, instead of handing it
+/// back to the pool (which pings it first) and waiting for it again each time (see
+/// ARCHITECTURE.md, "The write path").
+pub enum WriteConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl WriteConn {
+    /// Waits for a connection to write through.
+    pub async fn acquire(store: &Store) -> Result<WriteConn> {
+        Ok(match store {
+            Store::Sqlite(sqlite) => WriteConn::Sqlite(sqlite.writer.acquire().await?),
+            Store::Postgres(pg) => WriteConn::Postgres(pg.acquire().await?),
+        })
+    }
 }
 
 /// Runs `$body` with `$conn` the transaction's connection and `$Db` its database type.
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident, $Db:ident| $body:expr) => {
-        match $tx {
-            WriteTx::Sqlite(tx) => {
+        match $tx.open()? {
+            WriteConn::Sqlite(pooled) => {
                 #[allow(dead_code)]
                 type $Db = sqlx::Sqlite;
-                let $conn = &mut **tx;
+                let $conn = &mut **pooled;
                 $body
             }
-            WriteTx::Postgres(tx) => {
+            WriteConn::Postgres(pooled) => {
                 #[allow(dead_code)]
                 type $Db = sqlx::Postgres;
-                let $conn = &mut **tx;
+                let $conn = &mut **pooled;
                 $body
             }
         }
@@ -73,20 +92,33 @@ pub struct NewRow<'a> {
 }
 
 impl WriteTx {
-    /// Opens a write transaction: on SQLite it holds the database's one write lock.
-    pub async fn begin(store: &Store) -> Result<WriteTx> {
-        Ok(match store {
-            Store::Sqlite(sqlite) => WriteTx::Sqlite(sqlite.writer.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pg) => WriteTx::Postgres(pg.begin().await?),
-        })
+    /// Opens a write transaction on `conn`: on SQLite it holds the database's one write lock.
+    pub async fn begin(mut conn: WriteConn) -> Result<WriteTx> {
+        match &mut conn {
+            WriteConn::Sqlite(conn) => {
+                <Sqlite as Database>::TransactionManager::begin(&mut **conn, Some("BEGIN IMMEDIATE".into())).await?
+            }
+            WriteConn::Postgres(conn) => <Postgres as Database>::TransactionManager::begin(&mut **conn, None).await?,
+        }
+        Ok(WriteTx(Some(conn)))
     }
 
-    pub async fn commit(self) -> Result<()> {
-        match self {
-            WriteTx::Sqlite(tx) => tx.commit().await?,
-            WriteTx::Postgres(tx) => tx.commit().await?,
+    /// Commits, and hands the connection back for the next transaction.
+    pub async fn commit(mut self) -> Result<WriteConn> {
+        match self.open()? {
+            WriteConn::Sqlite(conn) => <Sqlite as Database>::TransactionManager::commit(&mut **conn).await?,
+            WriteConn::Postgres(conn) => <Postgres as Database>::TransactionManager::commit(&mut **conn).await?,
         }
-        Ok(())
+        self.0.take().ok_or_else(ended)
+    }
+
+    /// The connection, while the transaction is open.
+    pub(super) fn open(&mut self) -> Result<&mut WriteConn> {
+        self.0.as_mut().ok_or_else(ended)
+    }
+
+    pub(super) fn is_sqlite(&self) -> bool {
+        matches!(self.0, Some(WriteConn::Sqlite(_)))
     }
 
     /// The requests with these ids (those that exist).
@@ -167,7 +199,7 @@ impl WriteTx {
             if room == 0 {
                 break;
             }
-            let sql = due_sql(matches!(self, WriteTx::Sqlite(_)), column, index);
+            let sql = due_sql(self.is_sqlite(), column, index);
             let found: Vec<StoredRequest> = on_tx!(self, |conn, Db| {
                 let rows = sqlx::query(&sql)
                     .bind(now)
@@ -255,15 +287,16 @@ impl WriteTx {
     /// Writes the changing columns of requests that already exist, many rows per
     /// statement (`UPDATE … FROM (VALUES …)`; SQLite names the columns `columnN`).
     pub async fn update_requests(&mut self, requests: &[&StoredRequest]) -> Result<()> {
-        let (set, alias) = match self {
-            WriteTx::Sqlite(_) => (
+        let (set, alias) = if self.is_sqlite() {
+            (
                 "UPDATE requests SET status = v.column2, approvals = v.column3, decided_at = v.column4, \
                  result = v.column5, break_glass = v.column6, escalates_at = v.column7, \
                  started_at = v.column8, remind_at = v.column9, receipt = v.column10, \
                  receipt_used_at = v.column11 FROM (",
                 ") AS v WHERE requests.id = v.column1",
-            ),
-            WriteTx::Postgres(_) => (
+            )
+        } else {
+            (
                 "UPDATE requests SET status = v.status, approvals = v.approvals, decided_at = v.decided_at, \
                  result = v.result, break_glass = v.break_glass, escalates_at = v.escalates_at, \
                  started_at = v.started_at, remind_at = v.remind_at, receipt = v.receipt, \
@@ -271,7 +304,7 @@ impl WriteTx {
                 ") AS v (id, status, approvals, decided_at, result, break_glass, escalates_at, started_at, remind_at, \
                  receipt, receipt_used_at) \
                  WHERE requests.id = v.id",
-            ),
+            )
         };
         for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
             on_tx!(self, |conn, Db| {
@@ -541,4 +574,20 @@ impl WriteTx {
             Ok(changed == 1)
         })
     }
+}
+
+impl Drop for WriteTx {
+    /// Rolls back a transaction that was not committed (the batch failed): the rollback is
+    /// queued on the connection before anything else can use it, as `sqlx::Transaction` does.
+    fn drop(&mut self) {
+        match &mut self.0 {
+            Some(WriteConn::Sqlite(conn)) => <Sqlite as Database>::TransactionManager::start_rollback(&mut **conn),
+            Some(WriteConn::Postgres(conn)) => <Postgres as Database>::TransactionManager::start_rollback(&mut **conn),
+            None => {}
+        }
+    }
+}
+
+fn ended() -> Error {
+    Error::Internal("the write transaction has ended".into())
 }
