@@ -20,6 +20,7 @@ on_both_stores!(
     decisions_enforce_the_rules,
     an_approval_starts_once,
     a_store_from_before_starts_upgrades_in_place,
+    labels_from_before_the_upgrade_and_after_it_filter_the_queue,
     another_agents_request_cannot_be_waited_on_or_reported_on,
     decisions_and_the_audit_trail_refuse_update_and_delete,
 );
@@ -882,4 +883,66 @@ async fn a_store_from_before_starts_upgrades_in_place(backend: Backend) {
     assert!(started.body["started_at"].is_string());
     let again = start(&agent, id).await;
     assert_eq!((again.status, again.error_code()), (409, "already_started"));
+}
+
+/// Postgres's migration 0011 drops the labels' foreign key (the engine writes labels only
+/// with their request). A store the version before made, with a labelled request in it,
+/// upgrades in place; labels written before the upgrade and after it both filter the queue.
+async fn labels_from_before_the_upgrade_and_after_it_filter_the_queue(backend: Backend) {
+    let db = signoff_tests::TestDb::new(backend).await;
+    let old = "0193a4c2-0000-7000-8000-0000000000f3";
+    db.as_of_migration(
+        10,
+        &[
+            "INSERT INTO agents (id, name, owner, created_at) \
+             VALUES ('0193a4c2-0000-7000-8000-00000000a9e3', 'legacy-bot', NULL, 1764000000000)"
+                .to_string(),
+            format!(
+                "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
+                 digest, status, policy, approvals, created_at, expires_at) VALUES ('{old}', \
+                 '0193a4c2-0000-7000-8000-00000000a9e3', 'deploy.service', 'k8s://prod/api', \
+                 'Labelled before the upgrade', '', '{{\"env\":\"prod\"}}', '{{}}', 'abc', 'pending', \
+                 '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
+                 0, 1764000000000, 4102444800000)"
+            ),
+            format!(
+                "INSERT INTO request_labels (request_id, key, value, created_at) \
+                 VALUES ('{old}', 'env', 'prod', 1764000000000)"
+            ),
+        ],
+    )
+    .await;
+    let server = TestServer::start_on(db, |_| {}).await;
+    let agent = server.agent("deploy-bot").await;
+    let mut labelled = request_body("Labelled after the upgrade");
+    labelled["labels"] = json!({"env": "prod", "team": "core"});
+    let new = agent.submit(&labelled).await;
+    let mut other = request_body("Labelled otherwise");
+    other["labels"] = json!({"env": "dev"});
+    let dev = agent.submit(&other).await;
+
+    let reviewer = signoff_tests::AgentClient::new(&server.base_url, &server.terminal_token(1, "upgrade tests").await);
+    let queue = |label: &'static str| {
+        let reviewer = &reviewer;
+        async move {
+            let page = reviewer
+                .get(&format!("/api/v1/requests?status=pending&label={label}"))
+                .await;
+            assert_eq!(page.status, 200, "{:?}", page.body);
+            let mut ids: Vec<String> = page.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|item| item["id"].as_str().expect("id").to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut both = vec![old.to_string(), new.clone()];
+    both.sort();
+    assert_eq!(queue("env%3Dprod").await, both, "before and after the upgrade");
+    assert_eq!(queue("team%3Dcore").await, [new]);
+    assert_eq!(queue("env%3Ddev").await, [dev]);
+    server.stop().await;
 }
