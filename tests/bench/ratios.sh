@@ -500,7 +500,7 @@ if phase wake; then
   for store in $STORES; do
     row "decision commit → waiting agent's response, p99, $(storename "$store")" \
       "$(get "wake-signoff-$store" .decision_recorded_to_waiter.p99_ms)" "$(get wake-baseline .wake_sent_to_waiter.p99_ms)" \
-      ms max-value "≤ 5 ms" 5
+      ms max-value "≤ 3 ms" 3
   done
 fi
 if phase notify; then
