@@ -20,8 +20,7 @@ use super::policy::REMATCH_TIME;
 use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::evidence::Evidence;
-use crate::store::NewRecord;
-use crate::store::{DecisionRecord, GrantRecord, NewRow, StoredRequest, WriteConn, WriteTx, millis};
+use crate::store::{DecisionRecord, GrantRecord, NewRecord, NewRow, StoredRequest, WriteConn, WriteTx, millis};
 use crate::{Error, Result};
 
 /// What a committed batch answers and announces.
