@@ -14,13 +14,15 @@ use signoff_app::lifecycle::{Case, DecisionAsk, Entry, Refusal};
 use signoff_app::policy::{Budget, DEFAULT_STEPS, PolicySet};
 use signoff_app::{AgentId, Identity, Kind, RequestId, Status};
 
+mod write;
+
 use super::chain::Chain;
 use super::held::{Held, standing};
 use super::policy::REMATCH_TIME;
 use super::{Answer, Command, NewRequest, Policies, admin, batch_time, not_found, refused};
 use crate::bus::{Event, Snapshot};
 use crate::evidence::Evidence;
-use crate::store::{DecisionRecord, GrantRecord, NewRecord, NewRow, StoredRequest, WriteConn, WriteTx, millis};
+use crate::store::{DecisionRecord, GrantRecord, NewRecord, WriteConn, WriteTx, millis};
 use crate::{Error, Result};
 
 /// What a committed batch answers and announces.
@@ -458,63 +460,6 @@ impl Batch<'_> {
                     .ok_or_else(|| Error::Internal(format!("request {id} left the batch before its answer"))),
             })
             .collect()
-    }
-
-    /// Writes the batch: new requests in their final state, changes to stored ones,
-    /// decisions, the audit events and the new head.
-    async fn write(&self, tx: &mut WriteTx) -> Result<()> {
-        let created: Vec<NewRow<'_>> = self
-            .created
-            .iter()
-            .filter_map(|(id, key)| {
-                self.requests.get(id).map(|loaded| NewRow {
-                    request: &loaded.case.request,
-                    idempotency_key: key.as_deref(),
-                })
-            })
-            .collect();
-        if !created.is_empty() {
-            tx.insert_requests(&created).await?;
-        }
-        let changed: Vec<&StoredRequest> = self
-            .requests
-            .values()
-            .filter(|loaded| loaded.changed && !loaded.new)
-            .map(|loaded| &loaded.case.request)
-            .collect();
-        if !changed.is_empty() {
-            tx.update_requests(&changed).await?;
-        }
-        if !self.decisions.is_empty() {
-            let decisions: Vec<&DecisionRecord> = self.decisions.iter().collect();
-            tx.insert_decisions(&decisions).await?;
-        }
-        for grant in &self.new_grants {
-            tx.insert_grant(grant).await?;
-        }
-        let used: Vec<&str> = self
-            .grant_uses
-            .iter()
-            .flat_map(|(id, uses)| std::iter::repeat_n(id.as_str(), *uses as usize))
-            .collect();
-        if !used.is_empty() {
-            tx.use_grants(&used).await?;
-        }
-        if !self.followups.is_empty() {
-            let opened: Vec<(RequestId, &Identity, OffsetDateTime)> =
-                self.followups.iter().map(|(id, who, at)| (*id, who, *at)).collect();
-            tx.insert_followups(&opened).await?;
-        }
-        if !self.chain.rows.is_empty() {
-            tx.insert_audit(&self.chain.rows).await?;
-            tx.insert_tree(&self.chain.tree).await?;
-            let (seq, hash, frontier) = self.chain.head();
-            tx.set_head(seq, hash, &frontier).await?;
-        }
-        if !self.chain.checkpoints.is_empty() {
-            tx.insert_checkpoints(&self.chain.checkpoints).await?;
-        }
-        Ok(())
     }
 }
 
