@@ -301,7 +301,12 @@ async fn a_store_made_by_the_previous_version_upgrades_in_place(backend: Backend
     let agents = store.list_agents().await.expect("agents");
     assert_eq!(agents[0].agent.name, "legacy-bot", "old data is there");
     let applied = db.scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").await;
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
+    // Each dialect has its own migrations (Postgres has one SQLite does not need).
+    let dialect = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let files = std::fs::read_dir(format!("{}/../migrations/{dialect}", env!("CARGO_MANIFEST_DIR")))
         .expect("migrations")
         .count() as i64;
     assert_eq!(applied, files, "every migration file is applied");
