@@ -194,6 +194,24 @@ impl TestDb {
         }
     }
 
+    /// An agent and one pending `db.export` request of it, as rows in the columns the
+    /// first schema had, for stores made by earlier versions ([`TestDb::as_of_migration`]).
+    pub fn old_pending_request(agent_id: &str, agent_name: &str, id: &str, title: &str, labels: &str) -> [String; 2] {
+        [
+            format!(
+                "INSERT INTO agents (id, name, owner, created_at) \
+                 VALUES ('{agent_id}', '{agent_name}', NULL, 1764000000000)"
+            ),
+            format!(
+                "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
+                 digest, status, policy, approvals, created_at, expires_at) VALUES ('{id}', '{agent_id}', \
+                 'db.export', 'orders', '{title}', '', '{labels}', '{{}}', 'abc', 'pending', \
+                 '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
+                 0, 1764000000000, 4102444800000)"
+            ),
+        ]
+    }
+
     /// Makes this new database what an earlier version of Signoff left: the repository's
     /// migrations numbered up to `version`, then `rows`. Upgrade tests start from it.
     pub async fn as_of_migration(&self, version: i64, rows: &[String]) {

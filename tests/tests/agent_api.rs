@@ -891,27 +891,18 @@ async fn a_store_from_before_starts_upgrades_in_place(backend: Backend) {
 async fn labels_from_before_the_upgrade_and_after_it_filter_the_queue(backend: Backend) {
     let db = signoff_tests::TestDb::new(backend).await;
     let old = "0193a4c2-0000-7000-8000-0000000000f3";
-    db.as_of_migration(
-        10,
-        &[
-            "INSERT INTO agents (id, name, owner, created_at) \
-             VALUES ('0193a4c2-0000-7000-8000-00000000a9e3', 'legacy-bot', NULL, 1764000000000)"
-                .to_string(),
-            format!(
-                "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
-                 digest, status, policy, approvals, created_at, expires_at) VALUES ('{old}', \
-                 '0193a4c2-0000-7000-8000-00000000a9e3', 'deploy.service', 'k8s://prod/api', \
-                 'Labelled before the upgrade', '', '{{\"env\":\"prod\"}}', '{{}}', 'abc', 'pending', \
-                 '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
-                 0, 1764000000000, 4102444800000)"
-            ),
-            format!(
-                "INSERT INTO request_labels (request_id, key, value, created_at) \
-                 VALUES ('{old}', 'env', 'prod', 1764000000000)"
-            ),
-        ],
-    )
-    .await;
+    let [agent, request] = signoff_tests::TestDb::old_pending_request(
+        "0193a4c2-0000-7000-8000-00000000a9e3",
+        "legacy-bot",
+        old,
+        "Labelled before the upgrade",
+        r#"{"env":"prod"}"#,
+    );
+    let label = format!(
+        "INSERT INTO request_labels (request_id, key, value, created_at) \
+         VALUES ('{old}', 'env', 'prod', 1764000000000)"
+    );
+    db.as_of_migration(10, &[agent, request, label]).await;
     let server = TestServer::start_on(db, |_| {}).await;
     let agent = server.agent("deploy-bot").await;
     let mut labelled = request_body("Labelled after the upgrade");

@@ -543,21 +543,15 @@ async fn a_policy_routing_to_a_channel_not_configured_is_refused_at_the_field(ba
 async fn a_store_from_before_reminders_upgrades_in_place(backend: Backend) {
     let db = signoff_tests::TestDb::new(backend).await;
     let id = "0193a4c2-0000-7000-8000-0000000000f5";
-    let rows = [
-        "INSERT INTO agents (id, name, owner, created_at) \
-         VALUES ('0193a4c2-0000-7000-8000-00000000a9e5', 'legacy-exporter', NULL, 1764000000000)"
-            .to_string(),
-        format!(
-            "INSERT INTO requests (id, agent_id, action, resource, title, reason, labels, payload, \
-             digest, status, policy, approvals, created_at, expires_at) VALUES ('{id}', \
-             '0193a4c2-0000-7000-8000-00000000a9e5', 'db.export', 'orders', 'Pending before the upgrade', \
-             '', '{{}}', '{{}}', 'abc', 'pending', \
-             '{{\"name\":\"default\",\"version\":0,\"approvals_required\":1,\"approver_groups\":[\"signoff-reviewers\"]}}', \
-             0, 1764000000000, 4102444800000)"
-        ),
-        "INSERT INTO webhook_cursors (endpoint, delivered_seq) VALUES ('siem', 0)".to_string(),
-    ];
-    db.as_of_migration(4, &rows).await;
+    let [agent, request] = signoff_tests::TestDb::old_pending_request(
+        "0193a4c2-0000-7000-8000-00000000a9e5",
+        "legacy-exporter",
+        id,
+        "Pending before the upgrade",
+        "{}",
+    );
+    let cursor = "INSERT INTO webhook_cursors (endpoint, delivered_seq) VALUES ('siem', 0)".to_string();
+    db.as_of_migration(4, &[agent, request, cursor]).await;
     let store = signoff_server::store::Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("the store upgrades in place");
     assert_eq!(
